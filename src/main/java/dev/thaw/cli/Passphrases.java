@@ -1,0 +1,51 @@
+package dev.thaw.cli;
+
+import java.io.Console;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * Where passphrases come from, in order: a file named on the command line, the environment
+ * variable {@value #ENV}, a prompt on the terminal. Never from argv.
+ */
+final class Passphrases {
+  static final String ENV = "THAW_KEY_PASSWORD";
+
+  private Passphrases() {}
+
+  static byte[] read(Path file, String prompt, boolean confirm) {
+    try {
+      if (file != null) {
+        String s = Files.readString(file, StandardCharsets.UTF_8);
+        int nl = s.indexOf('\n');
+        return (nl >= 0 ? s.substring(0, nl) : s).replace("\r", "").getBytes(StandardCharsets.UTF_8);
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(new IOException("cannot read the password file " + file + ": " + e.getMessage()));
+    }
+    String env = System.getenv(ENV);
+    if (env != null) {
+      return env.getBytes(StandardCharsets.UTF_8);
+    }
+    Console c = System.console();
+    if (c == null) {
+      throw new IllegalStateException("a passphrase is needed: set " + ENV
+          + ", use --password-file, or run on a terminal");
+    }
+    char[] p = c.readPassword("%s", prompt);
+    if (p == null) {
+      throw new IllegalStateException("no passphrase entered");
+    }
+    if (confirm) {
+      char[] again = c.readPassword("Repeat the passphrase: ");
+      if (again == null || !Arrays.equals(p, again)) {
+        throw new IllegalStateException("the passphrases differ");
+      }
+    }
+    return new String(p).getBytes(StandardCharsets.UTF_8);
+  }
+}

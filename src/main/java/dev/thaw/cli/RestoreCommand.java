@@ -1,0 +1,95 @@
+package dev.thaw.cli;
+
+import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.fetch.PipelineStats;
+import dev.thaw.image.Image;
+import dev.thaw.image.Snapshot;
+import dev.thaw.restore.Restorer;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.SnapshotPath;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "restore", mixinStandardHelpOptions = true,
+    description = {"Restore an image of a snapshot to a file or block device.",
+        "Chunks are fetched in parallel and written out of order; zero chunks are not fetched."})
+final class RestoreCommand implements Callable<Integer> {
+  @Mixin
+  StoreOptions storeOptions;
+
+  @Mixin
+  KeyOptions key;
+
+  @Option(names = "--resume", description = "Continue an interrupted restore from its state file.")
+  boolean resume;
+
+  @Option(names = "--target-is-zero",
+      description = "The target already reads as zeros: do not write zero chunks to it.")
+  boolean targetIsZero;
+
+  @Option(names = "--state-file", paramLabel = "FILE",
+      description = "Where to keep progress (default: TARGET.thaw-state; for devices under ~/.local/state/thaw).")
+  Path stateFile;
+
+  @Option(names = "--progress", paramLabel = "MODE", defaultValue = "auto",
+      description = "auto, tty, plain or none (default: ${DEFAULT-VALUE}).")
+  String progress;
+
+  @Parameters(index = "0", paramLabel = "SNAPSHOT", description = "TYPE/ID/TIME")
+  String snapshot;
+
+  @Parameters(index = "1", paramLabel = "ARCHIVE", description = "Image archive, e.g. drive-scsi0.img")
+  String archive;
+
+  @Parameters(index = "2", paramLabel = "TARGET", description = "File (new or existing) or block device")
+  Path target;
+
+  @Override
+  public Integer call() throws Exception {
+    ProgressPrinter.Mode mode = ProgressPrinter.Mode.valueOf(progress.toUpperCase(java.util.Locale.ROOT));
+    SnapshotPath path = SnapshotPath.parse(snapshot);
+    try (ChunkStore store = storeOptions.open(); FetchPipeline pipeline = storeOptions.pipeline(store)) {
+      Snapshot snap = Snapshot.open(store, path, key.load());
+      Image image = snap.openImage(archive, pipeline);
+      Restorer restorer = new Restorer(image, target,
+          new Restorer.Options(resume, targetIsZero, storeOptions.window(), stateFile));
+      CountDownLatch finished = new CountDownLatch(1);
+      Thread hook = new Thread(() -> {
+        restorer.cancel(); // SIGINT/SIGTERM: stop cleanly and keep the state for --resume
+        try {
+          finished.await(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      });
+      Runtime.getRuntime().addShutdownHook(hook);
+      Restorer.Result r;
+      try (ProgressPrinter p = new ProgressPrinter(mode, "restore " + image.name(), () -> {
+        Restorer.Progress pr = restorer.progress();
+        return new ProgressPrinter.Sample(pr.totalBytes(), pr.doneBytes(), pr.zeroBytes(), pr.elapsedNanos());
+      }, System.err)) {
+        r = restorer.run();
+      } finally {
+        finished.countDown();
+      }
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException e) {
+        // shutting down already
+      }
+      PipelineStats st = pipeline.stats();
+      System.err.printf("restored %s to %s: %s in %s (%s); chunks: %d fetched, %d zero, %d already done;"
+              + " %s read from the store, %d retries%n",
+          image.name(), target, Units.bytes(r.size()), Units.seconds(r.elapsedNanos()),
+          Units.rate(r.size(), r.elapsedNanos()), r.fetched(), r.zero(), r.alreadyDone(),
+          Units.bytes(st.bytesFetched()), st.retries());
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,277 @@
+package dev.thaw.fetch;
+
+import dev.thaw.format.BlobCodec;
+import dev.thaw.format.Digest;
+import dev.thaw.format.FormatException;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.NotFoundException;
+import dev.thaw.store.StoreException;
+import java.io.IOException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.PriorityBlockingQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Fetches chunks from a store and verifies them: the one way chunk data enters thaw, shared by
+ * restore, verify and mount.
+ *
+ * <ul>
+ *   <li>At most {@code parallel} store fetches run at once, each on its own I/O thread.
+ *   <li>Single flight: concurrent requests for one digest share one fetch; a request of higher
+ *       priority lifts a queued fetch to its priority.
+ *   <li>Queued requests start in priority order ({@link Priority}), FIFO within a class.
+ *   <li>Blobs are decoded on a CPU pool sized to the cores: CRC, decryption, decompression and
+ *       the digest check. Nothing unverified is ever returned. The number of blobs waiting for
+ *       decoding is bounded, so a slow CPU slows the fetches instead of filling memory.
+ *   <li>Transient store faults are retried with backoff ({@link RetryPolicy}); a body that fails
+ *       verification is refetched once; a chunk the store lacks fails at once.
+ *   <li>All-zero chunks complete at once without a fetch.
+ * </ul>
+ *
+ * <p>Thread-safe. The futures complete on pipeline threads: callers must not block in callbacks
+ * attached to them.
+ */
+public final class FetchPipeline implements AutoCloseable {
+  private final ChunkStore store;
+  private final RetryPolicy retry;
+  private final PriorityBlockingQueue<Request> queue = new PriorityBlockingQueue<>();
+  private final ConcurrentHashMap<Key, Request> pending = new ConcurrentHashMap<>();
+  private final ExecutorService io;
+  private final ExecutorService cpu;
+  private final Semaphore decodeSlots;
+  private final AtomicLong sequence = new AtomicLong();
+  private final AtomicInteger inFlight = new AtomicInteger();
+  private final LongAdder fetched = new LongAdder();
+  private final LongAdder bytesFetched = new LongAdder();
+  private final LongAdder bytesDecoded = new LongAdder();
+  private final LongAdder zeroChunks = new LongAdder();
+  private final LongAdder joined = new LongAdder();
+  private final LongAdder retries = new LongAdder();
+  private final LongAdder errors = new LongAdder();
+  private final LatencyHistogram latency = new LatencyHistogram();
+  private volatile boolean closed;
+
+  /**
+   * @param parallel store fetches in flight at most
+   * @param cpuThreads decoder threads (usually the number of cores)
+   */
+  public FetchPipeline(ChunkStore store, int parallel, int cpuThreads, RetryPolicy retry) {
+    if (parallel < 1 || cpuThreads < 1) {
+      throw new IllegalArgumentException("parallel and cpuThreads must be at least 1");
+    }
+    this.store = store;
+    this.retry = retry;
+    this.io = Executors.newFixedThreadPool(parallel, daemon("thaw-fetch-"));
+    this.cpu = Executors.newFixedThreadPool(cpuThreads, daemon("thaw-decode-"));
+    this.decodeSlots = new Semaphore(cpuThreads * 2);
+    for (int i = 0; i < parallel; i++) {
+      io.execute(this::fetchLoop);
+    }
+  }
+
+  /** A pipeline with {@code parallel} fetches, one decoder per core and default retries. */
+  public static FetchPipeline create(ChunkStore store, int parallel) {
+    return new FetchPipeline(store, parallel, Runtime.getRuntime().availableProcessors(), RetryPolicy.defaults());
+  }
+
+  /** The store this pipeline reads. */
+  public ChunkStore store() {
+    return store;
+  }
+
+  /**
+   * Returns the verified chunk {@code digest} of {@code length} bytes, decoded with
+   * {@code codec}. The future fails with {@link ChunkFetchException}.
+   */
+  public CompletableFuture<Chunk> fetch(Digest digest, int length, BlobCodec codec, Priority priority) {
+    if (digest.equals(codec.zeroDigest(length))) {
+      zeroChunks.increment();
+      return CompletableFuture.completedFuture(Chunk.zero(digest, length));
+    }
+    if (closed) {
+      return CompletableFuture.failedFuture(new IllegalStateException("fetch pipeline closed"));
+    }
+    Key key = new Key(digest, codec);
+    while (true) {
+      Request existing = pending.get(key);
+      if (existing != null) {
+        joined.increment();
+        existing.raise(priority);
+        return existing.future;
+      }
+      Request r = new Request(key, length, priority, sequence.incrementAndGet());
+      if (pending.putIfAbsent(key, r) == null) {
+        queue.add(r);
+        return r.future;
+      }
+    }
+  }
+
+  /** Whether {@code digest} is the all-zero chunk of {@code length} bytes under {@code codec}. */
+  public static boolean isZero(Digest digest, int length, BlobCodec codec) {
+    return digest.equals(codec.zeroDigest(length));
+  }
+
+  private void fetchLoop() {
+    while (!closed) {
+      Request r;
+      try {
+        r = queue.take();
+      } catch (InterruptedException e) {
+        return;
+      }
+      r.started = true;
+      inFlight.incrementAndGet();
+      byte[] blob;
+      try {
+        blob = fetchWithRetries(r);
+      } catch (ChunkFetchException e) {
+        inFlight.decrementAndGet();
+        fail(r, e);
+        continue;
+      } catch (InterruptedException e) {
+        inFlight.decrementAndGet();
+        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest), "interrupted", false, e));
+        return;
+      }
+      inFlight.decrementAndGet();
+      try {
+        decodeSlots.acquire();
+      } catch (InterruptedException e) {
+        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest), "interrupted", false, e));
+        return;
+      }
+      cpu.execute(() -> decode(r, blob));
+    }
+  }
+
+  private byte[] fetchWithRetries(Request r) throws ChunkFetchException, InterruptedException {
+    Digest d = r.key.digest;
+    for (int attempt = 1; ; attempt++) {
+      long t0 = System.nanoTime();
+      try {
+        byte[] blob = store.readChunk(d);
+        latency.record(System.nanoTime() - t0);
+        bytesFetched.add(blob.length);
+        return blob;
+      } catch (NotFoundException e) {
+        throw new ChunkFetchException(d, store.location(d), "missing from the store", true, e);
+      } catch (StoreException e) {
+        if (!e.retryable() || attempt >= retry.attempts() || closed) {
+          throw new ChunkFetchException(d, store.location(d), e.getMessage()
+              + (attempt > 1 ? " (after " + attempt + " attempts)" : ""), false, e);
+        }
+      } catch (IOException | RuntimeException e) {
+        if (attempt >= retry.attempts() || closed) {
+          throw new ChunkFetchException(d, store.location(d), String.valueOf(e.getMessage())
+              + " (after " + attempt + " attempts)", false, e);
+        }
+      }
+      retries.increment();
+      Thread.sleep(retry.backoffMillis(attempt + 1));
+    }
+  }
+
+  private void decode(Request r, byte[] blob) {
+    try {
+      byte[] data = r.key.codec.decodeChunk(blob, r.key.digest, r.length);
+      fetched.increment();
+      bytesDecoded.add(data.length);
+      Chunk c = Chunk.of(r.key.digest, data);
+      r.future.complete(c);
+      pending.remove(r.key, r);
+    } catch (FormatException e) {
+      if (!r.refetched && !closed) {
+        r.refetched = true; // a body damaged in transit gets one more chance
+        retries.increment();
+        queue.add(r);
+      } else {
+        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
+            e.getMessage(), false, e));
+      }
+    } catch (RuntimeException e) {
+      fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
+          "decoding failed: " + e, false, e));
+    } finally {
+      decodeSlots.release();
+    }
+  }
+
+  private void fail(Request r, ChunkFetchException e) {
+    errors.increment();
+    // remove first: a failure must not stick; the next request for the digest fetches anew
+    pending.remove(r.key, r);
+    r.future.completeExceptionally(e);
+  }
+
+  /** Current counters. */
+  public PipelineStats stats() {
+    return new PipelineStats(fetched.sum(), bytesFetched.sum(), bytesDecoded.sum(), zeroChunks.sum(),
+        joined.sum(), retries.sum(), errors.sum(), inFlight.get(), queue.size(),
+        latency.quantileMicros(0.5), latency.quantileMicros(0.99));
+  }
+
+  /** Stops the threads; requests not yet complete fail. Does not close the store. */
+  @Override
+  public void close() {
+    closed = true;
+    io.shutdownNow();
+    cpu.shutdownNow();
+    IllegalStateException ex = new IllegalStateException("fetch pipeline closed");
+    for (Request r : pending.values()) {
+      r.future.completeExceptionally(ex);
+    }
+    pending.clear();
+    queue.clear();
+  }
+
+  private static ThreadFactory daemon(String prefix) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, prefix + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  /** A chunk as a codec sees it: the same digest under two keys is two different chunks. */
+  private record Key(Digest digest, BlobCodec codec) {}
+
+  private final class Request implements Comparable<Request> {
+    final Key key;
+    final int length;
+    final long seq;
+    final CompletableFuture<Chunk> future = new CompletableFuture<>();
+    volatile Priority priority;
+    volatile boolean started;
+    volatile boolean refetched;
+
+    Request(Key key, int length, Priority priority, long seq) {
+      this.key = key;
+      this.length = length;
+      this.priority = priority;
+      this.seq = seq;
+    }
+
+    /** Moves a queued request up to {@code p} if that is higher. */
+    synchronized void raise(Priority p) {
+      if (p.compareTo(priority) < 0 && !started && queue.remove(this)) {
+        priority = p;
+        queue.add(this);
+      }
+    }
+
+    @Override
+    public int compareTo(Request o) {
+      int c = priority.compareTo(o.priority);
+      return c != 0 ? c : Long.compare(seq, o.seq);
+    }
+  }
+}

@@ -1,0 +1,273 @@
+package dev.thaw.format;
+
+import com.github.luben.zstd.Zstd;
+import com.github.luben.zstd.ZstdCompressCtx;
+import com.github.luben.zstd.ZstdDecompressCtx;
+import com.github.luben.zstd.ZstdException;
+import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
+import dev.thaw.crypto.CryptConfig;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.security.SecureRandom;
+import java.util.zip.CRC32;
+import javax.crypto.AEADBadTagException;
+
+/**
+ * Encodes and decodes Proxmox Backup DataBlobs (chunk files and {@code *.blob} files): CRC-32,
+ * optional AES-256-GCM, optional zstd, and the chunk digest check.
+ *
+ * <p>Thread-safe. Each thread that uses a codec gets its own zstd contexts, created once and
+ * reused (a context per call is the expensive part of zstd for 4 MiB chunks); share one codec
+ * per snapshot key and call it from a fixed CPU pool.
+ */
+public final class BlobCodec {
+  /** Largest blob accepted. */
+  public static final int MAX_BLOB = 128 * 1024 * 1024;
+  /** Largest decoded chunk accepted. */
+  public static final int MAX_CHUNK = 16 * 1024 * 1024;
+
+  private static final int PLAIN_HEADER = 12;
+  private static final int CRYPT_HEADER = 44;
+
+  private final CryptConfig crypt;
+  private final ThreadLocal<ZstdDecompressCtx> dctx = ThreadLocal.withInitial(ZstdDecompressCtx::new);
+  private final ThreadLocal<ZstdCompressCtx> cctx = ThreadLocal.withInitial(() -> {
+    ZstdCompressCtx c = new ZstdCompressCtx();
+    c.setLevel(1);
+    c.setContentSize(true);
+    return c;
+  });
+  private final ThreadLocal<MessageDigest> sha = ThreadLocal.withInitial(BlobCodec::newSha256);
+  private final SecureRandom random = new SecureRandom();
+  private final java.util.concurrent.ConcurrentHashMap<Integer, Digest> zeroDigests =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** A codec for plain snapshots ({@code crypt == null}) or for one key. */
+  public BlobCodec(CryptConfig crypt) {
+    this.crypt = crypt;
+  }
+
+  /** The key this codec uses, or null. */
+  public CryptConfig crypt() {
+    return crypt;
+  }
+
+  /** The digest of a chunk's plain data: SHA-256, keyed with the id key when encrypted. */
+  public Digest digest(byte[] data, int offset, int length) {
+    if (crypt != null) {
+      return Digest.of(crypt.digest(data, offset, length));
+    }
+    MessageDigest md = sha.get();
+    md.update(data, offset, length);
+    return Digest.of(md.digest());
+  }
+
+  /**
+   * The digest an all-zero chunk of {@code length} bytes has under this codec's key; such chunks
+   * are served as zeros and never fetched. Computed once per length.
+   */
+  public Digest zeroDigest(int length) {
+    return zeroDigests.computeIfAbsent(length, n -> {
+      byte[] zeros = new byte[n];
+      return digest(zeros, 0, n);
+    });
+  }
+
+  /** The kind of a blob by its magic. */
+  public static BlobKind kind(byte[] blob) throws FormatException {
+    for (BlobKind k : BlobKind.values()) {
+      if (Magic.matches(k.magic(), blob, 0)) {
+        return k;
+      }
+    }
+    throw new FormatException("not a data blob (unknown magic)");
+  }
+
+  /**
+   * Decodes a chunk blob and checks that its data hashes to {@code expected}.
+   *
+   * @param expectedLength the chunk length the index says, or -1 when only bounded by
+   *     {@link #MAX_CHUNK}
+   * @throws FormatException on any mismatch; the message says which check failed
+   */
+  public byte[] decodeChunk(byte[] blob, Digest expected, int expectedLength) throws FormatException {
+    byte[] data = decode(blob, expectedLength, MAX_CHUNK);
+    if (expectedLength >= 0 && data.length != expectedLength) {
+      throw new FormatException("chunk has " + data.length + " bytes, index says " + expectedLength);
+    }
+    Digest actual = digest(data, 0, data.length);
+    if (!actual.equals(expected)) {
+      throw new FormatException("digest mismatch: data hashes to " + actual.hex());
+    }
+    return data;
+  }
+
+  /**
+   * Decodes a blob: checks its CRC, decrypts and decompresses. Does not check a digest.
+   *
+   * @param expectedLength exact decoded length if known, else -1
+   * @param maxLength bound on the decoded length
+   */
+  public byte[] decode(byte[] blob, int expectedLength, int maxLength) throws FormatException {
+    if (blob.length > MAX_BLOB) {
+      throw new FormatException("blob of " + blob.length + " bytes exceeds the 128 MiB limit");
+    }
+    BlobKind kind = kind(blob);
+    int header = kind.encrypted() ? CRYPT_HEADER : PLAIN_HEADER;
+    if (blob.length < header) {
+      throw new FormatException("blob truncated: " + blob.length + " bytes");
+    }
+    int storedCrc = ByteBuffer.wrap(blob, 8, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
+    CRC32 crc = new CRC32();
+    crc.update(blob, header, blob.length - header);
+    if ((int) crc.getValue() != storedCrc) {
+      throw new FormatException("blob CRC mismatch (damaged or truncated)");
+    }
+    byte[] payload;
+    int off;
+    int len;
+    if (kind.encrypted()) {
+      if (crypt == null) {
+        throw new FormatException("blob is encrypted and no key was given (--keyfile)");
+      }
+      byte[] iv = new byte[16];
+      System.arraycopy(blob, 12, iv, 0, 16);
+      try {
+        payload = crypt.decrypt(iv, blob, 28, blob, header, blob.length - header);
+      } catch (AEADBadTagException e) {
+        throw new FormatException("blob authentication failed (wrong key, or data altered)");
+      }
+      off = 0;
+      len = payload.length;
+    } else {
+      payload = blob;
+      off = header;
+      len = blob.length - header;
+    }
+    if (!kind.compressed()) {
+      if (len > maxLength) {
+        throw new FormatException("blob data of " + len + " bytes exceeds the limit of " + maxLength);
+      }
+      if (off == 0 && len == payload.length) {
+        return payload;
+      }
+      byte[] out = new byte[len];
+      System.arraycopy(payload, off, out, 0, len);
+      return out;
+    }
+    return decompress(payload, off, len, expectedLength, maxLength);
+  }
+
+  private byte[] decompress(byte[] src, int off, int len, int expectedLength, int maxLength)
+      throws FormatException {
+    long size = expectedLength;
+    if (size < 0) {
+      try {
+        size = Zstd.getFrameContentSize(src, off, len);
+      } catch (RuntimeException e) {
+        size = -1;
+      }
+    }
+    try {
+      if (size >= 0 && size <= maxLength) {
+        byte[] out = new byte[(int) size];
+        int n = dctx.get().decompressByteArray(out, 0, out.length, src, off, len);
+        if (n != out.length) {
+          throw new FormatException("zstd data decodes to " + n + " bytes, expected " + size);
+        }
+        return out;
+      }
+      if (size > maxLength) {
+        throw new FormatException("zstd frame of " + size + " bytes exceeds the limit of " + maxLength);
+      }
+      return decompressStreaming(src, off, len, maxLength);
+    } catch (ZstdException e) {
+      throw new FormatException("zstd data is damaged: " + e.getMessage());
+    }
+  }
+
+  private static byte[] decompressStreaming(byte[] src, int off, int len, int maxLength)
+      throws FormatException {
+    try (ZstdInputStreamNoFinalizer in =
+        new ZstdInputStreamNoFinalizer(new ByteArrayInputStream(src, off, len))) {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      byte[] buf = new byte[1 << 16];
+      int n;
+      while ((n = in.read(buf)) > 0) {
+        out.write(buf, 0, n);
+        if (out.size() > maxLength) {
+          throw new FormatException("zstd data exceeds the limit of " + maxLength + " bytes");
+        }
+      }
+      return out.toByteArray();
+    } catch (FormatException e) {
+      throw e;
+    } catch (IOException | RuntimeException e) {
+      throw new FormatException("zstd data is damaged: " + e.getMessage());
+    }
+  }
+
+  /**
+   * Encodes data as a blob: zstd level 1 when {@code compress} and the result is smaller, then
+   * encrypted when this codec has a key.
+   */
+  public byte[] encode(byte[] data, int offset, int length, boolean compress) {
+    byte[] body = null;
+    if (compress) {
+      byte[] c = cctx.get().compress(slice(data, offset, length));
+      if (c.length < length) {
+        body = c;
+      }
+    }
+    boolean compressed = body != null;
+    if (!compressed) {
+      body = slice(data, offset, length);
+    }
+    if (crypt == null) {
+      BlobKind kind = compressed ? BlobKind.ZSTD : BlobKind.UNCOMPRESSED;
+      return assemble(kind, null, null, body, 0, body.length);
+    }
+    byte[] iv = new byte[16];
+    random.nextBytes(iv);
+    byte[] tagAndCt = crypt.encrypt(body, 0, body.length, iv);
+    BlobKind kind = compressed ? BlobKind.ENCRYPTED_ZSTD : BlobKind.ENCRYPTED;
+    return assemble(kind, iv, tagAndCt, tagAndCt, 16, tagAndCt.length - 16);
+  }
+
+  private static byte[] assemble(BlobKind kind, byte[] iv, byte[] tag, byte[] body, int off, int len) {
+    int header = kind.encrypted() ? CRYPT_HEADER : PLAIN_HEADER;
+    byte[] out = new byte[header + len];
+    System.arraycopy(kind.magic(), 0, out, 0, 8);
+    System.arraycopy(body, off, out, header, len);
+    CRC32 crc = new CRC32();
+    crc.update(out, header, len);
+    ByteBuffer.wrap(out, 8, 4).order(ByteOrder.LITTLE_ENDIAN).putInt((int) crc.getValue());
+    if (kind.encrypted()) {
+      System.arraycopy(iv, 0, out, 12, 16);
+      System.arraycopy(tag, 0, out, 28, 16);
+    }
+    return out;
+  }
+
+  private static byte[] slice(byte[] data, int offset, int length) {
+    if (offset == 0 && length == data.length) {
+      return data;
+    }
+    byte[] s = new byte[length];
+    System.arraycopy(data, offset, s, 0, length);
+    return s;
+  }
+
+  private static MessageDigest newSha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new AssertionError(e);
+    }
+  }
+}

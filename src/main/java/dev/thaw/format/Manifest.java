@@ -1,0 +1,204 @@
+package dev.thaw.format;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.crypto.CryptConfig;
+import java.io.IOException;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A snapshot manifest ({@code index.json.blob}'s JSON): backup type, id and time, and the files
+ * of the snapshot with size, checksum and crypt mode. Signed with HMAC-SHA256 under the id key
+ * when the snapshot was made with a key. Immutable.
+ */
+public final class Manifest {
+  /** The manifest's file name in a snapshot directory. */
+  public static final String FILE_NAME = "index.json.blob";
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** How a file of the snapshot is protected. */
+  public enum CryptMode {
+    NONE("none"), ENCRYPT("encrypt"), SIGN_ONLY("sign-only");
+
+    private final String json;
+
+    CryptMode(String json) {
+      this.json = json;
+    }
+
+    public String json() {
+      return json;
+    }
+
+    static CryptMode parse(String s) throws FormatException {
+      for (CryptMode m : values()) {
+        if (m.json.equals(s)) {
+          return m;
+        }
+      }
+      throw new FormatException("manifest: unknown crypt-mode " + s);
+    }
+  }
+
+  /** One file of a snapshot. */
+  public record FileInfo(String filename, CryptMode cryptMode, long size, byte[] csum) {
+    public FileInfo {
+      csum = csum.clone();
+    }
+
+    @Override
+    public byte[] csum() {
+      return csum.clone();
+    }
+  }
+
+  private final String backupType;
+  private final String backupId;
+  private final long backupTime;
+  private final List<FileInfo> files;
+  private final String keyFingerprint;
+
+  public Manifest(String backupType, String backupId, long backupTime, List<FileInfo> files,
+      String keyFingerprint) {
+    this.backupType = backupType;
+    this.backupId = backupId;
+    this.backupTime = backupTime;
+    this.files = List.copyOf(files);
+    this.keyFingerprint = keyFingerprint;
+  }
+
+  /**
+   * Parses manifest JSON. When {@code crypt} is given and the manifest is signed, checks that
+   * the key's fingerprint is the one the manifest names and that the signature verifies.
+   */
+  public static Manifest parse(byte[] json, CryptConfig crypt) throws FormatException {
+    JsonNode root;
+    try {
+      root = JSON.readTree(json);
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new FormatException("manifest is not valid JSON: " + e.getOriginalMessage());
+    } catch (IOException e) {
+      throw new FormatException("manifest cannot be read: " + e.getMessage());
+    }
+    if (!(root instanceof ObjectNode obj)) {
+      throw new FormatException("manifest is not a JSON object");
+    }
+    String fp = null;
+    JsonNode fpNode = obj.path("unprotected").path("key-fingerprint");
+    if (fpNode.isTextual()) {
+      fp = fpNode.asText();
+    }
+    JsonNode sig = obj.get("signature");
+    if (crypt != null && sig != null && sig.isTextual()) {
+      if (fp != null && !sameFingerprint(fp, crypt)) {
+        throw new FormatException("wrong key: the snapshot was made with key "
+            + shortFp(fp) + ", the given key is " + crypt.shortFingerprint());
+      }
+      String expected = HexFormat.of().formatHex(signature(obj, crypt));
+      if (!MessageDigest.isEqual(expected.getBytes(), sig.asText().getBytes())) {
+        throw new FormatException("manifest signature does not verify (altered, or wrong key)");
+      }
+    }
+    List<FileInfo> files = new ArrayList<>();
+    for (JsonNode f : obj.path("files")) {
+      String name = f.path("filename").asText(null);
+      String csum = f.path("csum").asText("");
+      if (name == null || csum.length() != 64 || !f.path("size").canConvertToLong()) {
+        throw new FormatException("manifest has a malformed file entry: " + f);
+      }
+      byte[] c;
+      try {
+        c = HexFormat.of().parseHex(csum);
+      } catch (IllegalArgumentException e) {
+        throw new FormatException("manifest has a malformed csum for " + name);
+      }
+      CryptMode mode = f.has("crypt-mode") ? CryptMode.parse(f.get("crypt-mode").asText()) : CryptMode.NONE;
+      files.add(new FileInfo(name, mode, f.get("size").asLong(), c));
+    }
+    JsonNode type = obj.get("backup-type");
+    JsonNode id = obj.get("backup-id");
+    JsonNode time = obj.get("backup-time");
+    if (type == null || id == null || time == null || !time.canConvertToLong()) {
+      throw new FormatException("manifest lacks backup-type, backup-id or backup-time");
+    }
+    return new Manifest(type.asText(), id.asText(), time.asLong(), files, fp);
+  }
+
+  private static boolean sameFingerprint(String fp, CryptConfig crypt) {
+    return fp.replace(":", "").equalsIgnoreCase(
+        HexFormat.of().formatHex(crypt.fingerprint()));
+  }
+
+  private static String shortFp(String fp) {
+    return fp.length() > 23 ? fp.substring(0, 23) : fp;
+  }
+
+  private static byte[] signature(ObjectNode manifest, CryptConfig crypt) {
+    ObjectNode signed = manifest.deepCopy();
+    signed.remove("unprotected");
+    signed.remove("signature");
+    return crypt.authTag(CanonicalJson.encode(signed));
+  }
+
+  /** The manifest JSON, signed and carrying the key fingerprint when {@code crypt} is given. */
+  public byte[] toJson(CryptConfig crypt) {
+    ObjectNode obj = JSON.createObjectNode();
+    obj.put("backup-type", backupType);
+    obj.put("backup-id", backupId);
+    obj.put("backup-time", backupTime);
+    ArrayNode arr = obj.putArray("files");
+    for (FileInfo f : files) {
+      ObjectNode o = arr.addObject();
+      o.put("filename", f.filename());
+      o.put("crypt-mode", f.cryptMode().json());
+      o.put("size", f.size());
+      o.put("csum", HexFormat.of().formatHex(f.csum()));
+    }
+    ObjectNode unprotected = obj.putObject("unprotected");
+    if (crypt != null) {
+      obj.put("signature", HexFormat.of().formatHex(signature(obj, crypt)));
+      unprotected.put("key-fingerprint", CryptConfig.formatFingerprint(crypt.fingerprint(), 32));
+    } else {
+      obj.putNull("signature");
+    }
+    try {
+      return JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(obj);
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  public String backupType() {
+    return backupType;
+  }
+
+  public String backupId() {
+    return backupId;
+  }
+
+  /** Backup time, epoch seconds. */
+  public long backupTime() {
+    return backupTime;
+  }
+
+  public List<FileInfo> files() {
+    return files;
+  }
+
+  /** The full fingerprint of the key the snapshot was made with, if any. */
+  public Optional<String> keyFingerprint() {
+    return Optional.ofNullable(keyFingerprint);
+  }
+
+  /** The entry for {@code filename}, if the snapshot has it. */
+  public Optional<FileInfo> file(String filename) {
+    return files.stream().filter(f -> f.filename().equals(filename)).findFirst();
+  }
+}

@@ -1,0 +1,118 @@
+package dev.thaw.restore;
+
+import dev.thaw.io.BlockDevices;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Where a restore writes: a new or existing regular file, or a block device. Positional writes
+ * from one writer thread; {@link #sync()} makes written data durable. Not thread-safe.
+ */
+final class RestoreTarget implements AutoCloseable {
+  private static final byte[] ZEROS = new byte[1 << 20];
+
+  private final Path path;
+  private final FileChannel channel;
+  private final boolean created;
+  private final boolean device;
+
+  private RestoreTarget(Path path, FileChannel channel, boolean created, boolean device) {
+    this.path = path;
+    this.channel = channel;
+    this.created = created;
+    this.device = device;
+  }
+
+  /**
+   * Opens or creates the target for an image of {@code size} bytes. A new regular file is created
+   * sparse at full size; an existing one is resized to {@code size}; a block device must hold at
+   * least {@code size} bytes.
+   */
+  static RestoreTarget open(Path path, long size) throws IOException {
+    boolean exists = Files.exists(path);
+    boolean device = exists && !Files.isRegularFile(path) && !Files.isDirectory(path);
+    if (exists && Files.isDirectory(path)) {
+      throw new IOException("target " + path + " is a directory; name a file or block device");
+    }
+    if (device) {
+      long devSize = BlockDevices.size(path);
+      if (devSize >= 0 && devSize < size) {
+        throw new IOException("target device " + path + " holds " + devSize + " bytes, the image needs "
+            + size + " bytes");
+      }
+    }
+    FileChannel ch;
+    try {
+      ch = exists
+          ? FileChannel.open(path, StandardOpenOption.WRITE)
+          : FileChannel.open(path, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
+    } catch (AccessDeniedException e) {
+      throw new IOException("target " + path + " is not writable (permission denied)");
+    } catch (NoSuchFileException e) {
+      throw new IOException("cannot create target " + path + ": its directory does not exist");
+    }
+    try {
+      if (!device) {
+        if (ch.size() > size) {
+          ch.truncate(size);
+        } else if (ch.size() < size) {
+          ch.write(ByteBuffer.wrap(new byte[1]), size - 1); // extend sparsely
+        }
+      }
+    } catch (IOException e) {
+      ch.close();
+      throw new IOException("cannot size target " + path + " to " + size + " bytes: " + e.getMessage(), e);
+    }
+    return new RestoreTarget(path, ch, !exists, device);
+  }
+
+  /** Whether thaw created the file, so that its unwritten ranges read as zeros. */
+  boolean created() {
+    return created;
+  }
+
+  boolean device() {
+    return device;
+  }
+
+  Path path() {
+    return path;
+  }
+
+  void write(long offset, byte[] data, int length) throws IOException {
+    ByteBuffer b = ByteBuffer.wrap(data, 0, length);
+    long pos = offset;
+    while (b.hasRemaining()) {
+      pos += channel.write(b, pos);
+    }
+  }
+
+  void writeZeros(long offset, int length) throws IOException {
+    long pos = offset;
+    int left = length;
+    while (left > 0) {
+      int n = Math.min(left, ZEROS.length);
+      ByteBuffer b = ByteBuffer.wrap(ZEROS, 0, n);
+      while (b.hasRemaining()) {
+        pos += channel.write(b, pos);
+      }
+      left -= n;
+    }
+  }
+
+  /** Makes everything written so far durable. */
+  void sync() throws IOException {
+    channel.force(false);
+  }
+
+  @Override
+  public void close() throws IOException {
+    channel.close();
+  }
+}

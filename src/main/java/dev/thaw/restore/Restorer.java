@@ -1,0 +1,224 @@
+package dev.thaw.restore;
+
+import dev.thaw.fetch.Chunk;
+import dev.thaw.fetch.Priority;
+import dev.thaw.image.Image;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Restores one image to a file or block device. Chunks are requested from the fetch pipeline at
+ * background priority, at most {@code window} at a time, and written out of order at their
+ * offsets by the calling thread as they arrive. Zero chunks are never fetched: a file thaw
+ * creates keeps them as holes; an existing file or device gets zeros written unless the caller
+ * promises it is zeroed already.
+ *
+ * <p>Progress is kept in a state file beside the target: every few seconds the target is synced
+ * and then the chunks written so far are recorded, so a resumed restore never trusts data that
+ * was not durable. On failure or {@link #cancel()} the state is saved and kept for
+ * {@code --resume}; on success it is deleted.
+ *
+ * <p>{@link #run()} is called once, from one thread; {@link #progress()} and {@link #cancel()}
+ * may be called from any thread.
+ */
+public final class Restorer {
+  /** Suffix of the state file kept beside a regular-file target. */
+  public static final String STATE_SUFFIX = ".thaw-state";
+  private static final long CHECKPOINT_NANOS = TimeUnit.SECONDS.toNanos(2);
+
+  /**
+   * @param resume continue from an existing state file
+   * @param targetIsZero the target reads as zeros already: skip writing zero chunks
+   * @param window chunks requested but not yet written, at most
+   * @param stateFile where to keep progress; null for the default beside the target
+   */
+  public record Options(boolean resume, boolean targetIsZero, int window, Path stateFile) {}
+
+  /** A progress snapshot; byte counts are of image data. */
+  public record Progress(long totalBytes, long doneBytes, long zeroBytes, long fetchedBytes,
+      long elapsedNanos) {}
+
+  /** What a finished restore did. */
+  public record Result(long size, int fetched, int zero, int alreadyDone, long fetchedBytes,
+      long elapsedNanos) {}
+
+  private final Image image;
+  private final Path target;
+  private final Options options;
+  private final AtomicLong doneBytes = new AtomicLong();
+  private final AtomicLong zeroBytes = new AtomicLong();
+  private final AtomicLong fetchedBytes = new AtomicLong();
+  private volatile long startNanos = System.nanoTime();
+  private volatile boolean cancelled;
+
+  public Restorer(Image image, Path target, Options options) {
+    this.image = image;
+    this.target = target;
+    this.options = options;
+  }
+
+  /** The state file used for {@code target} when none is named. */
+  public static Path defaultStateFile(Path target) {
+    Path abs = target.toAbsolutePath().normalize();
+    if (Files.exists(abs) && !Files.isRegularFile(abs)) {
+      // a device: its directory (/dev) is no place for files
+      String home = System.getProperty("user.home");
+      return Path.of(home, ".local", "state", "thaw",
+          abs.toString().substring(1).replace('/', '_') + STATE_SUFFIX);
+    }
+    return abs.resolveSibling(abs.getFileName() + STATE_SUFFIX);
+  }
+
+  /** Asks a running restore to stop at the next chunk, saving its state. */
+  public void cancel() {
+    cancelled = true;
+  }
+
+  public Progress progress() {
+    return new Progress(image.size(), doneBytes.get(), zeroBytes.get(), fetchedBytes.get(),
+        System.nanoTime() - startNanos);
+  }
+
+  /**
+   * Runs the restore.
+   *
+   * @throws IOException with a message naming the chunk, store location or target at fault
+   */
+  public Result run() throws IOException, InterruptedException {
+    startNanos = System.nanoTime();
+    Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
+    byte[] csum = image.index().checksum();
+    int n = image.chunkCount();
+    RestoreState state = RestoreState.load(stateFile, csum, image.size(), n);
+    if (state != null && !options.resume()) {
+      throw new IOException("an interrupted restore into " + target + " left " + stateFile
+          + ": run the same command with --resume to continue it, or delete that file to start over");
+    }
+    if (state != null && !Files.exists(target)) {
+      throw new IOException("cannot resume: " + stateFile + " exists but the target " + target
+          + " is gone; delete the state file to start over");
+    }
+    boolean resumed = state != null;
+    if (state == null) {
+      state = RestoreState.fresh(stateFile, csum, image.size(), n);
+    }
+    Files.createDirectories(stateFile.toAbsolutePath().getParent());
+    try (RestoreTarget out = RestoreTarget.open(target, image.size())) {
+      if (!resumed) {
+        state.save(); // from now on an interruption is visible and resumable
+      }
+      boolean writeZeros = !out.created() && !options.targetIsZero();
+      return copy(out, state, writeZeros);
+    }
+  }
+
+  private record Arrival(int index, Chunk chunk, Throwable error) {}
+
+  private Result copy(RestoreTarget out, RestoreState state, boolean writeZeros)
+      throws IOException, InterruptedException {
+    int n = image.chunkCount();
+    int window = Math.max(1, options.window());
+    BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
+    int next = 0;
+    int outstanding = 0;
+    int fetched = 0;
+    int zero = 0;
+    int alreadyDone = 0;
+    IOException failure = null;
+    long lastCheckpoint = System.nanoTime();
+    while (true) {
+      while (failure == null && !cancelled && next < n && outstanding < window) {
+        int i = next++;
+        int len = image.index().length(i);
+        if (state.isDone(i)) {
+          alreadyDone++;
+          doneBytes.addAndGet(len);
+        } else if (image.isZero(i)) {
+          if (writeZeros) {
+            try {
+              out.writeZeros(image.index().start(i), len);
+            } catch (IOException e) {
+              failure = writeFailure(i, e);
+              break;
+            }
+          }
+          state.markDone(i);
+          zero++;
+          zeroBytes.addAndGet(len);
+          doneBytes.addAndGet(len);
+        } else {
+          outstanding++;
+          final int idx = i;
+          image.chunk(i, Priority.BACKGROUND)
+              .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
+        }
+      }
+      if (outstanding == 0) {
+        break;
+      }
+      Arrival a = arrivals.poll(200, TimeUnit.MILLISECONDS);
+      if (a != null) {
+        outstanding--;
+        if (a.error() != null) {
+          if (failure == null) {
+            failure = fetchFailure(a.error());
+          }
+        } else if (failure == null) {
+          try {
+            out.write(image.index().start(a.index()), a.chunk().data(), a.chunk().length());
+            state.markDone(a.index());
+            fetched++;
+            fetchedBytes.addAndGet(a.chunk().length());
+            doneBytes.addAndGet(a.chunk().length());
+          } catch (IOException e) {
+            failure = writeFailure(a.index(), e);
+          }
+        }
+      }
+      if (System.nanoTime() - lastCheckpoint > CHECKPOINT_NANOS && failure == null) {
+        checkpoint(out, state);
+        lastCheckpoint = System.nanoTime();
+      }
+    }
+    if (failure != null || cancelled) {
+      try {
+        checkpoint(out, state);
+      } catch (IOException e) {
+        // the data may not be durable: keep the previous state, which is still true
+      }
+      if (failure != null) {
+        throw new IOException(failure.getMessage() + "; progress kept in " + state.file()
+            + ", run again with --resume to continue", failure);
+      }
+      throw new IOException("restore interrupted; progress kept in " + state.file()
+          + ", run again with --resume to continue");
+    }
+    out.sync();
+    state.delete();
+    return new Result(image.size(), fetched, zero, alreadyDone, fetchedBytes.get(),
+        System.nanoTime() - startNanos);
+  }
+
+  private static void checkpoint(RestoreTarget out, RestoreState state) throws IOException {
+    out.sync();
+    state.save();
+  }
+
+  private IOException writeFailure(int chunk, IOException e) {
+    String reason = e.getMessage() != null && e.getMessage().contains("No space left")
+        ? "no space left on the device" : String.valueOf(e.getMessage());
+    return new IOException("cannot write chunk " + chunk + " to " + target + " at offset "
+        + image.index().start(chunk) + ": " + reason, e);
+  }
+
+  private static IOException fetchFailure(Throwable t) {
+    Throwable c = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
+    return c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);
+  }
+}

@@ -1,0 +1,121 @@
+package dev.thaw.restore;
+
+import dev.thaw.fetch.ChunkFetchException;
+import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.fetch.Priority;
+import dev.thaw.format.BlobCodec;
+import dev.thaw.format.Digest;
+import dev.thaw.format.Manifest;
+import dev.thaw.image.Image;
+import dev.thaw.image.Snapshot;
+import java.io.IOException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Checks every chunk of every image of a snapshot through the fetch pipeline (so with the very
+ * checks a restore makes), each distinct chunk once, plus the snapshot's blob files. Reports
+ * every bad or missing chunk rather than stopping at the first. {@link #run()} once, from one
+ * thread; {@link #checkedBytes()} from any.
+ */
+public final class Verifier {
+  /** One problem found: which file and chunk, and what is wrong. */
+  public record Problem(String file, String digest, String message, boolean missing) {}
+
+  /** What was checked and what was found. */
+  public record Report(int chunks, long bytes, List<Problem> problems) {}
+
+  private final Snapshot snapshot;
+  private final FetchPipeline pipeline;
+  private final int window;
+  private final AtomicLong checkedBytes = new AtomicLong();
+
+  public Verifier(Snapshot snapshot, FetchPipeline pipeline, int window) {
+    this.snapshot = snapshot;
+    this.pipeline = pipeline;
+    this.window = Math.max(1, window);
+  }
+
+  /** Plain bytes verified so far. */
+  public long checkedBytes() {
+    return checkedBytes.get();
+  }
+
+  private record Arrival(String file, Digest digest, Throwable error, int length) {}
+
+  public Report run() throws InterruptedException {
+    List<Problem> problems = new ArrayList<>();
+    Set<Digest> seen = new HashSet<>();
+    BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
+    int outstanding = 0;
+    int chunks = 0;
+    for (Manifest.FileInfo f : snapshot.manifest().files()) {
+      if (f.filename().endsWith(".blob")) {
+        checkBlob(f, problems);
+      }
+    }
+    for (String name : snapshot.images()) {
+      Image image;
+      try {
+        image = snapshot.openImage(name, pipeline);
+      } catch (IOException e) {
+        problems.add(new Problem(name + Snapshot.FIXED_INDEX_SUFFIX, null, e.getMessage(), false));
+        continue;
+      }
+      for (int i = 0; i < image.chunkCount(); i++) {
+        Digest d = image.digest(i);
+        if (image.isZero(i) || !seen.add(d)) {
+          continue;
+        }
+        while (outstanding >= window) {
+          outstanding--;
+          record(arrivals.take(), problems);
+        }
+        outstanding++;
+        chunks++;
+        int len = image.index().length(i);
+        image.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> arrivals.add(new Arrival(name, d, e, len)));
+      }
+    }
+    while (outstanding > 0) {
+      outstanding--;
+      record(arrivals.take(), problems);
+    }
+    return new Report(chunks, checkedBytes.get(), problems);
+  }
+
+  private void record(Arrival a, List<Problem> problems) {
+    if (a.error() == null) {
+      checkedBytes.addAndGet(a.length());
+      return;
+    }
+    Throwable c = a.error() instanceof CompletionException && a.error().getCause() != null
+        ? a.error().getCause() : a.error();
+    boolean missing = c instanceof ChunkFetchException cfe && cfe.missing();
+    problems.add(new Problem(a.file(), a.digest().hex(), c.getMessage(), missing));
+  }
+
+  private void checkBlob(Manifest.FileInfo f, List<Problem> problems) {
+    try {
+      byte[] raw = pipeline.store().readFile(snapshot.path(), f.filename());
+      byte[] csum = MessageDigest.getInstance("SHA-256").digest(raw);
+      if (!MessageDigest.isEqual(csum, f.csum()) || raw.length != f.size()) {
+        problems.add(new Problem(f.filename(), null, "blob does not match the manifest", false));
+        return;
+      }
+      snapshot.codec().decode(raw, -1, BlobCodec.MAX_BLOB);
+    } catch (IOException e) {
+      problems.add(new Problem(f.filename(), null, e.getMessage(), false));
+    } catch (NoSuchAlgorithmException e) {
+      throw new AssertionError(e);
+    }
+  }
+}

@@ -1,0 +1,38 @@
+package dev.thaw.store;
+
+import dev.thaw.format.Digest;
+import java.io.Closeable;
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * Where a datastore's chunks and snapshot files live. Implementations are thread-safe: the fetch
+ * pipeline calls {@link #readChunk} from many threads at once. Reads are single attempts; the
+ * pipeline owns retries and backoff, so a store reports faults as {@link StoreException} with
+ * {@link StoreException#retryable()} set where another attempt may help.
+ */
+public interface ChunkStore extends Closeable {
+  /** The raw blob bytes of a chunk. @throws NotFoundException if the store lacks it */
+  byte[] readChunk(Digest digest) throws IOException;
+
+  /** A file of a snapshot (index, manifest, blob). @throws NotFoundException if absent */
+  byte[] readFile(SnapshotPath snapshot, String file) throws IOException;
+
+  /** Every snapshot in the store, sorted by group then time. */
+  List<SnapshotPath> listSnapshots() throws IOException;
+
+  /** Where a chunk lives (path or URL), for messages. */
+  String location(Digest digest);
+
+  /** Where a snapshot file lives (path or URL), for messages. */
+  String location(SnapshotPath snapshot, String file);
+
+  /** The store as the user named it (path or URL without credentials). */
+  String describe();
+
+  /** Relative path of a chunk in a datastore: {@code .chunks/XXXX/<hex>}. */
+  static String chunkPath(Digest d) {
+    String hex = d.hex();
+    return ".chunks/" + hex.substring(0, 4) + "/" + hex;
+  }
+}

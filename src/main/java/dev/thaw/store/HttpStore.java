@@ -1,0 +1,137 @@
+package dev.thaw.store;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.format.Digest;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.ConnectException;
+import java.net.SocketTimeoutException;
+import java.net.UnknownHostException;
+import java.util.ArrayList;
+import java.util.List;
+import javax.net.ssl.SSLException;
+import okhttp3.HttpUrl;
+import okhttp3.OkHttpClient;
+import okhttp3.Request;
+import okhttp3.Response;
+import okhttp3.ResponseBody;
+
+/**
+ * A read-only datastore served by a static HTTP(S) server (nginx, for example) under a URL
+ * prefix, with the same relative paths as on disk. Listing snapshots needs a JSON directory
+ * index ({@code autoindex_format json} in nginx); explicit snapshot names always work.
+ * Thread-safe; one OkHttp client per store.
+ */
+final class HttpStore implements ChunkStore {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final HttpUrl base;
+  private final OkHttpClient client;
+
+  HttpStore(HttpUrl base, OkHttpClient client) {
+    this.base = base.pathSegments().get(base.pathSize() - 1).isEmpty()
+        ? base : base.newBuilder().addPathSegment("").build();
+    this.client = client;
+  }
+
+  private HttpUrl url(String relPath) {
+    return base.resolve(relPath);
+  }
+
+  @Override
+  public byte[] readChunk(Digest digest) throws IOException {
+    return get(url(ChunkStore.chunkPath(digest)), "chunk " + digest.hex());
+  }
+
+  @Override
+  public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
+    return get(url(snapshot + "/" + LocalStore.checkFileName(file)), "snapshot file");
+  }
+
+  private byte[] get(HttpUrl url, String what) throws IOException {
+    Request req = new Request.Builder().url(url).get().build();
+    try (Response resp = client.newCall(req).execute()) {
+      int code = resp.code();
+      if (code == 200) {
+        ResponseBody body = resp.body();
+        long expected = body.contentLength();
+        byte[] data = body.bytes();
+        if (expected >= 0 && data.length != expected) {
+          throw new StoreException(what + ": truncated body from " + url + " (" + data.length
+              + " of " + expected + " bytes)", true);
+        }
+        return data;
+      }
+      if (code == 404 || code == 410) {
+        throw new NotFoundException(what + " not found: " + url + " (HTTP " + code + ")");
+      }
+      boolean retry = code >= 500 || code == 429 || code == 408;
+      throw new StoreException(what + ": HTTP " + code + " " + resp.message() + " from " + url, retry);
+    } catch (StoreException e) {
+      throw e;
+    } catch (UnknownHostException e) {
+      throw new StoreException(what + ": unknown host in " + url, true, e);
+    } catch (SSLException e) {
+      throw new StoreException(what + ": TLS failure with " + url + ": " + e.getMessage(), false, e);
+    } catch (ConnectException | SocketTimeoutException e) {
+      throw new StoreException(what + ": cannot reach " + url + ": " + e.getMessage(), true, e);
+    } catch (InterruptedIOException e) {
+      throw new StoreException(what + ": timed out fetching " + url, true, e);
+    } catch (IOException e) {
+      throw new StoreException(what + ": " + e.getMessage() + " fetching " + url, true, e);
+    }
+  }
+
+  @Override
+  public List<SnapshotPath> listSnapshots() throws IOException {
+    return SnapshotLister.list(this::listDir);
+  }
+
+  private List<SnapshotLister.Entry> listDir(String rel) throws IOException {
+    HttpUrl url = url(rel);
+    byte[] body;
+    try {
+      body = get(url, "directory listing");
+    } catch (NotFoundException e) {
+      return List.of();
+    }
+    JsonNode arr;
+    try {
+      arr = JSON.readTree(body);
+    } catch (IOException e) {
+      arr = null;
+    }
+    if (arr == null || !arr.isArray()) {
+      throw new StoreException("cannot list snapshots: " + url + " did not return a JSON directory"
+          + " index (nginx: autoindex on; autoindex_format json;). Name the snapshot explicitly"
+          + " instead.", false);
+    }
+    List<SnapshotLister.Entry> out = new ArrayList<>();
+    for (JsonNode e : arr) {
+      out.add(new SnapshotLister.Entry(e.path("name").asText(), "directory".equals(e.path("type").asText())));
+    }
+    return out;
+  }
+
+  @Override
+  public String location(Digest digest) {
+    return url(ChunkStore.chunkPath(digest)).toString();
+  }
+
+  @Override
+  public String location(SnapshotPath snapshot, String file) {
+    return url(snapshot + "/" + file).toString();
+  }
+
+  @Override
+  public String describe() {
+    return base.newBuilder().username("").password("").build().toString();
+  }
+
+  @Override
+  public void close() {
+    client.dispatcher().executorService().shutdown();
+    client.connectionPool().evictAll();
+  }
+}

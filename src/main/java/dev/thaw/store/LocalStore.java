@@ -1,0 +1,185 @@
+package dev.thaw.store;
+
+import dev.thaw.format.Digest;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.stream.Stream;
+
+/**
+ * A datastore directory on a local filesystem. Writes go to a temporary file that is synced and
+ * then renamed, so that a crash never leaves a partial chunk or snapshot behind. Thread-safe.
+ */
+final class LocalStore implements WritableStore {
+  private final Path root;
+
+  LocalStore(Path root) {
+    this.root = root.toAbsolutePath().normalize();
+  }
+
+  @Override
+  public byte[] readChunk(Digest digest) throws IOException {
+    return read(root.resolve(ChunkStore.chunkPath(digest)), "chunk " + digest.hex());
+  }
+
+  @Override
+  public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
+    return read(snapshotDir(snapshot).resolve(checkFileName(file)), "snapshot file");
+  }
+
+  private static byte[] read(Path p, String what) throws IOException {
+    try {
+      return Files.readAllBytes(p);
+    } catch (NoSuchFileException e) {
+      throw new NotFoundException(what + " not found: " + p);
+    } catch (AccessDeniedException e) {
+      throw new StoreException(what + ": permission denied: " + p, false, e);
+    } catch (IOException e) {
+      throw new StoreException(what + ": cannot read " + p + ": " + e.getMessage(), false, e);
+    }
+  }
+
+  @Override
+  public List<SnapshotPath> listSnapshots() throws IOException {
+    if (!Files.isDirectory(root)) {
+      throw new NotFoundException("datastore not found: " + root);
+    }
+    return SnapshotLister.list(rel -> {
+      List<SnapshotLister.Entry> entries = new ArrayList<>();
+      Path dir = rel.isEmpty() ? root : root.resolve(rel);
+      try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+        for (Path p : ds) {
+          entries.add(new SnapshotLister.Entry(p.getFileName().toString(), Files.isDirectory(p)));
+        }
+      } catch (NoSuchFileException e) {
+        return List.of();
+      }
+      return entries;
+    });
+  }
+
+  @Override
+  public String location(Digest digest) {
+    return root.resolve(ChunkStore.chunkPath(digest)).toString();
+  }
+
+  @Override
+  public String location(SnapshotPath snapshot, String file) {
+    return snapshotDir(snapshot).resolve(file).toString();
+  }
+
+  @Override
+  public String describe() {
+    return root.toString();
+  }
+
+  @Override
+  public boolean hasChunk(Digest digest) {
+    return Files.exists(root.resolve(ChunkStore.chunkPath(digest)));
+  }
+
+  @Override
+  public void writeChunk(Digest digest, byte[] blob) throws IOException {
+    Path target = root.resolve(ChunkStore.chunkPath(digest));
+    Files.createDirectories(target.getParent());
+    writeAtomically(target, blob);
+  }
+
+  @Override
+  public SnapshotWriter createSnapshot(SnapshotPath snapshot) throws IOException {
+    Path dir = snapshotDir(snapshot);
+    Files.createDirectories(dir.getParent());
+    Path tmp = dir.resolveSibling(".tmp-" + snapshot.timeString() + "-"
+        + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+    Files.createDirectory(tmp);
+    return new SnapshotWriter() {
+      private boolean committed;
+
+      @Override
+      public void writeFile(String name, byte[] data) throws IOException {
+        writeAtomically(tmp.resolve(checkFileName(name)), data);
+      }
+
+      @Override
+      public void commit() throws IOException {
+        if (Files.exists(dir)) {
+          throw new FileAlreadyExistsException(dir.toString(), null, "snapshot exists");
+        }
+        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+        syncDirectory(dir.getParent());
+        committed = true;
+      }
+
+      @Override
+      public void close() throws IOException {
+        if (!committed && Files.exists(tmp)) {
+          try (Stream<Path> s = Files.walk(tmp)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+              Files.deleteIfExists(p);
+            }
+          }
+        }
+      }
+    };
+  }
+
+  private Path snapshotDir(SnapshotPath s) {
+    Path dir = root;
+    for (String n : s.namespace()) {
+      dir = dir.resolve("ns").resolve(n);
+    }
+    dir = dir.resolve(s.type()).resolve(s.id()).resolve(s.timeString()).normalize();
+    if (!dir.startsWith(root)) {
+      throw new IllegalArgumentException("snapshot path leaves the datastore: " + s);
+    }
+    return dir;
+  }
+
+  static String checkFileName(String file) {
+    if (file.isEmpty() || file.contains("/") || file.contains("\\") || file.startsWith(".")) {
+      throw new IllegalArgumentException("bad snapshot file name: " + file);
+    }
+    return file;
+  }
+
+  /** Writes to a temporary sibling, syncs it and renames it over {@code target}. */
+  static void writeAtomically(Path target, byte[] data) throws IOException {
+    Path tmp = target.resolveSibling(target.getFileName() + ".tmp"
+        + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+    try {
+      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+        ByteBuffer b = ByteBuffer.wrap(data);
+        while (b.hasRemaining()) {
+          ch.write(b);
+        }
+        ch.force(true);
+      }
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  private static void syncDirectory(Path dir) {
+    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+      ch.force(true);
+    } catch (IOException e) {
+      // some filesystems cannot sync a directory; the rename itself is still atomic
+    }
+  }
+
+  @Override
+  public void close() {}
+}
