@@ -92,6 +92,10 @@ public final class Restorer {
    */
   public Result run() throws IOException, InterruptedException {
     startNanos = System.nanoTime();
+    Path parent = target.toAbsolutePath().getParent();
+    if (parent != null && !Files.isDirectory(parent)) {
+      throw new IOException("cannot create target " + target + ": directory " + parent + " does not exist");
+    }
     Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
     byte[] csum = image.index().checksum();
     int n = image.chunkCount();
@@ -131,6 +135,7 @@ public final class Restorer {
     int zero = 0;
     int alreadyDone = 0;
     IOException failure = null;
+    boolean writeFailed = false;
     long lastCheckpoint = System.nanoTime();
     while (true) {
       while (failure == null && !cancelled && next < n && outstanding < window) {
@@ -144,6 +149,7 @@ public final class Restorer {
             try {
               out.writeZeros(image.index().start(i), len);
             } catch (IOException e) {
+              writeFailed = true;
               failure = writeFailure(i, e);
               break;
             }
@@ -169,7 +175,8 @@ public final class Restorer {
           if (failure == null) {
             failure = fetchFailure(a.error());
           }
-        } else if (failure == null) {
+        } else if (!writeFailed) {
+          // a good chunk is written even after another failed: a resume need not fetch it again
           try {
             out.write(image.index().start(a.index()), a.chunk().data(), a.chunk().length());
             state.markDone(a.index());
@@ -177,11 +184,14 @@ public final class Restorer {
             fetchedBytes.addAndGet(a.chunk().length());
             doneBytes.addAndGet(a.chunk().length());
           } catch (IOException e) {
-            failure = writeFailure(a.index(), e);
+            writeFailed = true;
+            if (failure == null) {
+              failure = writeFailure(a.index(), e);
+            }
           }
         }
       }
-      if (System.nanoTime() - lastCheckpoint > CHECKPOINT_NANOS && failure == null) {
+      if (System.nanoTime() - lastCheckpoint > CHECKPOINT_NANOS && !writeFailed) {
         checkpoint(out, state);
         lastCheckpoint = System.nanoTime();
       }

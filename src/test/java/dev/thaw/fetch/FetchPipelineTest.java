@@ -1,0 +1,233 @@
+package dev.thaw.fetch;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.thaw.format.BlobCodec;
+import dev.thaw.format.Digest;
+import dev.thaw.store.StoreException;
+import dev.thaw.testing.MemoryStore;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+@Timeout(60)
+class FetchPipelineTest {
+  private static final RetryPolicy FAST = new RetryPolicy(4, Duration.ofMillis(1), Duration.ofMillis(5));
+  private final BlobCodec codec = new BlobCodec(null);
+  private final MemoryStore store = new MemoryStore();
+  private final List<FetchPipeline> pipelines = new ArrayList<>();
+
+  @AfterEach
+  void close() {
+    pipelines.forEach(FetchPipeline::close);
+  }
+
+  private FetchPipeline pipeline(int parallel) {
+    FetchPipeline p = new FetchPipeline(store, parallel, 2, FAST);
+    pipelines.add(p);
+    return p;
+  }
+
+  private byte[] data(int i) {
+    byte[] d = new byte[64 * 1024];
+    new Random(i).nextBytes(d);
+    return d;
+  }
+
+  private Digest put(int i) {
+    byte[] d = data(i);
+    Digest digest = codec.digest(d, 0, d.length);
+    store.writeChunk(digest, codec.encode(d, 0, d.length, true));
+    return digest;
+  }
+
+  private static Throwable cause(CompletableFuture<?> f) {
+    ExecutionException e = assertThrows(ExecutionException.class, () -> f.get(30, TimeUnit.SECONDS));
+    return e.getCause();
+  }
+
+  @Test
+  void fetchesAndVerifies() throws Exception {
+    Digest d = put(1);
+    Chunk c = pipeline(4).fetch(d, 65536, codec, Priority.BACKGROUND).get();
+    assertArrayEquals(data(1), c.data());
+    assertEquals(1, store.reads(d));
+  }
+
+  @Test
+  void singleFlightSharesOneFetch() throws Exception {
+    Digest d = put(2);
+    CountDownLatch release = new CountDownLatch(1);
+    store.fault = (dg, a) -> {
+      try {
+        release.await();
+      } catch (InterruptedException e) {
+        throw new java.io.InterruptedIOException();
+      }
+    };
+    FetchPipeline p = pipeline(8);
+    List<CompletableFuture<Chunk>> fs = new ArrayList<>();
+    for (int i = 0; i < 10; i++) {
+      fs.add(p.fetch(d, 65536, codec, Priority.BACKGROUND));
+    }
+    release.countDown();
+    for (CompletableFuture<Chunk> f : fs) {
+      assertArrayEquals(data(2), f.get().data());
+    }
+    assertEquals(1, store.reads(d));
+    assertEquals(9, p.stats().joined());
+  }
+
+  @Test
+  void boundsFetchesInFlight() throws Exception {
+    store.fault = (d, a) -> {
+      try {
+        Thread.sleep(5);
+      } catch (InterruptedException e) {
+        throw new java.io.InterruptedIOException();
+      }
+    };
+    FetchPipeline p = pipeline(3);
+    List<CompletableFuture<Chunk>> fs = new ArrayList<>();
+    for (int i = 0; i < 40; i++) {
+      fs.add(p.fetch(put(100 + i), 65536, codec, Priority.BACKGROUND));
+    }
+    CompletableFuture.allOf(fs.toArray(new CompletableFuture[0])).get();
+    assertTrue(store.maxConcurrentReads() <= 3, "max concurrent " + store.maxConcurrentReads());
+    assertEquals(3, store.maxConcurrentReads()); // and the slots were actually used
+  }
+
+  @Test
+  void demandGoesBeforeReadAheadBeforeBackground() throws Exception {
+    Digest blocker = put(3);
+    CountDownLatch started = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    List<Digest> order = new CopyOnWriteArrayList<>();
+    store.fault = (d, a) -> {
+      order.add(d);
+      if (d.equals(blocker)) {
+        started.countDown();
+        try {
+          release.await();
+        } catch (InterruptedException e) {
+          throw new java.io.InterruptedIOException();
+        }
+      }
+    };
+    FetchPipeline p = pipeline(1);
+    CompletableFuture<Chunk> first = p.fetch(blocker, 65536, codec, Priority.BACKGROUND);
+    started.await();
+    Digest bg = put(4);
+    Digest ra = put(5);
+    Digest demand = put(6);
+    Digest lifted = put(7);
+    List<CompletableFuture<Chunk>> fs = List.of(
+        p.fetch(bg, 65536, codec, Priority.BACKGROUND),
+        p.fetch(lifted, 65536, codec, Priority.BACKGROUND),
+        p.fetch(ra, 65536, codec, Priority.READ_AHEAD),
+        p.fetch(demand, 65536, codec, Priority.DEMAND),
+        p.fetch(lifted, 65536, codec, Priority.DEMAND)); // joins and lifts the queued request
+    release.countDown();
+    first.get();
+    for (CompletableFuture<Chunk> f : fs) {
+      f.get();
+    }
+    // within a class, first come first served: the lifted request was queued before "demand"
+    assertEquals(List.of(blocker, lifted, demand, ra, bg), order);
+  }
+
+  @Test
+  void retriesTransientFaults() throws Exception {
+    Digest d = put(8);
+    store.fault = (dg, attempt) -> {
+      if (attempt < 3) {
+        throw new StoreException("HTTP 503 from mem", true);
+      }
+    };
+    FetchPipeline p = pipeline(2);
+    assertArrayEquals(data(8), p.fetch(d, 65536, codec, Priority.DEMAND).get().data());
+    assertEquals(3, store.reads(d));
+    assertEquals(2, p.stats().retries());
+  }
+
+  @Test
+  void givesUpAfterBoundedRetriesAndDoesNotPoison() throws Exception {
+    Digest d = put(9);
+    store.fault = (dg, attempt) -> {
+      throw new StoreException("connection reset", true);
+    };
+    FetchPipeline p = pipeline(2);
+    Throwable t = cause(p.fetch(d, 65536, codec, Priority.DEMAND));
+    ChunkFetchException e = assertInstanceOf(ChunkFetchException.class, t);
+    assertTrue(e.getMessage().contains(d.hex()) && e.getMessage().contains("mem:.chunks/"), e.getMessage());
+    assertEquals(FAST.attempts(), store.reads(d));
+    store.fault = (dg, attempt) -> {};
+    assertArrayEquals(data(9), p.fetch(d, 65536, codec, Priority.DEMAND).get().data());
+  }
+
+  @Test
+  void missingChunkFailsAtOnce() {
+    byte[] x = data(10);
+    Digest d = codec.digest(x, 0, x.length);
+    ChunkFetchException e = assertInstanceOf(ChunkFetchException.class,
+        cause(pipeline(2).fetch(d, 65536, codec, Priority.DEMAND)));
+    assertTrue(e.missing());
+    assertEquals(1, store.reads(d));
+  }
+
+  @Test
+  void corruptBodyIsRefetchedOnceThenFails() throws Exception {
+    Digest d = put(11);
+    byte[] good = store.raw(d);
+    byte[] bad = good.clone();
+    bad[bad.length / 2] ^= 4;
+    store.putRaw(d, bad);
+    FetchPipeline p = pipeline(2);
+    ChunkFetchException e = assertInstanceOf(ChunkFetchException.class, cause(p.fetch(d, 65536, codec, Priority.DEMAND)));
+    assertTrue(e.getMessage().contains("CRC"), e.getMessage());
+    assertEquals(2, store.reads(d));
+    // damaged in transit only once: the refetch delivers
+    store.putRaw(d, bad);
+    store.fault = (dg, attempt) -> {
+      if (attempt == 4) {
+        store.putRaw(d, good);
+      }
+    };
+    assertArrayEquals(data(11), p.fetch(d, 65536, codec, Priority.DEMAND).get().data());
+  }
+
+  @Test
+  void zeroChunksAreNeverFetched() throws Exception {
+    int len = 4 * 1024 * 1024;
+    Digest zero = codec.zeroDigest(len);
+    FetchPipeline p = pipeline(2);
+    Chunk c = p.fetch(zero, len, codec, Priority.DEMAND).get();
+    assertTrue(c.isZero());
+    assertEquals(0, store.totalReads());
+    byte[] out = new byte[10];
+    out[3] = 7;
+    c.copyTo(100, out, 0, 10);
+    assertArrayEquals(new byte[10], out);
+    assertSame(null, c.data());
+  }
+
+  @Test
+  void wrongLengthIsAnError() {
+    Digest d = put(12);
+    assertInstanceOf(ChunkFetchException.class, cause(pipeline(1).fetch(d, 1000, codec, Priority.DEMAND)));
+  }
+}

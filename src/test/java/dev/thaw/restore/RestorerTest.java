@@ -1,0 +1,166 @@
+package dev.thaw.restore;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.thaw.crypto.CryptConfig;
+import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.fetch.RetryPolicy;
+import dev.thaw.format.Digest;
+import dev.thaw.image.Image;
+import dev.thaw.image.Snapshot;
+import dev.thaw.store.SnapshotPath;
+import dev.thaw.store.StoreException;
+import dev.thaw.testing.Fixtures;
+import dev.thaw.testing.MemoryStore;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(120)
+class RestorerTest {
+  private static final int MIB = Fixtures.MIB;
+  @TempDir
+  Path dir;
+
+  private final MemoryStore store = new MemoryStore();
+
+  private FetchPipeline pipeline() {
+    return new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
+  }
+
+  private Restorer.Result restore(SnapshotPath snap, CryptConfig key, Path target, boolean resume,
+      boolean targetIsZero) throws Exception {
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, key).openImage("a.img", p);
+      return new Restorer(img, target, new Restorer.Options(resume, targetIsZero, 6, null)).run();
+    }
+  }
+
+  @Test
+  void restoresToANewSparseFile() throws Exception {
+    byte[] image = Fixtures.image(7, 12345, 1);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("out.img");
+    Restorer.Result r = restore(snap, null, target, false, false);
+    assertArrayEquals(image, Files.readAllBytes(target));
+    // chunks 2 and 5 are zero, and so is... none of the tail (chunk 7 is random)
+    assertEquals(2, r.zero());
+    assertEquals(6, r.fetched());
+    assertFalse(Files.exists(Restorer.defaultStateFile(target)), "state file removed on success");
+  }
+
+  @Test
+  void writesZerosIntoAnExistingTargetUnlessToldItIsZero() throws Exception {
+    byte[] image = Fixtures.image(3, 0, 2);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("existing.img");
+    byte[] garbage = new byte[image.length + 999];
+    Arrays.fill(garbage, (byte) 0x55);
+    Files.write(target, garbage);
+    restore(snap, null, target, false, false);
+    assertArrayEquals(image, Files.readAllBytes(target)); // zeros written, and trimmed to size
+
+    Files.write(target, garbage);
+    restore(snap, null, target, false, true);
+    byte[] out = Files.readAllBytes(target);
+    assertEquals(0x55, out[2 * 4 * MIB + 10]); // promised zero: zero chunk not written
+    assertArrayEquals(Arrays.copyOf(image, 2 * 4 * MIB), Arrays.copyOf(out, 2 * 4 * MIB));
+  }
+
+  @Test
+  void encryptedRoundTripAndKeyErrors() throws Exception {
+    CryptConfig key = new CryptConfig(new byte[32]);
+    byte[] image = Fixtures.image(3, 100, 3);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, key);
+    Path target = dir.resolve("enc.img");
+    restore(snap, key, target, false, false);
+    assertArrayEquals(image, Files.readAllBytes(target));
+
+    Path t2 = dir.resolve("nokey.img");
+    IOException noKey = assertThrows(IOException.class, () -> restore(snap, null, t2, false, false));
+    assertTrue(noKey.getMessage().contains("--keyfile") && noKey.getMessage().contains(key.shortFingerprint()),
+        noKey.getMessage());
+    byte[] other = new byte[32];
+    other[1] = 1;
+    IOException wrong = assertThrows(IOException.class, () -> restore(snap, new CryptConfig(other), t2, false, false));
+    assertTrue(wrong.getMessage().contains("wrong key"), wrong.getMessage());
+    assertFalse(Files.exists(t2), "nothing written without the right key");
+  }
+
+  @Test
+  void corruptChunkStopsTheRestoreAndNoWrongByteIsWritten() throws Exception {
+    byte[] image = Fixtures.image(4, 0, 4);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Digest d3 = Digest.of(java.security.MessageDigest.getInstance("SHA-256")
+        .digest(Arrays.copyOfRange(image, 3 * 4 * MIB, 4 * 4 * MIB)));
+    byte[] bad = store.raw(d3).clone();
+    bad[bad.length - 10] ^= 1;
+    store.putRaw(d3, bad);
+    Path target = dir.resolve("corrupt.img");
+    IOException e = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+    assertTrue(e.getMessage().contains(d3.hex()) && e.getMessage().contains("--resume"), e.getMessage());
+    byte[] out = Files.readAllBytes(target);
+    assertArrayEquals(new byte[4 * MIB], Arrays.copyOfRange(out, 3 * 4 * MIB, 4 * 4 * MIB),
+        "the corrupt chunk's range holds no data");
+    assertTrue(Files.exists(Restorer.defaultStateFile(target)));
+  }
+
+  @Test
+  void resumeFetchesOnlyWhatIsMissing() throws Exception {
+    byte[] image = Fixtures.image(12, 777, 5);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("resume.img");
+    AtomicInteger served = new AtomicInteger();
+    store.fault = (d, attempt) -> {
+      if (served.incrementAndGet() > 4) {
+        throw new StoreException("store went away", false);
+      }
+    };
+    assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+    IOException refuse = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+    assertTrue(refuse.getMessage().contains("--resume"), refuse.getMessage());
+
+    store.fault = (d, attempt) -> {};
+    int before = store.totalReads();
+    Restorer.Result r = restore(snap, null, target, true, false);
+    assertArrayEquals(image, Files.readAllBytes(target));
+    // 13 chunks, of which 2, 5, 8, 11 are zero; the 4 chunks served before the fault are kept
+    assertEquals(13, r.fetched() + r.zero() + r.alreadyDone());
+    assertEquals(9 - 4, r.fetched(), "already done " + r.alreadyDone());
+    assertEquals(r.fetched(), store.totalReads() - before, "nothing finished was fetched again");
+    assertFalse(Files.exists(Restorer.defaultStateFile(target)));
+  }
+
+  @Test
+  void refusesAStateFileOfAnotherImage() throws Exception {
+    SnapshotPath a = Fixtures.backup(store, dir, Fixtures.image(2, 0, 6), null);
+    Thread.sleep(1100);
+    SnapshotPath b = Fixtures.backup(store, dir, Fixtures.image(2, 0, 7), null);
+    Path target = dir.resolve("x.img");
+    store.fault = (d, attempt) -> {
+      throw new StoreException("down", false);
+    };
+    assertThrows(IOException.class, () -> restore(a, null, target, false, false));
+    store.fault = (d, attempt) -> {};
+    IOException e = assertThrows(IOException.class, () -> restore(b, null, target, true, false));
+    assertTrue(e.getMessage().contains("different image"), e.getMessage());
+  }
+
+  @Test
+  void refusesATargetInAMissingDirectory() throws Exception {
+    SnapshotPath snap = Fixtures.backup(store, dir, Fixtures.image(1, 0, 8), null);
+    IOException e = assertThrows(IOException.class,
+        () -> restore(snap, null, dir.resolve("no/such/dir/x.img"), false, false));
+    assertTrue(e.getMessage().contains("no/such/dir"), e.getMessage());
+  }
+}

@@ -1,0 +1,99 @@
+package dev.thaw.store;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.thaw.format.Digest;
+import java.net.InetAddress;
+import java.time.Duration;
+import java.util.List;
+import okhttp3.mockwebserver.Dispatcher;
+import okhttp3.mockwebserver.MockResponse;
+import okhttp3.mockwebserver.MockWebServer;
+import okhttp3.mockwebserver.RecordedRequest;
+import okhttp3.mockwebserver.SocketPolicy;
+import okio.Buffer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+@Timeout(60)
+class HttpStoreTest {
+  private final MockWebServer server = new MockWebServer();
+  private ChunkStore store;
+  private final Digest d = Digest.parse("ab".repeat(32));
+
+  @BeforeEach
+  void start() throws Exception {
+    server.start(InetAddress.getByName("127.0.0.1"), 0);
+    store = Stores.open(server.url("/ds").toString(),
+        new Stores.Options(4, Duration.ofSeconds(2), Duration.ofSeconds(1)));
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    store.close();
+    server.shutdown();
+  }
+
+  @Test
+  void readsChunksUnderThePrefix() throws Exception {
+    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {1, 2, 3})));
+    assertArrayEquals(new byte[] {1, 2, 3}, store.readChunk(d));
+    assertEquals("/ds/.chunks/abab/" + d.hex(), server.takeRequest().getPath());
+    assertTrue(store.location(d).endsWith("/ds/.chunks/abab/" + d.hex()));
+  }
+
+  @Test
+  void classifiesFailures() {
+    server.enqueue(new MockResponse().setResponseCode(404));
+    NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d));
+    assertTrue(nf.getMessage().contains(d.hex()) && nf.getMessage().contains("/ds/.chunks/"), nf.getMessage());
+    server.enqueue(new MockResponse().setResponseCode(403));
+    assertFalse(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    server.enqueue(new MockResponse().setResponseCode(503));
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    server.enqueue(new MockResponse().setResponseCode(429));
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+  }
+
+  @Test
+  void truncatedAndStalledBodiesAreRetryable() {
+    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[1000]))
+        .setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY));
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[1000]))
+        .throttleBody(10, 5, java.util.concurrent.TimeUnit.SECONDS));
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+  }
+
+  @Test
+  void listsSnapshotsFromJsonAutoindex() throws Exception {
+    server.setDispatcher(new Dispatcher() {
+      @Override
+      public MockResponse dispatch(RecordedRequest r) {
+        String dir = "[{\"name\":\"%s\",\"type\":\"directory\"}]";
+        return switch (r.getPath()) {
+          case "/ds/" -> new MockResponse().setBody("[{\"name\":\".chunks\",\"type\":\"directory\"},"
+              + "{\"name\":\"vm\",\"type\":\"directory\"},{\"name\":\"x.txt\",\"type\":\"file\"}]");
+          case "/ds/vm/" -> new MockResponse().setBody(String.format(dir, "100"));
+          case "/ds/vm/100/" -> new MockResponse().setBody("[{\"name\":\"2026-11-22T03:04:05Z\",\"type\":\"directory\"},"
+              + "{\"name\":\"owner\",\"type\":\"file\"}]");
+          default -> new MockResponse().setResponseCode(404);
+        };
+      }
+    });
+    assertEquals(List.of(SnapshotPath.parse("vm/100/2026-11-22T03:04:05Z")), store.listSnapshots());
+  }
+
+  @Test
+  void htmlIndexGetsAnExplanation() {
+    server.enqueue(new MockResponse().setBody("<html><body>Index of /</body></html>"));
+    StoreException e = assertThrows(StoreException.class, () -> store.listSnapshots());
+    assertTrue(e.getMessage().contains("autoindex_format json"), e.getMessage());
+  }
+}
