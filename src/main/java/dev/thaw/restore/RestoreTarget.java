@@ -21,12 +21,15 @@ final class RestoreTarget implements AutoCloseable {
   private final FileChannel channel;
   private final boolean created;
   private final boolean device;
+  private final boolean characterDevice;
 
-  private RestoreTarget(Path path, FileChannel channel, boolean created, boolean device) {
+  private RestoreTarget(Path path, FileChannel channel, boolean created, boolean device,
+      boolean characterDevice) {
     this.path = path;
     this.channel = channel;
     this.created = created;
     this.device = device;
+    this.characterDevice = characterDevice;
   }
 
   /**
@@ -69,7 +72,7 @@ final class RestoreTarget implements AutoCloseable {
       ch.close();
       throw new IOException("cannot size target " + path + " to " + size + " bytes: " + e.getMessage(), e);
     }
-    return new RestoreTarget(path, ch, !exists, device);
+    return new RestoreTarget(path, ch, !exists, device, device && !BlockDevices.isBlockDevice(path));
   }
 
   /** Whether thaw created the file, so that its unwritten ranges read as zeros. */
@@ -106,9 +109,16 @@ final class RestoreTarget implements AutoCloseable {
     }
   }
 
-  /** Makes everything written so far durable. */
+  /** Makes everything written so far durable (a no-op for character devices such as /dev/null). */
   void sync() throws IOException {
-    channel.force(false);
+    if (characterDevice) {
+      return;
+    }
+    try {
+      channel.force(false);
+    } catch (IOException e) {
+      throw new IOException("cannot sync target " + path + ": " + e.getMessage(), e);
+    }
   }
 
   @Override

@@ -1,0 +1,110 @@
+package dev.thaw.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+class CliTest {
+  @TempDir
+  Path dir;
+
+  record Run(int code, String out, String err) {}
+
+  private static Run run(String... args) {
+    CommandLine cl = Main.commandLine();
+    StringWriter err = new StringWriter();
+    cl.setErr(new PrintWriter(err));
+    cl.setOut(new PrintWriter(new StringWriter()));
+    PrintStream oldOut = System.out;
+    PrintStream oldErr = System.err;
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream sysErr = new ByteArrayOutputStream();
+    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(sysErr, true, StandardCharsets.UTF_8));
+    try {
+      int code = cl.execute(args);
+      return new Run(code, out.toString(StandardCharsets.UTF_8), err + sysErr.toString(StandardCharsets.UTF_8));
+    } finally {
+      System.setOut(oldOut);
+      System.setErr(oldErr);
+    }
+  }
+
+  @Test
+  void everyCommandHasHelp() {
+    for (List<String> cmd : List.<List<String>>of(List.of(), List.of("backup"), List.of("ls"), List.of("restore"),
+        List.of("verify"), List.of("key"), List.of("key", "create"), List.of("key", "info"))) {
+      String[] args = Stream.concat(cmd.stream(), Stream.of("--help")).toArray(String[]::new);
+      assertEquals(0, run(args).code(), String.join(" ", args));
+    }
+  }
+
+  @Test
+  void usageErrorsExit2() {
+    assertEquals(2, run("restore", "--store", "x").code());
+    assertEquals(2, run("frobnicate").code());
+  }
+
+  @Test
+  void backupRestoreVerifyAndErrors() throws Exception {
+    byte[] img = new byte[9 * 1024 * 1024 + 17];
+    new Random(1).nextBytes(img);
+    java.util.Arrays.fill(img, 4 * 1024 * 1024, 8 * 1024 * 1024, (byte) 0);
+    Path src = dir.resolve("disk.img");
+    Files.write(src, img);
+    String ds = dir.resolve("ds").toString();
+    Run b = run("backup", "--store", ds, "--id", "vm/100", src.toString());
+    assertEquals(0, b.code(), b.err());
+    String[] lines = b.out().strip().split("\n");
+    String snap = lines[lines.length - 1];
+    assertTrue(snap.matches("vm/100/\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"), snap);
+
+    Run ls = run("ls", "--store", ds, "--output", "json", snap);
+    assertEquals(0, ls.code(), ls.err());
+    assertTrue(ls.out().contains("\"size\" : " + img.length), ls.out());
+
+    Path target = dir.resolve("out.img");
+    Run r = run("restore", "--progress", "none", "--store", ds, snap, "disk.img", target.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(r.err().contains("2 fetched, 1 zero, 0 already done"), r.err());
+    assertEquals(-1, Files.mismatch(src, target));
+    assertEquals(0, run("verify", "--store", ds, snap).code());
+
+    Run escape = run("restore", "--store", ds, "../../etc/2026-11-22T03:04:05Z", "a.img", dir.resolve("y").toString());
+    assertEquals(1, escape.code());
+    assertTrue(escape.err().contains("thaw: error:") && escape.err().contains(".."), escape.err());
+    assertFalse(Files.exists(dir.resolve("y")));
+
+    Run noArchive = run("restore", "--store", ds, snap, "other.img", dir.resolve("z").toString());
+    assertEquals(1, noArchive.code());
+    assertTrue(noArchive.err().contains("other.img") && noArchive.err().contains("disk.img"), noArchive.err());
+
+    // delete one chunk: verify names it and fails, restore fails naming it
+    Path chunk;
+    try (Stream<Path> s = Files.walk(Path.of(ds, ".chunks"))) {
+      chunk = s.filter(Files::isRegularFile).filter(p -> !p.getFileName().toString().startsWith("bb9f8df6"))
+          .findFirst().orElseThrow();
+    }
+    Files.delete(chunk);
+    Run v = run("verify", "--store", ds, snap);
+    assertEquals(1, v.code());
+    assertTrue(v.out().contains("missing chunk " + chunk.getFileName()), v.out());
+    Run r2 = run("restore", "--progress", "none", "--store", ds, snap, "disk.img", dir.resolve("out2.img").toString());
+    assertEquals(1, r2.code());
+    assertTrue(r2.err().contains(chunk.getFileName().toString()) && r2.err().contains("missing"), r2.err());
+  }
+}
