@@ -19,6 +19,22 @@ final class KeyOptions {
           + Passphrases.ENV + " or a terminal prompt.")
   Path passwordFile;
 
+  /** A passphrase given programmatically (the mount daemon gets it on stdin), or null. */
+  byte[] passphrase;
+
+  /** Whether the key file is passphrase-protected (false without a key file). */
+  boolean needsPassphrase() throws IOException {
+    return keyfile != null && KeyFile.parse(Files.readAllBytes(keyfile)).kdf() != dev.thaw.crypto.Kdf.NONE;
+  }
+
+  /** The passphrase, read once from its source and kept for a background process. */
+  byte[] passphrase() {
+    if (passphrase == null) {
+      passphrase = Passphrases.read(passwordFile, "Passphrase for " + keyfile + ": ", false);
+    }
+    return passphrase;
+  }
+
   /** The key, or null when no key file was named. */
   CryptConfig load() throws IOException {
     if (keyfile == null) {
@@ -31,7 +47,7 @@ final class KeyOptions {
       throw new IOException("key file " + keyfile + " not found");
     }
     try {
-      return KeyFile.parse(text).open(() -> Passphrases.read(passwordFile, "Passphrase for " + keyfile + ": ", false));
+      return KeyFile.parse(text).open(this::passphrase);
     } catch (IOException e) {
       throw new IOException("key file " + keyfile + ": " + e.getMessage(), e);
     }

@@ -37,4 +37,25 @@ final class Units {
     long s = seconds % 60;
     return h > 0 ? String.format(Locale.ROOT, "%d:%02d:%02d", h, m, s) : String.format(Locale.ROOT, "%d:%02d", m, s);
   }
+
+  /** Parses a size such as 512M, 2G, 1048576 or 64MiB (binary units). */
+  static long parseSize(String s) {
+    String t = s.trim().toUpperCase(Locale.ROOT).replace("IB", "").replace("B", "");
+    long mult = 1;
+    if (!t.isEmpty() && Character.isLetter(t.charAt(t.length() - 1))) {
+      mult = switch (t.charAt(t.length() - 1)) {
+        case 'K' -> 1L << 10;
+        case 'M' -> 1L << 20;
+        case 'G' -> 1L << 30;
+        case 'T' -> 1L << 40;
+        default -> throw new IllegalArgumentException("bad size: " + s);
+      };
+      t = t.substring(0, t.length() - 1);
+    }
+    try {
+      return Math.multiplyExact(Long.parseLong(t.trim()), mult);
+    } catch (NumberFormatException | ArithmeticException e) {
+      throw new IllegalArgumentException("bad size: " + s + " (use e.g. 512M or 2G)");
+    }
+  }
 }

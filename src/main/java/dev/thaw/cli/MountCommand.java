@@ -1,0 +1,188 @@
+package dev.thaw.cli;
+
+import dev.thaw.crypto.CryptConfig;
+import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.fuse.Mounter;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.SnapshotPath;
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "mount", mixinStandardHelpOptions = true,
+    description = {"Mount backups read-only with FUSE; chunks are fetched when first read.",
+        "With SNAPSHOT: MOUNTPOINT/<archive> for each image. Without: MOUNTPOINT/<type>/<id>/<time>/<archive>.",
+        "MOUNTPOINT/.thaw/status reports cache, fetch and read-ahead statistics (JSON).",
+        "Returns once the mount is ready; the file system runs in a background process until",
+        "'thaw unmount MOUNTPOINT' (or fusermount -u). --foreground keeps it in this terminal."})
+final class MountCommand implements Callable<Integer> {
+  @Mixin
+  StoreOptions storeOptions;
+
+  @Mixin
+  KeyOptions key;
+
+  @Option(names = "--cache-size", paramLabel = "SIZE", defaultValue = "512M",
+      description = "Memory for verified chunks (default: ${DEFAULT-VALUE}).")
+  String cacheSize;
+
+  @Option(names = "--readahead", paramLabel = "N", defaultValue = "16",
+      description = "Chunks a sequential reader keeps fetched ahead; 0 disables (default: ${DEFAULT-VALUE}).")
+  int readAhead;
+
+  @Option(names = "--read-timeout", paramLabel = "SECONDS", defaultValue = "60",
+      description = "A read waiting longer than this for the store fails with EIO (default: ${DEFAULT-VALUE}).")
+  int readTimeout;
+
+  @Option(names = "--foreground", description = "Serve in this process until unmounted.")
+  boolean foreground;
+
+  @Option(names = "--allow-other", description = "Let other users read the mount.")
+  boolean allowOther;
+
+  @Option(names = "--log", paramLabel = "FILE",
+      description = "Log of the background process (default: /tmp/thaw-mount-<mountpoint>.log).")
+  Path logFile;
+
+  @Option(names = "--passphrase-from-stdin", hidden = true)
+  boolean passphraseFromStdin;
+
+  @Parameters(arity = "1..2", paramLabel = "[SNAPSHOT] MOUNTPOINT",
+      description = "Snapshot (TYPE/ID/TIME) to show, and the directory to mount on.")
+  List<String> positional;
+
+  @Override
+  public Integer call() throws Exception {
+    Path mountpoint = Path.of(positional.get(positional.size() - 1)).toAbsolutePath().normalize();
+    SnapshotPath snapshot = positional.size() == 2 ? SnapshotPath.parse(positional.get(0)) : null;
+    long cacheBytes = Units.parseSize(cacheSize);
+    if (cacheBytes < 16L << 20) {
+      throw new IllegalArgumentException("--cache-size must be at least 16M");
+    }
+    if (readAhead < 0 || readAhead > 1024) {
+      throw new IllegalArgumentException("--readahead must be between 0 and 1024");
+    }
+    if (!Files.isDirectory(mountpoint)) {
+      throw new IllegalArgumentException("mount point " + mountpoint + " is not a directory");
+    }
+    if (Mounter.isMounted(mountpoint)) {
+      throw new IllegalArgumentException(mountpoint + " is a thaw mount already; 'thaw unmount " + mountpoint + "' first");
+    }
+    if (passphraseFromStdin) {
+      byte[] pass = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))
+          .readLine().getBytes(StandardCharsets.UTF_8);
+      key.passphrase = pass;
+    }
+    CryptConfig k = key.load(); // fail here, in the user's terminal, on a wrong passphrase
+    if (!foreground) {
+      return spawn(mountpoint, cacheBytes);
+    }
+    Mounter.Options o = new Mounter.Options(cacheBytes, readAhead, Duration.ofSeconds(readTimeout), allowOther);
+    try (ChunkStore store = storeOptions.open(); FetchPipeline pipeline = storeOptions.pipeline(store)) {
+      Mounter.run(store, pipeline, k, snapshot, mountpoint, o, System.err, () -> {
+        System.err.println("thaw: mounted " + (snapshot != null ? snapshot : store.describe()) + " at " + mountpoint);
+        System.err.flush();
+      });
+    }
+    System.err.println("thaw: unmounted " + mountpoint);
+    return 0;
+  }
+
+  /** Starts the file system in a detached process and waits until it answers. */
+  private int spawn(Path mountpoint, long cacheBytes) throws IOException, InterruptedException {
+    Path log = logFile != null ? logFile : Path.of(System.getProperty("java.io.tmpdir"),
+        "thaw-mount" + mountpoint.toString().replace('/', '-') + ".log");
+    List<String> cmd = new ArrayList<>();
+    if (new File("/usr/bin/setsid").canExecute()) {
+      cmd.add("/usr/bin/setsid"); // its own session: a Ctrl-C or a closed terminal does not end it
+    }
+    cmd.add(ProcessHandle.current().info().command().orElse("java"));
+    for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+      if (!a.startsWith("-Xmx") && !a.startsWith("-agentlib") && !a.startsWith("-javaagent")) {
+        cmd.add(a);
+      }
+    }
+    // heap: the cache, read-ahead and fetch buffers; see README "Memory"
+    cmd.add("-Xmx" + ((cacheBytes >> 20) + 160) + "m");
+    cmd.add("-cp");
+    cmd.add(Path.of(URI_OF_JAR()).toString());
+    cmd.add(Main.class.getName());
+    cmd.add("mount");
+    cmd.add("--foreground");
+    boolean sendPassphrase = key.needsPassphrase();
+    if (sendPassphrase) {
+      cmd.add("--passphrase-from-stdin");
+    }
+    cmd.addAll(daemonArgs());
+    ProcessBuilder pb = new ProcessBuilder(cmd)
+        .redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.to(log.toFile()));
+    Process p = pb.start();
+    try (OutputStream in = p.getOutputStream()) {
+      if (sendPassphrase) {
+        in.write(key.passphrase());
+        in.write('\n');
+      }
+    }
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (System.nanoTime() < deadline) {
+      if (Mounter.isMounted(mountpoint)) {
+        System.err.println("thaw: mounted at " + mountpoint + " (pid " + p.pid() + ", log " + log + ")");
+        System.err.println("thaw: end it with: thaw unmount " + mountpoint);
+        return 0;
+      }
+      if (!p.isAlive()) {
+        String out = Files.exists(log) ? Files.readString(log).strip() : "";
+        throw new IOException("the mount process ended (exit " + p.exitValue() + ")"
+            + (out.isEmpty() ? "" : ": " + out.replace("\n", "\n  ")));
+      }
+      Thread.sleep(50);
+    }
+    p.destroy();
+    throw new IOException("the mount at " + mountpoint + " did not come up within 60 s; see " + log);
+  }
+
+  private static String URI_OF_JAR() {
+    try {
+      return Path.of(Main.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
+    } catch (java.net.URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** This command's options for the background process (everything but the spawning ones). */
+  private List<String> daemonArgs() {
+    List<String> a = new ArrayList<>();
+    a.add("--store=" + storeOptions.store);
+    a.add("--parallel=" + storeOptions.parallel);
+    if (key.keyfile != null) {
+      a.add("--keyfile=" + key.keyfile.toAbsolutePath());
+    }
+    a.add("--cache-size=" + cacheSize);
+    a.add("--readahead=" + readAhead);
+    a.add("--read-timeout=" + readTimeout);
+    if (allowOther) {
+      a.add("--allow-other");
+    }
+    a.add("--");
+    for (int i = 0; i < positional.size() - 1; i++) {
+      a.add(positional.get(i));
+    }
+    a.add(Path.of(positional.get(positional.size() - 1)).toAbsolutePath().normalize().toString());
+    return a;
+  }
+}

@@ -1,0 +1,50 @@
+package dev.thaw.cli;
+
+import dev.thaw.fuse.Mounter;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "unmount", aliases = "umount", mixinStandardHelpOptions = true,
+    description = "Unmount a thaw mount and wait until its process has ended.")
+final class UnmountCommand implements Callable<Integer> {
+  @Parameters(paramLabel = "MOUNTPOINT")
+  Path mountpoint;
+
+  @Override
+  public Integer call() throws Exception {
+    Path mp = mountpoint.toAbsolutePath().normalize();
+    if (!Mounter.isMounted(mp)) {
+      throw new IllegalArgumentException(mp + " is not a thaw mount");
+    }
+    Process p = new ProcessBuilder("fusermount", "-u", mp.toString()).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+    if (p.waitFor() != 0) {
+      throw new IOException("cannot unmount " + mp + (out.contains("busy")
+          ? ": it is busy; close the files open below it (see: fuser -vm " + mp + ")" : ": " + out));
+    }
+    long deadline = System.nanoTime() + 15_000_000_000L;
+    while (Mounter.isMounted(mp) && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+    }
+    // the serving process exits once the kernel has let go of the mount
+    ProcessHandle.allProcesses()
+        .filter(h -> h.info().arguments().map(a -> isServerOf(a, mp)).orElse(false))
+        .forEach(h -> h.onExit().completeOnTimeout(h, 15, java.util.concurrent.TimeUnit.SECONDS).join());
+    System.err.println("thaw: unmounted " + mp);
+    return 0;
+  }
+
+  private static boolean isServerOf(String[] args, Path mp) {
+    boolean mount = false;
+    boolean fg = false;
+    for (String a : args) {
+      mount |= a.equals("mount");
+      fg |= a.equals("--foreground");
+    }
+    return mount && fg && args.length > 0 && args[args.length - 1].equals(mp.toString());
+  }
+}

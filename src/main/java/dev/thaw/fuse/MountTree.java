@@ -1,0 +1,253 @@
+package dev.thaw.fuse;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.crypto.CryptConfig;
+import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.fetch.PipelineStats;
+import dev.thaw.format.Manifest;
+import dev.thaw.image.ChunkCache;
+import dev.thaw.image.ImageReader;
+import dev.thaw.image.Snapshot;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.SnapshotPath;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The file tree of a mount, independent of FUSE: with a fixed snapshot, its images at the root;
+ * otherwise every snapshot as {@code TYPE/ID/TIME/ARCHIVE}, listed lazily (the snapshot list is
+ * re-read at most every 30 s, a manifest when its directory is first looked at, an index when
+ * its image is first opened). {@code .thaw/status} at the root reports per-image statistics.
+ * Thread-safe.
+ */
+final class MountTree {
+  static final String STATUS_DIR = ".thaw";
+  static final String STATUS_FILE = "status";
+  private static final long LIST_TTL_NANOS = Duration.ofSeconds(30).toNanos();
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /** What a path names. */
+  sealed interface Node permits Dir, ImageFile, StatusFile {}
+
+  /** A directory and its entry names. */
+  record Dir(List<String> entries, long mtime) implements Node {}
+
+  /** An image archive of a snapshot. */
+  record ImageFile(SnapshotPath snapshot, String archive, long size, long mtime) implements Node {}
+
+  /** {@code .thaw/status}. */
+  record StatusFile() implements Node {}
+
+  private final ChunkStore store;
+  private final FetchPipeline pipeline;
+  private final ChunkCache cache;
+  private final CryptConfig key;
+  private final SnapshotPath fixed;
+  private final int readAhead;
+  private final Duration readTimeout;
+  private final long mountTime = System.currentTimeMillis() / 1000;
+  private final Map<SnapshotPath, Manifest> manifests = new ConcurrentHashMap<>();
+  private final Map<String, ImageReader> readers = new ConcurrentHashMap<>();
+  private volatile List<SnapshotPath> snapshots;
+  private volatile long listedAt;
+
+  MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
+      SnapshotPath fixed, int readAhead, Duration readTimeout) {
+    this.store = store;
+    this.pipeline = pipeline;
+    this.cache = cache;
+    this.key = key;
+    this.fixed = fixed;
+    this.readAhead = readAhead;
+    this.readTimeout = readTimeout;
+  }
+
+  /** Reads what must be there before the mount is ready (the fixed snapshot's manifest). */
+  void preload() throws IOException {
+    if (fixed != null) {
+      manifest(fixed);
+    } else {
+      snapshots();
+    }
+  }
+
+  /** Resolves a FUSE path ("/", "/a.img", "/vm/100/T/a.img"); empty when nothing is there. */
+  Optional<Node> resolve(String path) throws IOException {
+    List<String> parts = new ArrayList<>();
+    for (String p : path.split("/")) {
+      if (!p.isEmpty()) {
+        parts.add(p);
+      }
+    }
+    if (!parts.isEmpty() && parts.get(0).equals(STATUS_DIR)) {
+      if (parts.size() == 1) {
+        return Optional.of(new Dir(List.of(STATUS_FILE), mountTime));
+      }
+      return parts.size() == 2 && parts.get(1).equals(STATUS_FILE)
+          ? Optional.of(new StatusFile()) : Optional.empty();
+    }
+    if (fixed != null) {
+      return resolveInSnapshot(fixed, parts, true);
+    }
+    List<SnapshotPath> all = snapshots();
+    if (parts.size() <= 3) {
+      LinkedHashSet<String> names = new LinkedHashSet<>();
+      boolean exists = parts.isEmpty();
+      long mtime = mountTime;
+      for (SnapshotPath s : all) {
+        if (!s.namespace().isEmpty()) {
+          continue; // namespaces are not shown in the tree yet
+        }
+        List<String> sp = List.of(s.type(), s.id(), s.timeString());
+        if (sp.subList(0, parts.size()).equals(parts)) {
+          exists = true;
+          if (parts.size() < 3) {
+            names.add(sp.get(parts.size()));
+          } else {
+            return resolveInSnapshot(s, List.of(), false);
+          }
+        }
+      }
+      if (!exists) {
+        return Optional.empty();
+      }
+      List<String> entries = new ArrayList<>(names);
+      if (parts.isEmpty()) {
+        entries.add(STATUS_DIR);
+      }
+      return Optional.of(new Dir(entries, mtime));
+    }
+    if (parts.size() == 4) {
+      SnapshotPath s;
+      try {
+        s = SnapshotPath.parse(parts.get(0) + "/" + parts.get(1) + "/" + parts.get(2));
+      } catch (IllegalArgumentException e) {
+        return Optional.empty();
+      }
+      if (!all.contains(s)) {
+        return Optional.empty();
+      }
+      return resolveInSnapshot(s, parts.subList(3, 4), false);
+    }
+    return Optional.empty();
+  }
+
+  private Optional<Node> resolveInSnapshot(SnapshotPath s, List<String> parts, boolean root) throws IOException {
+    Manifest m = manifest(s);
+    long mtime = m.backupTime();
+    if (parts.isEmpty()) {
+      List<String> entries = new ArrayList<>();
+      for (Manifest.FileInfo f : m.files()) {
+        if (f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)) {
+          entries.add(archiveName(f));
+        }
+      }
+      if (root) {
+        entries.add(STATUS_DIR);
+      }
+      return Optional.of(new Dir(entries, mtime));
+    }
+    if (parts.size() != 1) {
+      return Optional.empty();
+    }
+    return m.file(parts.get(0) + Snapshot.FIXED_INDEX_SUFFIX)
+        .map(f -> new ImageFile(s, parts.get(0), f.size(), mtime));
+  }
+
+  private static String archiveName(Manifest.FileInfo f) {
+    return f.filename().substring(0, f.filename().length() - Snapshot.FIXED_INDEX_SUFFIX.length());
+  }
+
+  private Manifest manifest(SnapshotPath s) throws IOException {
+    Manifest m = manifests.get(s);
+    if (m == null) {
+      m = Snapshot.readManifest(store, s, key);
+      manifests.putIfAbsent(s, m);
+    }
+    return m;
+  }
+
+  private List<SnapshotPath> snapshots() throws IOException {
+    List<SnapshotPath> s = snapshots;
+    if (s == null || System.nanoTime() - listedAt > LIST_TTL_NANOS) {
+      s = store.listSnapshots();
+      snapshots = s;
+      listedAt = System.nanoTime();
+    }
+    return s;
+  }
+
+  /** The reader of an image, opened (index read and checked) on first use. */
+  ImageReader reader(ImageFile f) throws IOException {
+    String k = f.snapshot() + "/" + f.archive();
+    ImageReader r = readers.get(k);
+    if (r == null) {
+      Snapshot snap = Snapshot.open(store, f.snapshot(), key);
+      r = new ImageReader(snap.openImage(f.archive(), pipeline), cache, readAhead, readTimeout);
+      ImageReader prev = readers.putIfAbsent(k, r);
+      if (prev != null) {
+        r = prev;
+      }
+    }
+    return r;
+  }
+
+  /** The status document: cache, pipeline and per-image counters. */
+  byte[] status() {
+    ObjectNode root = JSON.createObjectNode();
+    root.put("store", store.describe());
+    if (fixed != null) {
+      root.put("snapshot", fixed.toString());
+    }
+    PipelineStats ps = pipeline.stats();
+    ObjectNode c = root.putObject("cache");
+    c.put("bytes", cache.bytes());
+    c.put("max_bytes", cache.maxBytes());
+    c.put("chunks", cache.size());
+    c.put("read_ahead_reserved_bytes", cache.reserved());
+    ObjectNode p = root.putObject("pipeline");
+    p.put("fetches_in_flight", ps.inFlight());
+    p.put("queued", ps.queued());
+    p.put("chunks_fetched", ps.fetched());
+    p.put("bytes_fetched", ps.bytesFetched());
+    p.put("fetch_latency_p50_ms", ps.latencyP50Micros() / 1000.0);
+    p.put("fetch_latency_p99_ms", ps.latencyP99Micros() / 1000.0);
+    p.put("retries", ps.retries());
+    p.put("errors", ps.errors());
+    ArrayNode images = root.putArray("images");
+    readers.entrySet().stream().sorted(Map.Entry.comparingByKey()).forEach(e -> {
+      ImageReader r = e.getValue();
+      ImageReader.Stats st = r.stats();
+      ObjectNode o = images.addObject();
+      o.put("path", fixed != null ? r.image().name() : e.getKey());
+      o.put("size", r.image().size());
+      o.put("chunks_total", r.image().chunkCount());
+      o.put("chunks_cached", r.cachedChunks());
+      o.put("chunks_fetched", st.fetched());
+      o.put("bytes_fetched", st.bytesFetched());
+      o.put("fetches_in_flight", ps.inFlight());
+      long lookups = st.cacheHits() + st.cacheMisses() + st.readAheadHits();
+      o.put("cache_hit_rate", lookups == 0 ? 0 : (double) (st.cacheHits() + st.readAheadHits()) / lookups);
+      o.put("fetch_latency_p50_ms", ps.latencyP50Micros() / 1000.0);
+      o.put("fetch_latency_p99_ms", ps.latencyP99Micros() / 1000.0);
+      o.put("reads", st.reads());
+      o.put("bytes_read", st.bytesRead());
+      o.put("read_ahead_hits", st.readAheadHits());
+      o.put("read_ahead_issued", st.readAheadIssued());
+      o.put("errors", st.errors());
+    });
+    try {
+      return (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+}

@@ -1,0 +1,124 @@
+package dev.thaw.fuse;
+
+import dev.thaw.crypto.CryptConfig;
+import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.image.ChunkCache;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.SnapshotPath;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * Mounts a datastore (or one snapshot of it) read-only with FUSE and serves it until it is
+ * unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process dying:
+ * {@code auto_unmount} then cleans up the mount point).
+ */
+public final class Mounter {
+  /**
+   * @param cacheBytes bound of the chunk cache
+   * @param readAhead chunks a sequential reader keeps ahead (0: off)
+   * @param readTimeout how long a read waits for a chunk before it fails with EIO
+   * @param allowOther let other users read the mount (needs user_allow_other for non-root)
+   */
+  public record Options(long cacheBytes, int readAhead, Duration readTimeout, boolean allowOther) {}
+
+  private Mounter() {}
+
+  /** The libfuse options thaw mounts with. */
+  static List<String> fuseOptions(Options o) {
+    List<String> opts = new ArrayList<>(List.of("ro", "fsname=thaw", "subtype=thaw",
+        "default_permissions", "auto_unmount", "max_background=64", "congestion_threshold=48",
+        "max_read=131072"));
+    if (o.allowOther()) {
+      opts.add("allow_other");
+    }
+    return opts;
+  }
+
+  /**
+   * Mounts at {@code mountpoint} and blocks until unmounted. {@code onReady} runs once the file
+   * system answers.
+   *
+   * @param snapshot the snapshot to show at the root, or null for the whole datastore
+   */
+  public static void run(ChunkStore store, FetchPipeline pipeline, CryptConfig key, SnapshotPath snapshot,
+      Path mountpoint, Options options, PrintStream log, Runnable onReady) throws IOException {
+    if (!Files.isDirectory(mountpoint)) {
+      throw new IOException("mount point " + mountpoint + " is not a directory");
+    }
+    try (var entries = Files.list(mountpoint)) {
+      if (entries.findAny().isPresent()) {
+        throw new IOException("mount point " + mountpoint + " is not empty");
+      }
+    }
+    MountTree tree = new MountTree(store, pipeline, new ChunkCache(options.cacheBytes()), key, snapshot,
+        options.readAhead(), options.readTimeout());
+    tree.preload(); // fail before mounting if the store or snapshot is unusable
+    long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
+    long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
+    CountDownLatch unmounted = new CountDownLatch(1);
+    ThawFuse fs = new ThawFuse(tree, log, uid, gid, onReady);
+    Thread hook = new Thread(() -> {
+      fs.umount(); // SIGINT/SIGTERM: leave no mount behind
+      try {
+        unmounted.await();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }, "thaw-unmount");
+    Runtime.getRuntime().addShutdownHook(hook);
+    List<String> args = new ArrayList<>();
+    args.add("-o");
+    args.add(String.join(",", fuseOptions(options)));
+    try {
+      fs.mount(mountpoint, true, false, args.toArray(new String[0]));
+    } catch (RuntimeException e) {
+      throw new IOException("cannot mount at " + mountpoint + ": " + e.getMessage(), e);
+    } finally {
+      unmounted.countDown();
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException e) {
+        // shutting down
+      }
+    }
+  }
+
+  /** Whether {@code mountpoint} is a thaw mount now (from /proc/self/mountinfo). */
+  public static boolean isMounted(Path mountpoint) {
+    String mp = mountpoint.toAbsolutePath().normalize().toString();
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+        String[] f = line.split(" ");
+        int dash = line.indexOf(" - ");
+        if (f.length > 5 && dash > 0 && unescape(f[4]).equals(mp)
+            && line.substring(dash + 3).startsWith("fuse.thaw ")) {
+          return true;
+        }
+      }
+    } catch (IOException e) {
+      return false;
+    }
+    return false;
+  }
+
+  private static String unescape(String s) {
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\' && i + 3 < s.length()) {
+        sb.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
+        i += 3;
+      } else {
+        sb.append(c);
+      }
+    }
+    return sb.toString();
+  }
+}

@@ -1,0 +1,223 @@
+package dev.thaw.fuse;
+
+import dev.thaw.image.ImageReader;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.time.Instant;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import jnr.ffi.Pointer;
+import jnr.ffi.Struct;
+import jnr.ffi.types.off_t;
+import jnr.ffi.types.size_t;
+import ru.serce.jnrfuse.ErrorCodes;
+import ru.serce.jnrfuse.FuseFillDir;
+import ru.serce.jnrfuse.FuseStubFS;
+import ru.serce.jnrfuse.struct.FileStat;
+import ru.serce.jnrfuse.struct.FuseFileInfo;
+import ru.serce.jnrfuse.struct.Statvfs;
+
+/**
+ * The FUSE boundary: maps paths to {@link MountTree} nodes, file handles to
+ * {@link ImageReader.Handle}s, and failures to errno. Every callback catches everything and
+ * answers -EIO, because jffi turns an escaping exception into a 0 return (a read would look like
+ * end of file, a getattr like success). No logic that a restore also needs lives here.
+ */
+final class ThawFuse extends FuseStubFS {
+  private static final int O_ACCMODE = 3;
+
+  private final MountTree tree;
+  private final PrintStream log;
+  private final long uid;
+  private final long gid;
+  private final AtomicLong nextHandle = new AtomicLong(1);
+  private final Map<Long, ImageReader.Handle> images = new ConcurrentHashMap<>();
+  private final Map<Long, byte[]> statusHandles = new ConcurrentHashMap<>();
+
+  private final Runnable onReady;
+
+  ThawFuse(MountTree tree, PrintStream log, long uid, long gid, Runnable onReady) {
+    this.onReady = onReady;
+    this.tree = tree;
+    this.log = log;
+    this.uid = uid;
+    this.gid = gid;
+  }
+
+  private void warn(String msg) {
+    log.println(Instant.now() + " thaw mount: " + msg);
+    log.flush();
+  }
+
+  @Override
+  public Pointer init(Pointer conn) {
+    try {
+      onReady.run();
+    } catch (Throwable t) {
+      warn("init: " + t);
+    }
+    return null;
+  }
+
+  @Override
+  public int getattr(String path, FileStat stat) {
+    try {
+      Optional<MountTree.Node> n = tree.resolve(path);
+      if (n.isEmpty()) {
+        return -ErrorCodes.ENOENT();
+      }
+      stat.st_uid.set(uid);
+      stat.st_gid.set(gid);
+      MountTree.Node node = n.get();
+      if (node instanceof MountTree.Dir d) {
+        stat.st_mode.set(FileStat.S_IFDIR | 0555);
+        stat.st_nlink.set(2);
+        stat.st_mtim.tv_sec.set(d.mtime());
+      } else if (node instanceof MountTree.ImageFile f) {
+        stat.st_mode.set(FileStat.S_IFREG | 0444);
+        stat.st_nlink.set(1);
+        stat.st_size.set(f.size());
+        stat.st_blksize.set(1 << 17);
+        stat.st_blocks.set((f.size() + 511) / 512);
+        stat.st_mtim.tv_sec.set(f.mtime());
+      } else {
+        stat.st_mode.set(FileStat.S_IFREG | 0444);
+        stat.st_nlink.set(1);
+        stat.st_size.set(tree.status().length);
+        stat.st_mtim.tv_sec.set(Instant.now().getEpochSecond());
+      }
+      return 0;
+    } catch (Throwable t) {
+      warn("getattr " + path + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  @Override
+  public int readdir(String path, Pointer buf, FuseFillDir filter, @off_t long offset, FuseFileInfo fi) {
+    try {
+      Optional<MountTree.Node> n = tree.resolve(path);
+      if (n.isEmpty()) {
+        return -ErrorCodes.ENOENT();
+      }
+      if (!(n.get() instanceof MountTree.Dir d)) {
+        return -ErrorCodes.ENOTDIR();
+      }
+      filter.apply(buf, ".", null, 0);
+      filter.apply(buf, "..", null, 0);
+      for (String e : d.entries()) {
+        filter.apply(buf, e, null, 0);
+      }
+      return 0;
+    } catch (Throwable t) {
+      warn("readdir " + path + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  @Override
+  public int open(String path, FuseFileInfo fi) {
+    try {
+      if ((fi.flags.get() & O_ACCMODE) != 0) {
+        return -ErrorCodes.EROFS();
+      }
+      Optional<MountTree.Node> n = tree.resolve(path);
+      if (n.isEmpty()) {
+        return -ErrorCodes.ENOENT();
+      }
+      long h = nextHandle.getAndIncrement();
+      MountTree.Node node = n.get();
+      if (node instanceof MountTree.Dir) {
+        return -ErrorCodes.EISDIR();
+      } else if (node instanceof MountTree.ImageFile f) {
+        ImageReader r;
+        try {
+          r = tree.reader(f);
+        } catch (IOException e) {
+          warn("cannot open " + path + ": " + e.getMessage());
+          return -ErrorCodes.EIO();
+        }
+        images.put(h, r.open());
+        setFlag(fi, 1 << 1); // keep_cache: the image never changes, keep the kernel's pages
+      } else {
+        statusHandles.put(h, tree.status());
+        setFlag(fi, 1); // direct_io: the content changes; read it to its end whatever getattr said
+      }
+      fi.fh.set(h);
+      return 0;
+    } catch (Throwable t) {
+      warn("open " + path + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  /**
+   * Sets a bit of fuse_file_info's bit-field word (direct_io = bit 0, keep_cache = bit 1). In
+   * libfuse 2 that 32-bit word sits right before the 64-bit {@code fh}, which jnr-fuse maps.
+   */
+  private static void setFlag(FuseFileInfo fi, int bit) {
+    Pointer mem = Struct.getMemory(fi);
+    long off = fi.fh.offset() - 4;
+    mem.putInt(off, mem.getInt(off) | bit);
+  }
+
+  @Override
+  public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+    long h = fi.fh.get();
+    try {
+      ImageReader.Handle r = images.get(h);
+      if (r != null) {
+        byte[] tmp = new byte[(int) Math.min(size, 1 << 20)];
+        int n = r.read(offset, tmp, 0, tmp.length);
+        buf.put(0, tmp, 0, n);
+        return n;
+      }
+      byte[] status = statusHandles.get(h);
+      if (status != null) {
+        if (offset >= status.length) {
+          return 0;
+        }
+        int n = (int) Math.min(size, status.length - offset);
+        buf.put(0, status, (int) offset, n);
+        return n;
+      }
+      return -ErrorCodes.EBADF();
+    } catch (IOException e) {
+      warn("read " + path + " at " + offset + "+" + size + " failed: " + e.getMessage());
+      return -ErrorCodes.EIO();
+    } catch (Throwable t) {
+      warn("read " + path + " at " + offset + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  @Override
+  public int release(String path, FuseFileInfo fi) {
+    try {
+      long h = fi.fh.get();
+      ImageReader.Handle r = images.remove(h);
+      if (r != null) {
+        r.close();
+      }
+      statusHandles.remove(h);
+      return 0;
+    } catch (Throwable t) {
+      warn("release " + path + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  @Override
+  public int statfs(String path, Statvfs stbuf) {
+    try {
+      stbuf.f_bsize.set(4096);
+      stbuf.f_frsize.set(4096);
+      stbuf.f_namemax.set(255);
+      return 0;
+    } catch (Throwable t) {
+      return -ErrorCodes.EIO();
+    }
+  }
+}

@@ -1,0 +1,313 @@
+package dev.thaw.image;
+
+import dev.thaw.fetch.Chunk;
+import dev.thaw.fetch.Priority;
+import dev.thaw.format.ChunkIndex;
+import dev.thaw.format.Digest;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Random-access reads of one image through a {@link ChunkCache}, with sequential read-ahead:
+ * the read path a mount uses. A read maps to the chunks it touches; cached chunks are served at
+ * once, zero chunks without a fetch, missing chunks are fetched at {@link Priority#DEMAND},
+ * all of a read's chunks in parallel.
+ *
+ * <p>Each open file gets a {@link Handle} that detects sequential streams (several may run in one
+ * file). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
+ * fetched at {@link Priority#READ_AHEAD} and held by the stream until they are read or the stream
+ * is abandoned, so that the cache cannot evict them before their reader arrives. Random reads
+ * start no read-ahead.
+ *
+ * <p>A chunk that cannot be fetched or verified fails the reads that need it with an
+ * {@link IOException} naming the chunk and store; nothing is remembered, so the next read tries
+ * again. Thread-safe; handles may be used from several threads at once.
+ */
+public final class ImageReader {
+  /** A read this close to where a stream stands continues it (kernel requests may reorder). */
+  private static final long STREAM_SLACK = 1 << 20;
+  private static final int MAX_STREAMS = 4;
+
+  private final Image image;
+  private final ChunkCache cache;
+  private final int readAhead;
+  private final Duration readTimeout;
+  private final LongAdder reads = new LongAdder();
+  private final LongAdder bytesRead = new LongAdder();
+  private final LongAdder cacheHits = new LongAdder();
+  private final LongAdder cacheMisses = new LongAdder();
+  private final LongAdder readAheadHits = new LongAdder();
+  private final LongAdder readAheadIssued = new LongAdder();
+  private final LongAdder fetched = new LongAdder();
+  private final LongAdder bytesFetched = new LongAdder();
+  private final LongAdder errors = new LongAdder();
+
+  /**
+   * @param readAhead chunks a sequential stream keeps ahead (0 disables read-ahead)
+   * @param readTimeout how long a read waits for a chunk before it fails (the fetch goes on)
+   */
+  public ImageReader(Image image, ChunkCache cache, int readAhead, Duration readTimeout) {
+    this.image = image;
+    this.cache = cache;
+    this.readAhead = Math.max(0, readAhead);
+    this.readTimeout = readTimeout;
+  }
+
+  public Image image() {
+    return image;
+  }
+
+  /** Starts a new reader (one per open file). */
+  public Handle open() {
+    return new Handle();
+  }
+
+  /** Counters of this image's reads. */
+  public record Stats(long reads, long bytesRead, long cacheHits, long cacheMisses, long readAheadHits,
+      long readAheadIssued, long fetched, long bytesFetched, long errors) {}
+
+  public Stats stats() {
+    return new Stats(reads.sum(), bytesRead.sum(), cacheHits.sum(), cacheMisses.sum(), readAheadHits.sum(),
+        readAheadIssued.sum(), fetched.sum(), bytesFetched.sum(), errors.sum());
+  }
+
+  /** Chunks of this image held in the cache now (zero chunks count as held). */
+  public int cachedChunks() {
+    ChunkIndex idx = image.index();
+    int n = 0;
+    for (int i = 0; i < idx.chunkCount(); i++) {
+      if (image.isZero(i) || cache.contains(idx.digest(i))) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * The chunk {@code i} now or later: zero, cached, or fetched at {@code priority}. Demand
+   * fetches enter the cache when they complete; read-ahead fetches stay with the stream that
+   * holds them until read.
+   */
+  private CompletableFuture<Chunk> obtain(int i, Priority priority, boolean demand) {
+    if (image.isZero(i)) {
+      return image.chunk(i, priority); // completes at once, no fetch
+    }
+    Digest d = image.digest(i);
+    Chunk c = cache.get(d);
+    if (c != null) {
+      if (demand) {
+        cacheHits.increment();
+      }
+      return CompletableFuture.completedFuture(c);
+    }
+    if (demand) {
+      cacheMisses.increment();
+    }
+    return image.chunk(i, priority).whenComplete((chunk, e) -> {
+      if (chunk != null) {
+        if (demand) {
+          cache.put(chunk);
+        }
+        fetched.increment();
+        bytesFetched.add(chunk.length());
+      }
+    });
+  }
+
+  /** Reads of one open file. Thread-safe. */
+  public final class Handle implements AutoCloseable {
+    private final List<Stream> streams = new ArrayList<>();
+    private long clock;
+
+    private final class Stream {
+      long next;
+      int hits;
+      long lastUse;
+      final TreeMap<Integer, CompletableFuture<Chunk>> held = new TreeMap<>();
+    }
+
+    /**
+     * Reads up to {@code len} bytes at {@code offset} into {@code dst}; returns the bytes read
+     * (0 at or past the end of the image).
+     *
+     * @throws IOException naming the chunk and store when a chunk cannot be had
+     */
+    public int read(long offset, byte[] dst, int dstOff, int len) throws IOException {
+      long size = image.size();
+      if (offset >= size || len <= 0) {
+        return 0;
+      }
+      int n = (int) Math.min(len, size - offset);
+      ChunkIndex idx = image.index();
+      int first = idx.chunkAt(offset);
+      int last = idx.chunkAt(offset + n - 1);
+      List<CompletableFuture<Chunk>> parts = new ArrayList<>(last - first + 1);
+      synchronized (this) {
+        Stream s = track(offset, n);
+        for (int i = first; i <= last; i++) {
+          CompletableFuture<Chunk> f = s != null ? s.held.get(i) : null;
+          if (f != null) {
+            readAheadHits.increment();
+            // being read now: from here on the cache keeps it for later readers
+            f = f.thenApply(c -> {
+              cache.put(c);
+              return c;
+            });
+          } else {
+            f = obtain(i, Priority.DEMAND, true);
+          }
+          parts.add(f);
+        }
+        if (s != null) {
+          unhold(s, s.held.headMap(first)); // passed: no longer held
+          if (s.hits >= 2 && readAhead > 0) {
+            int from = idx.chunkAt(Math.min(size - 1, s.next - 1)) + 1;
+            int to = Math.min(idx.chunkCount() - 1, from + readAhead - 1);
+            for (int i = from; i <= to; i++) {
+              if (s.held.containsKey(i) || image.isZero(i)) {
+                continue;
+              }
+              if (!cache.tryReserve(idx.length(i))) {
+                break; // read-ahead holds all the memory it may; the rest comes later
+              }
+              readAheadIssued.increment();
+              s.held.put(i, obtain(i, Priority.READ_AHEAD, false));
+            }
+          }
+        }
+      }
+      long deadline = System.nanoTime() + readTimeout.toNanos();
+      int copied = 0;
+      for (int k = 0; k < parts.size(); k++) {
+        int i = first + k;
+        Chunk c = await(parts.get(k), i, deadline);
+        long chunkStart = idx.start(i);
+        long from = Math.max(offset, chunkStart);
+        long to = Math.min(offset + n, idx.end(i));
+        c.copyTo((int) (from - chunkStart), dst, dstOff + (int) (from - offset), (int) (to - from));
+        copied += (int) (to - from);
+      }
+      reads.increment();
+      bytesRead.add(copied);
+      return copied;
+    }
+
+    private Chunk await(CompletableFuture<Chunk> f, int i, long deadline) throws IOException {
+      try {
+        return f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+      } catch (ExecutionException | CompletionException e) {
+        errors.increment();
+        forget(i);
+        Throwable c = e.getCause() != null ? e.getCause() : e;
+        throw c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);
+      } catch (TimeoutException e) {
+        errors.increment();
+        forget(i);
+        throw new IOException("chunk " + image.digest(i).hex() + " (" + image.name() + " chunk " + i
+            + "): no answer from the store within " + readTimeout.toSeconds() + " s");
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("read interrupted");
+      }
+    }
+
+    /** Drops a failed read-ahead future, so that the next read fetches afresh. */
+    private synchronized void forget(int i) {
+      for (Stream s : streams) {
+        CompletableFuture<Chunk> f = s.held.get(i);
+        if (f != null && f.isCompletedExceptionally()) {
+          unhold(s, s.held.subMap(i, true, i, true));
+        }
+      }
+    }
+
+    /** Stops holding the given chunks of a stream and returns their memory. */
+    private void unhold(Stream s, Map<Integer, CompletableFuture<Chunk>> chunks) {
+      long bytes = 0;
+      for (int i : chunks.keySet()) {
+        bytes += image.index().length(i);
+      }
+      chunks.clear();
+      if (bytes > 0) {
+        cache.release(bytes);
+      }
+    }
+
+    /** Finds or starts the stream this read belongs to; null when read-ahead is off. */
+    private Stream track(long offset, int len) {
+      if (readAhead == 0) {
+        return null;
+      }
+      clock++;
+      Stream match = null;
+      for (Stream s : streams) {
+        if (offset >= s.next - STREAM_SLACK && offset <= s.next + STREAM_SLACK) {
+          match = s;
+          break;
+        }
+      }
+      if (match == null) {
+        if (streams.size() >= MAX_STREAMS) {
+          // abandon the least recently used stream, random ones before sequential ones
+          Stream lru = streams.get(0);
+          for (Stream s : streams) {
+            boolean seqS = s.hits >= 2;
+            boolean seqL = lru.hits >= 2;
+            if ((!seqS && seqL) || (seqS == seqL && s.lastUse < lru.lastUse)) {
+              lru = s;
+            }
+          }
+          unhold(lru, lru.held); // abandoned: its chunks are no longer held
+          streams.remove(lru);
+        }
+        match = new Stream();
+        match.next = offset;
+        streams.add(match);
+      }
+      match.hits++;
+      match.lastUse = clock;
+      match.next = Math.max(match.next, offset + len);
+      return match;
+    }
+
+    /** Releases the chunks held for read-ahead. */
+    @Override
+    public synchronized void close() {
+      for (Iterator<Stream> it = streams.iterator(); it.hasNext(); ) {
+        Stream s = it.next();
+        unhold(s, s.held);
+        it.remove();
+      }
+    }
+
+    /** Chunks held for read-ahead now (for tests and status). */
+    public synchronized int held() {
+      int n = 0;
+      for (Stream s : streams) {
+        n += s.held.size();
+      }
+      return n;
+    }
+
+    /** Held chunk indexes per stream (tests). */
+    synchronized List<Map<Integer, CompletableFuture<Chunk>>> heldByStream() {
+      List<Map<Integer, CompletableFuture<Chunk>>> out = new ArrayList<>();
+      for (Stream s : streams) {
+        out.add(new TreeMap<>(s.held));
+      }
+      return out;
+    }
+  }
+}
