@@ -29,7 +29,7 @@ public final class Main implements Runnable {
   static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new Main());
     cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-      PrintWriter err = cmd.getErr();
+      PrintWriter err = cl.getErr();
       err.println("thaw: error: " + Errors.describe(ex));
       if (System.getenv("THAW_DEBUG") != null) {
         ex.printStackTrace(err);

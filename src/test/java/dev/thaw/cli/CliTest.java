@@ -25,16 +25,15 @@ class CliTest {
   record Run(int code, String out, String err) {}
 
   private static Run run(String... args) {
-    CommandLine cl = Main.commandLine();
     StringWriter err = new StringWriter();
-    cl.setErr(new PrintWriter(err));
-    cl.setOut(new PrintWriter(new StringWriter()));
     PrintStream oldOut = System.out;
     PrintStream oldErr = System.err;
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     ByteArrayOutputStream sysErr = new ByteArrayOutputStream();
     System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
     System.setErr(new PrintStream(sysErr, true, StandardCharsets.UTF_8));
+    CommandLine cl = Main.commandLine(); // after the redirection: picocli binds System.err when built
+    cl.setErr(new PrintWriter(err, true));
     try {
       int code = cl.execute(args);
       return new Run(code, out.toString(StandardCharsets.UTF_8), err + sysErr.toString(StandardCharsets.UTF_8));
