@@ -112,12 +112,13 @@ final class MountCommand implements Callable<Integer> {
     }
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-      if (!a.startsWith("-Xmx") && !a.startsWith("-agentlib") && !a.startsWith("-javaagent")) {
+      if (!a.startsWith("-Xmx") && !a.startsWith("-Xmn") && !a.startsWith("-agentlib")
+          && !a.startsWith("-javaagent")) {
         cmd.add(a);
       }
     }
     // heap: the cache, read-ahead and fetch buffers; see README "Memory"
-    cmd.add("-Xmx" + ((cacheBytes >> 20) + 160) + "m");
+    cmd.add("-Xmx" + ((cacheBytes >> 20) + 128) + "m");
     cmd.add("-cp");
     cmd.add(Path.of(URI_OF_JAR()).toString());
     cmd.add(Main.class.getName());

@@ -46,6 +46,8 @@ public final class FetchPipeline implements AutoCloseable {
   private final ExecutorService io;
   private final ExecutorService cpu;
   private final Semaphore decodeSlots;
+  private final int parallel;
+  private final int decodeSlotCount;
   private final AtomicLong sequence = new AtomicLong();
   private final AtomicInteger inFlight = new AtomicInteger();
   private final LongAdder fetched = new LongAdder();
@@ -70,7 +72,9 @@ public final class FetchPipeline implements AutoCloseable {
     this.retry = retry;
     this.io = Executors.newFixedThreadPool(parallel, daemon("thaw-fetch-"));
     this.cpu = Executors.newFixedThreadPool(cpuThreads, daemon("thaw-decode-"));
-    this.decodeSlots = new Semaphore(cpuThreads * 2);
+    this.parallel = parallel;
+    this.decodeSlotCount = cpuThreads * 2;
+    this.decodeSlots = new Semaphore(decodeSlotCount);
     for (int i = 0; i < parallel; i++) {
       io.execute(this::fetchLoop);
     }
@@ -79,6 +83,14 @@ public final class FetchPipeline implements AutoCloseable {
   /** A pipeline with {@code parallel} fetches, one decoder per core and default retries. */
   public static FetchPipeline create(ChunkStore store, int parallel) {
     return new FetchPipeline(store, parallel, Runtime.getRuntime().availableProcessors(), RetryPolicy.defaults());
+  }
+
+  /**
+   * How many chunks the pipeline itself may hold in memory at once (blobs being fetched or
+   * waiting for a decoder), for callers that budget memory.
+   */
+  public int maxChunksInMemory() {
+    return parallel + decodeSlotCount;
   }
 
   /** The store this pipeline reads. */

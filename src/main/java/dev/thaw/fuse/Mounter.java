@@ -30,6 +30,16 @@ public final class Mounter {
 
   private Mounter() {}
 
+  /**
+   * The bytes the chunk cache (and the read-ahead it lends memory to) may hold: the user's
+   * cache size less what chunks in the fetch pipeline may occupy at once, so that cached, held
+   * and in-flight chunks together stay within the cache size.
+   */
+  static long chunkBudget(long cacheBytes, FetchPipeline pipeline) {
+    long inFlight = (long) pipeline.maxChunksInMemory() * dev.thaw.format.FixedIndex.DEFAULT_CHUNK_SIZE;
+    return Math.max(cacheBytes / 2, cacheBytes - inFlight);
+  }
+
   /** The libfuse options thaw mounts with. */
   static List<String> fuseOptions(Options o) {
     List<String> opts = new ArrayList<>(List.of("ro", "fsname=thaw", "subtype=thaw",
@@ -57,7 +67,7 @@ public final class Mounter {
         throw new IOException("mount point " + mountpoint + " is not empty");
       }
     }
-    MountTree tree = new MountTree(store, pipeline, new ChunkCache(options.cacheBytes()), key, snapshot,
+    MountTree tree = new MountTree(store, pipeline, new ChunkCache(chunkBudget(options.cacheBytes(), pipeline)), key, snapshot,
         options.readAhead(), options.readTimeout());
     tree.preload(); // fail before mounting if the store or snapshot is unusable
     long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
