@@ -46,3 +46,20 @@ if size % (4 << 20):
     print(hashlib.sha256(bytes(size % (4 << 20))).hexdigest())
 PY
 }
+
+# loop_part1 LOOPDEV: prints a block device node for partition 1 of LOOPDEV (made with
+# losetup -P). Where no udev creates ${L}p1, asks the kernel for the partitions (partx) and
+# makes the node inside $T.
+loop_part1() {
+  local l=$1 n sysdev part
+  part=${l}p1
+  for _ in $(seq 1 30); do [ -b "$part" ] && { echo "$part"; return 0; }; sleep 0.1; done
+  partx -a "$l" 2>/dev/null || true
+  n=$(basename "$l")
+  sysdev=/sys/block/$n/${n}p1/dev
+  [ -r "$sysdev" ] || fail "the kernel found no partition on $l"
+  part=$T/${n}p1
+  mknod "$part" b "$(cut -d: -f1 "$sysdev")" "$(cut -d: -f2 "$sysdev")"
+  note "no udev: made $part for the partition the kernel found" >&2
+  echo "$part"
+}

@@ -42,14 +42,7 @@ pass "README recipe: file copied out with fuse2fs"
 if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
   L=$(losetup -r -P -f --show "$MNT/a.img")
   defer losetup -d "$L"
-  P1=${L}p1
-  for _ in $(seq 1 30); do [ -b "$P1" ] && break; sleep 0.1; done
-  if [ ! -b "$P1" ]; then
-    partx -a "$L" 2>/dev/null || true
-    n=$(basename "$L")
-    P1=$T/${n}p1
-    mknod "$P1" b "$(cut -d: -f1 "/sys/block/$n/${n}p1/dev")" "$(cut -d: -f2 "/sys/block/$n/${n}p1/dev")"
-  fi
+  P1=$(loop_part1 "$L")
   defer umount -l "$VMFS"
   mount -o ro "$P1" "$VMFS"
   cp "$VMFS/etc/fstab" "$T/recovered-fstab-2"

@@ -52,17 +52,7 @@ pass "files copied out through fuse2fs equal the originals"
 if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
   L=$(losetup -r -P -f --show "$M/disk.img")
   defer losetup -d "$L"
-  PART=${L}p1
-  for _ in $(seq 1 30); do [ -b "$PART" ] && break; sleep 0.1; done
-  if [ ! -b "$PART" ]; then
-    # no udev here: ask the kernel for the partitions and make the node in our temp dir
-    partx -a "$L" 2>/dev/null || true
-    sysdev=/sys/block/$(basename "$L")/$(basename "$L")p1/dev
-    [ -r "$sysdev" ] || fail "the kernel found no partition on $L"
-    PART=$T/$(basename "$L")p1
-    mknod "$PART" b "$(cut -d: -f1 "$sysdev")" "$(cut -d: -f2 "$sysdev")"
-    note "no udev: made $PART for the partition the kernel found"
-  fi
+  PART=$(loop_part1 "$L")
   LM=$T/loopfs
   mkdir -p "$LM"
   defer umount -l "$LM"
