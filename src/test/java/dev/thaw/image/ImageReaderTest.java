@@ -1,0 +1,170 @@
+package dev.thaw.image;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.fetch.RetryPolicy;
+import dev.thaw.format.Digest;
+import dev.thaw.store.SnapshotPath;
+import dev.thaw.store.StoreException;
+import dev.thaw.testing.Fixtures;
+import dev.thaw.testing.MemoryStore;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.CountDownLatch;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+@Timeout(60)
+class ImageReaderTest {
+  private static final int MIB = Fixtures.MIB;
+  private static final int CHUNK = 4 * MIB;
+  @TempDir
+  Path dir;
+  private final MemoryStore store = new MemoryStore();
+  private FetchPipeline pipeline;
+  private byte[] image;
+  private Image img;
+
+  @BeforeEach
+  void setUp() throws Exception {
+    image = Fixtures.image(30, 1000, 9); // chunk i % 3 == 2 is zero
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
+    img = Snapshot.open(store, snap, null).openImage("a.img", pipeline);
+  }
+
+  @AfterEach
+  void tearDown() {
+    pipeline.close();
+  }
+
+  private ImageReader reader(long cacheBytes, int readAhead) {
+    return new ImageReader(img, new ChunkCache(cacheBytes), readAhead, Duration.ofSeconds(20));
+  }
+
+  private static byte[] read(ImageReader.Handle h, long off, int len) throws IOException {
+    byte[] b = new byte[len];
+    int n = h.read(off, b, 0, len);
+    return Arrays.copyOf(b, n);
+  }
+
+  @Test
+  void readsAnyRangeExactly() throws Exception {
+    ImageReader r = reader(256L * MIB, 0);
+    try (ImageReader.Handle h = r.open()) {
+      long[][] ranges = {{0, 100}, {CHUNK - 10, 20}, {5L * CHUNK + 7, 3 * CHUNK}, {image.length - 50, 4096}};
+      for (long[] rg : ranges) {
+        byte[] got = read(h, rg[0], (int) rg[1]);
+        int end = (int) Math.min(image.length, rg[0] + rg[1]);
+        assertArrayEquals(Arrays.copyOfRange(image, (int) rg[0], end), got, "range " + rg[0]);
+      }
+      assertEquals(0, h.read(image.length, new byte[10], 0, 10), "EOF");
+    }
+    assertEquals(0, store.reads(img.digest(2)), "zero chunks are never fetched");
+  }
+
+  @Test
+  void sequentialReadsHoldTheNextChunksAndRandomReadsDoNot() throws Exception {
+    ImageReader r = reader(512L * MIB, 6);
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, 128 * 1024);
+      assertEquals(0, h.held(), "one read is not yet a stream");
+      read(h, 128 * 1024, 128 * 1024);
+      // chunks 1..6 ahead, minus the zero chunks 2 and 5
+      assertEquals(4, h.held());
+      assertEquals(4, r.stats().readAheadIssued());
+      for (long off = 256 * 1024; off < 2L * CHUNK; off += 128 * 1024) {
+        assertArrayEquals(Arrays.copyOfRange(image, (int) off, (int) off + 128 * 1024), read(h, off, 128 * 1024));
+      }
+      assertTrue(r.stats().readAheadHits() > 0);
+    }
+    ImageReader r2 = reader(512L * MIB, 6);
+    try (ImageReader.Handle h = r2.open()) {
+      for (long chunk : new long[] {20, 3, 27, 9, 14, 0}) {
+        read(h, chunk * CHUNK + 4096, 4096);
+      }
+      assertEquals(0, r2.stats().readAheadIssued(), "random reads start no read-ahead");
+      assertEquals(0, h.held());
+    }
+  }
+
+  @Test
+  void heldChunksSurviveATinyCacheAndAreReleasedOnClose() throws Exception {
+    ChunkCache cache = new ChunkCache(40L * MIB); // read-ahead may hold 20 MiB: 5 chunks
+    ImageReader r = new ImageReader(img, cache, 16, Duration.ofSeconds(20));
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, 4096);
+      read(h, 4096, 4096);
+      assertTrue(h.held() <= 5 && h.held() > 0, "held " + h.held());
+      assertTrue(cache.reserved() <= 20L * MIB);
+      int before = store.totalReads();
+      // whatever the cache does meanwhile, the held chunks are served without another fetch
+      for (long off = 8192; off < 6L * CHUNK; off += MIB) {
+        read(h, off, 4096);
+      }
+      assertTrue(store.totalReads() - before <= 2, "held chunks were fetched again");
+    }
+    assertEquals(0, cache.reserved(), "closing the handle releases its read-ahead memory");
+  }
+
+  @Test
+  void aFailingChunkFailsOnlyItsReadsAndIsRetriedNextTime() throws Exception {
+    Digest bad = img.digest(4);
+    byte[] good = store.raw(bad);
+    byte[] broken = good.clone();
+    broken[100] ^= 1;
+    store.putRaw(bad, broken);
+    ImageReader r = reader(256L * MIB, 0);
+    try (ImageReader.Handle h = r.open()) {
+      IOException e = assertThrows(IOException.class, () -> read(h, 4L * CHUNK + 10, 10));
+      assertTrue(e.getMessage().contains(bad.hex()) && e.getMessage().contains("mem:"), e.getMessage());
+      assertThrows(IOException.class, () -> read(h, 4L * CHUNK - 10, 20), "a read spanning into it fails too");
+      assertArrayEquals(Arrays.copyOfRange(image, 3 * CHUNK, 3 * CHUNK + 10), read(h, 3L * CHUNK, 10));
+      store.putRaw(bad, good);
+      assertArrayEquals(Arrays.copyOfRange(image, 4 * CHUNK + 10, 4 * CHUNK + 20), read(h, 4L * CHUNK + 10, 10));
+      assertTrue(r.stats().errors() >= 2);
+    }
+  }
+
+  @Test
+  void aStoreThatHangsFailsTheReadAfterTheTimeout() throws Exception {
+    CountDownLatch never = new CountDownLatch(1);
+    store.fault = (d, attempt) -> {
+      try {
+        never.await();
+      } catch (InterruptedException e) {
+        throw new StoreException("interrupted", false);
+      }
+    };
+    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), 0, Duration.ofMillis(300));
+    try (ImageReader.Handle h = r.open()) {
+      long t0 = System.nanoTime();
+      IOException e = assertThrows(IOException.class, () -> read(h, 0, 10));
+      assertTrue(e.getMessage().contains("no answer"), e.getMessage());
+      assertTrue(System.nanoTime() - t0 < 5_000_000_000L);
+    } finally {
+      never.countDown();
+    }
+  }
+
+  @Test
+  void cacheStaysWithinItsBound() throws Exception {
+    ChunkCache cache = new ChunkCache(20L * MIB);
+    ImageReader r = new ImageReader(img, cache, 0, Duration.ofSeconds(20));
+    try (ImageReader.Handle h = r.open()) {
+      for (int c = 0; c < 30; c++) {
+        read(h, (long) c * CHUNK, 100);
+        assertTrue(cache.bytes() <= 20L * MIB, "cache holds " + cache.bytes());
+      }
+    }
+  }
+}
