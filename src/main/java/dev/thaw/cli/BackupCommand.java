@@ -24,8 +24,8 @@ final class BackupCommand implements Callable<Integer> {
       description = "Backup group, e.g. vm/100 (TYPE is vm, ct or host).")
   String id;
 
-  @Option(names = "--threads", paramLabel = "N",
-      description = "Hashing/compression threads (default: 2 per core).")
+  @Option(names = {"--threads", "--parallel"}, paramLabel = "N",
+      description = "Threads hashing, compressing and writing chunks (default: 2 per core).")
   Integer threads;
 
   @Mixin

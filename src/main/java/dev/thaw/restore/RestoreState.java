@@ -8,38 +8,53 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.Arrays;
 import java.util.BitSet;
+import java.util.zip.CRC32C;
 
 /**
  * Which chunks of an image a restore has durably written, kept in a small file beside the
  * target so that an interrupted restore can resume. The file names the image (index checksum,
- * size, chunk count) and refuses to resume a different one. Saved by write-sync-rename, so a
- * crash leaves the old or the new state, never a torn one. Not thread-safe.
+ * size, chunk count) and refuses to resume a different one.
+ *
+ * <p>The file is created at its full size when the restore starts and afterwards only
+ * overwritten in place, so that saving needs no free space (a restore that fills the disk can
+ * still record how far it got). It holds two slots; each save writes the older one with a
+ * higher sequence number and a CRC and syncs it, so a crash mid-save leaves the other slot, the
+ * previous state, intact. Not thread-safe.
  */
-final class RestoreState {
-  private static final byte[] MAGIC = "THAWRST1".getBytes(StandardCharsets.US_ASCII);
+final class RestoreState implements AutoCloseable {
+  private static final byte[] MAGIC = "THAWRST2".getBytes(StandardCharsets.US_ASCII);
   private static final int HEADER = 8 + 32 + 8 + 4;
+  private static final int SLOT_HEADER = 8 + 4; // sequence, crc32c of the bitmap
 
   private final Path file;
   private final byte[] indexChecksum;
   private final long size;
   private final int chunks;
   private final BitSet done;
+  private final int bitmapBytes;
+  private long sequence;
+  private FileChannel channel;
 
-  private RestoreState(Path file, byte[] indexChecksum, long size, int chunks, BitSet done) {
+  private RestoreState(Path file, byte[] indexChecksum, long size, int chunks, BitSet done, long sequence) {
     this.file = file;
     this.indexChecksum = indexChecksum.clone();
     this.size = size;
     this.chunks = chunks;
     this.done = done;
+    this.bitmapBytes = (chunks + 7) / 8;
+    this.sequence = sequence;
   }
 
   static RestoreState fresh(Path file, byte[] indexChecksum, long size, int chunks) {
-    return new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks));
+    return new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);
+  }
+
+  private long slotOffset(long seq) {
+    return HEADER + (seq % 2) * (SLOT_HEADER + (long) bitmapBytes);
   }
 
   /** Loads a state file, or returns null if there is none. Refuses one for another image. */
@@ -61,11 +76,29 @@ final class RestoreState {
       throw new IOException("restore state " + file + " belongs to a different image (size " + s
           + ", " + n + " chunks); refusing to resume. Delete it to start over.");
     }
-    BitSet done = BitSet.valueOf(Arrays.copyOfRange(data, HEADER, data.length));
-    if (done.length() > chunks) {
-      throw new IOException("restore state " + file + " is damaged (chunk " + (done.length() - 1) + " of " + chunks + ")");
+    RestoreState st = new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);
+    long bestSeq = -1;
+    BitSet best = null;
+    for (int slot = 0; slot < 2; slot++) {
+      int off = (int) st.slotOffset(slot);
+      if (data.length < off + SLOT_HEADER + st.bitmapBytes) {
+        continue;
+      }
+      long seq = b.getLong(off);
+      int crc = b.getInt(off + 8);
+      CRC32C c = new CRC32C();
+      c.update(data, off + SLOT_HEADER, st.bitmapBytes);
+      if ((int) c.getValue() == crc && seq > bestSeq && seq % 2 == slot) {
+        bestSeq = seq;
+        best = BitSet.valueOf(Arrays.copyOfRange(data, off + SLOT_HEADER, off + SLOT_HEADER + st.bitmapBytes));
+      }
     }
-    return new RestoreState(file, indexChecksum, size, chunks, done);
+    if (best == null) {
+      throw new IOException("restore state " + file + " is damaged (no valid record); delete it to start over");
+    }
+    st.done.or(best);
+    st.sequence = bestSeq;
+    return st;
   }
 
   boolean isDone(int chunk) {
@@ -84,23 +117,56 @@ final class RestoreState {
     return file;
   }
 
+  /** Creates the file at full size (or opens the existing one) so that saves need no space. */
+  private FileChannel channel() throws IOException {
+    if (channel == null) {
+      boolean exists = Files.exists(file);
+      channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+      if (!exists || channel.size() < slotOffset(1) + SLOT_HEADER + bitmapBytes) {
+        ByteBuffer h = ByteBuffer.allocate((int) (slotOffset(1) + SLOT_HEADER + bitmapBytes)).order(ByteOrder.LITTLE_ENDIAN);
+        h.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks);
+        // slot 0 holds sequence 0 with an empty bitmap: nothing done yet
+        CRC32C empty = new CRC32C();
+        empty.update(new byte[bitmapBytes]);
+        h.putLong((int) slotOffset(0), 0).putInt((int) slotOffset(0) + 8, (int) empty.getValue());
+        h.rewind();
+        writeFully(h, 0);
+        channel.force(true);
+      }
+    }
+    return channel;
+  }
+
   /** Writes the state durably. Call only after the chunks it records are durable. */
   void save() throws IOException {
-    byte[] bits = done.toByteArray();
-    ByteBuffer b = ByteBuffer.allocate(HEADER + bits.length).order(ByteOrder.LITTLE_ENDIAN);
-    b.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks).put(bits).flip();
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-    try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-        StandardOpenOption.TRUNCATE_EXISTING)) {
-      while (b.hasRemaining()) {
-        ch.write(b);
-      }
-      ch.force(true);
+    FileChannel ch = channel();
+    long seq = sequence + 1;
+    byte[] bits = Arrays.copyOf(done.toByteArray(), bitmapBytes);
+    CRC32C c = new CRC32C();
+    c.update(bits);
+    ByteBuffer b = ByteBuffer.allocate(SLOT_HEADER + bitmapBytes).order(ByteOrder.LITTLE_ENDIAN);
+    b.putLong(seq).putInt((int) c.getValue()).put(bits).flip();
+    writeFully(b, slotOffset(seq));
+    ch.force(false);
+    sequence = seq;
+  }
+
+  private void writeFully(ByteBuffer b, long pos) throws IOException {
+    while (b.hasRemaining()) {
+      pos += channel.write(b, pos);
     }
-    Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
   }
 
   void delete() throws IOException {
+    close();
     Files.deleteIfExists(file);
+  }
+
+  @Override
+  public void close() throws IOException {
+    if (channel != null) {
+      channel.close();
+      channel = null;
+    }
   }
 }

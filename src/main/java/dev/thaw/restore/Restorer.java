@@ -113,7 +113,7 @@ public final class Restorer {
       state = RestoreState.fresh(stateFile, csum, image.size(), n);
     }
     Files.createDirectories(stateFile.toAbsolutePath().getParent());
-    try (RestoreTarget out = RestoreTarget.open(target, image.size())) {
+    try (RestoreState st = state; RestoreTarget out = RestoreTarget.open(target, image.size())) {
       if (!resumed) {
         state.save(); // from now on an interruption is visible and resumable
       }

@@ -46,7 +46,7 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return get(url(snapshot + "/" + LocalStore.checkFileName(file)), "snapshot file");
+    return get(url(snapshot + "/" + LocalStore.checkFileName(file)), file);
   }
 
   private byte[] get(HttpUrl url, String what) throws IOException {
@@ -74,8 +74,12 @@ final class HttpStore implements ChunkStore {
       throw new StoreException(what + ": unknown host in " + url, true, e);
     } catch (SSLException e) {
       throw new StoreException(what + ": TLS failure with " + url + ": " + e.getMessage(), false, e);
-    } catch (ConnectException | SocketTimeoutException e) {
-      throw new StoreException(what + ": cannot reach " + url + ": " + e.getMessage(), true, e);
+    } catch (ConnectException e) {
+      throw new StoreException(what + ": cannot connect to " + url.host() + ":" + url.port()
+          + " (connection refused or unreachable) for " + url, true, e);
+    } catch (SocketTimeoutException e) {
+      throw new StoreException(what + ": timed out talking to " + url.host() + ":" + url.port()
+          + " for " + url, true, e);
     } catch (InterruptedIOException e) {
       throw new StoreException(what + ": timed out fetching " + url, true, e);
     } catch (IOException e) {

@@ -36,7 +36,7 @@ final class LocalStore implements WritableStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return read(snapshotDir(snapshot).resolve(checkFileName(file)), "snapshot file");
+    return read(snapshotDir(snapshot).resolve(checkFileName(file)), file);
   }
 
   private static byte[] read(Path p, String what) throws IOException {
