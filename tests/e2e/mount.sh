@@ -108,6 +108,15 @@ cmp <(dd if="$M/disk.img" bs=4M skip="$K" count=1 status=none) <(dd if="$T/disk.
   fail "after repairing the chunk, the read still fails (failure was remembered)"
 pass "a failed chunk is not poisoned: once repaired, the next read succeeds"
 
+# --- SIGTERM unmounts cleanly -------------------------------------------------------------
+P=$(mount_pid "$M")
+kill -TERM "$P"
+for _ in $(seq 1 100); do alive "$P" || break; sleep 0.1; done
+alive "$P" && fail "mount process still running 10 s after SIGTERM"
+grep -q " $M fuse" /proc/mounts && fail "still mounted after SIGTERM"
+pass "SIGTERM unmounts and ends the mount process"
+mount_thaw m2b "$M" --store "$DS" "$S1"
+
 # --- SIGKILL leaves no dead mount point ---------------------------------------------------
 P=$(mount_pid "$M")
 kill -9 "$P"
