@@ -113,7 +113,7 @@ final class MountCommand implements Callable<Integer> {
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
       if (!a.startsWith("-Xmx") && !a.startsWith("-Xmn") && !a.startsWith("-agentlib")
-          && !a.startsWith("-javaagent")) {
+          && !a.startsWith("-javaagent") && !(a.startsWith("-XX:+Use") && a.endsWith("GC"))) {
         cmd.add(a);
       }
     }

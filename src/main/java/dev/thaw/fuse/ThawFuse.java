@@ -169,10 +169,14 @@ final class ThawFuse extends FuseStubFS {
     try {
       ImageReader.Handle r = images.get(h);
       if (r != null) {
-        byte[] tmp = new byte[(int) Math.min(size, 1 << 20)];
-        int n = r.read(offset, tmp, 0, tmp.length);
-        buf.put(0, tmp, 0, n);
-        return n;
+        // straight from the chunk into FUSE's buffer: no per-read garbage
+        return r.read(offset, (int) Math.min(size, 1 << 20), (at, data, from, n) -> {
+          if (data == null) {
+            buf.setMemory(at, n, (byte) 0);
+          } else {
+            buf.put(at, data, from, n);
+          }
+        });
       }
       byte[] status = statusHandles.get(h);
       if (status != null) {

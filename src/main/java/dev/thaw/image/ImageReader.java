@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -126,6 +127,16 @@ public final class ImageReader {
     });
   }
 
+  /**
+   * Receives the pieces of a read in order: {@code length} bytes for the read's bytes
+   * {@code [dstOffset, dstOffset + length)} taken from {@code data} at {@code from}, or zeros
+   * when {@code data} is null. The data array is shared: copy out of it, never into it.
+   */
+  @FunctionalInterface
+  public interface Sink {
+    void accept(int dstOffset, byte[] data, int from, int length);
+  }
+
   /** Reads of one open file. Thread-safe. */
   public final class Handle implements AutoCloseable {
     private final List<Stream> streams = new ArrayList<>();
@@ -145,6 +156,22 @@ public final class ImageReader {
      * @throws IOException naming the chunk and store when a chunk cannot be had
      */
     public int read(long offset, byte[] dst, int dstOff, int len) throws IOException {
+      return read(offset, len, (at, data, from, n) -> {
+        if (data == null) {
+          Arrays.fill(dst, dstOff + at, dstOff + at + n, (byte) 0);
+        } else {
+          System.arraycopy(data, from, dst, dstOff + at, n);
+        }
+      });
+    }
+
+    /**
+     * Reads up to {@code len} bytes at {@code offset}, handing them to {@code sink} straight from
+     * the chunks (no intermediate copy); returns the bytes read (0 at or past the end).
+     *
+     * @throws IOException naming the chunk and store when a chunk cannot be had
+     */
+    public int read(long offset, int len, Sink sink) throws IOException {
       long size = image.size();
       if (offset >= size || len <= 0) {
         return 0;
@@ -196,7 +223,7 @@ public final class ImageReader {
         long chunkStart = idx.start(i);
         long from = Math.max(offset, chunkStart);
         long to = Math.min(offset + n, idx.end(i));
-        c.copyTo((int) (from - chunkStart), dst, dstOff + (int) (from - offset), (int) (to - from));
+        sink.accept((int) (from - offset), c.data(), (int) (from - chunkStart), (int) (to - from));
         copied += (int) (to - from);
       }
       reads.increment();
