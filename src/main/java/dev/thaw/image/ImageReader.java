@@ -328,13 +328,5 @@ public final class ImageReader {
       return n;
     }
 
-    /** Held chunk indexes per stream (tests). */
-    synchronized List<Map<Integer, CompletableFuture<Chunk>>> heldByStream() {
-      List<Map<Integer, CompletableFuture<Chunk>>> out = new ArrayList<>();
-      for (Stream s : streams) {
-        out.add(new TreeMap<>(s.held));
-      }
-      return out;
-    }
   }
 }

@@ -109,10 +109,6 @@ final class RestoreState implements AutoCloseable {
     done.set(chunk);
   }
 
-  int doneCount() {
-    return done.cardinality();
-  }
-
   Path file() {
     return file;
   }

@@ -80,10 +80,6 @@ final class RestoreTarget implements AutoCloseable {
     return created;
   }
 
-  boolean device() {
-    return device;
-  }
-
   Path path() {
     return path;
   }
