@@ -187,11 +187,17 @@ public final class ImageReader {
           CompletableFuture<Chunk> f = s != null ? s.held.get(i) : null;
           if (f != null) {
             readAheadHits.increment();
-            // being read now: from here on the cache keeps it for later readers
-            f = f.thenApply(c -> {
-              cache.put(c);
-              return c;
-            });
+            // being read now: from here on the cache keeps it for later readers (put once, not
+            // on each of the ~32 FUSE reads of a chunk: a put runs the cache's maintenance)
+            Chunk done = f.getNow(null);
+            if (done == null) {
+              f = f.thenApply(c -> {
+                cache.put(c);
+                return c;
+              });
+            } else if (!cache.contains(done.digest())) {
+              cache.put(done);
+            }
           } else {
             f = obtain(i, Priority.DEMAND, true);
           }
