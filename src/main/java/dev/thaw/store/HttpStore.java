@@ -28,10 +28,17 @@ final class HttpStore implements ChunkStore {
 
   private final HttpUrl base;
   private final OkHttpClient client;
+  private final String authorization;
 
+  /**
+   * @param base the datastore's URL; user and password in it become a basic-auth header and
+   *     are kept out of every URL that appears in a message
+   */
   HttpStore(HttpUrl base, OkHttpClient client) {
-    this.base = base.pathSegments().get(base.pathSize() - 1).isEmpty()
-        ? base : base.newBuilder().addPathSegment("").build();
+    this.authorization = base.username().isEmpty() ? null
+        : okhttp3.Credentials.basic(base.username(), base.password());
+    HttpUrl b = base.newBuilder().username("").password("").build();
+    this.base = b.pathSegments().get(b.pathSize() - 1).isEmpty() ? b : b.newBuilder().addPathSegment("").build();
     this.client = client;
   }
 
@@ -50,7 +57,11 @@ final class HttpStore implements ChunkStore {
   }
 
   private byte[] get(HttpUrl url, String what) throws IOException {
-    Request req = new Request.Builder().url(url).get().build();
+    Request.Builder rb = new Request.Builder().url(url).get();
+    if (authorization != null) {
+      rb.header("Authorization", authorization);
+    }
+    Request req = rb.build();
     try (Response resp = client.newCall(req).execute()) {
       int code = resp.code();
       if (code == 200) {
@@ -130,7 +141,7 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public String describe() {
-    return base.newBuilder().username("").password("").build().toString();
+    return base.toString();
   }
 
   @Override

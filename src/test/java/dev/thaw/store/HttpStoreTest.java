@@ -49,6 +49,18 @@ class HttpStoreTest {
   }
 
   @Test
+  void credentialsInTheUrlBecomeAHeaderAndNeverAppearInMessages() throws Exception {
+    String url = server.url("/ds").newBuilder().username("backup").password("s3cret").build().toString();
+    try (ChunkStore s = Stores.open(url, Stores.Options.defaults(1))) {
+      server.enqueue(new MockResponse().setResponseCode(404));
+      NotFoundException e = assertThrows(NotFoundException.class, () -> s.readChunk(d));
+      assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
+      assertFalse(s.describe().contains("s3cret") || s.location(d).contains("s3cret"));
+      assertEquals(okhttp3.Credentials.basic("backup", "s3cret"), server.takeRequest().getHeader("Authorization"));
+    }
+  }
+
+  @Test
   void classifiesFailures() {
     server.enqueue(new MockResponse().setResponseCode(404));
     NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d));
