@@ -54,6 +54,8 @@ public final class ImageReader {
   private final LongAdder fetched = new LongAdder();
   private final LongAdder bytesFetched = new LongAdder();
   private final LongAdder errors = new LongAdder();
+  private final java.util.concurrent.ConcurrentHashMap<Integer, CompletableFuture<Chunk>> inFlight =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   /**
    * @param readAhead chunks a sequential stream keeps ahead (0 disables read-ahead)
@@ -116,15 +118,25 @@ public final class ImageReader {
     if (demand) {
       cacheMisses.increment();
     }
-    return image.chunk(i, priority).whenComplete((chunk, e) -> {
-      if (chunk != null) {
-        if (demand) {
+    CompletableFuture<Chunk> f = image.chunk(i, priority); // joins (and lifts) a fetch under way
+    if (demand) {
+      f = f.whenComplete((chunk, e) -> {
+        if (chunk != null) {
           cache.put(chunk);
         }
-        fetched.increment();
-        bytesFetched.add(chunk.length());
-      }
-    });
+      });
+    }
+    CompletableFuture<Chunk> fetch = f;
+    if (inFlight.putIfAbsent(i, fetch) == null) { // count each fetch once, however many wait on it
+      fetch.whenComplete((chunk, e) -> {
+        inFlight.remove(i, fetch);
+        if (chunk != null) {
+          fetched.increment();
+          bytesFetched.add(chunk.length());
+        }
+      });
+    }
+    return f;
   }
 
   /**
