@@ -6,11 +6,12 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * A lock-free latency histogram with four buckets per power of two of microseconds (about 19%
  * resolution), enough for p50/p99 of fetch times. Thread-safe.
  */
-final class LatencyHistogram {
+public final class LatencyHistogram {
   private static final int SUB = 4;
   private final AtomicLongArray buckets = new AtomicLongArray(64 * SUB);
 
-  void record(long nanos) {
+  /** Records one latency. */
+  public void record(long nanos) {
     long us = Math.max(1, nanos / 1000);
     int log = 63 - Long.numberOfLeadingZeros(us);
     int sub = log >= 2 ? (int) ((us >> (log - 2)) & (SUB - 1)) : 0;
@@ -18,7 +19,7 @@ final class LatencyHistogram {
   }
 
   /** The {@code q} quantile (0..1) in microseconds (upper bound of its bucket), 0 if empty. */
-  long quantileMicros(double q) {
+  public long quantileMicros(double q) {
     long total = 0;
     for (int i = 0; i < buckets.length(); i++) {
       total += buckets.get(i);

@@ -240,6 +240,8 @@ final class MountTree {
       o.put("fetch_latency_p99_ms", ps.latencyP99Micros() / 1000.0);
       o.put("reads", st.reads());
       o.put("bytes_read", st.bytesRead());
+      o.put("read_latency_p50_ms", st.readP50Micros() / 1000.0);
+      o.put("read_latency_p99_ms", st.readP99Micros() / 1000.0);
       o.put("read_ahead_hits", st.readAheadHits());
       o.put("read_ahead_issued", st.readAheadIssued());
       o.put("errors", st.errors());

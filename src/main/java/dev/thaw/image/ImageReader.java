@@ -1,6 +1,7 @@
 package dev.thaw.image;
 
 import dev.thaw.fetch.Chunk;
+import dev.thaw.fetch.LatencyHistogram;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.ChunkIndex;
 import dev.thaw.format.Digest;
@@ -54,6 +55,7 @@ public final class ImageReader {
   private final LongAdder fetched = new LongAdder();
   private final LongAdder bytesFetched = new LongAdder();
   private final LongAdder errors = new LongAdder();
+  private final LatencyHistogram readLatency = new LatencyHistogram();
   private final java.util.concurrent.ConcurrentHashMap<Integer, CompletableFuture<Chunk>> inFlight =
       new java.util.concurrent.ConcurrentHashMap<>();
 
@@ -79,11 +81,13 @@ public final class ImageReader {
 
   /** Counters of this image's reads. */
   public record Stats(long reads, long bytesRead, long cacheHits, long cacheMisses, long readAheadHits,
-      long readAheadIssued, long fetched, long bytesFetched, long errors) {}
+      long readAheadIssued, long fetched, long bytesFetched, long errors, long readP50Micros,
+      long readP99Micros) {}
 
   public Stats stats() {
     return new Stats(reads.sum(), bytesRead.sum(), cacheHits.sum(), cacheMisses.sum(), readAheadHits.sum(),
-        readAheadIssued.sum(), fetched.sum(), bytesFetched.sum(), errors.sum());
+        readAheadIssued.sum(), fetched.sum(), bytesFetched.sum(), errors.sum(),
+        readLatency.quantileMicros(0.5), readLatency.quantileMicros(0.99));
   }
 
   /** Chunks of this image held in the cache now (zero chunks count as held). */
@@ -184,6 +188,7 @@ public final class ImageReader {
      * @throws IOException naming the chunk and store when a chunk cannot be had
      */
     public int read(long offset, int len, Sink sink) throws IOException {
+      long t0 = System.nanoTime();
       long size = image.size();
       if (offset >= size || len <= 0) {
         return 0;
@@ -246,6 +251,7 @@ public final class ImageReader {
       }
       reads.increment();
       bytesRead.add(copied);
+      readLatency.record(System.nanoTime() - t0);
       return copied;
     }
 

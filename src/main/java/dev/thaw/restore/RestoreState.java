@@ -26,8 +26,10 @@ import java.util.zip.CRC32C;
  * previous state, intact. Not thread-safe.
  */
 final class RestoreState implements AutoCloseable {
-  private static final byte[] MAGIC = "THAWRST2".getBytes(StandardCharsets.US_ASCII);
-  private static final int HEADER = 8 + 32 + 8 + 4;
+  private static final byte[] MAGIC = "THAWRST3".getBytes(StandardCharsets.US_ASCII);
+  /** magic, index checksum, image size, chunk count, flags. */
+  private static final int HEADER = 8 + 32 + 8 + 4 + 4;
+  private static final int FLAG_HOLES_ARE_ZERO = 1;
   private static final int SLOT_HEADER = 8 + 4; // sequence, crc32c of the bitmap
 
   private final Path file;
@@ -36,6 +38,7 @@ final class RestoreState implements AutoCloseable {
   private final int chunks;
   private final BitSet done;
   private final int bitmapBytes;
+  private boolean holesAreZero;
   private long sequence;
   private FileChannel channel;
 
@@ -72,6 +75,7 @@ final class RestoreState implements AutoCloseable {
     byte[] csum = Arrays.copyOfRange(data, 8, 40);
     long s = b.getLong(40);
     int n = b.getInt(48);
+    int flags = b.getInt(52);
     if (!MessageDigest.isEqual(csum, indexChecksum) || s != size || n != chunks) {
       throw new IOException("restore state " + file + " belongs to a different image (size " + s
           + ", " + n + " chunks); refusing to resume. Delete it to start over.");
@@ -98,7 +102,20 @@ final class RestoreState implements AutoCloseable {
     }
     st.done.or(best);
     st.sequence = bestSeq;
+    st.holesAreZero = (flags & FLAG_HOLES_ARE_ZERO) != 0;
     return st;
+  }
+
+  /**
+   * Whether the target was created by this restore, so that ranges not yet written read as
+   * zeros (zero chunks need no writing, also after a resume). Set before the first save.
+   */
+  boolean holesAreZero() {
+    return holesAreZero;
+  }
+
+  void setHolesAreZero(boolean v) {
+    holesAreZero = v;
   }
 
   boolean isDone(int chunk) {
@@ -120,7 +137,7 @@ final class RestoreState implements AutoCloseable {
       channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
       if (!exists || channel.size() < slotOffset(1) + SLOT_HEADER + bitmapBytes) {
         ByteBuffer h = ByteBuffer.allocate((int) (slotOffset(1) + SLOT_HEADER + bitmapBytes)).order(ByteOrder.LITTLE_ENDIAN);
-        h.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks);
+        h.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks).putInt(holesAreZero ? FLAG_HOLES_ARE_ZERO : 0);
         // slot 0 holds sequence 0 with an empty bitmap: nothing done yet
         CRC32C empty = new CRC32C();
         empty.update(new byte[bitmapBytes]);

@@ -115,9 +115,11 @@ public final class Restorer {
     Files.createDirectories(stateFile.toAbsolutePath().getParent());
     try (RestoreState st = state; RestoreTarget out = RestoreTarget.open(target, image.size())) {
       if (!resumed) {
+        state.setHolesAreZero(out.created());
         state.save(); // from now on an interruption is visible and resumable
       }
-      boolean writeZeros = !out.created() && !options.targetIsZero();
+      // a file this restore created (now or before an interruption) keeps its zero chunks as holes
+      boolean writeZeros = !state.holesAreZero() && !options.targetIsZero();
       return copy(out, state, writeZeros);
     }
   }

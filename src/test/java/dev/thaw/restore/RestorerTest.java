@@ -134,6 +134,10 @@ class RestorerTest {
     int before = store.totalReads();
     Restorer.Result r = restore(snap, null, target, true, false);
     assertArrayEquals(image, Files.readAllBytes(target));
+    Process stat = new ProcessBuilder("stat", "-c", "%b", target.toString()).start();
+    long allocated = Long.parseLong(new String(stat.getInputStream().readAllBytes()).trim()) * 512;
+    assertTrue(allocated <= image.length - 4L * 4 * MIB + MIB,
+        "zero chunks of a resumed restore into a file it created stay holes (" + allocated + " bytes allocated)");
     // 13 chunks, of which 2, 5, 8, 11 are zero; the 4 chunks served before the fault are kept
     assertEquals(13, r.fetched() + r.zero() + r.alreadyDone());
     assertEquals(9 - 4, r.fetched(), "already done " + r.alreadyDone());
