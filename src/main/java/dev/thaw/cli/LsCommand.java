@@ -8,7 +8,6 @@ import dev.thaw.format.Manifest;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
-import dev.thaw.store.Stores;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -21,9 +20,8 @@ import picocli.CommandLine.Parameters;
 final class LsCommand implements Callable<Integer> {
   enum Output { text, json }
 
-  @Option(names = "--store", required = true, paramLabel = "DS",
-      description = "Datastore: a directory, file:///path, or http(s)://host/prefix.")
-  String store;
+  @Mixin
+  StoreOptions storeOptions;
 
   @Option(names = "--output", paramLabel = "FORMAT", defaultValue = "text",
       description = "text or json (default: ${DEFAULT-VALUE}).")
@@ -39,7 +37,7 @@ final class LsCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    try (ChunkStore s = Stores.open(store, Stores.Options.defaults(4))) {
+    try (ChunkStore s = storeOptions.open()) {
       if (snapshot == null) {
         listSnapshots(s);
       } else {

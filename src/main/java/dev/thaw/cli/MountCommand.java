@@ -170,6 +170,12 @@ final class MountCommand implements Callable<Integer> {
     List<String> a = new ArrayList<>();
     a.add("--store=" + storeOptions.store);
     a.add("--parallel=" + storeOptions.parallel);
+    if (storeOptions.caFile != null) {
+      a.add("--ca-file=" + storeOptions.caFile.toAbsolutePath());
+    }
+    if (storeOptions.authFile != null) {
+      a.add("--auth-file=" + storeOptions.authFile.toAbsolutePath());
+    }
     if (key.keyfile != null) {
       a.add("--keyfile=" + key.keyfile.toAbsolutePath());
     }

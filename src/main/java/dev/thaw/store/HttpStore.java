@@ -34,8 +34,8 @@ final class HttpStore implements ChunkStore {
    * @param base the datastore's URL; user and password in it become a basic-auth header and
    *     are kept out of every URL that appears in a message
    */
-  HttpStore(HttpUrl base, OkHttpClient client) {
-    this.authorization = base.username().isEmpty() ? null
+  HttpStore(HttpUrl base, OkHttpClient client, String authorization) {
+    this.authorization = authorization != null ? authorization : base.username().isEmpty() ? null
         : okhttp3.Credentials.basic(base.username(), base.password());
     HttpUrl b = base.newBuilder().username("").password("").build();
     this.base = b.pathSegments().get(b.pathSize() - 1).isEmpty() ? b : b.newBuilder().addPathSegment("").build();
@@ -74,6 +74,10 @@ final class HttpStore implements ChunkStore {
         }
         return data;
       }
+      if (code == 401 || code == 403) {
+        throw new StoreException(what + ": access denied (HTTP " + code + ") for " + url
+            + (authorization == null ? "; give credentials with --auth-file or $" + "THAW_STORE_TOKEN" : "; check the credentials"), false);
+      }
       if (code == 404 || code == 410) {
         throw new NotFoundException(what + " not found: " + url + " (HTTP " + code + ")");
       }
@@ -84,7 +88,10 @@ final class HttpStore implements ChunkStore {
     } catch (UnknownHostException e) {
       throw new StoreException(what + ": unknown host in " + url, true, e);
     } catch (SSLException e) {
-      throw new StoreException(what + ": TLS failure with " + url + ": " + e.getMessage(), false, e);
+      String why = String.valueOf(e.getMessage()).contains("PKIX")
+          ? "the server's certificate is not signed by a trusted CA (name its CA with --ca-file)"
+          : e.getMessage();
+      throw new StoreException(what + ": TLS failure with " + url + ": " + why, false, e);
     } catch (ConnectException e) {
       throw new StoreException(what + ": cannot connect to " + url.host() + ":" + url.port()
           + " (connection refused or unreachable) for " + url, true, e);

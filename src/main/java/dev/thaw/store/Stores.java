@@ -16,11 +16,27 @@ import okhttp3.OkHttpClient;
 public final class Stores {
   private Stores() {}
 
-  /** Settings that shape a store's connections. */
-  public record Options(int parallel, Duration connectTimeout, Duration readTimeout) {
+  /**
+   * Settings that shape a store's connections.
+   *
+   * @param caFile PEM certificates to trust for HTTPS instead of the system's, or null
+   * @param authorization an {@code Authorization} header value for HTTP stores, or null; never
+   *     logged
+   */
+  public record Options(int parallel, Duration connectTimeout, Duration readTimeout, Path caFile,
+      String authorization) {
     /** Defaults for {@code parallel} concurrent fetches. */
     public static Options defaults(int parallel) {
-      return new Options(parallel, Duration.ofSeconds(10), Duration.ofSeconds(30));
+      return new Options(parallel, Duration.ofSeconds(10), Duration.ofSeconds(30), null, null);
+    }
+
+    public Options withTls(Path caFile, String authorization) {
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization);
+    }
+
+    @Override
+    public String toString() {
+      return "Options[parallel=" + parallel + ", caFile=" + caFile + (authorization != null ? ", auth=***" : "") + "]";
     }
   }
 
@@ -32,7 +48,7 @@ public final class Stores {
       if (url == null) {
         throw new IllegalArgumentException("not a valid URL: " + spec);
       }
-      return new HttpStore(url, httpClient(options));
+      return new HttpStore(url, httpClient(options), options.authorization());
     }
     return openLocal(spec);
   }
@@ -44,6 +60,34 @@ public final class Stores {
       throw new IllegalArgumentException("an HTTP store is read-only; back up to a local datastore: " + spec);
     }
     return openLocal(spec);
+  }
+
+  /** Trusts exactly the certificates in a PEM file (like curl --cacert). */
+  private static void trust(OkHttpClient.Builder b, Path caFile) {
+    String pem;
+    try {
+      pem = java.nio.file.Files.readString(caFile);
+    } catch (java.io.IOException e) {
+      throw new IllegalArgumentException("cannot read --ca-file " + caFile + ": " + e.getMessage());
+    }
+    okhttp3.tls.HandshakeCertificates.Builder hb = new okhttp3.tls.HandshakeCertificates.Builder();
+    int n = 0;
+    java.util.regex.Matcher m = java.util.regex.Pattern
+        .compile("-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", java.util.regex.Pattern.DOTALL)
+        .matcher(pem);
+    while (m.find()) {
+      try {
+        hb.addTrustedCertificate(okhttp3.tls.Certificates.decodeCertificatePem(m.group()));
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--ca-file " + caFile + " holds a certificate that does not parse");
+      }
+      n++;
+    }
+    if (n == 0) {
+      throw new IllegalArgumentException("--ca-file " + caFile + " holds no PEM certificate");
+    }
+    okhttp3.tls.HandshakeCertificates hc = hb.build();
+    b.sslSocketFactory(hc.sslSocketFactory(), hc.trustManager());
   }
 
   private static LocalStore openLocal(String spec) {
@@ -61,10 +105,14 @@ public final class Stores {
   }
 
   static OkHttpClient httpClient(Options o) {
+    OkHttpClient.Builder b = new OkHttpClient.Builder();
+    if (o.caFile() != null) {
+      trust(b, o.caFile());
+    }
     Dispatcher d = new Dispatcher();
     d.setMaxRequests(Math.max(64, o.parallel() * 2));
     d.setMaxRequestsPerHost(Math.max(5, o.parallel() + 4));
-    return new OkHttpClient.Builder()
+    return b
         .dispatcher(d)
         .connectionPool(new ConnectionPool(Math.max(5, o.parallel() + 4), 5, TimeUnit.MINUTES))
         .connectTimeout(o.connectTimeout())

@@ -31,7 +31,7 @@ class HttpStoreTest {
   void start() throws Exception {
     server.start(InetAddress.getByName("127.0.0.1"), 0);
     store = Stores.open(server.url("/ds").toString(),
-        new Stores.Options(4, Duration.ofSeconds(2), Duration.ofSeconds(1)));
+        new Stores.Options(4, Duration.ofSeconds(2), Duration.ofSeconds(1), null, null));
   }
 
   @AfterEach
@@ -57,6 +57,41 @@ class HttpStoreTest {
       assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
       assertFalse(s.describe().contains("s3cret") || s.location(d).contains("s3cret"));
       assertEquals(okhttp3.Credentials.basic("backup", "s3cret"), server.takeRequest().getHeader("Authorization"));
+    }
+  }
+
+  @Test
+  void httpsWithAPrivateCaAndABearerToken() throws Exception {
+    okhttp3.tls.HeldCertificate ca = new okhttp3.tls.HeldCertificate.Builder().certificateAuthority(0)
+        .commonName("thaw test CA").build();
+    okhttp3.tls.HeldCertificate cert = new okhttp3.tls.HeldCertificate.Builder().signedBy(ca)
+        .addSubjectAlternativeName("127.0.0.1").addSubjectAlternativeName("localhost").build();
+    okhttp3.tls.HandshakeCertificates serverCerts = new okhttp3.tls.HandshakeCertificates.Builder()
+        .heldCertificate(cert, ca.certificate()).build();
+    try (MockWebServer tls = new MockWebServer()) {
+      tls.useHttps(serverCerts.sslSocketFactory(), false);
+      tls.start(InetAddress.getByName("127.0.0.1"), 0);
+      java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
+      java.nio.file.Files.writeString(caFile, ca.certificatePem());
+      String url = tls.url("/ds").toString();
+      try (ChunkStore s = Stores.open(url, Stores.Options.defaults(2).withTls(caFile, "Bearer t0ken"))) {
+        tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {7})));
+        assertArrayEquals(new byte[] {7}, s.readChunk(d));
+        assertEquals("Bearer t0ken", tls.takeRequest().getHeader("Authorization"));
+        tls.enqueue(new MockResponse().setResponseCode(401));
+        StoreException denied = assertThrows(StoreException.class, () -> s.readChunk(d));
+        assertFalse(denied.retryable());
+        assertTrue(denied.getMessage().contains("access denied") && !denied.getMessage().contains("t0ken"),
+            denied.getMessage());
+      } finally {
+        java.nio.file.Files.delete(caFile);
+      }
+      // without the CA the server's certificate is refused, at once and for good
+      try (ChunkStore s = Stores.open(url, Stores.Options.defaults(2))) {
+        StoreException e = assertThrows(StoreException.class, () -> s.readChunk(d));
+        assertFalse(e.retryable());
+        assertTrue(e.getMessage().contains("TLS"), e.getMessage());
+      }
     }
   }
 
