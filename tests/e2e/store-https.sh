@@ -43,7 +43,16 @@ echo "basic restore:r3store-pass" >auth.txt
 expect_ok r2 restore --progress none --store "$URL/secure/" --ca-file ca.pem --auth-file auth.txt "$snap" a.img d.img
 cmp a.img d.img || fail "authenticated restore differs"
 pass "basic auth from --auth-file works over HTTPS"
-THAW_STORE_USER=restore THAW_STORE_PASSWORD=wrong expect_fail wrongpw restore --progress none --store "$URL/secure/" --ca-file ca.pem "$snap" a.img e.img
-err_contains wrongpw "access denied" "a wrong password is reported as access denied"
+export THAW_STORE_USER=restore THAW_STORE_PASSWORD=r3store-pass
+expect_ok r3 restore --progress none --store "$URL/secure/" --ca-file ca.pem "$snap" a.img f.img
+cmp a.img f.img || fail "restore with credentials from the environment differs"
+pass "basic auth from THAW_STORE_USER/THAW_STORE_PASSWORD works"
+export THAW_STORE_PASSWORD=wrong
+expect_fail wrongpw restore --progress none --store "$URL/secure/" --ca-file ca.pem "$snap" a.img e.img
+# "check the credentials" (not "give credentials"): the wrong ones were sent and refused
+err_contains wrongpw "access denied.*check the credentials" "a wrong password is reported as access denied"
+unset THAW_STORE_USER THAW_STORE_PASSWORD
+expect_fail noauth restore --progress none --store "$URL/secure/" --ca-file ca.pem "$snap" a.img g.img
+err_contains noauth "access denied.*--auth-file" "missing credentials say how to give them"
 grep -q "wrong" "$T/wrongpw.err" && fail "the password appears in the error"
 pass "a wrong password fails at once with 'access denied' and is not printed"

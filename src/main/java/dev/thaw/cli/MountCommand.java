@@ -120,7 +120,7 @@ final class MountCommand implements Callable<Integer> {
     // heap: the cache, read-ahead and fetch buffers; see README "Memory"
     cmd.add("-Xmx" + ((cacheBytes >> 20) + 128) + "m");
     cmd.add("-cp");
-    cmd.add(Path.of(URI_OF_JAR()).toString());
+    cmd.add(jarPath());
     cmd.add(Main.class.getName());
     cmd.add("mount");
     cmd.add("--foreground");
@@ -157,7 +157,7 @@ final class MountCommand implements Callable<Integer> {
     throw new IOException("the mount at " + mountpoint + " did not come up within 60 s; see " + log);
   }
 
-  private static String URI_OF_JAR() {
+  private static String jarPath() {
     try {
       return Path.of(Main.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
     } catch (java.net.URISyntaxException e) {

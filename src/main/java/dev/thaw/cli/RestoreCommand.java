@@ -69,13 +69,15 @@ final class RestoreCommand implements Callable<Integer> {
         }
       });
       Runtime.getRuntime().addShutdownHook(hook);
-      Restorer.Result r;
-      try (ProgressPrinter p = new ProgressPrinter(mode, "restore " + image.name(), () -> {
+      ProgressPrinter progressPrinter = new ProgressPrinter(mode, "restore " + image.name(), () -> {
         Restorer.Progress pr = restorer.progress();
         return new ProgressPrinter.Sample(pr.totalBytes(), pr.doneBytes(), pr.zeroBytes(), pr.elapsedNanos());
-      }, System.err)) {
+      }, System.err);
+      Restorer.Result r;
+      try {
         r = restorer.run();
       } finally {
+        progressPrinter.close();
         finished.countDown();
       }
       try {

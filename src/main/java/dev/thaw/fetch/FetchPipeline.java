@@ -103,7 +103,7 @@ public final class FetchPipeline implements AutoCloseable {
    * {@code codec}. The future fails with {@link ChunkFetchException}.
    */
   public CompletableFuture<Chunk> fetch(Digest digest, int length, BlobCodec codec, Priority priority) {
-    if (digest.equals(codec.zeroDigest(length))) {
+    if (isZero(digest, length, codec)) {
       zeroChunks.increment();
       return CompletableFuture.completedFuture(Chunk.zero(digest, length));
     }

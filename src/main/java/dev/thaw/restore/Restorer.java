@@ -99,22 +99,19 @@ public final class Restorer {
     Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
     byte[] csum = image.index().checksum();
     int n = image.chunkCount();
-    RestoreState state = RestoreState.load(stateFile, csum, image.size(), n);
-    if (state != null && !options.resume()) {
+    RestoreState previous = RestoreState.load(stateFile, csum, image.size(), n);
+    if (previous != null && !options.resume()) {
       throw new IOException("an interrupted restore into " + target + " left " + stateFile
           + ": run the same command with --resume to continue it, or delete that file to start over");
     }
-    if (state != null && !Files.exists(target)) {
+    if (previous != null && !Files.exists(target)) {
       throw new IOException("cannot resume: " + stateFile + " exists but the target " + target
           + " is gone; delete the state file to start over");
     }
-    boolean resumed = state != null;
-    if (state == null) {
-      state = RestoreState.fresh(stateFile, csum, image.size(), n);
-    }
     Files.createDirectories(stateFile.toAbsolutePath().getParent());
-    try (RestoreState st = state; RestoreTarget out = RestoreTarget.open(target, image.size())) {
-      if (!resumed) {
+    try (RestoreState state = previous != null ? previous : RestoreState.fresh(stateFile, csum, image.size(), n);
+        RestoreTarget out = RestoreTarget.open(target, image.size())) {
+      if (previous == null) {
         state.setHolesAreZero(out.created());
         state.save(); // from now on an interruption is visible and resumable
       }

@@ -15,7 +15,6 @@ import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.Response;
-import okhttp3.ResponseBody;
 
 /**
  * A read-only datastore served by a static HTTP(S) server (nginx, for example) under a URL
@@ -65,14 +64,8 @@ final class HttpStore implements ChunkStore {
     try (Response resp = client.newCall(req).execute()) {
       int code = resp.code();
       if (code == 200) {
-        ResponseBody body = resp.body();
-        long expected = body.contentLength();
-        byte[] data = body.bytes();
-        if (expected >= 0 && data.length != expected) {
-          throw new StoreException(what + ": truncated body from " + url + " (" + data.length
-              + " of " + expected + " bytes)", true);
-        }
-        return data;
+        // a body shorter than its Content-Length fails inside bytes() (retryable, below)
+        return resp.body().bytes();
       }
       if (code == 401 || code == 403) {
         throw new StoreException(what + ": access denied (HTTP " + code + ") for " + url
