@@ -25,6 +25,8 @@ export T
 # Keep anything thaw puts under the home directory (e.g. state files for block
 # devices) inside the temp dir.
 mkdir -p "$T/home"
+# the real home, for tools that need the user's caches (tests/tools/s3proxy-jar: ~/.m2)
+export THAW_REAL_HOME=${THAW_REAL_HOME:-$HOME}
 export HOME=$T/home XDG_STATE_HOME=$T/home/.local/state
 
 # ---------------------------------------------------------------------------
@@ -280,6 +282,14 @@ make_image() {
     fi
   done
   truncate -s "$((mib * 1048576))" "$path"
+}
+
+# readme_block MARKER: the fenced code block that follows the line `<!-- MARKER: ... -->` in
+# README.md, without its fences (tests that run the README's commands as written).
+readme_block() {
+  awk -v m="<!-- $1:" 'index($0, m) == 1 { found = 1; next }
+    found && /^```/ { if (inside) exit; inside = 1; next }
+    inside { print }' "$THAW_REPO/README.md"
 }
 
 # ---------------------------------------------------------------------------

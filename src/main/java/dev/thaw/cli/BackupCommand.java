@@ -17,8 +17,11 @@ import picocli.CommandLine.Parameters;
         "Prints the snapshot name (TYPE/ID/TIME) as the last line."})
 final class BackupCommand implements Callable<Integer> {
   @Option(names = "--store", required = true, paramLabel = "DS",
-      description = "Datastore directory (or file:///path); created if missing.")
+      description = "Datastore: a directory (or file:///path; created if missing) or s3://BUCKET/PREFIX.")
   String store;
+
+  @Mixin
+  S3Flags s3;
 
   @Option(names = "--id", required = true, paramLabel = "TYPE/ID",
       description = "Backup group, e.g. vm/100 (TYPE is vm, ct or host).")
@@ -46,7 +49,7 @@ final class BackupCommand implements Callable<Integer> {
     List<Backup.Source> src = sources.stream().map(Backup.Source::parse).toList();
     CryptConfig k = key.load();
     int n = threads != null ? threads : 2 * Runtime.getRuntime().availableProcessors();
-    try (WritableStore s = Stores.openWritable(store)) {
+    try (WritableStore s = Stores.openWritable(store, Stores.Options.defaults(n).withS3(s3.toOptions()))) {
       Backup.Result r = new Backup(s, group[0], group[1], k, n).run(src);
       System.err.printf("backed up %d image(s), %s in %d chunks; %d new chunks written (%s)%n",
           src.size(), Units.bytes(r.bytes()), r.chunks(), r.written(), Units.bytes(r.writtenBytes()));

@@ -168,14 +168,7 @@ final class MountCommand implements Callable<Integer> {
   /** This command's options for the background process (everything but the spawning ones). */
   private List<String> daemonArgs() {
     List<String> a = new ArrayList<>();
-    a.add("--store=" + storeOptions.store);
-    a.add("--parallel=" + storeOptions.parallel);
-    if (storeOptions.caFile != null) {
-      a.add("--ca-file=" + storeOptions.caFile.toAbsolutePath());
-    }
-    if (storeOptions.authFile != null) {
-      a.add("--auth-file=" + storeOptions.authFile.toAbsolutePath());
-    }
+    a.addAll(storeOptions.args());
     if (key.keyfile != null) {
       a.add("--keyfile=" + key.keyfile.toAbsolutePath());
     }

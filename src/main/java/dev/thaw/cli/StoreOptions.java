@@ -8,8 +8,11 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import okhttp3.Credentials;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -18,8 +21,16 @@ import picocli.CommandLine.Option;
  */
 final class StoreOptions {
   @Option(names = "--store", required = true, paramLabel = "DS",
-      description = "Datastore: a directory, file:///path, or http(s)://host/prefix.")
-  String store;
+      description = {"Datastore: a directory, file:///path, http(s)://host/prefix or s3://BUCKET/PREFIX.",
+          "Repeat to name mirrors: what the first cannot serve is read from the next."})
+  List<String> stores;
+
+  @Mixin
+  S3Flags s3;
+
+  @Option(names = "--rate-limit", paramLabel = "BYTES/s",
+      description = "Limit all chunk fetches together to this rate, e.g. 50M (default: no limit).")
+  String rateLimit;
 
   @Option(names = "--parallel", paramLabel = "N", defaultValue = "16",
       description = "Chunk fetches in flight (default: ${DEFAULT-VALUE}).")
@@ -38,7 +49,36 @@ final class StoreOptions {
     if (parallel < 1 || parallel > 256) {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
     }
-    return Stores.open(store, Stores.Options.defaults(parallel).withTls(caFile, authorization()));
+    return Stores.open(stores, options());
+  }
+
+  Stores.Options options() throws IOException {
+    long rate = rateLimit == null ? 0 : Units.parseSize(rateLimit.replaceFirst("(?i)/s$", ""));
+    if (rateLimit != null && rate < 4096) {
+      throw new IllegalArgumentException("--rate-limit must be at least 4K bytes/s, not " + rateLimit);
+    }
+    return Stores.Options.defaults(parallel).withTls(caFile, authorization()).withS3(s3.toOptions())
+        .withRateLimit(rate);
+  }
+
+  /** These options as arguments for a child process (paths made absolute). */
+  List<String> args() {
+    List<String> a = new ArrayList<>();
+    for (String s : stores) {
+      a.add("--store=" + s);
+    }
+    a.add("--parallel=" + parallel);
+    if (caFile != null) {
+      a.add("--ca-file=" + caFile.toAbsolutePath());
+    }
+    if (authFile != null) {
+      a.add("--auth-file=" + authFile.toAbsolutePath());
+    }
+    if (rateLimit != null) {
+      a.add("--rate-limit=" + rateLimit);
+    }
+    a.addAll(s3.args());
+    return a;
   }
 
   /** The Authorization header value from --auth-file or the environment, or null. */

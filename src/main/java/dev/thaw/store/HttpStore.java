@@ -4,41 +4,34 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.format.Digest;
 import java.io.IOException;
-import java.io.InterruptedIOException;
-import java.net.ConnectException;
-import java.net.SocketTimeoutException;
-import java.net.UnknownHostException;
 import java.util.ArrayList;
 import java.util.List;
-import javax.net.ssl.SSLException;
 import okhttp3.HttpUrl;
-import okhttp3.OkHttpClient;
 import okhttp3.Request;
-import okhttp3.Response;
 
 /**
  * A read-only datastore served by a static HTTP(S) server (nginx, for example) under a URL
  * prefix, with the same relative paths as on disk. Listing snapshots needs a JSON directory
  * index ({@code autoindex_format json} in nginx); explicit snapshot names always work.
- * Thread-safe; one OkHttp client per store.
+ * Thread-safe; the OkHttp client may be shared with other stores of the process.
  */
 final class HttpStore implements ChunkStore {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final HttpUrl base;
-  private final OkHttpClient client;
+  private final HttpExchange http;
   private final String authorization;
 
   /**
    * @param base the datastore's URL; user and password in it become a basic-auth header and
    *     are kept out of every URL that appears in a message
    */
-  HttpStore(HttpUrl base, OkHttpClient client, String authorization) {
+  HttpStore(HttpUrl base, HttpExchange http, String authorization) {
     this.authorization = authorization != null ? authorization : base.username().isEmpty() ? null
         : okhttp3.Credentials.basic(base.username(), base.password());
     HttpUrl b = base.newBuilder().username("").password("").build();
     this.base = b.pathSegments().get(b.pathSize() - 1).isEmpty() ? b : b.newBuilder().addPathSegment("").build();
-    this.client = client;
+    this.http = http;
   }
 
   private HttpUrl url(String relPath) {
@@ -60,42 +53,20 @@ final class HttpStore implements ChunkStore {
     if (authorization != null) {
       rb.header("Authorization", authorization);
     }
-    Request req = rb.build();
-    try (Response resp = client.newCall(req).execute()) {
-      int code = resp.code();
-      if (code == 200) {
-        // a body shorter than its Content-Length fails inside bytes() (retryable, below)
-        return resp.body().bytes();
-      }
-      if (code == 401 || code == 403) {
-        throw new StoreException(what + ": access denied (HTTP " + code + ") for " + url
-            + (authorization == null ? "; give credentials with --auth-file or $" + "THAW_STORE_TOKEN" : "; check the credentials"), false);
-      }
-      if (code == 404 || code == 410) {
-        throw new NotFoundException(what + " not found: " + url + " (HTTP " + code + ")");
-      }
-      boolean retry = code >= 500 || code == 429 || code == 408;
-      throw new StoreException(what + ": HTTP " + code + " " + resp.message() + " from " + url, retry);
-    } catch (StoreException e) {
-      throw e;
-    } catch (UnknownHostException e) {
-      throw new StoreException(what + ": unknown host in " + url, true, e);
-    } catch (SSLException e) {
-      String why = String.valueOf(e.getMessage()).contains("PKIX")
-          ? "the server's certificate is not signed by a trusted CA (name its CA with --ca-file)"
-          : e.getMessage();
-      throw new StoreException(what + ": TLS failure with " + url + ": " + why, false, e);
-    } catch (ConnectException e) {
-      throw new StoreException(what + ": cannot connect to " + url.host() + ":" + url.port()
-          + " (connection refused or unreachable) for " + url, true, e);
-    } catch (SocketTimeoutException e) {
-      throw new StoreException(what + ": timed out talking to " + url.host() + ":" + url.port()
-          + " for " + url, true, e);
-    } catch (InterruptedIOException e) {
-      throw new StoreException(what + ": timed out fetching " + url, true, e);
-    } catch (IOException e) {
-      throw new StoreException(what + ": " + e.getMessage() + " fetching " + url, true, e);
+    HttpExchange.Reply r = http.execute(rb.build(), what, url.toString());
+    int code = r.code();
+    if (code == 200) {
+      return r.body();
     }
+    if (code == 401 || code == 403) {
+      throw new StoreException(what + ": access denied (HTTP " + code + ") for " + url
+          + (authorization == null ? "; give credentials with --auth-file or $" + "THAW_STORE_TOKEN" : "; check the credentials"), false);
+    }
+    if (code == 404 || code == 410) {
+      throw new NotFoundException(what + " not found: " + url + " (HTTP " + code + ")");
+    }
+    throw new StoreException(what + ": HTTP " + code + " " + r.message() + " from " + url,
+        HttpExchange.retryableStatus(code));
   }
 
   @Override
@@ -146,7 +117,6 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public void close() {
-    client.dispatcher().executorService().shutdown();
-    client.connectionPool().evictAll();
+    http.close();
   }
 }

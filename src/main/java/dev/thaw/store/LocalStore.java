@@ -24,14 +24,27 @@ import java.util.stream.Stream;
  */
 final class LocalStore implements WritableStore {
   private final Path root;
+  private final okio.Throttler throttler;
+
+  /** @param throttler the process-wide rate limit for chunk reads, or null */
+  LocalStore(Path root, okio.Throttler throttler) {
+    this.root = root.toAbsolutePath().normalize();
+    this.throttler = throttler;
+  }
 
   LocalStore(Path root) {
-    this.root = root.toAbsolutePath().normalize();
+    this(root, null);
   }
 
   @Override
   public byte[] readChunk(Digest digest) throws IOException {
-    return read(root.resolve(ChunkStore.chunkPath(digest)), "chunk " + digest.hex());
+    byte[] blob = read(root.resolve(ChunkStore.chunkPath(digest)), "chunk " + digest.hex());
+    if (throttler == null) {
+      return blob;
+    }
+    try (okio.BufferedSource s = okio.Okio.buffer(throttler.source(new okio.Buffer().write(blob)))) {
+      return s.readByteArray();
+    }
   }
 
   @Override

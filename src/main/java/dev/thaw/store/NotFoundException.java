@@ -7,4 +7,8 @@ public class NotFoundException extends StoreException {
   public NotFoundException(String message) {
     super(message, false);
   }
+
+  public NotFoundException(String message, Throwable cause) {
+    super(message, false, cause);
+  }
 }

@@ -3,15 +3,22 @@ package dev.thaw.store;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import okhttp3.ConnectionPool;
 import okhttp3.Dispatcher;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
+import okio.Throttler;
 
 /**
  * Opens stores from the names users give: a path or {@code file:///path} (local datastore),
- * {@code http(s)://host/prefix} (static HTTP datastore, read-only). {@code s3://} is reserved.
+ * {@code http(s)://host/prefix} (static HTTP datastore, read-only), {@code s3://BUCKET/PREFIX}
+ * (a datastore in an S3 bucket, Proxmox Backup Server 4 layout). The stores opened by one call
+ * share one OkHttp client and one rate limit.
  */
 public final class Stores {
   private Stores() {}
@@ -22,44 +29,166 @@ public final class Stores {
    * @param caFile PEM certificates to trust for HTTPS instead of the system's, or null
    * @param authorization an {@code Authorization} header value for HTTP stores, or null; never
    *     logged
+   * @param s3 where S3 buckets are and how to address them
+   * @param rateLimit bytes per second for all fetches together, 0 for no limit
    */
   public record Options(int parallel, Duration connectTimeout, Duration readTimeout, Path caFile,
-      String authorization) {
+      String authorization, S3Options s3, long rateLimit) {
     /** Defaults for {@code parallel} concurrent fetches. */
     public static Options defaults(int parallel) {
-      return new Options(parallel, Duration.ofSeconds(10), Duration.ofSeconds(30), null, null);
+      return new Options(parallel, Duration.ofSeconds(10), Duration.ofSeconds(30), null, null,
+          S3Options.DEFAULT, 0);
     }
 
     public Options withTls(Path caFile, String authorization) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+    }
+
+    public Options withTimeouts(Duration connectTimeout, Duration readTimeout) {
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+    }
+
+    public Options withS3(S3Options s3) {
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+    }
+
+    public Options withRateLimit(long bytesPerSecond) {
+      if (bytesPerSecond < 0) {
+        throw new IllegalArgumentException("rate limit must not be negative");
+      }
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, bytesPerSecond);
     }
 
     @Override
     public String toString() {
-      return "Options[parallel=" + parallel + ", caFile=" + caFile + (authorization != null ? ", auth=***" : "") + "]";
+      return "Options[parallel=" + parallel + ", caFile=" + caFile + (authorization != null ? ", auth=***" : "")
+          + ", " + s3 + ", rateLimit=" + rateLimit + "]";
     }
+  }
+
+  /**
+   * Where S3 buckets live.
+   *
+   * @param endpoint the S3 API's base URL, or null for AWS ({@code https://s3.REGION.amazonaws.com})
+   * @param region the signing region, or null to take it from the environment or profile
+   * @param pathStyle address buckets as {@code ENDPOINT/BUCKET/KEY} instead of
+   *     {@code BUCKET.ENDPOINT/KEY}; always so for an endpoint given as an IP address
+   */
+  public record S3Options(String endpoint, String region, boolean pathStyle) {
+    public static final S3Options DEFAULT = new S3Options(null, null, false);
   }
 
   /** Opens a store for reading. */
   public static ChunkStore open(String spec, Options options) {
-    String lower = spec.toLowerCase(java.util.Locale.ROOT);
+    return open(List.of(spec), options);
+  }
+
+  /**
+   * Opens the stores named for reading; with more than one, they are mirrors of one datastore,
+   * read in the order given.
+   */
+  public static ChunkStore open(List<String> specs, Options options) {
+    if (specs.isEmpty()) {
+      throw new IllegalArgumentException("no store given");
+    }
+    Shared shared = new Shared(options);
+    List<ChunkStore> stores = new ArrayList<>();
+    for (String spec : specs) {
+      stores.add(openOne(spec, shared, false));
+    }
+    return stores.size() == 1 ? stores.get(0) : new MirrorStore(stores);
+  }
+
+  /** Opens a local datastore for writing (created if missing). */
+  public static WritableStore openWritable(String spec) {
+    return openWritable(spec, Options.defaults(4));
+  }
+
+  /** Opens a store that backups can write to: a local datastore (created if missing) or S3. */
+  public static WritableStore openWritable(String spec, Options options) {
+    return (WritableStore) openOne(spec, new Shared(options), true);
+  }
+
+  /** What the stores of one {@code open} call share: the options, one HTTP client, one limit. */
+  private static final class Shared {
+    final Options options;
+    final Throttler throttler;
+    private HttpExchange http;
+
+    Shared(Options options) {
+      this.options = options;
+      if (options.rateLimit() > 0) {
+        throttler = new Throttler();
+        // bursts of at most a quarter second, so that the limit holds at any time scale users see
+        throttler.bytesPerSecond(options.rateLimit(), Math.min(8192, options.rateLimit()),
+            Math.max(8192, options.rateLimit() / 4));
+      } else {
+        throttler = null;
+      }
+    }
+
+    HttpExchange http() {
+      if (http == null) {
+        http = new HttpExchange(httpClient(options), throttler);
+      }
+      return http;
+    }
+  }
+
+  private static ChunkStore openOne(String spec, Shared shared, boolean writable) {
+    String lower = spec.toLowerCase(Locale.ROOT);
     if (lower.startsWith("http://") || lower.startsWith("https://")) {
+      if (writable) {
+        throw new IllegalArgumentException("an HTTP store is read-only; back up to a local datastore or S3: " + spec);
+      }
       HttpUrl url = HttpUrl.parse(spec);
       if (url == null) {
         throw new IllegalArgumentException("not a valid URL: " + spec);
       }
-      return new HttpStore(url, httpClient(options), options.authorization());
+      return new HttpStore(url, shared.http(), shared.options.authorization());
     }
-    return openLocal(spec);
+    if (lower.startsWith("s3://")) {
+      return openS3(spec, shared);
+    }
+    if (lower.startsWith("file:")) {
+      return new LocalStore(Path.of(URI.create(spec)), shared.throttler);
+    }
+    if (lower.matches("^[a-z][a-z0-9+.-]*://.*")) {
+      throw new IllegalArgumentException("unknown store scheme: " + spec);
+    }
+    return new LocalStore(Path.of(spec), shared.throttler);
   }
 
-  /** Opens a store that backups can write to (a local datastore, created if missing). */
-  public static WritableStore openWritable(String spec) {
-    String lower = spec.toLowerCase(java.util.Locale.ROOT);
-    if (lower.startsWith("http://") || lower.startsWith("https://")) {
-      throw new IllegalArgumentException("an HTTP store is read-only; back up to a local datastore: " + spec);
+  private static S3Store openS3(String spec, Shared shared) {
+    String rest = spec.substring("s3://".length());
+    int slash = rest.indexOf('/');
+    String bucket = slash < 0 ? rest : rest.substring(0, slash);
+    String prefix = slash < 0 ? "" : rest.substring(slash + 1);
+    while (prefix.endsWith("/")) {
+      prefix = prefix.substring(0, prefix.length() - 1);
     }
-    return openLocal(spec);
+    if (!bucket.matches("[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")) {
+      throw new IllegalArgumentException("not an S3 bucket name (3-63 of a-z 0-9 . -): s3://" + bucket);
+    }
+    if (prefix.startsWith("/") || prefix.contains("//")) {
+      throw new IllegalArgumentException("S3 prefix has an empty part: " + spec);
+    }
+    Map<String, String> env = System.getenv();
+    S3Options o = shared.options.s3();
+    String region = o.region() != null ? o.region() : S3Credentials.region(env);
+    HttpUrl endpoint;
+    if (o.endpoint() != null) {
+      endpoint = HttpUrl.parse(o.endpoint());
+      if (endpoint == null) {
+        throw new IllegalArgumentException("--s3-endpoint is not an http(s) URL: " + o.endpoint());
+      }
+    } else {
+      endpoint = S3Store.awsEndpoint(region);
+    }
+    boolean ipHost = endpoint.host().matches("[0-9.]+") || endpoint.host().contains(":")
+        || endpoint.host().equals("localhost");
+    S3Store.Endpoint ep = new S3Store.Endpoint(endpoint, region, o.pathStyle() || ipHost);
+    return new S3Store(bucket, prefix, ep, S3Credentials.find(env), shared.http());
   }
 
   /** Trusts exactly the certificates in a PEM file (like curl --cacert). */
@@ -88,20 +217,6 @@ public final class Stores {
     }
     okhttp3.tls.HandshakeCertificates hc = hb.build();
     b.sslSocketFactory(hc.sslSocketFactory(), hc.trustManager());
-  }
-
-  private static LocalStore openLocal(String spec) {
-    String lower = spec.toLowerCase(java.util.Locale.ROOT);
-    if (lower.startsWith("s3://")) {
-      throw new IllegalArgumentException("S3 stores are not supported yet: " + spec);
-    }
-    if (lower.startsWith("file:")) {
-      return new LocalStore(Path.of(URI.create(spec)));
-    }
-    if (lower.matches("^[a-z][a-z0-9+.-]*://.*")) {
-      throw new IllegalArgumentException("unknown store scheme: " + spec);
-    }
-    return new LocalStore(Path.of(spec));
   }
 
   static OkHttpClient httpClient(Options o) {

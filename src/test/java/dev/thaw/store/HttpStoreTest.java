@@ -31,7 +31,7 @@ class HttpStoreTest {
   void start() throws Exception {
     server.start(InetAddress.getByName("127.0.0.1"), 0);
     store = Stores.open(server.url("/ds").toString(),
-        new Stores.Options(4, Duration.ofSeconds(2), Duration.ofSeconds(1), null, null));
+        Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(1)));
   }
 
   @AfterEach

@@ -62,7 +62,7 @@ class LocalStoreTest {
 
   @Test
   void schemesAreChecked() {
-    assertThrows(IllegalArgumentException.class, () -> Stores.open("s3://bucket/x", Stores.Options.defaults(1)));
+    assertThrows(IllegalArgumentException.class, () -> Stores.open("s3://Not_A_Bucket/x", Stores.Options.defaults(1)));
     assertThrows(IllegalArgumentException.class, () -> Stores.open("ftp://host/x", Stores.Options.defaults(1)));
     assertThrows(IllegalArgumentException.class, () -> Stores.openWritable("http://127.0.0.1/x"));
   }
