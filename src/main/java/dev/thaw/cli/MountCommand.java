@@ -3,6 +3,7 @@ package dev.thaw.cli;
 import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fuse.Mounter;
+import dev.thaw.restore.LiveRestore;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.io.BufferedReader;
@@ -48,6 +49,20 @@ final class MountCommand implements Callable<Integer> {
       description = "A read waiting longer than this for the store fails with EIO (default: ${DEFAULT-VALUE}).")
   int readTimeout;
 
+  @Option(names = "--restore-to", paramLabel = "DIR|ARCHIVE=PATH",
+      description = {"Live restore: images become writable and are restored in the background",
+          "into DIR/ARCHIVE, or into PATH (a file or block device) for each ARCHIVE=PATH given.",
+          "Reads and writes go on meanwhile; run the same command again to resume."})
+  List<String> restoreTo;
+
+  @Option(names = "--overlay", paramLabel = "DIR",
+      description = "Writable, discardable view: changed chunks are kept in sparse files in DIR.")
+  Path overlay;
+
+  @Option(names = "--restore-rate", paramLabel = "BYTES/s",
+      description = "Limit the background restore to this rate, e.g. 100M (default: no limit).")
+  String restoreRate;
+
   @Option(names = "--foreground", description = "Serve in this process until unmounted.")
   boolean foreground;
 
@@ -87,11 +102,13 @@ final class MountCommand implements Callable<Integer> {
           .readLine().getBytes(StandardCharsets.UTF_8);
       key.passphrase = pass;
     }
+    writable(snapshot); // check the live-restore options in the user's terminal
     CryptConfig k = key.load(); // fail here, in the user's terminal, on a wrong passphrase
     if (!foreground) {
       return spawn(mountpoint, cacheBytes);
     }
-    Mounter.Options o = new Mounter.Options(cacheBytes, readAhead, Duration.ofSeconds(readTimeout), allowOther);
+    Mounter.Options o = new Mounter.Options(cacheBytes, readAhead, Duration.ofSeconds(readTimeout), allowOther,
+        writable(snapshot));
     try (ChunkStore store = storeOptions.open(); FetchPipeline pipeline = storeOptions.pipeline(store)) {
       Mounter.run(store, pipeline, k, snapshot, mountpoint, o, System.err, () -> {
         System.err.println("thaw: mounted " + (snapshot != null ? snapshot : store.describe()) + " at " + mountpoint);
@@ -100,6 +117,41 @@ final class MountCommand implements Callable<Integer> {
     }
     System.err.println("thaw: unmounted " + mountpoint);
     return 0;
+  }
+
+  /** The writable-image settings from --restore-to / --overlay, or null for a read-only mount. */
+  private Mounter.Writable writable(SnapshotPath snapshot) {
+    if (restoreTo == null && overlay == null) {
+      if (restoreRate != null) {
+        throw new IllegalArgumentException("--restore-rate needs --restore-to");
+      }
+      return null;
+    }
+    if (restoreTo != null && overlay != null) {
+      throw new IllegalArgumentException("give --restore-to or --overlay, not both");
+    }
+    if (snapshot == null) {
+      throw new IllegalArgumentException("--restore-to and --overlay need a SNAPSHOT");
+    }
+    long rate = restoreRate == null ? 0 : Units.parseSize(restoreRate.replaceFirst("(?i)/s$", ""));
+    LiveRestore.Options live = new LiveRestore.Options(restoreTo != null, storeOptions.window(), rate);
+    Path dir = null;
+    java.util.Map<String, Path> pairs = new java.util.LinkedHashMap<>();
+    for (String t : restoreTo != null ? restoreTo : List.of(overlay.toString())) {
+      int eq = t.indexOf('=');
+      if (eq > 0 && restoreTo != null) {
+        pairs.put(t.substring(0, eq), Path.of(t.substring(eq + 1)).toAbsolutePath().normalize());
+      } else if (dir == null) {
+        dir = Path.of(t).toAbsolutePath().normalize();
+      } else {
+        throw new IllegalArgumentException("name one target directory; for several targets use ARCHIVE=PATH");
+      }
+    }
+    if (dir != null && !Files.isDirectory(dir)) {
+      throw new IllegalArgumentException((restoreTo != null ? "--restore-to " : "--overlay ") + dir
+          + " is not a directory (create it first, or give ARCHIVE=PATH)");
+    }
+    return new Mounter.Writable(dir, pairs, live);
   }
 
   /** Starts the file system in a detached process and waits until it answers. */
@@ -177,6 +229,19 @@ final class MountCommand implements Callable<Integer> {
     a.add("--read-timeout=" + readTimeout);
     if (allowOther) {
       a.add("--allow-other");
+    }
+    if (restoreTo != null) {
+      for (String t : restoreTo) {
+        int eq = t.indexOf('=');
+        a.add("--restore-to=" + (eq > 0 ? t.substring(0, eq + 1) + Path.of(t.substring(eq + 1)).toAbsolutePath()
+            : Path.of(t).toAbsolutePath().toString()));
+      }
+    }
+    if (overlay != null) {
+      a.add("--overlay=" + overlay.toAbsolutePath());
+    }
+    if (restoreRate != null) {
+      a.add("--restore-rate=" + restoreRate);
     }
     a.add("--");
     for (int i = 0; i < positional.size() - 1; i++) {

@@ -19,6 +19,9 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.nio.file.Path;
+import dev.thaw.restore.LiveRestore;
+import dev.thaw.restore.Restorer;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -56,11 +59,14 @@ final class MountTree {
   private final long mountTime = System.currentTimeMillis() / 1000;
   private final Map<SnapshotPath, Manifest> manifests = new ConcurrentHashMap<>();
   private final Map<String, ImageReader> readers = new ConcurrentHashMap<>();
+  private final Mounter.Writable writable;
+  private final Map<String, LiveRestore> lives = new ConcurrentHashMap<>();
   private volatile List<SnapshotPath> snapshots;
   private volatile long listedAt;
 
   MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
-      SnapshotPath fixed, int readAhead, Duration readTimeout) {
+      SnapshotPath fixed, int readAhead, Duration readTimeout, Mounter.Writable writable) {
+    this.writable = writable;
     this.store = store;
     this.pipeline = pipeline;
     this.cache = cache;
@@ -74,6 +80,9 @@ final class MountTree {
   void preload() throws IOException {
     if (fixed != null) {
       manifest(fixed);
+      if (writable != null) {
+        openTargets();
+      }
     } else {
       snapshots();
     }
@@ -185,6 +194,52 @@ final class MountTree {
     return s;
   }
 
+  /**
+   * Opens every image's target of a writable mount now, so that background restores start at
+   * once and a bad target fails the mount instead of a later open.
+   */
+  private void openTargets() throws IOException {
+    int n = 0;
+    for (String archive : ((Dir) resolveInSnapshot(fixed, List.of(), false).orElseThrow()).entries()) {
+      Path target = writable.targetFor(archive);
+      if (target == null) {
+        continue;
+      }
+      ImageFile f = (ImageFile) resolveInSnapshot(fixed, List.of(archive), false).orElseThrow();
+      lives.put(archive, LiveRestore.open(reader(f), target, Restorer.defaultStateFile(target), writable.live()));
+      n++;
+    }
+    for (String a : writable.pairs().keySet()) {
+      if (!lives.containsKey(a)) {
+        throw new IOException("snapshot " + fixed + " has no image archive '" + a + "'");
+      }
+    }
+    if (n == 0) {
+      throw new IOException("no image of " + fixed + " has a target");
+    }
+  }
+
+  /** The live restore or overlay of an image, or null when it is read-only. */
+  LiveRestore live(ImageFile f) {
+    return fixed != null && f.snapshot().equals(fixed) ? lives.get(f.archive()) : null;
+  }
+
+  /** Stops background restores and makes every target durable. */
+  void close() throws IOException {
+    IOException first = null;
+    for (LiveRestore l : lives.values()) {
+      try {
+        l.close();
+      } catch (IOException e) {
+        first = first == null ? e : first;
+      }
+    }
+    lives.clear();
+    if (first != null) {
+      throw first;
+    }
+  }
+
   /** The reader of an image, opened (index read and checked) on first use. */
   ImageReader reader(ImageFile f) throws IOException {
     String k = f.snapshot() + "/" + f.archive();
@@ -245,6 +300,25 @@ final class MountTree {
       o.put("read_ahead_hits", st.readAheadHits());
       o.put("read_ahead_issued", st.readAheadIssued());
       o.put("errors", st.errors());
+      LiveRestore live = fixed != null ? lives.get(r.image().name()) : null;
+      if (live != null) {
+        LiveRestore.Progress lp = live.progress();
+        ObjectNode lr = o.putObject("restore");
+        lr.put("mode", lp.background() ? "live-restore" : "overlay");
+        lr.put("state", lp.complete() ? "complete" : lp.error() != null ? "stopped" : lp.background() ? "running" : "overlay");
+        lr.put("chunks_present", lp.present());
+        lr.put("chunks_total", lp.chunks());
+        lr.put("percent", Math.round(1000.0 * lp.bytesPresent() / Math.max(1, lp.size())) / 10.0);
+        lr.put("rate_bytes_per_s", Math.round(lp.rate()));
+        long left = lp.size() - lp.bytesPresent();
+        if (lp.background() && !lp.complete() && lp.rate() > 0) {
+          lr.put("eta_s", Math.round(left / lp.rate()));
+        }
+        lr.put("guest_writes", lp.guestWrites());
+        if (lp.error() != null) {
+          lr.put("error", lp.error());
+        }
+      }
     });
     try {
       return (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);

@@ -12,10 +12,13 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import dev.thaw.restore.LiveRestore;
 import java.util.concurrent.CountDownLatch;
 
 /**
- * Mounts a datastore (or one snapshot of it) read-only with FUSE and serves it until it is
+ * Mounts a datastore (or one snapshot of it) with FUSE, read-only or with writable images
+ * ({@link Writable}) and serves it until it is
  * unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process dying:
  * {@code auto_unmount} then cleans up the mount point).
  */
@@ -26,7 +29,28 @@ public final class Mounter {
    * @param readTimeout how long a read waits for a chunk before it fails with EIO
    * @param allowOther let other users read the mount (needs user_allow_other for non-root)
    */
-  public record Options(long cacheBytes, int readAhead, Duration readTimeout, boolean allowOther) {}
+  public record Options(long cacheBytes, int readAhead, Duration readTimeout, boolean allowOther,
+      Writable writable) {
+    public Options(long cacheBytes, int readAhead, Duration readTimeout, boolean allowOther) {
+      this(cacheBytes, readAhead, readTimeout, allowOther, null);
+    }
+  }
+
+  /**
+   * Makes images writable, each backed by a local target that its chunks move into
+   * ({@link LiveRestore}): a live restore when {@code live.background()}, else an overlay.
+   *
+   * @param dir the target of an archive is {@code dir/ARCHIVE} unless {@code pairs} names one;
+   *     null when only {@code pairs} are given
+   * @param pairs archive name to target path (a file or block device)
+   */
+  public record Writable(Path dir, Map<String, Path> pairs, LiveRestore.Options live) {
+    /** The target of {@code archive}, or null if it stays read-only. */
+    Path targetFor(String archive) {
+      Path p = pairs.get(archive);
+      return p != null ? p : dir != null ? dir.resolve(archive) : null;
+    }
+  }
 
   private Mounter() {}
 
@@ -42,9 +66,15 @@ public final class Mounter {
 
   /** The libfuse options thaw mounts with. */
   static List<String> fuseOptions(Options o) {
-    List<String> opts = new ArrayList<>(List.of("ro", "fsname=thaw", "subtype=thaw",
+    List<String> opts = new ArrayList<>(List.of("fsname=thaw", "subtype=thaw",
         "default_permissions", "auto_unmount", "max_background=64", "congestion_threshold=48",
         "max_read=131072"));
+    if (o.writable() == null) {
+      opts.add(0, "ro");
+    } else {
+      opts.add("big_writes"); // 128 KiB writes instead of 4 KiB ones
+      opts.add("max_write=131072");
+    }
     if (o.allowOther()) {
       opts.add("allow_other");
     }
@@ -67,9 +97,17 @@ public final class Mounter {
         throw new IOException("mount point " + mountpoint + " is not empty");
       }
     }
+    if (options.writable() != null && snapshot == null) {
+      throw new IOException("a writable mount (live restore or overlay) needs a SNAPSHOT");
+    }
     MountTree tree = new MountTree(store, pipeline, new ChunkCache(chunkBudget(options.cacheBytes(), pipeline)), key, snapshot,
-        options.readAhead(), options.readTimeout());
-    tree.preload(); // fail before mounting if the store or snapshot is unusable
+        options.readAhead(), options.readTimeout(), options.writable());
+    try {
+      tree.preload(); // fail before mounting if the store, snapshot or a target is unusable
+    } catch (IOException | RuntimeException e) {
+      tree.close();
+      throw e;
+    }
     long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
     long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
     CountDownLatch unmounted = new CountDownLatch(1);
@@ -91,6 +129,11 @@ public final class Mounter {
     } catch (RuntimeException e) {
       throw new IOException("cannot mount at " + mountpoint + ": " + e.getMessage(), e);
     } finally {
+      try {
+        tree.close(); // background restores stop; every target and state file made durable
+      } catch (IOException e) {
+        log.println("thaw mount: closing: " + e.getMessage());
+      }
       unmounted.countDown();
       try {
         Runtime.getRuntime().removeShutdownHook(hook);

@@ -1,6 +1,7 @@
 package dev.thaw.fuse;
 
 import dev.thaw.image.ImageReader;
+import dev.thaw.restore.LiveRestore;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.time.Instant;
@@ -21,7 +22,8 @@ import ru.serce.jnrfuse.struct.Statvfs;
 
 /**
  * The FUSE boundary: maps paths to {@link MountTree} nodes, file handles to
- * {@link ImageReader.Handle}s, and failures to errno. Every callback catches everything and
+ * {@link ImageReader.Handle}s (and, for writable images, their {@link LiveRestore}), and failures
+ * to errno. Every callback catches everything and
  * answers -EIO, because jffi turns an escaping exception into a 0 return (a read would look like
  * end of file, a getattr like success). No logic that a restore also needs lives here.
  */
@@ -33,10 +35,13 @@ final class ThawFuse extends FuseStubFS {
   private final long uid;
   private final long gid;
   private final AtomicLong nextHandle = new AtomicLong(1);
-  private final Map<Long, ImageReader.Handle> images = new ConcurrentHashMap<>();
+  private final Map<Long, OpenImage> images = new ConcurrentHashMap<>();
   private final Map<Long, byte[]> statusHandles = new ConcurrentHashMap<>();
 
   private final Runnable onReady;
+
+  /** An open image file: its reader handle, and its live restore or overlay when writable. */
+  private record OpenImage(ImageReader.Handle handle, LiveRestore live, boolean writing) {}
 
   ThawFuse(MountTree tree, PrintStream log, long uid, long gid, Runnable onReady) {
     this.onReady = onReady;
@@ -76,7 +81,7 @@ final class ThawFuse extends FuseStubFS {
         stat.st_nlink.set(2);
         stat.st_mtim.tv_sec.set(d.mtime());
       } else if (node instanceof MountTree.ImageFile f) {
-        stat.st_mode.set(FileStat.S_IFREG | 0444);
+        stat.st_mode.set(FileStat.S_IFREG | (tree.live(f) != null ? 0644 : 0444));
         stat.st_nlink.set(1);
         stat.st_size.set(f.size());
         stat.st_blksize.set(1 << 17);
@@ -120,12 +125,13 @@ final class ThawFuse extends FuseStubFS {
   @Override
   public int open(String path, FuseFileInfo fi) {
     try {
-      if ((fi.flags.get() & O_ACCMODE) != 0) {
-        return -ErrorCodes.EROFS();
-      }
+      boolean write = (fi.flags.get() & O_ACCMODE) != 0;
       Optional<MountTree.Node> n = tree.resolve(path);
       if (n.isEmpty()) {
         return -ErrorCodes.ENOENT();
+      }
+      if (write && !(n.get() instanceof MountTree.ImageFile wf && tree.live(wf) != null)) {
+        return -ErrorCodes.EROFS();
       }
       long h = nextHandle.getAndIncrement();
       MountTree.Node node = n.get();
@@ -139,7 +145,7 @@ final class ThawFuse extends FuseStubFS {
           warn("cannot open " + path + ": " + e.getMessage());
           return -ErrorCodes.EIO();
         }
-        images.put(h, r.open());
+        images.put(h, new OpenImage(r.open(), tree.live(f), write));
         setFlag(fi, 1 << 1); // keep_cache: the image never changes, keep the kernel's pages
       } else {
         statusHandles.put(h, tree.status());
@@ -167,16 +173,18 @@ final class ThawFuse extends FuseStubFS {
   public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
     long h = fi.fh.get();
     try {
-      ImageReader.Handle r = images.get(h);
+      OpenImage r = images.get(h);
       if (r != null) {
         // straight from the chunk into FUSE's buffer: no per-read garbage
-        return r.read(offset, (int) Math.min(size, 1 << 20), (at, data, from, n) -> {
+        ImageReader.Sink sink = (at, data, from, n) -> {
           if (data == null) {
             buf.setMemory(at, n, (byte) 0);
           } else {
             buf.put(at, data, from, n);
           }
-        });
+        };
+        int len = (int) Math.min(size, 1 << 20);
+        return r.live() != null ? r.live().read(r.handle(), offset, len, sink) : r.handle().read(offset, len, sink);
       }
       byte[] status = statusHandles.get(h);
       if (status != null) {
@@ -201,14 +209,83 @@ final class ThawFuse extends FuseStubFS {
   public int release(String path, FuseFileInfo fi) {
     try {
       long h = fi.fh.get();
-      ImageReader.Handle r = images.remove(h);
+      OpenImage r = images.remove(h);
       if (r != null) {
-        r.close();
+        r.handle().close();
       }
       statusHandles.remove(h);
       return 0;
     } catch (Throwable t) {
       warn("release " + path + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  @Override
+  public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+    try {
+      OpenImage r = images.get(fi.fh.get());
+      if (r == null || r.live() == null || !r.writing()) {
+        return -ErrorCodes.EBADF();
+      }
+      if (offset >= r.live().image().size()) {
+        return -ErrorCodes.ENOSPC(); // an image has a fixed size
+      }
+      int n = (int) Math.min(size, r.live().image().size() - offset);
+      byte[] data = new byte[n];
+      buf.get(0, data, 0, n);
+      r.live().write(offset, data, 0, n);
+      return n;
+    } catch (IOException e) {
+      warn("write " + path + " at " + offset + "+" + size + " failed: " + e.getMessage());
+      return -ErrorCodes.EIO();
+    } catch (Throwable t) {
+      warn("write " + path + " at " + offset + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  @Override
+  public int fsync(String path, int isdatasync, FuseFileInfo fi) {
+    return sync(path, fi);
+  }
+
+  @Override
+  public int flush(String path, FuseFileInfo fi) {
+    return sync(path, fi);
+  }
+
+  /** fsync and close: the guest's writes reach the target's storage. */
+  private int sync(String path, FuseFileInfo fi) {
+    try {
+      OpenImage r = images.get(fi.fh.get());
+      if (r != null && r.live() != null && r.writing()) {
+        r.live().flush();
+      }
+      return 0;
+    } catch (IOException e) {
+      warn("fsync " + path + " failed: " + e.getMessage());
+      return -ErrorCodes.EIO();
+    } catch (Throwable t) {
+      warn("fsync " + path + ": " + t);
+      return -ErrorCodes.EIO();
+    }
+  }
+
+  @Override
+  public int truncate(String path, @off_t long size) {
+    try {
+      Optional<MountTree.Node> n = tree.resolve(path);
+      if (n.isEmpty()) {
+        return -ErrorCodes.ENOENT();
+      }
+      if (!(n.get() instanceof MountTree.ImageFile f) || tree.live(f) == null) {
+        return -ErrorCodes.EROFS();
+      }
+      // an image keeps its size; O_TRUNC-less tools may "truncate" to the size it has
+      return size == f.size() ? 0 : -ErrorCodes.EPERM();
+    } catch (Throwable t) {
+      warn("truncate " + path + ": " + t);
       return -ErrorCodes.EIO();
     }
   }

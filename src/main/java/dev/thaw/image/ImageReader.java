@@ -144,6 +144,18 @@ public final class ImageReader {
   }
 
   /**
+   * Chunk {@code i} whole, for a writer that completes a chunk before changing part of it (a
+   * live restore): zero, cached, or fetched at demand priority; waits at most the read timeout.
+   *
+   * @throws IOException naming the chunk and store when it cannot be had
+   */
+  public Chunk chunk(int i) throws IOException {
+    try (Handle h = open()) {
+      return h.await(obtain(i, Priority.DEMAND, true), i, System.nanoTime() + readTimeout.toNanos());
+    }
+  }
+
+  /**
    * Receives the pieces of a read in order: {@code length} bytes for the read's bytes
    * {@code [dstOffset, dstOffset + length)} taken from {@code data} at {@code from}, or zeros
    * when {@code data} is null. The data array is shared: copy out of it, never into it.

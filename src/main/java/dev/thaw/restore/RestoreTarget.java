@@ -11,8 +11,9 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
 /**
- * Where a restore writes: a new or existing regular file, or a block device. Positional writes
- * from one writer thread; {@link #sync()} makes written data durable. Not thread-safe.
+ * Where a restore writes: a new or existing regular file, or a block device. Positional reads
+ * and writes (FileChannel's positional I/O is safe from several threads; callers keep writers of
+ * one range apart); {@link #sync()} makes written data durable.
  */
 final class RestoreTarget implements AutoCloseable {
   private static final byte[] ZEROS = new byte[1 << 20];
@@ -53,8 +54,8 @@ final class RestoreTarget implements AutoCloseable {
     FileChannel ch;
     try {
       ch = exists
-          ? FileChannel.open(path, StandardOpenOption.WRITE)
-          : FileChannel.open(path, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
+          ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
+          : FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
     } catch (AccessDeniedException e) {
       throw new IOException("target " + path + " is not writable (permission denied)");
     } catch (NoSuchFileException e) {
@@ -86,6 +87,27 @@ final class RestoreTarget implements AutoCloseable {
 
   void write(long offset, byte[] data, int length) throws IOException {
     ByteBuffer b = ByteBuffer.wrap(data, 0, length);
+    long pos = offset;
+    while (b.hasRemaining()) {
+      pos += channel.write(b, pos);
+    }
+  }
+
+  /** Reads {@code length} bytes at {@code offset} into {@code dst} (a live restore's reads). */
+  void read(long offset, byte[] dst, int dstOff, int length) throws IOException {
+    ByteBuffer b = ByteBuffer.wrap(dst, dstOff, length);
+    long pos = offset;
+    while (b.hasRemaining()) {
+      int n = channel.read(b, pos);
+      if (n < 0) {
+        throw new IOException("target " + path + " ends at " + pos + ", before the image does");
+      }
+      pos += n;
+    }
+  }
+
+  void write(long offset, byte[] data, int from, int length) throws IOException {
+    ByteBuffer b = ByteBuffer.wrap(data, from, length);
     long pos = offset;
     while (b.hasRemaining()) {
       pos += channel.write(b, pos);

@@ -1,0 +1,421 @@
+package dev.thaw.restore;
+
+import dev.thaw.fetch.Chunk;
+import dev.thaw.fetch.Priority;
+import dev.thaw.format.ChunkIndex;
+import dev.thaw.image.Image;
+import dev.thaw.image.ImageReader;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * A writable image over a backup: the image's chunks move into a local target (a file or block
+ * device) one by one, while reads and writes go on. Used for a live restore (a background thread
+ * restores every chunk at background priority) and for an overlay (only chunks the guest writes
+ * move into a sparse file; the backup stays the source of the rest).
+ *
+ * <p>Reads of a chunk present in the target come from the target, others from the backup
+ * through the image's {@link ImageReader}. A write into a chunk not yet present first completes
+ * the chunk in the target (fetched, or nothing to fetch when the write covers it whole), then
+ * applies the write. A write returns only once the chunk it lands in is durably recorded as
+ * present in the state file, so that a restart never fetches that chunk again over the write.
+ * {@link #flush()} (the guest's fsync) makes the target and the state durable.
+ *
+ * <p>The state file is a {@code restore} state file (the same format as {@code thaw restore
+ * --resume} uses): after a crash or SIGKILL, opening the same target and state again resumes
+ * with every recorded chunk kept. A state file of another image is refused.
+ *
+ * <p>Thread-safe: FUSE threads call {@link #read}, {@link #write} and {@link #flush}
+ * concurrently; a per-chunk lock orders the moves of one chunk.
+ */
+public final class LiveRestore implements AutoCloseable {
+  private static final long CHECKPOINT_NANOS = TimeUnit.SECONDS.toNanos(2);
+  private static final int LOCK_STRIPES = 256;
+
+  /**
+   * @param background restore every chunk in the background (live restore); false for an
+   *     overlay
+   * @param window background fetches outstanding at most
+   * @param rateLimit background restore bytes per second, 0 for no limit
+   */
+  public record Options(boolean background, int window, long rateLimit) {}
+
+  /** Progress of the move into the target. */
+  public record Progress(int chunks, int present, long bytesPresent, long size, long backgroundBytes,
+      long backgroundNanos, boolean complete, boolean background, long guestWrites, String error) {
+    /** Background restore rate in bytes per second so far. */
+    public double rate() {
+      return backgroundNanos <= 0 ? 0 : backgroundBytes * 1e9 / backgroundNanos;
+    }
+  }
+
+  private final Image image;
+  private final ImageReader reader;
+  private final RestoreTarget target;
+  private final RestoreState state;
+  private final Options options;
+  private final ChunkIndex index;
+  private final AtomicLongArray present;
+  /** Chunks recorded as present in the state file (a subset of {@link #present}). */
+  private final AtomicLongArray recorded;
+  private final AtomicInteger presentCount = new AtomicInteger();
+  private final AtomicLong presentBytes = new AtomicLong();
+  private final ReentrantLock[] locks = new ReentrantLock[LOCK_STRIPES];
+  private final Object durability = new Object();
+  private final AtomicInteger demandWaiting = new AtomicInteger();
+  private final AtomicLong backgroundBytes = new AtomicLong();
+  private final AtomicLong guestWrites = new AtomicLong();
+  private final boolean holesAreZero;
+  private volatile long backgroundStart;
+  private volatile long backgroundEnd;
+  private volatile String error;
+  private volatile boolean closed;
+  private Thread worker;
+
+  private LiveRestore(Image image, ImageReader reader, RestoreTarget target, RestoreState state,
+      Options options) {
+    this.image = image;
+    this.reader = reader;
+    this.target = target;
+    this.state = state;
+    this.options = options;
+    this.index = image.index();
+    this.present = new AtomicLongArray((index.chunkCount() + 63) / 64);
+    this.recorded = new AtomicLongArray(present.length());
+    this.holesAreZero = state.holesAreZero();
+    for (int i = 0; i < locks.length; i++) {
+      locks[i] = new ReentrantLock();
+    }
+    for (int i = 0; i < index.chunkCount(); i++) {
+      if (state.isDone(i)) {
+        setPresent(i);
+        setBit(recorded, i);
+      }
+    }
+  }
+
+  /**
+   * Opens (or resumes) the move of {@code reader}'s image into {@code targetPath}, keeping the
+   * state in {@code stateFile}. A new target file is created sparse; an existing target with
+   * no state file is refused (it may hold anything), as is a state file of another image.
+   */
+  public static LiveRestore open(ImageReader reader, Path targetPath, Path stateFile, Options options)
+      throws IOException {
+    Image image = reader.image();
+    ChunkIndex idx = image.index();
+    RestoreState st = RestoreState.load(stateFile, idx.checksum(), image.size(), idx.chunkCount());
+    boolean exists = java.nio.file.Files.exists(targetPath);
+    if (st == null && exists && java.nio.file.Files.isRegularFile(targetPath)) {
+      throw new IOException("target " + targetPath + " exists but has no state file " + stateFile
+          + "; refusing to treat its contents as restored. Remove it, or name a new target.");
+    }
+    if (st != null && !exists) {
+      throw new IOException("state file " + stateFile + " exists but its target " + targetPath
+          + " does not; delete the state file to start over");
+    }
+    RestoreTarget t = RestoreTarget.open(targetPath, image.size());
+    if (st == null) {
+      st = RestoreState.fresh(stateFile, idx.checksum(), image.size(), idx.chunkCount());
+      st.setHolesAreZero(t.created());
+      st.save();
+    }
+    LiveRestore live = new LiveRestore(image, reader, t, st, options);
+    if (options.background()) {
+      live.startBackground();
+    }
+    return live;
+  }
+
+  private boolean isPresent(int i) {
+    return (present.get(i >>> 6) & (1L << (i & 63))) != 0;
+  }
+
+  private boolean isRecorded(int i) {
+    return (recorded.get(i >>> 6) & (1L << (i & 63))) != 0;
+  }
+
+  private static void setBit(AtomicLongArray bits, int i) {
+    long bit = 1L << (i & 63);
+    bits.getAndUpdate(i >>> 6, w -> w | bit);
+  }
+
+  private void setPresent(int i) {
+    long bit = 1L << (i & 63);
+    long old = present.getAndUpdate(i >>> 6, w -> w | bit);
+    if ((old & bit) == 0) {
+      presentCount.incrementAndGet();
+      presentBytes.addAndGet(index.length(i));
+    }
+  }
+
+  private ReentrantLock lock(int i) {
+    return locks[i % LOCK_STRIPES];
+  }
+
+  public Image image() {
+    return image;
+  }
+
+  /**
+   * Reads up to {@code len} bytes at {@code offset}: chunks present from the target, the rest
+   * from the backup through {@code handle}. Returns the bytes read (0 at the end).
+   */
+  public int read(ImageReader.Handle handle, long offset, int len, ImageReader.Sink sink) throws IOException {
+    long size = image.size();
+    if (offset >= size || len <= 0) {
+      return 0;
+    }
+    int n = (int) Math.min(len, size - offset);
+    int done = 0;
+    byte[] buf = null;
+    while (done < n) {
+      long pos = offset + done;
+      int i = index.chunkAt(pos);
+      int piece = (int) Math.min(n - done, index.end(i) - pos);
+      if (isPresent(i)) {
+        if (buf == null || buf.length < piece) {
+          buf = new byte[piece];
+        }
+        target.read(pos, buf, 0, piece);
+        sink.accept(done, buf, 0, piece);
+      } else {
+        int at = done;
+        demandWaiting.incrementAndGet();
+        try {
+          int got = handle.read(pos, piece, (dst, data, from, cnt) -> sink.accept(at + dst, data, from, cnt));
+          if (got != piece) {
+            throw new IOException("short read of " + image.name() + " at " + pos);
+          }
+        } finally {
+          demandWaiting.decrementAndGet();
+        }
+      }
+      done += piece;
+    }
+    return n;
+  }
+
+  /**
+   * Writes {@code len} bytes of {@code data} at {@code offset}. Returns once every chunk the
+   * write touches is durably recorded as present (the write itself becomes durable with
+   * {@link #flush()}, like a disk's cache).
+   */
+  public void write(long offset, byte[] data, int from, int len) throws IOException {
+    if (offset < 0 || offset + len > image.size()) {
+      throw new IOException("write past the end of " + image.name() + " (" + image.size() + " bytes)");
+    }
+    guestWrites.incrementAndGet();
+    boolean mustRecord = false;
+    int done = 0;
+    while (done < len) {
+      long pos = offset + done;
+      int i = index.chunkAt(pos);
+      int piece = (int) Math.min(len - done, index.end(i) - pos);
+      if (!isRecorded(i)) {
+        mustRecord = true;
+      }
+      if (!isPresent(i)) {
+        ReentrantLock l = lock(i);
+        l.lock();
+        try {
+          if (!isPresent(i)) {
+            complete(i, pos, data, from + done, piece);
+            done += piece;
+            continue;
+          }
+        } finally {
+          l.unlock();
+        }
+      }
+      target.write(pos, data, from + done, piece);
+      done += piece;
+    }
+    if (mustRecord) {
+      makeDurable();
+    }
+  }
+
+  /** Moves chunk {@code i} into the target with the bytes of a write laid over it. Holds its lock. */
+  private void complete(int i, long pos, byte[] data, int from, int piece) throws IOException {
+    long start = index.start(i);
+    int length = index.length(i);
+    if (piece == length) {
+      target.write(start, data, from, length); // the write covers the chunk: nothing to fetch
+    } else {
+      Chunk c = image.isZero(i) ? null : reader.chunk(i);
+      byte[] whole = new byte[length];
+      if (c != null) {
+        c.copyTo(0, whole, 0, length);
+      }
+      System.arraycopy(data, from, whole, (int) (pos - start), piece);
+      target.write(start, whole, 0, length);
+    }
+    setPresent(i);
+  }
+
+  /**
+   * Makes everything written so far durable: syncs the target, then records every present chunk
+   * in the state file. Concurrent callers share one sync where they can.
+   */
+  public void flush() throws IOException {
+    makeDurable();
+  }
+
+  private void makeDurable() throws IOException {
+    synchronized (durability) {
+      boolean changed = false;
+      target.sync();
+      for (int w = 0; w < present.length(); w++) {
+        long bits = present.get(w);
+        while (bits != 0) {
+          int i = w * 64 + Long.numberOfTrailingZeros(bits);
+          bits &= bits - 1;
+          if (!state.isDone(i)) {
+            state.markDone(i);
+            changed = true;
+          }
+        }
+      }
+      if (changed) {
+        state.save();
+        for (int w = 0; w < present.length(); w++) {
+          long bits = present.get(w);
+          recorded.getAndUpdate(w, r -> r | bits);
+        }
+      }
+    }
+  }
+
+  // --- background restore ------------------------------------------------------------------
+
+  private void startBackground() {
+    worker = new Thread(this::background, "thaw-live-restore-" + image.name());
+    worker.setDaemon(true);
+    worker.start();
+  }
+
+  private void background() {
+    backgroundStart = System.nanoTime();
+    ArrayDeque<Integer> order = new ArrayDeque<>();
+    ArrayDeque<CompletableFuture<Chunk>> fetches = new ArrayDeque<>();
+    int next = 0;
+    long lastCheckpoint = System.nanoTime();
+    long written = 0;
+    try {
+      while (!closed) {
+        // keep the window full, but leave room for demand reads while they wait
+        int window = demandWaiting.get() > 0 ? Math.max(1, options.window() / 4) : options.window();
+        while (fetches.size() < window && next < index.chunkCount()) {
+          int i = next++;
+          if (isPresent(i)) {
+            continue;
+          }
+          order.add(i);
+          fetches.add(image.chunk(i, Priority.BACKGROUND));
+        }
+        if (fetches.isEmpty()) {
+          break;
+        }
+        int i = order.poll();
+        Chunk c = await(fetches.poll(), i);
+        ReentrantLock l = lock(i);
+        l.lock();
+        try {
+          if (!isPresent(i)) {
+            if (c.isZero()) {
+              if (!holesAreZero) {
+                target.writeZeros(index.start(i), c.length());
+              }
+            } else {
+              target.write(index.start(i), c.data(), c.length());
+              backgroundBytes.addAndGet(c.length());
+              written += c.length();
+            }
+            setPresent(i);
+          }
+        } finally {
+          l.unlock();
+        }
+        if (System.nanoTime() - lastCheckpoint > CHECKPOINT_NANOS) {
+          makeDurable();
+          lastCheckpoint = System.nanoTime();
+        }
+        throttle(written);
+      }
+      if (!closed) {
+        makeDurable();
+        backgroundEnd = System.nanoTime();
+      }
+    } catch (IOException | RuntimeException e) {
+      error = e.getMessage();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private Chunk await(CompletableFuture<Chunk> f, int i) throws IOException, InterruptedException {
+    // a chunk that fails after the pipeline's retries stops the background restore; reads and
+    // writes still work, and the next mount resumes
+    try {
+      while (true) {
+        try {
+          return f.get(200, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+          if (closed) {
+            throw new InterruptedException("closed");
+          }
+        }
+      }
+    } catch (java.util.concurrent.ExecutionException e) {
+      Throwable c = e.getCause() != null ? e.getCause() : e;
+      throw new IOException("background restore of " + image.name() + " stopped at chunk " + i + ": "
+          + c.getMessage(), c);
+    }
+  }
+
+  private void throttle(long written) throws InterruptedException {
+    if (options.rateLimit() <= 0) {
+      return;
+    }
+    long due = backgroundStart + (long) (written * 1e9 / options.rateLimit());
+    long wait;
+    while (!closed && (wait = due - System.nanoTime()) > 0) {
+      TimeUnit.NANOSECONDS.sleep(Math.min(wait, TimeUnit.MILLISECONDS.toNanos(200)));
+    }
+  }
+
+  /** Where the move stands. */
+  public Progress progress() {
+    long end = backgroundEnd != 0 ? backgroundEnd : System.nanoTime();
+    return new Progress(index.chunkCount(), presentCount.get(), presentBytes.get(), image.size(),
+        backgroundBytes.get(), backgroundStart == 0 ? 0 : end - backgroundStart,
+        presentCount.get() == index.chunkCount(), options.background(), guestWrites.get(), error);
+  }
+
+  /** Stops the background restore and makes everything durable. */
+  @Override
+  public void close() throws IOException {
+    closed = true;
+    if (worker != null) {
+      // never interrupt it: an interrupt during FileChannel I/O closes the target
+      try {
+        worker.join(TimeUnit.SECONDS.toMillis(30));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+    try {
+      makeDurable();
+    } finally {
+      state.close();
+      target.close();
+    }
+  }
+}
