@@ -170,6 +170,7 @@ final class MountCommand implements Callable<Integer> {
     List<String> a = new ArrayList<>();
     a.add("--store=" + storeOptions.store);
     a.add("--parallel=" + storeOptions.parallel);
+    a.add("--retry-for=" + storeOptions.retryFor.toMillis() + "ms");
     if (storeOptions.caFile != null) {
       a.add("--ca-file=" + storeOptions.caFile.toAbsolutePath());
     }

@@ -8,8 +8,10 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Locale;
 import okhttp3.Credentials;
+import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
 
 /**
@@ -33,6 +35,12 @@ final class StoreOptions {
       description = {"HTTP(S) credentials: a first line 'bearer TOKEN' or 'basic USER:PASSWORD'.",
           "Otherwise $THAW_STORE_TOKEN (bearer) or $THAW_STORE_USER and $THAW_STORE_PASSWORD."})
   Path authFile;
+
+  @Option(names = "--retry-for", paramLabel = "DURATION", defaultValue = "60s",
+      description = {"Keep retrying a chunk the store fails to deliver (unreachable, reset, 5xx, 429,",
+          "timeout) for this long, e.g. 30s or 10m; 0: no retries (default: ${DEFAULT-VALUE})."},
+      converter = DurationConverter.class)
+  Duration retryFor;
 
   ChunkStore open() throws IOException {
     if (parallel < 1 || parallel > 256) {
@@ -72,11 +80,20 @@ final class StoreOptions {
   }
 
   FetchPipeline pipeline(ChunkStore s) {
-    return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(), RetryPolicy.defaults());
+    return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(),
+        RetryPolicy.defaults().withWindow(retryFor));
   }
 
   /** Chunks a restore or verify keeps requested ahead of writing. */
   int window() {
     return parallel * 2 + Runtime.getRuntime().availableProcessors();
+  }
+
+  /** Parses durations for picocli, so that a bad one is a usage error. */
+  static final class DurationConverter implements ITypeConverter<Duration> {
+    @Override
+    public Duration convert(String value) {
+      return Units.parseDuration(value);
+    }
   }
 }
