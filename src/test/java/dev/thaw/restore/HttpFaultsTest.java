@@ -19,6 +19,7 @@ import dev.thaw.store.StoreException;
 import dev.thaw.store.Stores;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
+import dev.thaw.testing.TlsServers;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.nio.file.Files;
@@ -195,50 +196,43 @@ class HttpFaultsTest {
     }
   }
 
-  @Test
-  void thirtyPercentOf5xxAnd429AreRetried() throws Exception {
-    int[] codes = {500, 503, 429};
-    AtomicInteger n = new AtomicInteger();
-    served.fault = share(0.3, 1, (d, a, b) -> new MockResponse()
-        .setResponseCode(codes[n.getAndIncrement() % codes.length]));
-    Path t = dir.resolve("5xx.img");
-    Outcome o = restore(t);
+  /**
+   * Restores while 30% of chunk requests meet {@code fault} (one seeded draw per request) and
+   * checks that the image came through whole, with one retry per injected fault.
+   */
+  private void ridesOut(Fault fault, long seed, Duration readTimeout) throws Exception {
+    served.fault = share(0.3, seed, fault);
+    Path t = dir.resolve("share-" + seed + ".img");
+    Outcome o = restore(server.url("/ds/").toString(), FAST, readTimeout, t, false);
     assertRestored(t, o);
     assertTrue(served.injected.get() > 0, "no fault was injected");
     assertEquals(served.injected.get(), o.stats().retries());
   }
 
   @Test
+  void thirtyPercentOf5xxAnd429AreRetried() throws Exception {
+    int[] codes = {500, 503, 429};
+    AtomicInteger n = new AtomicInteger();
+    ridesOut((d, a, b) -> new MockResponse().setResponseCode(codes[n.getAndIncrement() % codes.length]),
+        1, Duration.ofSeconds(2));
+  }
+
+  @Test
   void resetsMidBodyAreRetried() throws Exception {
-    served.fault = share(0.3, 2, (d, a, b) -> ok(b).setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY));
-    Path t = dir.resolve("reset.img");
-    Outcome o = restore(t);
-    assertRestored(t, o);
-    assertTrue(served.injected.get() > 0, "no fault was injected");
-    assertEquals(served.injected.get(), o.stats().retries());
+    ridesOut((d, a, b) -> ok(b).setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY), 2, Duration.ofSeconds(2));
   }
 
   @Test
   void truncatedBodiesAreRetried() throws Exception {
     // half the body, a Content-Length promising all of it, then the connection closes
-    served.fault = share(0.3, 3, (d, a, b) -> ok(Arrays.copyOf(b, b.length / 2))
-        .setHeader("Content-Length", b.length).setSocketPolicy(SocketPolicy.DISCONNECT_AT_END));
-    Path t = dir.resolve("truncated.img");
-    Outcome o = restore(t);
-    assertRestored(t, o);
-    assertTrue(served.injected.get() > 0, "no fault was injected");
-    assertEquals(served.injected.get(), o.stats().retries());
+    ridesOut((d, a, b) -> ok(Arrays.copyOf(b, b.length / 2)).setHeader("Content-Length", b.length)
+        .setSocketPolicy(SocketPolicy.DISCONNECT_AT_END), 3, Duration.ofSeconds(2));
   }
 
   @Test
   void stalledBodiesTimeOutAndAreRetried() throws Exception {
     // half the body, then nothing for longer than the read timeout
-    served.fault = share(0.3, 4, (d, a, b) -> ok(b).throttleBody(b.length / 2, 2, TimeUnit.SECONDS));
-    Path t = dir.resolve("stalled.img");
-    Outcome o = restore(server.url("/ds/").toString(), FAST, Duration.ofMillis(300), t, false);
-    assertRestored(t, o);
-    assertTrue(served.injected.get() > 0, "no fault was injected");
-    assertEquals(served.injected.get(), o.stats().retries());
+    ridesOut((d, a, b) -> ok(b).throttleBody(b.length / 2, 2, TimeUnit.SECONDS), 4, Duration.ofMillis(300));
   }
 
   private static MockResponse flipped(byte[] blob) {
@@ -337,13 +331,7 @@ class HttpFaultsTest {
 
   @Test
   void aCertificateFromAnUnknownCaIsRefusedAtOnce() throws Exception {
-    okhttp3.tls.HeldCertificate ca = new okhttp3.tls.HeldCertificate.Builder().certificateAuthority(0)
-        .commonName("unknown CA").build();
-    okhttp3.tls.HeldCertificate cert = new okhttp3.tls.HeldCertificate.Builder().signedBy(ca)
-        .addSubjectAlternativeName("127.0.0.1").build();
-    try (MockWebServer tls = new MockWebServer()) {
-      tls.useHttps(new okhttp3.tls.HandshakeCertificates.Builder().heldCertificate(cert, ca.certificate())
-          .build().sslSocketFactory(), false);
+    try (MockWebServer tls = TlsServers.server(TlsServers.ca("unknown CA"))) {
       tls.setDispatcher(served);
       tls.start(InetAddress.getByName("127.0.0.1"), 0);
       Path t = dir.resolve("tls.img");

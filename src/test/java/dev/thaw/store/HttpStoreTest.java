@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.thaw.format.Digest;
+import dev.thaw.testing.TlsServers;
 import java.net.InetAddress;
 import java.time.Duration;
 import java.util.List;
@@ -67,14 +68,8 @@ class HttpStoreTest {
 
   @Test
   void httpsWithAPrivateCaAndABearerToken() throws Exception {
-    okhttp3.tls.HeldCertificate ca = new okhttp3.tls.HeldCertificate.Builder().certificateAuthority(0)
-        .commonName("thaw test CA").build();
-    okhttp3.tls.HeldCertificate cert = new okhttp3.tls.HeldCertificate.Builder().signedBy(ca)
-        .addSubjectAlternativeName("127.0.0.1").addSubjectAlternativeName("localhost").build();
-    okhttp3.tls.HandshakeCertificates serverCerts = new okhttp3.tls.HandshakeCertificates.Builder()
-        .heldCertificate(cert, ca.certificate()).build();
-    try (MockWebServer tls = new MockWebServer()) {
-      tls.useHttps(serverCerts.sslSocketFactory(), false);
+    okhttp3.tls.HeldCertificate ca = TlsServers.ca("thaw test CA");
+    try (MockWebServer tls = TlsServers.server(ca)) {
       tls.start(InetAddress.getByName("127.0.0.1"), 0);
       java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
       java.nio.file.Files.writeString(caFile, ca.certificatePem());
@@ -139,14 +134,9 @@ class HttpStoreTest {
 
   @Test
   void negotiatesHttp2OverTlsWhenTheServerOffersIt() throws Exception {
-    okhttp3.tls.HeldCertificate ca = new okhttp3.tls.HeldCertificate.Builder().certificateAuthority(0)
-        .commonName("thaw test CA").build();
-    okhttp3.tls.HeldCertificate cert = new okhttp3.tls.HeldCertificate.Builder().signedBy(ca)
-        .addSubjectAlternativeName("127.0.0.1").addSubjectAlternativeName("localhost").build();
+    okhttp3.tls.HeldCertificate ca = TlsServers.ca("thaw test CA");
     java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
-    try (MockWebServer tls = new MockWebServer()) {
-      tls.useHttps(new okhttp3.tls.HandshakeCertificates.Builder().heldCertificate(cert, ca.certificate())
-          .build().sslSocketFactory(), false);
+    try (MockWebServer tls = TlsServers.server(ca)) {
       tls.setProtocols(List.of(Protocol.HTTP_2, Protocol.HTTP_1_1));
       tls.start(InetAddress.getByName("127.0.0.1"), 0);
       java.nio.file.Files.writeString(caFile, ca.certificatePem());
