@@ -68,11 +68,15 @@ final class Units {
     }
     long n = Long.parseLong(m.group(1));
     String unit = m.group(2) == null ? "s" : m.group(2);
-    return switch (unit) {
+    java.time.Duration d = switch (unit) {
       case "ms" -> java.time.Duration.ofMillis(n);
       case "m" -> java.time.Duration.ofMinutes(n);
       case "h" -> java.time.Duration.ofHours(n);
       default -> java.time.Duration.ofSeconds(n);
     };
+    if (d.compareTo(java.time.Duration.ofDays(365)) > 0) {
+      throw new IllegalArgumentException("duration too long: " + s + " (at most 365 days)");
+    }
+    return d;
   }
 }

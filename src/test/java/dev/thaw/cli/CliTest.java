@@ -2,6 +2,7 @@ package dev.thaw.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -68,6 +69,8 @@ class CliTest {
     assertEquals(java.time.Duration.ofMillis(500), Units.parseDuration("500ms"));
     assertEquals(java.time.Duration.ofMinutes(10), Units.parseDuration("10m"));
     assertEquals(java.time.Duration.ZERO, Units.parseDuration("0"));
+    assertThrows(IllegalArgumentException.class, () -> Units.parseDuration("999999999h"));
+    assertThrows(IllegalArgumentException.class, () -> Units.parseDuration("-5s"));
   }
 
   @Test
