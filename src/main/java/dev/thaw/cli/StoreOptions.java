@@ -13,6 +13,7 @@ import java.util.Locale;
 import okhttp3.Credentials;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.TypeConversionException;
 
 /**
  * {@code --store}, {@code --parallel} and the HTTP(S) options, shared by the commands that read a
@@ -37,8 +38,9 @@ final class StoreOptions {
   Path authFile;
 
   @Option(names = "--retry-for", paramLabel = "DURATION", defaultValue = "60s",
-      description = {"Keep retrying a chunk the store fails to deliver (unreachable, reset, 5xx, 429,",
-          "timeout) for this long, e.g. 30s or 10m; 0: no retries (default: ${DEFAULT-VALUE})."},
+      description = "How long to keep retrying a chunk fetch that failed in a way that may pass"
+          + " (unreachable store, reset, timeout, 5xx, 429), e.g. 30s or 10m; 0: no retries"
+          + " (default: ${DEFAULT-VALUE}).",
       converter = DurationConverter.class)
   Duration retryFor;
 
@@ -93,7 +95,11 @@ final class StoreOptions {
   static final class DurationConverter implements ITypeConverter<Duration> {
     @Override
     public Duration convert(String value) {
-      return Units.parseDuration(value);
+      try {
+        return Units.parseDuration(value);
+      } catch (IllegalArgumentException e) {
+        throw new TypeConversionException(e.getMessage());
+      }
     }
   }
 }
