@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Restoring from nginx over HTTPS with a private CA (--ca-file) and basic auth from a file;
-# the same server's certificate without the CA is refused, and so is a wrong password.
+# Restoring from nginx over HTTPS (HTTP/2) with a private CA (--ca-file) and basic auth from a
+# file; the same server's certificate without the CA is refused, and so is a wrong password.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 require_cmd openssl curl
 
@@ -24,7 +24,7 @@ start_nginx "$T/ds" "
     }"
 # nginx from lib.sh speaks plain HTTP; a second server block on another port speaks TLS
 TLS_PORT=$(free_port)
-sed -i "s|^http {|http {\n  server { listen 127.0.0.1:$TLS_PORT ssl; ssl_certificate $T/srv.pem; ssl_certificate_key $T/srv.key; root $T/ds; autoindex on; autoindex_format json; location /secure/ { alias $T/ds/; auth_basic \"thaw\"; auth_basic_user_file $T/htpasswd; } }|" "$NGINX_DIR/nginx.conf"
+sed -i "s|^http {|http {\n  server { listen 127.0.0.1:$TLS_PORT ssl http2; ssl_certificate $T/srv.pem; ssl_certificate_key $T/srv.key; root $T/ds; autoindex on; autoindex_format json; location /secure/ { alias $T/ds/; auth_basic \"thaw\"; auth_basic_user_file $T/htpasswd; } }|" "$NGINX_DIR/nginx.conf"
 kill -HUP "$NGINX_PID"
 for _ in $(seq 1 50); do curl -s -o /dev/null --cacert ca.pem "https://127.0.0.1:$TLS_PORT/" && break; sleep 0.1; done
 URL=https://127.0.0.1:$TLS_PORT
@@ -34,6 +34,8 @@ grep -q "$snap" "$T/ls1.out" || fail "ls over HTTPS does not list $snap"
 expect_ok r1 restore --progress none --store "$URL/" --ca-file ca.pem "$snap" a.img b.img
 cmp a.img b.img || fail "HTTPS restore differs"
 pass "restore over HTTPS with --ca-file equals the source"
+grep -qE '"GET /\.chunks/[^"]* HTTP/2\.0"' "$NGINX_DIR/access.log" || { tail -n 5 "$NGINX_DIR/access.log"; fail "chunks were not fetched over HTTP/2"; }
+pass "chunks were fetched over HTTP/2 (nginx offers h2 over TLS)"
 
 expect_fail noca restore --progress none --store "$URL/" "$snap" a.img c.img
 err_contains noca "TLS|certif" "the refusal names TLS/the certificate"

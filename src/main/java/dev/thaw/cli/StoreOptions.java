@@ -8,12 +8,15 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import okhttp3.Credentials;
+import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.TypeConversionException;
 
 /**
  * {@code --store}, {@code --parallel} and the HTTP(S) options, shared by the commands that read a
@@ -45,6 +48,13 @@ final class StoreOptions {
           "Otherwise $THAW_STORE_TOKEN (bearer) or $THAW_STORE_USER and $THAW_STORE_PASSWORD."})
   Path authFile;
 
+  @Option(names = "--retry-for", paramLabel = "DURATION", defaultValue = "60s",
+      description = "How long to keep retrying a chunk fetch that failed in a way that may pass"
+          + " (unreachable store, reset, timeout, 5xx, 429), e.g. 30s or 10m; 0: no retries"
+          + " (default: ${DEFAULT-VALUE}).",
+      converter = DurationConverter.class)
+  Duration retryFor;
+
   ChunkStore open() throws IOException {
     if (parallel < 1 || parallel > 256) {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
@@ -68,6 +78,7 @@ final class StoreOptions {
       a.add("--store=" + s);
     }
     a.add("--parallel=" + parallel);
+    a.add("--retry-for=" + retryFor.toMillis() + "ms");
     if (caFile != null) {
       a.add("--ca-file=" + caFile.toAbsolutePath());
     }
@@ -112,11 +123,24 @@ final class StoreOptions {
   }
 
   FetchPipeline pipeline(ChunkStore s) {
-    return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(), RetryPolicy.defaults());
+    return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(),
+        RetryPolicy.defaults().withWindow(retryFor));
   }
 
   /** Chunks a restore or verify keeps requested ahead of writing. */
   int window() {
     return parallel * 2 + Runtime.getRuntime().availableProcessors();
+  }
+
+  /** Parses durations for picocli, so that a bad one is a usage error. */
+  static final class DurationConverter implements ITypeConverter<Duration> {
+    @Override
+    public Duration convert(String value) {
+      try {
+        return Units.parseDuration(value);
+      } catch (IllegalArgumentException e) {
+        throw new TypeConversionException(e.getMessage());
+      }
+    }
   }
 }

@@ -58,4 +58,25 @@ final class Units {
       throw new IllegalArgumentException("bad size: " + s + " (use e.g. 512M or 2G)");
     }
   }
+
+  /** Parses a duration such as 90s, 500ms, 2m, 1h or a plain number of seconds. */
+  static java.time.Duration parseDuration(String s) {
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d{1,9})\\s*(ms|s|m|h)?")
+        .matcher(s.trim().toLowerCase(Locale.ROOT));
+    if (!m.matches()) {
+      throw new IllegalArgumentException("bad duration: " + s + " (use e.g. 90s, 5m or 500ms)");
+    }
+    long n = Long.parseLong(m.group(1));
+    String unit = m.group(2) == null ? "s" : m.group(2);
+    java.time.Duration d = switch (unit) {
+      case "ms" -> java.time.Duration.ofMillis(n);
+      case "m" -> java.time.Duration.ofMinutes(n);
+      case "h" -> java.time.Duration.ofHours(n);
+      default -> java.time.Duration.ofSeconds(n);
+    };
+    if (d.compareTo(java.time.Duration.ofDays(365)) > 0) {
+      throw new IllegalArgumentException("duration too long: " + s + " (at most 365 days)");
+    }
+    return d;
+  }
 }

@@ -164,10 +164,16 @@ public final class FetchPipeline implements AutoCloseable {
     }
   }
 
+  /**
+   * Single store attempts, retried while {@link RetryPolicy} allows: the one place where thaw
+   * retries. Not-found and other non-retryable faults end at once.
+   */
   private byte[] fetchWithRetries(Request r) throws ChunkFetchException, InterruptedException {
     Digest d = r.key.digest;
+    long first = System.nanoTime();
     for (int attempt = 1; ; attempt++) {
       long t0 = System.nanoTime();
+      IOException fault;
       try {
         byte[] blob = store.readChunk(d);
         latency.record(System.nanoTime() - t0);
@@ -176,18 +182,24 @@ public final class FetchPipeline implements AutoCloseable {
       } catch (NotFoundException e) {
         throw new ChunkFetchException(d, store.location(d), "missing from the store", true, e);
       } catch (StoreException e) {
-        if (!e.retryable() || attempt >= retry.attempts() || closed) {
-          throw new ChunkFetchException(d, store.location(d), e.getMessage()
-              + (attempt > 1 ? " (after " + attempt + " attempts)" : ""), false, e);
+        if (!e.retryable()) {
+          throw new ChunkFetchException(d, store.location(d), e.getMessage(), false, e);
         }
-      } catch (IOException | RuntimeException e) {
-        if (attempt >= retry.attempts() || closed) {
-          throw new ChunkFetchException(d, store.location(d), String.valueOf(e.getMessage())
-              + " (after " + attempt + " attempts)", false, e);
-        }
+        fault = e;
+      } catch (IOException e) {
+        fault = e;
+      } catch (RuntimeException e) {
+        fault = new IOException(e.toString(), e);
+      }
+      long elapsed = System.nanoTime() - first;
+      long backoff = retry.backoffMillis(attempt + 1);
+      if (closed || !retry.allowsAnother(attempt, elapsed, backoff)) {
+        String tries = attempt == 1 ? "" : String.format(java.util.Locale.ROOT,
+            " (gave up after %d attempts in %.1f s)", attempt, elapsed / 1e9);
+        throw new ChunkFetchException(d, store.location(d), fault.getMessage() + tries, false, fault);
       }
       retries.increment();
-      Thread.sleep(retry.backoffMillis(attempt + 1));
+      Thread.sleep(backoff);
     }
   }
 

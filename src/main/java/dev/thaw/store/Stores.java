@@ -21,10 +21,15 @@ import okio.Throttler;
  * share one OkHttp client and one rate limit.
  */
 public final class Stores {
+  /** A call (connect, request, whole body) may take this many read timeouts at most. */
+  static final int CALL_TIMEOUT_FACTOR = 10;
+
   private Stores() {}
 
   /**
-   * Settings that shape a store's connections.
+   * Settings that shape a store's connections. Each request is one attempt with its own
+   * timeouts: {@code connectTimeout} to connect, {@code readTimeout} for any wait for bytes, and
+   * {@value #CALL_TIMEOUT_FACTOR} times {@code readTimeout} for the whole request and body.
    *
    * @param caFile PEM certificates to trust for HTTPS instead of the system's, or null
    * @param authorization an {@code Authorization} header value for HTTP stores, or null; never
@@ -233,6 +238,9 @@ public final class Stores {
         .connectTimeout(o.connectTimeout())
         .readTimeout(o.readTimeout())
         .writeTimeout(o.readTimeout())
+        // one attempt's whole budget: a body trickling in slower than the read timeout cannot
+        // hold a fetch forever, while a 4 MiB chunk still has room on a slow, shared link
+        .callTimeout(o.readTimeout().multipliedBy(CALL_TIMEOUT_FACTOR))
         .retryOnConnectionFailure(true)
         .followRedirects(true)
         .build();

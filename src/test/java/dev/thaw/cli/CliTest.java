@@ -2,6 +2,7 @@ package dev.thaw.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -56,6 +57,20 @@ class CliTest {
   void usageErrorsExit2() {
     assertEquals(2, run("restore", "--store", "x").code());
     assertEquals(2, run("frobnicate").code());
+    Run badDuration = run("restore", "--store", "x", "--retry-for", "soon", "vm/1/2026-11-22T03:04:05Z", "a.img", "t");
+    assertEquals(2, badDuration.code());
+    assertTrue(badDuration.err().contains("--retry-for") && badDuration.err().contains("90s"), badDuration.err());
+  }
+
+  @Test
+  void durations() {
+    assertEquals(java.time.Duration.ofSeconds(90), Units.parseDuration("90"));
+    assertEquals(java.time.Duration.ofSeconds(90), Units.parseDuration("90s"));
+    assertEquals(java.time.Duration.ofMillis(500), Units.parseDuration("500ms"));
+    assertEquals(java.time.Duration.ofMinutes(10), Units.parseDuration("10m"));
+    assertEquals(java.time.Duration.ZERO, Units.parseDuration("0"));
+    assertThrows(IllegalArgumentException.class, () -> Units.parseDuration("999999999h"));
+    assertThrows(IllegalArgumentException.class, () -> Units.parseDuration("-5s"));
   }
 
   @Test

@@ -7,9 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.thaw.format.Digest;
+import dev.thaw.testing.TlsServers;
 import java.net.InetAddress;
 import java.time.Duration;
 import java.util.List;
+import okhttp3.Call;
+import okhttp3.Connection;
+import okhttp3.EventListener;
+import okhttp3.OkHttpClient;
+import okhttp3.Protocol;
 import okhttp3.mockwebserver.Dispatcher;
 import okhttp3.mockwebserver.MockResponse;
 import okhttp3.mockwebserver.MockWebServer;
@@ -62,14 +68,8 @@ class HttpStoreTest {
 
   @Test
   void httpsWithAPrivateCaAndABearerToken() throws Exception {
-    okhttp3.tls.HeldCertificate ca = new okhttp3.tls.HeldCertificate.Builder().certificateAuthority(0)
-        .commonName("thaw test CA").build();
-    okhttp3.tls.HeldCertificate cert = new okhttp3.tls.HeldCertificate.Builder().signedBy(ca)
-        .addSubjectAlternativeName("127.0.0.1").addSubjectAlternativeName("localhost").build();
-    okhttp3.tls.HandshakeCertificates serverCerts = new okhttp3.tls.HandshakeCertificates.Builder()
-        .heldCertificate(cert, ca.certificate()).build();
-    try (MockWebServer tls = new MockWebServer()) {
-      tls.useHttps(serverCerts.sslSocketFactory(), false);
+    okhttp3.tls.HeldCertificate ca = TlsServers.ca("thaw test CA");
+    try (MockWebServer tls = TlsServers.server(ca)) {
       tls.start(InetAddress.getByName("127.0.0.1"), 0);
       java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
       java.nio.file.Files.writeString(caFile, ca.certificatePem());
@@ -116,6 +116,49 @@ class HttpStoreTest {
     server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[1000]))
         .throttleBody(10, 5, java.util.concurrent.TimeUnit.SECONDS));
     assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+  }
+
+  @Test
+  void aBodyTricklingInFasterThanTheReadTimeoutEndsAtTheCallTimeout() throws Exception {
+    // every read gets bytes within the 200 ms read timeout, the whole body would take 6 s
+    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[60 * 1024]))
+        .throttleBody(1024, 100, java.util.concurrent.TimeUnit.MILLISECONDS));
+    try (ChunkStore s = Stores.open(server.url("/ds").toString(),
+        Stores.Options.defaults(1).withTimeouts(Duration.ofSeconds(1), Duration.ofMillis(200)))) {
+      long t0 = System.nanoTime();
+      assertTrue(assertThrows(StoreException.class, () -> s.readChunk(d)).retryable());
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(ms >= 1_900 && ms < 5_000, "took " + ms + " ms; the call timeout is 10 read timeouts");
+    }
+  }
+
+  @Test
+  void negotiatesHttp2OverTlsWhenTheServerOffersIt() throws Exception {
+    okhttp3.tls.HeldCertificate ca = TlsServers.ca("thaw test CA");
+    java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
+    try (MockWebServer tls = TlsServers.server(ca)) {
+      tls.setProtocols(List.of(Protocol.HTTP_2, Protocol.HTTP_1_1));
+      tls.start(InetAddress.getByName("127.0.0.1"), 0);
+      java.nio.file.Files.writeString(caFile, ca.certificatePem());
+      List<Protocol> used = new java.util.concurrent.CopyOnWriteArrayList<>();
+      // the client thaw builds, with a listener that records each connection's protocol
+      OkHttpClient client = Stores.httpClient(Stores.Options.defaults(4).withTls(caFile, null)).newBuilder()
+          .eventListener(new EventListener() {
+            @Override
+            public void connectionAcquired(Call call, Connection connection) {
+              used.add(connection.protocol());
+            }
+          }).build();
+      try (ChunkStore s = new HttpStore(tls.url("/ds"), new HttpExchange(client, null), null)) {
+        for (int i = 0; i < 3; i++) {
+          tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {(byte) i})));
+          assertArrayEquals(new byte[] {(byte) i}, s.readChunk(d));
+        }
+      }
+      assertEquals(List.of(Protocol.HTTP_2, Protocol.HTTP_2, Protocol.HTTP_2), used);
+    } finally {
+      java.nio.file.Files.delete(caFile);
+    }
   }
 
   @Test
