@@ -74,6 +74,7 @@ public final class Backup {
   private final CryptConfig key;
   private final BlobCodec codec;
   private final int threads;
+  private final dev.thaw.fetch.RetryPolicy retry = dev.thaw.fetch.RetryPolicy.defaults();
 
   /**
    * @param key encrypt the snapshot with this key, or null
@@ -159,9 +160,13 @@ public final class Backup {
           try {
             Digest d = codec.digest(buf, 0, len);
             digests[idx] = d;
-            if (known.putIfAbsent(d, Boolean.TRUE) == null && !store.hasChunk(d)) {
+            // uploads to a remote store (S3) meet the same transient faults as fetches
+            if (known.putIfAbsent(d, Boolean.TRUE) == null && !retry.call(() -> store.hasChunk(d))) {
               byte[] blob = codec.encode(buf, 0, len, true);
-              store.writeChunk(d, blob);
+              retry.call(() -> {
+                store.writeChunk(d, blob);
+                return null;
+              });
               written.incrementAndGet();
               writtenBytes.addAndGet(blob.length);
             }

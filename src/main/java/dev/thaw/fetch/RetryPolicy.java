@@ -51,6 +51,45 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
     return new RetryPolicy((int) Math.max(attempts, needed), initialBackoff, maxBackoff, window);
   }
 
+  /** One attempt of an operation on a store. */
+  @FunctionalInterface
+  public interface Attempt<T> {
+    T run() throws java.io.IOException;
+  }
+
+  /**
+   * Runs {@code op} until it succeeds, fails for good (a {@link dev.thaw.store.StoreException}
+   * that is not retryable, such as not found or access denied), or this policy allows no other
+   * attempt; the last failure then carries how long thaw tried. For store operations outside the
+   * fetch pipeline (a backup's chunk uploads); the pipeline's own loop adds its counters.
+   */
+  public <T> T call(Attempt<T> op) throws java.io.IOException, InterruptedException {
+    long first = System.nanoTime();
+    for (int attempt = 1; ; attempt++) {
+      java.io.IOException fault;
+      try {
+        return op.run();
+      } catch (dev.thaw.store.StoreException e) {
+        if (!e.retryable()) {
+          throw e;
+        }
+        fault = e;
+      } catch (java.io.IOException e) {
+        fault = e;
+      }
+      long elapsed = System.nanoTime() - first;
+      long backoff = backoffMillis(attempt + 1);
+      if (!allowsAnother(attempt, elapsed, backoff)) {
+        if (attempt == 1) {
+          throw fault;
+        }
+        throw new dev.thaw.store.StoreException(fault.getMessage() + String.format(java.util.Locale.ROOT,
+            " (gave up after %d attempts in %.1f s)", attempt, elapsed / 1e9), false, fault);
+      }
+      Thread.sleep(backoff);
+    }
+  }
+
   /** Backoff in ms before attempt {@code attempt} (2 = first retry), jittered in [50%, 100%]. */
   long backoffMillis(int attempt) {
     long base = initialBackoff.toMillis() << Math.min(20, Math.max(0, attempt - 2));

@@ -42,4 +42,29 @@ class RetryPolicyTest {
       assertTrue(late >= 2000 && late <= 4000, "capped backoff " + late);
     }
   }
+
+  @Test
+  void callRetriesTransientFaultsAndStopsAtLastingOnes() throws Exception {
+    RetryPolicy p = new RetryPolicy(5, Duration.ofMillis(1), Duration.ofMillis(2), Duration.ofSeconds(5));
+    java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
+    assertEquals("ok", p.call(() -> {
+      if (n.incrementAndGet() < 3) {
+        throw new dev.thaw.store.StoreException("HTTP 503 SlowDown", true);
+      }
+      return "ok";
+    }));
+    assertEquals(3, n.get());
+    n.set(0);
+    org.junit.jupiter.api.Assertions.assertThrows(dev.thaw.store.NotFoundException.class, () -> p.call(() -> {
+      n.incrementAndGet();
+      throw new dev.thaw.store.NotFoundException("gone");
+    }));
+    assertEquals(1, n.get(), "not found is not retried");
+    java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+        () -> p.call(() -> {
+          throw new java.io.IOException("connection reset");
+        }));
+    assertTrue(e.getMessage().contains("connection reset") && e.getMessage().contains("gave up after 5 attempts"),
+        e.getMessage());
+  }
 }
