@@ -224,6 +224,11 @@ final class MountTree {
     return fixed != null && f.snapshot().equals(fixed) ? lives.get(f.archive()) : null;
   }
 
+  /** Starts the background restores (once the mount answers). */
+  void startBackground() {
+    lives.values().forEach(LiveRestore::start);
+  }
+
   /** Stops background restores and makes every target durable. */
   void close() throws IOException {
     IOException first = null;

@@ -111,7 +111,10 @@ public final class Mounter {
     long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
     long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
     CountDownLatch unmounted = new CountDownLatch(1);
-    ThawFuse fs = new ThawFuse(tree, log, uid, gid, onReady);
+    ThawFuse fs = new ThawFuse(tree, log, uid, gid, () -> {
+      tree.startBackground(); // after the mount is up: the first read should not wait for it
+      onReady.run();
+    });
     Thread hook = new Thread(() -> {
       fs.umount(); // SIGINT/SIGTERM: leave no mount behind
       try {

@@ -105,6 +105,7 @@ public final class LiveRestore implements AutoCloseable {
    * Opens (or resumes) the move of {@code reader}'s image into {@code targetPath}, keeping the
    * state in {@code stateFile}. A new target file is created sparse; an existing target with
    * no state file is refused (it may hold anything), as is a state file of another image.
+   * The background restore begins with {@link #start()}.
    */
   public static LiveRestore open(ImageReader reader, Path targetPath, Path stateFile, Options options)
       throws IOException {
@@ -126,11 +127,7 @@ public final class LiveRestore implements AutoCloseable {
       st.setHolesAreZero(t.created());
       st.save();
     }
-    LiveRestore live = new LiveRestore(image, reader, t, st, options);
-    if (options.background()) {
-      live.startBackground();
-    }
-    return live;
+    return new LiveRestore(image, reader, t, st, options);
   }
 
   private boolean isPresent(int i) {
@@ -295,7 +292,14 @@ public final class LiveRestore implements AutoCloseable {
 
   // --- background restore ------------------------------------------------------------------
 
-  private void startBackground() {
+  /**
+   * Starts the background restore (a no-op for an overlay or when started already). A mount
+   * calls it once the file system answers, so that the mount comes up first.
+   */
+  public synchronized void start() {
+    if (!options.background() || worker != null || closed) {
+      return;
+    }
     worker = new Thread(this::background, "thaw-live-restore-" + image.name());
     worker.setDaemon(true);
     worker.start();
@@ -402,11 +406,15 @@ public final class LiveRestore implements AutoCloseable {
   /** Stops the background restore and makes everything durable. */
   @Override
   public void close() throws IOException {
-    closed = true;
-    if (worker != null) {
+    Thread w;
+    synchronized (this) {
+      closed = true;
+      w = worker;
+    }
+    if (w != null) {
       // never interrupt it: an interrupt during FileChannel I/O closes the target
       try {
-        worker.join(TimeUnit.SECONDS.toMillis(30));
+        w.join(TimeUnit.SECONDS.toMillis(30));
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }

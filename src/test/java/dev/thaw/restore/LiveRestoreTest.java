@@ -32,7 +32,9 @@ class LiveRestoreTest {
   private LiveRestore open(FetchPipeline p, SnapshotPath snap, Path target, boolean background) throws IOException {
     ImageReader r = new ImageReader(Snapshot.open(store, snap, null).openImage("a.img", p),
         new ChunkCache(64L * MIB), 4, Duration.ofSeconds(30));
-    return LiveRestore.open(r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(background, 4, 0));
+    LiveRestore live = LiveRestore.open(r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(background, 4, 0));
+    live.start();
+    return live;
   }
 
   @Test
