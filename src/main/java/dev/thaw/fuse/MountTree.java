@@ -260,11 +260,11 @@ final class MountTree {
     p.put("fetch_latency_p99_ms", ps.latencyP99Micros() / 1000.0);
     p.put("retries", ps.retries());
     p.put("errors", ps.errors());
-    ArrayNode images = root.putArray("images");
+    ArrayNode list = root.putArray("images");
     readers.entrySet().stream().sorted(Map.Entry.comparingByKey()).forEach(e -> {
       ImageReader r = e.getValue();
       ImageReader.Stats st = r.stats();
-      ObjectNode o = images.addObject();
+      ObjectNode o = list.addObject();
       o.put("path", fixed != null || images != null ? r.image().name() : e.getKey());
       o.put("size", r.image().size());
       o.put("chunks_total", r.image().chunkCount());
