@@ -20,13 +20,16 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 @Command(name = "mount", mixinStandardHelpOptions = true,
     description = {"Mount backups read-only with FUSE; chunks are fetched when first read.",
         "With SNAPSHOT: MOUNTPOINT/<archive> for each image. Without: MOUNTPOINT/<type>/<id>/<time>/<archive>.",
+        "With --index NAME.caibx (and --store NAME.castr): MOUNTPOINT/NAME.",
         "MOUNTPOINT/.thaw/status reports cache, fetch and read-ahead statistics (JSON).",
         "Returns once the mount is ready; the file system runs in a background process until",
         "'thaw unmount MOUNTPOINT' (or fusermount -u). --foreground keeps it in this terminal."})
@@ -37,6 +40,12 @@ final class MountCommand implements Callable<Integer> {
   @Mixin
   KeyOptions key;
 
+  @Mixin
+  IndexOptions casync;
+
+  @Spec
+  CommandSpec spec;
+
   @Option(names = "--cache-size", paramLabel = "SIZE", defaultValue = "512M",
       description = "Memory for verified chunks (default: ${DEFAULT-VALUE}).")
   String cacheSize;
@@ -44,6 +53,11 @@ final class MountCommand implements Callable<Integer> {
   @Option(names = "--readahead", paramLabel = "N", defaultValue = "16",
       description = "Chunks a sequential reader keeps fetched ahead; 0 disables (default: ${DEFAULT-VALUE}).")
   int readAhead;
+
+  @Option(names = "--readahead-size", paramLabel = "SIZE", defaultValue = "64M",
+      description = {"...and at least this many bytes, so that small chunks (casync: 64 KiB)",
+          "keep enough fetches going (default: ${DEFAULT-VALUE})."})
+  String readAheadSize;
 
   @Option(names = "--read-timeout", paramLabel = "SECONDS", defaultValue = "60",
       description = "A read waiting longer than this for the store fails with EIO (default: ${DEFAULT-VALUE}).")
@@ -82,8 +96,12 @@ final class MountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (casync.given()) {
+      casync.checkArguments(spec, positional, 1, 1, key);
+    }
     Path mountpoint = Path.of(positional.get(positional.size() - 1)).toAbsolutePath().normalize();
     SnapshotPath snapshot = positional.size() == 2 ? SnapshotPath.parse(positional.get(0)) : null;
+    long readAheadBytes = Units.parseSize(readAheadSize);
     long cacheBytes = Units.parseSize(cacheSize);
     if (cacheBytes < 16L << 20) {
       throw new IllegalArgumentException("--cache-size must be at least 16M");
@@ -107,13 +125,19 @@ final class MountCommand implements Callable<Integer> {
     if (!foreground) {
       return spawn(mountpoint, cacheBytes);
     }
-    Mounter.Options o = new Mounter.Options(cacheBytes, readAhead, Duration.ofSeconds(readTimeout), allowOther,
-        writable(snapshot));
-    try (ChunkStore store = storeOptions.open(); FetchPipeline pipeline = storeOptions.pipeline(store)) {
-      Mounter.run(store, pipeline, k, snapshot, mountpoint, o, System.err, () -> {
-        System.err.println("thaw: mounted " + (snapshot != null ? snapshot : store.describe()) + " at " + mountpoint);
+    Mounter.Options o = new Mounter.Options(cacheBytes, readAhead, readAheadBytes,
+        Duration.ofSeconds(readTimeout), allowOther, writable(snapshot));
+    try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
+      String what = casync.given() ? casync.index : snapshot != null ? snapshot.toString() : store.describe();
+      Runnable ready = () -> {
+        System.err.println("thaw: mounted " + what + " at " + mountpoint);
         System.err.flush();
-      });
+      };
+      if (casync.given()) {
+        Mounter.run(List.of(casync.open(storeOptions, pipeline)), pipeline, mountpoint, o, System.err, ready);
+      } else {
+        Mounter.run(store, pipeline, k, snapshot, mountpoint, o, System.err, ready);
+      }
     }
     System.err.println("thaw: unmounted " + mountpoint);
     return 0;
@@ -226,6 +250,10 @@ final class MountCommand implements Callable<Integer> {
     }
     a.add("--cache-size=" + cacheSize);
     a.add("--readahead=" + readAhead);
+    a.add("--readahead-size=" + readAheadSize);
+    if (casync.given()) {
+      a.add(casync.arg());
+    }
     a.add("--read-timeout=" + readTimeout);
     if (allowOther) {
       a.add("--allow-other");

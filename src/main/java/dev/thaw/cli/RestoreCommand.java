@@ -11,13 +11,16 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.List;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 @Command(name = "restore", mixinStandardHelpOptions = true,
-    description = {"Restore an image of a snapshot to a file or block device.",
+    description = {"Restore an image of a snapshot, or a casync image (--index), to a file or block device.",
         "Chunks are fetched in parallel and written out of order; zero chunks are not fetched."})
 final class RestoreCommand implements Callable<Integer> {
   @Mixin
@@ -25,6 +28,12 @@ final class RestoreCommand implements Callable<Integer> {
 
   @Mixin
   KeyOptions key;
+
+  @Mixin
+  IndexOptions casync;
+
+  @Spec
+  CommandSpec spec;
 
   @Option(names = "--resume", description = "Continue an interrupted restore from its state file.")
   boolean resume;
@@ -41,24 +50,21 @@ final class RestoreCommand implements Callable<Integer> {
       description = "auto, tty, plain or none (default: ${DEFAULT-VALUE}).")
   String progress;
 
-  @Parameters(index = "0", paramLabel = "SNAPSHOT", description = "TYPE/ID/TIME")
-  String snapshot;
-
-  @Parameters(index = "1", paramLabel = "ARCHIVE", description = "Image archive, e.g. drive-scsi0.img")
-  String archive;
-
-  @Parameters(index = "2", paramLabel = "TARGET", description = "File (new or existing) or block device")
-  Path target;
+  @Parameters(arity = "1..3", paramLabel = "[SNAPSHOT ARCHIVE] TARGET",
+      description = {"Snapshot (TYPE/ID/TIME) and image archive (e.g. drive-scsi0.img), not with --index;",
+          "the target: a file (new or existing) or a block device."})
+  List<String> args;
 
   @Override
   public Integer call() throws Exception {
     ProgressPrinter.Mode mode = ProgressPrinter.Mode.valueOf(progress.toUpperCase(java.util.Locale.ROOT));
-    SnapshotPath path = SnapshotPath.parse(snapshot);
-    try (ChunkStore store = storeOptions.open(); FetchPipeline pipeline = storeOptions.pipeline(store)) {
-      Snapshot snap = Snapshot.open(store, path, key.load());
-      Image image = snap.openImage(archive, pipeline);
-      Restorer restorer = new Restorer(image, target,
-          new Restorer.Options(resume, targetIsZero, storeOptions.window(), stateFile));
+    casync.checkArguments(spec, args, 1, 3, key);
+    Path target = Path.of(args.get(args.size() - 1));
+    try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
+      Image image = casync.given() ? casync.open(storeOptions, pipeline)
+          : Snapshot.open(store, SnapshotPath.parse(args.get(0)), key.load()).openImage(args.get(1), pipeline);
+      Restorer restorer = new Restorer(image, target, new Restorer.Options(resume, targetIsZero,
+          storeOptions.window(), IndexOptions.WINDOW_BYTES, stateFile));
       CountDownLatch finished = new CountDownLatch(1);
       Thread hook = new Thread(() -> {
         restorer.cancel(); // SIGINT/SIGTERM: stop cleanly and keep the state for --resume

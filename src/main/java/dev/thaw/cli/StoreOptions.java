@@ -2,6 +2,7 @@ package dev.thaw.cli;
 
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
+import dev.thaw.store.ChunkLayout;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.Stores;
 import java.io.IOException;
@@ -56,10 +57,15 @@ final class StoreOptions {
   Duration retryFor;
 
   ChunkStore open() throws IOException {
+    return open(ChunkLayout.DATASTORE);
+  }
+
+  /** Opens the store(s), their chunks laid out as {@code layout}. */
+  ChunkStore open(ChunkLayout layout) throws IOException {
     if (parallel < 1 || parallel > 256) {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
     }
-    return Stores.open(stores, options());
+    return Stores.open(stores, options(), layout);
   }
 
   Stores.Options options() throws IOException {

@@ -6,12 +6,16 @@ import dev.thaw.restore.Verifier;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.util.concurrent.Callable;
+import dev.thaw.image.Image;
+import java.util.List;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 @Command(name = "verify", mixinStandardHelpOptions = true,
-    description = {"Fetch, decode and check every chunk of a snapshot.",
+    description = {"Fetch, decode and check every chunk of a snapshot, or of a casync image (--index).",
         "Lists bad or missing chunks on stdout; exit 1 if there are any."})
 final class VerifyCommand implements Callable<Integer> {
   @Mixin
@@ -20,16 +24,32 @@ final class VerifyCommand implements Callable<Integer> {
   @Mixin
   KeyOptions key;
 
-  @Parameters(index = "0", paramLabel = "SNAPSHOT", description = "TYPE/ID/TIME")
-  String snapshot;
+  @Mixin
+  IndexOptions casync;
+
+  @Spec
+  CommandSpec spec;
+
+  @Parameters(arity = "0..1", paramLabel = "SNAPSHOT", description = "TYPE/ID/TIME (not with --index)")
+  List<String> args = List.of();
 
   @Override
   public Integer call() throws Exception {
-    SnapshotPath path = SnapshotPath.parse(snapshot);
-    try (ChunkStore store = storeOptions.open(); FetchPipeline pipeline = storeOptions.pipeline(store)) {
-      Snapshot snap = Snapshot.open(store, path, key.load());
+    casync.checkArguments(spec, args, 0, 1, key);
+    try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
+      Verifier verifier;
+      String what;
+      if (casync.given()) {
+        Image image = casync.open(storeOptions, pipeline);
+        verifier = new Verifier(image, storeOptions.window(), IndexOptions.WINDOW_BYTES);
+        what = image.name();
+      } else {
+        SnapshotPath path = SnapshotPath.parse(args.get(0));
+        verifier = new Verifier(Snapshot.open(store, path, key.load()), pipeline, storeOptions.window());
+        what = path.toString();
+      }
       long t0 = System.nanoTime();
-      Verifier.Report r = new Verifier(snap, pipeline, storeOptions.window()).run();
+      Verifier.Report r = verifier.run();
       long dt = System.nanoTime() - t0;
       for (Verifier.Problem p : r.problems()) {
         if (p.digest() != null) {
@@ -39,7 +59,7 @@ final class VerifyCommand implements Callable<Integer> {
         }
       }
       System.err.printf("verified %s: %d distinct chunks, %s in %s (%s); %d problem(s)%n",
-          path, r.chunks(), Units.bytes(r.bytes()), Units.seconds(dt), Units.rate(r.bytes(), dt),
+          what, r.chunks(), Units.bytes(r.bytes()), Units.seconds(dt), Units.rate(r.bytes(), dt),
           r.problems().size());
       return r.problems().isEmpty() ? 0 : Main.FAILED;
     }

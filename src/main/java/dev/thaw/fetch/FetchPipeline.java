@@ -1,6 +1,6 @@
 package dev.thaw.fetch;
 
-import dev.thaw.format.BlobCodec;
+import dev.thaw.format.ChunkCodec;
 import dev.thaw.format.Digest;
 import dev.thaw.format.FormatException;
 import dev.thaw.store.ChunkStore;
@@ -102,7 +102,7 @@ public final class FetchPipeline implements AutoCloseable {
    * Returns the verified chunk {@code digest} of {@code length} bytes, decoded with
    * {@code codec}. The future fails with {@link ChunkFetchException}.
    */
-  public CompletableFuture<Chunk> fetch(Digest digest, int length, BlobCodec codec, Priority priority) {
+  public CompletableFuture<Chunk> fetch(Digest digest, int length, ChunkCodec codec, Priority priority) {
     if (isZero(digest, length, codec)) {
       zeroChunks.increment();
       return CompletableFuture.completedFuture(Chunk.zero(digest, length));
@@ -127,8 +127,8 @@ public final class FetchPipeline implements AutoCloseable {
   }
 
   /** Whether {@code digest} is the all-zero chunk of {@code length} bytes under {@code codec}. */
-  public static boolean isZero(Digest digest, int length, BlobCodec codec) {
-    return digest.equals(codec.zeroDigest(length));
+  public static boolean isZero(Digest digest, int length, ChunkCodec codec) {
+    return codec.isZero(digest, length);
   }
 
   private void fetchLoop() {
@@ -266,7 +266,7 @@ public final class FetchPipeline implements AutoCloseable {
   }
 
   /** A chunk as a codec sees it: the same digest under two keys is two different chunks. */
-  private record Key(Digest digest, BlobCodec codec) {}
+  private record Key(Digest digest, ChunkCodec codec) {}
 
   private final class Request implements Comparable<Request> {
     final Key key;

@@ -1,14 +1,7 @@
 package dev.thaw.format;
 
-import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdCompressCtx;
-import com.github.luben.zstd.ZstdDecompressCtx;
-import com.github.luben.zstd.ZstdException;
-import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
 import dev.thaw.crypto.CryptConfig;
-import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.security.MessageDigest;
@@ -25,7 +18,7 @@ import javax.crypto.AEADBadTagException;
  * reused (a context per call is the expensive part of zstd for 4 MiB chunks); share one codec
  * per snapshot key and call it from a fixed CPU pool.
  */
-public final class BlobCodec {
+public final class BlobCodec implements ChunkCodec {
   /** Largest blob accepted. */
   public static final int MAX_BLOB = 128 * 1024 * 1024;
   /** Largest decoded chunk accepted. */
@@ -35,7 +28,7 @@ public final class BlobCodec {
   private static final int CRYPT_HEADER = 44;
 
   private final CryptConfig crypt;
-  private final ThreadLocal<ZstdDecompressCtx> dctx = ThreadLocal.withInitial(ZstdDecompressCtx::new);
+  private final ZstdDecoder zstd = new ZstdDecoder();
   private final ThreadLocal<ZstdCompressCtx> cctx = ThreadLocal.withInitial(() -> {
     ZstdCompressCtx c = new ZstdCompressCtx();
     c.setLevel(1);
@@ -78,6 +71,11 @@ public final class BlobCodec {
     });
   }
 
+  @Override
+  public boolean isZero(Digest digest, int length) {
+    return digest.equals(zeroDigest(length));
+  }
+
   /** The kind of a blob by its magic. */
   public static BlobKind kind(byte[] blob) throws FormatException {
     for (BlobKind k : BlobKind.values()) {
@@ -95,6 +93,7 @@ public final class BlobCodec {
    *     {@link #MAX_CHUNK}
    * @throws FormatException on any mismatch; the message says which check failed
    */
+  @Override
   public byte[] decodeChunk(byte[] blob, Digest expected, int expectedLength) throws FormatException {
     byte[] data = decode(blob, expectedLength, MAX_CHUNK);
     if (expectedLength >= 0 && data.length != expectedLength) {
@@ -160,56 +159,7 @@ public final class BlobCodec {
       System.arraycopy(payload, off, out, 0, len);
       return out;
     }
-    return decompress(payload, off, len, expectedLength, maxLength);
-  }
-
-  private byte[] decompress(byte[] src, int off, int len, int expectedLength, int maxLength)
-      throws FormatException {
-    long size = expectedLength;
-    if (size < 0) {
-      try {
-        size = Zstd.getFrameContentSize(src, off, len);
-      } catch (RuntimeException e) {
-        size = -1;
-      }
-    }
-    try {
-      if (size >= 0 && size <= maxLength) {
-        byte[] out = new byte[(int) size];
-        int n = dctx.get().decompressByteArray(out, 0, out.length, src, off, len);
-        if (n != out.length) {
-          throw new FormatException("zstd data decodes to " + n + " bytes, expected " + size);
-        }
-        return out;
-      }
-      if (size > maxLength) {
-        throw new FormatException("zstd frame of " + size + " bytes exceeds the limit of " + maxLength);
-      }
-      return decompressStreaming(src, off, len, maxLength);
-    } catch (ZstdException e) {
-      throw new FormatException("zstd data is damaged: " + e.getMessage());
-    }
-  }
-
-  private static byte[] decompressStreaming(byte[] src, int off, int len, int maxLength)
-      throws FormatException {
-    try (ZstdInputStreamNoFinalizer in =
-        new ZstdInputStreamNoFinalizer(new ByteArrayInputStream(src, off, len))) {
-      ByteArrayOutputStream out = new ByteArrayOutputStream();
-      byte[] buf = new byte[1 << 16];
-      int n;
-      while ((n = in.read(buf)) > 0) {
-        out.write(buf, 0, n);
-        if (out.size() > maxLength) {
-          throw new FormatException("zstd data exceeds the limit of " + maxLength + " bytes");
-        }
-      }
-      return out.toByteArray();
-    } catch (FormatException e) {
-      throw e;
-    } catch (IOException | RuntimeException e) {
-      throw new FormatException("zstd data is damaged: " + e.getMessage());
-    }
+    return zstd.decompress(payload, off, len, expectedLength, maxLength);
   }
 
   /**

@@ -8,6 +8,7 @@ import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.PipelineStats;
 import dev.thaw.format.Manifest;
 import dev.thaw.image.ChunkCache;
+import dev.thaw.image.Image;
 import dev.thaw.image.ImageReader;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.ChunkStore;
@@ -15,6 +16,7 @@ import dev.thaw.store.SnapshotPath;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -26,6 +28,7 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The file tree of a mount, independent of FUSE: with a fixed snapshot, its images at the root;
+ * with images opened beforehand (casync indexes, no snapshot), those images at the root;
  * otherwise every snapshot as {@code TYPE/ID/TIME/ARCHIVE}, listed lazily (the snapshot list is
  * re-read at most every 30 s, a manifest when its directory is first looked at, an index when
  * its image is first opened). {@code .thaw/status} at the root reports per-image statistics.
@@ -43,7 +46,7 @@ final class MountTree {
   /** A directory and its entry names. */
   record Dir(List<String> entries, long mtime) implements Node {}
 
-  /** An image archive of a snapshot. */
+  /** An image archive of a snapshot, or (snapshot null) an image opened beforehand. */
   record ImageFile(SnapshotPath snapshot, String archive, long size, long mtime) implements Node {}
 
   /** {@code .thaw/status}. */
@@ -54,36 +57,55 @@ final class MountTree {
   private final ChunkCache cache;
   private final CryptConfig key;
   private final SnapshotPath fixed;
-  private final int readAhead;
-  private final Duration readTimeout;
+  private final Map<String, Image> images;
+  private final Mounter.Options options;
   private final long mountTime = System.currentTimeMillis() / 1000;
   private final Map<SnapshotPath, Manifest> manifests = new ConcurrentHashMap<>();
   private final Map<String, ImageReader> readers = new ConcurrentHashMap<>();
-  private final Mounter.Writable writable;
   private final Map<String, LiveRestore> lives = new ConcurrentHashMap<>();
   private volatile List<SnapshotPath> snapshots;
   private volatile long listedAt;
 
+  /** The snapshots of a store, or one snapshot ({@code fixed} not null). */
   MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
-      SnapshotPath fixed, int readAhead, Duration readTimeout, Mounter.Writable writable) {
-    this.writable = writable;
+      SnapshotPath fixed, Mounter.Options options) {
+    this(store, pipeline, cache, key, fixed, null, options);
+  }
+
+  /** Images opened beforehand, at the root by name. */
+  MountTree(List<Image> images, FetchPipeline pipeline, ChunkCache cache, Mounter.Options options) {
+    this(pipeline.store(), pipeline, cache, null, null, byName(images), options);
+  }
+
+  private MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
+      SnapshotPath fixed, Map<String, Image> images, Mounter.Options options) {
     this.store = store;
     this.pipeline = pipeline;
     this.cache = cache;
     this.key = key;
     this.fixed = fixed;
-    this.readAhead = readAhead;
-    this.readTimeout = readTimeout;
+    this.images = images;
+    this.options = options;
+  }
+
+  private static Map<String, Image> byName(List<Image> images) {
+    Map<String, Image> m = new LinkedHashMap<>();
+    for (Image i : images) {
+      if (i.name().equals(STATUS_DIR) || m.putIfAbsent(i.name(), i) != null) {
+        throw new IllegalArgumentException("two images named " + i.name());
+      }
+    }
+    return m;
   }
 
   /** Reads what must be there before the mount is ready (the fixed snapshot's manifest). */
   void preload() throws IOException {
     if (fixed != null) {
       manifest(fixed);
-      if (writable != null) {
+      if (options.writable() != null) {
         openTargets();
       }
-    } else {
+    } else if (images == null) {
       snapshots();
     }
   }
@@ -102,6 +124,9 @@ final class MountTree {
       }
       return parts.size() == 2 && parts.get(1).equals(STATUS_FILE)
           ? Optional.of(new StatusFile()) : Optional.empty();
+    }
+    if (images != null) {
+      return resolveImage(parts);
     }
     if (fixed != null) {
       return resolveInSnapshot(fixed, parts, true);
@@ -171,6 +196,16 @@ final class MountTree {
         .map(f -> new ImageFile(s, parts.get(0), f.size(), mtime));
   }
 
+  private Optional<Node> resolveImage(List<String> parts) {
+    if (parts.isEmpty()) {
+      List<String> entries = new ArrayList<>(images.keySet());
+      entries.add(STATUS_DIR);
+      return Optional.of(new Dir(entries, mountTime));
+    }
+    Image img = parts.size() == 1 ? images.get(parts.get(0)) : null;
+    return img == null ? Optional.empty() : Optional.of(new ImageFile(null, img.name(), img.size(), mountTime));
+  }
+
   private static String archiveName(Manifest.FileInfo f) {
     return f.filename().substring(0, f.filename().length() - Snapshot.FIXED_INDEX_SUFFIX.length());
   }
@@ -201,15 +236,15 @@ final class MountTree {
   private void openTargets() throws IOException {
     int n = 0;
     for (String archive : ((Dir) resolveInSnapshot(fixed, List.of(), false).orElseThrow()).entries()) {
-      Path target = writable.targetFor(archive);
+      Path target = options.writable().targetFor(archive);
       if (target == null) {
         continue;
       }
       ImageFile f = (ImageFile) resolveInSnapshot(fixed, List.of(archive), false).orElseThrow();
-      lives.put(archive, LiveRestore.open(reader(f), target, Restorer.defaultStateFile(target), writable.live()));
+      lives.put(archive, LiveRestore.open(reader(f), target, Restorer.defaultStateFile(target), options.writable().live()));
       n++;
     }
-    for (String a : writable.pairs().keySet()) {
+    for (String a : options.writable().pairs().keySet()) {
       if (!lives.containsKey(a)) {
         throw new IOException("snapshot " + fixed + " has no image archive '" + a + "'");
       }
@@ -247,11 +282,12 @@ final class MountTree {
 
   /** The reader of an image, opened (index read and checked) on first use. */
   ImageReader reader(ImageFile f) throws IOException {
-    String k = f.snapshot() + "/" + f.archive();
+    String k = f.snapshot() == null ? f.archive() : f.snapshot() + "/" + f.archive();
     ImageReader r = readers.get(k);
     if (r == null) {
-      Snapshot snap = Snapshot.open(store, f.snapshot(), key);
-      r = new ImageReader(snap.openImage(f.archive(), pipeline), cache, readAhead, readTimeout);
+      Image img = f.snapshot() == null ? images.get(f.archive())
+          : Snapshot.open(store, f.snapshot(), key).openImage(f.archive(), pipeline);
+      r = new ImageReader(img, cache, options.readAhead(), options.readAheadBytes(), options.readTimeout());
       ImageReader prev = readers.putIfAbsent(k, r);
       if (prev != null) {
         r = prev;
@@ -282,12 +318,12 @@ final class MountTree {
     p.put("fetch_latency_p99_ms", ps.latencyP99Micros() / 1000.0);
     p.put("retries", ps.retries());
     p.put("errors", ps.errors());
-    ArrayNode images = root.putArray("images");
+    ArrayNode list = root.putArray("images");
     readers.entrySet().stream().sorted(Map.Entry.comparingByKey()).forEach(e -> {
       ImageReader r = e.getValue();
       ImageReader.Stats st = r.stats();
-      ObjectNode o = images.addObject();
-      o.put("path", fixed != null ? r.image().name() : e.getKey());
+      ObjectNode o = list.addObject();
+      o.put("path", fixed != null || images != null ? r.image().name() : e.getKey());
       o.put("size", r.image().size());
       o.put("chunks_total", r.image().chunkCount());
       o.put("chunks_cached", r.cachedChunks());

@@ -3,6 +3,7 @@ package dev.thaw.fuse;
 import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.image.ChunkCache;
+import dev.thaw.image.Image;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.io.IOException;
@@ -17,8 +18,8 @@ import dev.thaw.restore.LiveRestore;
 import java.util.concurrent.CountDownLatch;
 
 /**
- * Mounts a datastore (or one snapshot of it) with FUSE, read-only or with writable images
- * ({@link Writable}) and serves it until it is
+ * Mounts a datastore, one snapshot of it, or images opened beforehand (casync indexes) with
+ * FUSE, read-only or with writable images ({@link Writable}), and serves it until it is
  * unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process dying:
  * {@code auto_unmount} then cleans up the mount point).
  */
@@ -26,13 +27,15 @@ public final class Mounter {
   /**
    * @param cacheBytes bound of the chunk cache
    * @param readAhead chunks a sequential reader keeps ahead (0: off)
+   * @param readAheadBytes and at least this many bytes ahead (matters for small chunks)
    * @param readTimeout how long a read waits for a chunk before it fails with EIO
    * @param allowOther let other users read the mount (needs user_allow_other for non-root)
+   * @param writable images writable through live restores or overlays, or null (read-only)
    */
-  public record Options(long cacheBytes, int readAhead, Duration readTimeout, boolean allowOther,
-      Writable writable) {
-    public Options(long cacheBytes, int readAhead, Duration readTimeout, boolean allowOther) {
-      this(cacheBytes, readAhead, readTimeout, allowOther, null);
+  public record Options(long cacheBytes, int readAhead, long readAheadBytes, Duration readTimeout,
+      boolean allowOther, Writable writable) {
+    public Options(long cacheBytes, int readAhead, long readAheadBytes, Duration readTimeout, boolean allowOther) {
+      this(cacheBytes, readAhead, readAheadBytes, readTimeout, allowOther, null);
     }
   }
 
@@ -89,6 +92,35 @@ public final class Mounter {
    */
   public static void run(ChunkStore store, FetchPipeline pipeline, CryptConfig key, SnapshotPath snapshot,
       Path mountpoint, Options options, PrintStream log, Runnable onReady) throws IOException {
+    checkMountpoint(mountpoint);
+    if (options.writable() != null && snapshot == null) {
+      throw new IOException("a writable mount (live restore or overlay) needs a SNAPSHOT");
+    }
+    MountTree tree = new MountTree(store, pipeline, cache(options, pipeline), key, snapshot, options);
+    try {
+      tree.preload(); // fail before mounting if the store, snapshot or a target is unusable
+    } catch (IOException | RuntimeException e) {
+      tree.close();
+      throw e;
+    }
+    serve(tree, mountpoint, options, log, onReady);
+  }
+
+  /**
+   * Mounts images opened beforehand (each {@code MOUNTPOINT/<name>}, read through
+   * {@code pipeline}) at {@code mountpoint} and blocks until unmounted.
+   */
+  public static void run(List<Image> images, FetchPipeline pipeline, Path mountpoint, Options options,
+      PrintStream log, Runnable onReady) throws IOException {
+    checkMountpoint(mountpoint);
+    serve(new MountTree(images, pipeline, cache(options, pipeline), options), mountpoint, options, log, onReady);
+  }
+
+  private static ChunkCache cache(Options options, FetchPipeline pipeline) {
+    return new ChunkCache(chunkBudget(options.cacheBytes(), pipeline));
+  }
+
+  private static void checkMountpoint(Path mountpoint) throws IOException {
     if (!Files.isDirectory(mountpoint)) {
       throw new IOException("mount point " + mountpoint + " is not a directory");
     }
@@ -97,17 +129,10 @@ public final class Mounter {
         throw new IOException("mount point " + mountpoint + " is not empty");
       }
     }
-    if (options.writable() != null && snapshot == null) {
-      throw new IOException("a writable mount (live restore or overlay) needs a SNAPSHOT");
-    }
-    MountTree tree = new MountTree(store, pipeline, new ChunkCache(chunkBudget(options.cacheBytes(), pipeline)), key, snapshot,
-        options.readAhead(), options.readTimeout(), options.writable());
-    try {
-      tree.preload(); // fail before mounting if the store, snapshot or a target is unusable
-    } catch (IOException | RuntimeException e) {
-      tree.close();
-      throw e;
-    }
+  }
+
+  private static void serve(MountTree tree, Path mountpoint, Options options, PrintStream log, Runnable onReady)
+      throws IOException {
     long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
     long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
     CountDownLatch unmounted = new CountDownLatch(1);

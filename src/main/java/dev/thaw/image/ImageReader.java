@@ -45,6 +45,7 @@ public final class ImageReader {
   private final Image image;
   private final ChunkCache cache;
   private final int readAhead;
+  private final long readAheadBytes;
   private final Duration readTimeout;
   private final LongAdder reads = new LongAdder();
   private final LongAdder bytesRead = new LongAdder();
@@ -60,13 +61,26 @@ public final class ImageReader {
       new java.util.concurrent.ConcurrentHashMap<>();
 
   /**
+   * A reader whose read-ahead is counted in chunks only.
+   *
    * @param readAhead chunks a sequential stream keeps ahead (0 disables read-ahead)
    * @param readTimeout how long a read waits for a chunk before it fails (the fetch goes on)
    */
   public ImageReader(Image image, ChunkCache cache, int readAhead, Duration readTimeout) {
+    this(image, cache, readAhead, 0, readTimeout);
+  }
+
+  /**
+   * @param readAhead chunks a sequential stream keeps ahead (0 disables read-ahead)
+   * @param readAheadBytes and at least this many bytes ahead, so that small chunks (casync's
+   *     are 64 KiB on average) do not starve a stream; 0 counts chunks only
+   * @param readTimeout how long a read waits for a chunk before it fails (the fetch goes on)
+   */
+  public ImageReader(Image image, ChunkCache cache, int readAhead, long readAheadBytes, Duration readTimeout) {
     this.image = image;
     this.cache = cache;
     this.readAhead = Math.max(0, readAhead);
+    this.readAheadBytes = Math.max(0, readAheadBytes);
     this.readTimeout = readTimeout;
   }
 
@@ -172,6 +186,8 @@ public final class ImageReader {
 
     private final class Stream {
       long next;
+      /** The first chunk read-ahead has not yet considered (issued, skipped as zero or passed). */
+      int ahead;
       int hits;
       long lastUse;
       final TreeMap<Integer, CompletableFuture<Chunk>> held = new TreeMap<>();
@@ -236,16 +252,16 @@ public final class ImageReader {
           unhold(s, s.held.headMap(first)); // passed: no longer held
           if (s.hits >= 2 && readAhead > 0) {
             int from = idx.chunkAt(Math.min(size - 1, s.next - 1)) + 1;
-            int to = Math.min(idx.chunkCount() - 1, from + readAhead - 1);
-            for (int i = from; i <= to; i++) {
-              if (s.held.containsKey(i) || image.isZero(i)) {
-                continue;
+            int to = readAheadEnd(idx, from);
+            for (int i = Math.max(from, s.ahead); i < to; i++) {
+              if (!s.held.containsKey(i) && !image.isZero(i)) {
+                if (!cache.tryReserve(idx.length(i))) {
+                  break; // read-ahead holds all the memory it may; the rest comes later
+                }
+                readAheadIssued.increment();
+                s.held.put(i, obtain(i, Priority.READ_AHEAD, false));
               }
-              if (!cache.tryReserve(idx.length(i))) {
-                break; // read-ahead holds all the memory it may; the rest comes later
-              }
-              readAheadIssued.increment();
-              s.held.put(i, obtain(i, Priority.READ_AHEAD, false));
+              s.ahead = i + 1;
             }
           }
         }
@@ -265,6 +281,19 @@ public final class ImageReader {
       bytesRead.add(copied);
       readLatency.record(System.nanoTime() - t0);
       return copied;
+    }
+
+    /**
+     * The end (exclusive) of the read-ahead window that starts at chunk {@code from}: at least
+     * {@code readAhead} chunks and at least {@code readAheadBytes} bytes, within the image.
+     */
+    private int readAheadEnd(ChunkIndex idx, int from) {
+      int n = idx.chunkCount();
+      int to = Math.min(n, from + readAhead);
+      if (to < n && idx.start(to) - idx.start(from) < readAheadBytes) {
+        to = idx.chunkAt(Math.min(idx.size() - 1, idx.start(from) + readAheadBytes - 1)) + 1;
+      }
+      return to;
     }
 
     private Chunk await(CompletableFuture<Chunk> f, int i, long deadline) throws IOException {

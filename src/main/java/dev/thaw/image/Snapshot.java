@@ -120,7 +120,7 @@ public final class Snapshot {
   public Image openImage(String archive, FetchPipeline pipeline) throws IOException {
     String name = archive.endsWith(FIXED_INDEX_SUFFIX)
         ? archive.substring(0, archive.length() - FIXED_INDEX_SUFFIX.length()) : archive;
-    return new Image(name, readIndex(archive), codec, pipeline);
+    return Image.of(name, readIndex(archive), codec, pipeline);
   }
 
   /** The codec this snapshot's chunks decode with. */

@@ -35,10 +35,17 @@ public final class Restorer {
   /**
    * @param resume continue from an existing state file
    * @param targetIsZero the target reads as zeros already: skip writing zero chunks
-   * @param window chunks requested but not yet written, at most
+   * @param window chunks requested but not yet written: at least this many are kept requested
+   * @param windowBytes and at least this many bytes (small chunks must not starve the fetches);
+   *     the window is the smallest that satisfies both
    * @param stateFile where to keep progress; null for the default beside the target
    */
-  public record Options(boolean resume, boolean targetIsZero, int window, Path stateFile) {}
+  public record Options(boolean resume, boolean targetIsZero, int window, long windowBytes, Path stateFile) {
+    /** A window counted in chunks only. */
+    public Options(boolean resume, boolean targetIsZero, int window, Path stateFile) {
+      this(resume, targetIsZero, window, 0, stateFile);
+    }
+  }
 
   /** A progress snapshot; byte counts are of image data. */
   public record Progress(long totalBytes, long doneBytes, long zeroBytes, long fetchedBytes,
@@ -130,6 +137,7 @@ public final class Restorer {
     BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
     int next = 0;
     int outstanding = 0;
+    long outstandingBytes = 0;
     int fetched = 0;
     int zero = 0;
     int alreadyDone = 0;
@@ -137,7 +145,8 @@ public final class Restorer {
     boolean writeFailed = false;
     long lastCheckpoint = System.nanoTime();
     while (true) {
-      while (failure == null && !cancelled && next < n && outstanding < window) {
+      while (failure == null && !cancelled && next < n
+          && (outstanding < window || outstandingBytes < options.windowBytes())) {
         int i = next++;
         int len = image.index().length(i);
         if (state.isDone(i)) {
@@ -159,6 +168,7 @@ public final class Restorer {
           doneBytes.addAndGet(len);
         } else {
           outstanding++;
+          outstandingBytes += len;
           final int idx = i;
           image.chunk(i, Priority.BACKGROUND)
               .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
@@ -170,6 +180,7 @@ public final class Restorer {
       Arrival a = arrivals.poll(200, TimeUnit.MILLISECONDS);
       if (a != null) {
         outstanding--;
+        outstandingBytes -= image.index().length(a.index());
         if (a.error() != null) {
           if (failure == null) {
             failure = fetchFailure(a.error());

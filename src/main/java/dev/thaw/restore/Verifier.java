@@ -21,10 +21,10 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Checks every chunk of every image of a snapshot through the fetch pipeline (so with the very
- * checks a restore makes), each distinct chunk once, plus the snapshot's blob files. Reports
- * every bad or missing chunk rather than stopping at the first. {@link #run()} once, from one
- * thread; {@link #checkedBytes()} from any.
+ * Checks every chunk of every image of a snapshot, or of one image (a casync image has no
+ * snapshot), through the fetch pipeline (so with the very checks a restore makes), each distinct
+ * chunk once, plus the snapshot's blob files. Reports every bad or missing chunk rather than
+ * stopping at the first. {@link #run()} once, from one thread; {@link #checkedBytes()} from any.
  */
 public final class Verifier {
   /** One problem found: which file and chunk, and what is wrong. */
@@ -35,13 +35,30 @@ public final class Verifier {
 
   private final Snapshot snapshot;
   private final FetchPipeline pipeline;
+  private final Image image;
   private final int window;
+  private final long windowBytes;
   private final AtomicLong checkedBytes = new AtomicLong();
 
+  /** Checks a snapshot's blobs and images, {@code window} chunks at a time. */
   public Verifier(Snapshot snapshot, FetchPipeline pipeline, int window) {
+    this(snapshot, pipeline, null, window, 0);
+  }
+
+  /**
+   * Checks one image's chunks, keeping at least {@code window} chunks and at least
+   * {@code windowBytes} bytes requested.
+   */
+  public Verifier(Image image, int window, long windowBytes) {
+    this(null, null, image, window, windowBytes);
+  }
+
+  private Verifier(Snapshot snapshot, FetchPipeline pipeline, Image image, int window, long windowBytes) {
     this.snapshot = snapshot;
     this.pipeline = pipeline;
+    this.image = image;
     this.window = Math.max(1, window);
+    this.windowBytes = windowBytes;
   }
 
   /** Plain bytes verified so far. */
@@ -52,44 +69,65 @@ public final class Verifier {
   private record Arrival(String file, Digest digest, Throwable error, int length) {}
 
   public Report run() throws InterruptedException {
-    List<Problem> problems = new ArrayList<>();
-    Set<Digest> seen = new HashSet<>();
-    BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
-    int outstanding = 0;
-    int chunks = 0;
-    for (Manifest.FileInfo f : snapshot.manifest().files()) {
-      if (f.filename().endsWith(".blob")) {
-        checkBlob(f, problems);
+    Checks checks = new Checks();
+    if (image != null) {
+      checks.image(image.name(), image);
+    } else {
+      for (Manifest.FileInfo f : snapshot.manifest().files()) {
+        if (f.filename().endsWith(".blob")) {
+          checkBlob(f, checks.problems);
+        }
       }
-    }
-    for (String name : snapshot.images()) {
-      Image image;
-      try {
-        image = snapshot.openImage(name, pipeline);
-      } catch (IOException e) {
-        problems.add(new Problem(name + Snapshot.FIXED_INDEX_SUFFIX, null, e.getMessage(), false));
-        continue;
-      }
-      for (int i = 0; i < image.chunkCount(); i++) {
-        Digest d = image.digest(i);
-        if (image.isZero(i) || !seen.add(d)) {
+      for (String name : snapshot.images()) {
+        Image img;
+        try {
+          img = snapshot.openImage(name, pipeline);
+        } catch (IOException e) {
+          checks.problems.add(new Problem(name + Snapshot.FIXED_INDEX_SUFFIX, null, e.getMessage(), false));
           continue;
         }
-        while (outstanding >= window) {
-          outstanding--;
-          record(arrivals.take(), problems);
-        }
-        outstanding++;
-        chunks++;
-        int len = image.index().length(i);
-        image.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> arrivals.add(new Arrival(name, d, e, len)));
+        checks.image(name, img);
       }
     }
-    while (outstanding > 0) {
-      outstanding--;
-      record(arrivals.take(), problems);
+    checks.drain(0);
+    return new Report(checks.chunks, checkedBytes.get(), checks.problems);
+  }
+
+  /** One run's bookkeeping: chunks requested and not yet recorded, and what was found. */
+  private final class Checks {
+    final List<Problem> problems = new ArrayList<>();
+    final Set<Digest> seen = new HashSet<>();
+    final BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
+    int outstanding;
+    long outstandingBytes;
+    int chunks;
+
+    void image(String name, Image img) throws InterruptedException {
+      for (int i = 0; i < img.chunkCount(); i++) {
+        Digest d = img.digest(i);
+        if (img.isZero(i) || !seen.add(d)) {
+          continue;
+        }
+        int len = img.index().length(i);
+        while (outstanding >= window && outstandingBytes >= windowBytes) {
+          drain(outstanding - 1);
+        }
+        outstanding++;
+        outstandingBytes += len;
+        chunks++;
+        img.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> arrivals.add(new Arrival(name, d, e, len)));
+      }
     }
-    return new Report(chunks, checkedBytes.get(), problems);
+
+    /** Records arrivals until at most {@code left} chunks are outstanding. */
+    void drain(int left) throws InterruptedException {
+      while (outstanding > left) {
+        Arrival a = arrivals.take();
+        outstanding--;
+        outstandingBytes -= a.length();
+        record(a, problems);
+      }
+    }
   }
 
   private void record(Arrival a, List<Problem> problems) {

@@ -32,7 +32,6 @@ public interface ChunkStore extends Closeable {
 
   /** Relative path of a chunk in a datastore: {@code .chunks/XXXX/<hex>}. */
   static String chunkPath(Digest d) {
-    String hex = d.hex();
-    return ".chunks/" + hex.substring(0, 4) + "/" + hex;
+    return ChunkLayout.DATASTORE.path(d);
   }
 }

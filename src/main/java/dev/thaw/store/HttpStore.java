@@ -21,12 +21,19 @@ final class HttpStore implements ChunkStore {
   private final HttpUrl base;
   private final HttpExchange http;
   private final String authorization;
+  private final ChunkLayout layout;
+
+  HttpStore(HttpUrl base, HttpExchange http, String authorization) {
+    this(base, http, authorization, ChunkLayout.DATASTORE);
+  }
 
   /**
    * @param base the datastore's URL; user and password in it become a basic-auth header and
    *     are kept out of every URL that appears in a message
+   * @param layout where chunks live below {@code base}
    */
-  HttpStore(HttpUrl base, HttpExchange http, String authorization) {
+  HttpStore(HttpUrl base, HttpExchange http, String authorization, ChunkLayout layout) {
+    this.layout = layout;
     this.authorization = authorization != null ? authorization : base.username().isEmpty() ? null
         : okhttp3.Credentials.basic(base.username(), base.password());
     HttpUrl b = base.newBuilder().username("").password("").build();
@@ -40,7 +47,17 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public byte[] readChunk(Digest digest) throws IOException {
-    return get(url(ChunkStore.chunkPath(digest)), "chunk " + digest.hex());
+    return get(url(layout.path(digest)), "chunk " + digest.hex());
+  }
+
+  /** The file {@code name} right below the store's URL (for example an index beside a store). */
+  byte[] readRelative(String name, String what) throws IOException {
+    return get(url(name), what);
+  }
+
+  /** Where {@link #readRelative} reads {@code name} from, without credentials. */
+  String location(String name) {
+    return url(name).toString();
   }
 
   @Override
@@ -102,7 +119,7 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public String location(Digest digest) {
-    return url(ChunkStore.chunkPath(digest)).toString();
+    return url(layout.path(digest)).toString();
   }
 
   @Override

@@ -25,20 +25,33 @@ import java.util.stream.Stream;
 final class LocalStore implements WritableStore {
   private final Path root;
   private final okio.Throttler throttler;
+  private final ChunkLayout layout;
 
-  /** @param throttler the process-wide rate limit for chunk reads, or null */
-  LocalStore(Path root, okio.Throttler throttler) {
+  /**
+   * @param throttler the process-wide rate limit for chunk reads, or null
+   * @param layout where chunks live below the root
+   */
+  LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout) {
     this.root = root.toAbsolutePath().normalize();
     this.throttler = throttler;
+    this.layout = layout;
+  }
+
+  LocalStore(Path root, okio.Throttler throttler) {
+    this(root, throttler, ChunkLayout.DATASTORE);
   }
 
   LocalStore(Path root) {
     this(root, null);
   }
 
+  private Path chunkFile(Digest digest) {
+    return root.resolve(layout.path(digest));
+  }
+
   @Override
   public byte[] readChunk(Digest digest) throws IOException {
-    byte[] blob = read(root.resolve(ChunkStore.chunkPath(digest)), "chunk " + digest.hex());
+    byte[] blob = read(chunkFile(digest), "chunk " + digest.hex());
     if (throttler == null) {
       return blob;
     }
@@ -52,7 +65,8 @@ final class LocalStore implements WritableStore {
     return read(snapshotDir(snapshot).resolve(checkFileName(file)), file);
   }
 
-  private static byte[] read(Path p, String what) throws IOException {
+  /** Reads a whole file; a missing one is a {@link NotFoundException} naming {@code what} and the path. */
+  static byte[] read(Path p, String what) throws IOException {
     try {
       return Files.readAllBytes(p);
     } catch (NoSuchFileException e) {
@@ -85,7 +99,7 @@ final class LocalStore implements WritableStore {
 
   @Override
   public String location(Digest digest) {
-    return root.resolve(ChunkStore.chunkPath(digest)).toString();
+    return chunkFile(digest).toString();
   }
 
   @Override
@@ -100,12 +114,12 @@ final class LocalStore implements WritableStore {
 
   @Override
   public boolean hasChunk(Digest digest) {
-    return Files.exists(root.resolve(ChunkStore.chunkPath(digest)));
+    return Files.exists(chunkFile(digest));
   }
 
   @Override
   public void writeChunk(Digest digest, byte[] blob) throws IOException {
-    Path target = root.resolve(ChunkStore.chunkPath(digest));
+    Path target = chunkFile(digest);
     Files.createDirectories(target.getParent());
     writeAtomically(target, blob);
   }

@@ -1,5 +1,6 @@
 package dev.thaw.store;
 
+import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -93,15 +94,51 @@ public final class Stores {
    * read in the order given.
    */
   public static ChunkStore open(List<String> specs, Options options) {
+    return open(specs, options, ChunkLayout.DATASTORE);
+  }
+
+  /**
+   * Opens the stores named for reading, their chunks laid out as {@code layout} (a local
+   * directory or HTTP(S) for {@link ChunkLayout#CASYNC}).
+   */
+  public static ChunkStore open(List<String> specs, Options options, ChunkLayout layout) {
     if (specs.isEmpty()) {
       throw new IllegalArgumentException("no store given");
     }
     Shared shared = new Shared(options);
     List<ChunkStore> stores = new ArrayList<>();
     for (String spec : specs) {
-      stores.add(openOne(spec, shared, false));
+      stores.add(openOne(spec, shared, false, layout));
     }
     return stores.size() == 1 ? stores.get(0) : new MirrorStore(stores);
+  }
+
+  /** A file's bytes and where they came from (a path, or a URL without credentials). */
+  public record Fetched(String location, byte[] bytes) {}
+
+  /**
+   * Reads one file (a casync index, for example) from a path or an http(s) URL, with a store's
+   * connection settings, CA and credentials. A single attempt.
+   *
+   * @param what what the file is, for messages ("index")
+   */
+  public static Fetched readFile(String spec, String what, Options options) throws IOException {
+    String lower = spec.toLowerCase(Locale.ROOT);
+    if (lower.startsWith("http://") || lower.startsWith("https://")) {
+      HttpUrl url = HttpUrl.parse(spec);
+      if (url == null || url.pathSegments().get(url.pathSize() - 1).isEmpty()) {
+        throw new IllegalArgumentException("not a file URL: " + spec);
+      }
+      String name = url.encodedPathSegments().get(url.pathSize() - 1);
+      try (HttpStore dir = new HttpStore(url.resolve("./"), new Shared(options).http(), options.authorization())) {
+        return new Fetched(dir.location(name), dir.readRelative(name, what));
+      }
+    }
+    if (lower.matches("^[a-z][a-z0-9+.-]*://.*") && !lower.startsWith("file:")) {
+      throw new IllegalArgumentException(what + " must be a path or an http(s) URL: " + spec);
+    }
+    Path p = (lower.startsWith("file:") ? Path.of(URI.create(spec)) : Path.of(spec)).toAbsolutePath();
+    return new Fetched(p.toString(), LocalStore.read(p, what));
   }
 
   /** Opens a local datastore for writing (created if missing). */
@@ -111,7 +148,7 @@ public final class Stores {
 
   /** Opens a store that backups can write to: a local datastore (created if missing) or S3. */
   public static WritableStore openWritable(String spec, Options options) {
-    return (WritableStore) openOne(spec, new Shared(options), true);
+    return (WritableStore) openOne(spec, new Shared(options), true, ChunkLayout.DATASTORE);
   }
 
   /** What the stores of one {@code open} call share: the options, one HTTP client, one limit. */
@@ -140,7 +177,7 @@ public final class Stores {
     }
   }
 
-  private static ChunkStore openOne(String spec, Shared shared, boolean writable) {
+  private static ChunkStore openOne(String spec, Shared shared, boolean writable, ChunkLayout layout) {
     String lower = spec.toLowerCase(Locale.ROOT);
     if (lower.startsWith("http://") || lower.startsWith("https://")) {
       if (writable) {
@@ -150,18 +187,21 @@ public final class Stores {
       if (url == null) {
         throw new IllegalArgumentException("not a valid URL: " + spec);
       }
-      return new HttpStore(url, shared.http(), shared.options.authorization());
+      return new HttpStore(url, shared.http(), shared.options.authorization(), layout);
+    }
+    if (lower.startsWith("s3://") && layout != ChunkLayout.DATASTORE) {
+      throw new IllegalArgumentException("read a casync store from a directory or over HTTP(S), not S3: " + spec);
     }
     if (lower.startsWith("s3://")) {
       return openS3(spec, shared);
     }
     if (lower.startsWith("file:")) {
-      return new LocalStore(Path.of(URI.create(spec)), shared.throttler);
+      return new LocalStore(Path.of(URI.create(spec)), shared.throttler, layout);
     }
     if (lower.matches("^[a-z][a-z0-9+.-]*://.*")) {
       throw new IllegalArgumentException("unknown store scheme: " + spec);
     }
-    return new LocalStore(Path.of(spec), shared.throttler);
+    return new LocalStore(Path.of(spec), shared.throttler, layout);
   }
 
   private static S3Store openS3(String spec, Shared shared) {

@@ -121,4 +121,36 @@ class CliTest {
     assertEquals(1, r2.code());
     assertTrue(r2.err().contains(chunk.getFileName().toString()) && r2.err().contains("missing"), r2.err());
   }
+
+  @Test
+  void casyncImagesRestoreAndVerifyFromADirectoryAndMisuseIsAUsageError() throws Exception {
+    dev.thaw.testing.MemoryStore mem = new dev.thaw.testing.MemoryStore();
+    byte[] image = dev.thaw.testing.CasyncFixtures.image(1 << 20, 16 * 1024, 5);
+    var chunks = dev.thaw.testing.CasyncFixtures.chunk(image, 2048, 16 * 1024, true,
+        dev.thaw.testing.CasyncFixtures.Compression.ZSTD, mem, 5);
+    Path castr = dir.resolve("img.castr");
+    for (dev.thaw.format.Digest d : chunks.ids()) {
+      Path f = castr.resolve(d.hex().substring(0, 4)).resolve(d.hex() + ".cacnk");
+      Files.createDirectories(f.getParent());
+      Files.write(f, mem.raw(d));
+    }
+    Path caibx = dir.resolve("img.caibx");
+    Files.write(caibx, dev.thaw.testing.CasyncFixtures.index(chunks, 2048, 4096, 16 * 1024, true));
+    String idx = caibx.toString();
+    String st = castr.toString();
+    Path out = dir.resolve("out.raw");
+    Run r = run("restore", "--progress", "none", "--index", idx, "--store", st, out.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(java.util.Arrays.equals(image, Files.readAllBytes(out)));
+    Run v = run("verify", "--index", idx, "--store", st);
+    assertEquals(0, v.code(), v.err());
+    assertTrue(v.err().contains("verified img: "), v.err());
+
+    assertEquals(2, run("restore", "--index", idx, "--store", st, "vm/1/2026-01-01T00:00:00Z", "a.img", "t").code());
+    assertEquals(2, run("verify", "--index", idx, "--store", st, "vm/1/2026-01-01T00:00:00Z").code());
+    assertEquals(2, run("verify", "--store", st).code());
+    Run keyed = run("restore", "--index", idx, "--store", st, "--keyfile", "k.json", "t");
+    assertEquals(2, keyed.code());
+    assertTrue(keyed.err().contains("--keyfile does not apply"), keyed.err());
+  }
 }

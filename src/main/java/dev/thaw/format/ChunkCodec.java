@@ -1,0 +1,27 @@
+package dev.thaw.format;
+
+/**
+ * Turns a chunk file's bytes into the chunk's verified plain data, and recognises all-zero
+ * chunks from their digest alone so that they are never fetched. One codec per snapshot key
+ * (Proxmox DataBlobs, {@link BlobCodec}) or per casync index ({@link CasyncCodec}); the fetch
+ * pipeline, cache, image reader and restorer see only this interface.
+ *
+ * <p>Implementations are thread-safe and are called from the pipeline's CPU pool.
+ */
+public interface ChunkCodec {
+  /**
+   * Decodes a stored chunk and checks that its data has {@code expectedLength} bytes and hashes to
+   * {@code expected}.
+   *
+   * @param expectedLength the chunk length the index says, or -1 when unknown
+   * @throws FormatException on any mismatch; the message says which check failed
+   */
+  byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength) throws FormatException;
+
+  /**
+   * Whether {@code digest} names the all-zero chunk of {@code length} bytes. True only for such a
+   * chunk; a codec may answer false for zero chunks of lengths it does not track (they are then
+   * fetched and verified like any other).
+   */
+  boolean isZero(Digest digest, int length);
+}
