@@ -18,6 +18,7 @@ SCENARIOS = OrderedDict([
     ("rand-warm-p99", ("random 4 KiB read, warm, p99", "ms", "thaw-mount")),
     ("file8m", ("mount + fuse2fs + copy an 8 MiB file", "s", "thaw-mount")),
     ("mount-ready", ("mount command until the image file is there", "s", "thaw-mount")),
+    ("start", ("process start: print the version", "s", "thaw-version")),
     ("limit-net", ("network limit: thaw's chunks by 16 parallel curl", "s", "thaw-restore")),
     ("limit-cpu", ("CPU limit: thaw verify of the local datastore", "s", "thaw-restore")),
 ])
@@ -30,6 +31,9 @@ TOOLS = OrderedDict([
     ("restic-mount", "restic mount"),
     ("rclone-mount", "rclone mount (raw image, HTTP)"),
     ("casync-thaw-mount", "thaw mount of casync's image"),
+    ("thaw-version", "thaw --version"),
+    ("restic-version", "restic version"),
+    ("rclone-version", "rclone version"),
     ("curl-x16", "curl, 16 parallel"),
     ("thaw-verify-local", "thaw verify, local"),
 ])
@@ -175,7 +179,7 @@ def write_md(meta, s, path):
         if r["notes"]:
             runs += ": " + "; ".join(r["notes"])
         L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            name, TOOLS[tool], val, mbs, x, r["rss"] if r["rss"] is not None else "?", runs))
+            name, TOOLS[tool], val, mbs, x, r["rss"] if r["rss"] is not None else "-", runs))
     if meta.get("has_index") != "1":
         L.append("| dd / random / fuse2fs | thaw mount of casync's image | not available in this build | | | | |")
     L.append("")
@@ -198,9 +202,10 @@ def write_png(meta, s, path):
         print("report.py: no matplotlib; chart not written", file=sys.stderr)
         return
     panels = [
-        ("Full restore (and the limits), seconds", ["restore", "limit-net", "limit-cpu"], "s"),
+        ("Full restore (and the limits), seconds (log scale)", ["restore", "limit-net", "limit-cpu"], "log-s"),
         ("dd bs=1M through a cold mount, seconds", ["dd"], "s"),
-        ("Mount, fuse2fs, copy one 8 MiB file (and: mount ready), seconds", ["file8m", "mount-ready"], "s"),
+        ("Mount, fuse2fs, copy one 8 MiB file (and: mount ready; process start), seconds",
+         ["file8m", "mount-ready", "start"], "s"),
         ("Random 4 KiB reads, ms (log scale)", ["rand-cold-p50", "rand-cold-p99", "rand-warm-p50",
                                                  "rand-warm-p99"], "ms"),
     ]
@@ -217,6 +222,8 @@ def write_png(meta, s, path):
                     lab += " - " + sc[5:].replace("-", " ")
                 elif sc == "mount-ready":
                     lab += " - mount ready"
+                elif sc == "start":
+                    lab = "start: " + lab
                 elif sc.startswith("limit"):
                     lab = ("network limit: " if sc == "limit-net" else "CPU limit: ") + lab
                 labels.append(lab + (" (>)" if r["bound"] else ""))
@@ -229,11 +236,12 @@ def write_png(meta, s, path):
         ax.set_yticklabels(labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(title, fontsize=10, loc="left")
-        if unit == "ms":
+        log = unit in ("ms", "log-s")
+        if log:
             ax.set_xscale("log")
         for yi, v in zip(y, vals):
             ax.text(v, yi, " " + fmt(v, unit), va="center", fontsize=8)
-        ax.set_xlim(right=max(vals) * (3 if unit == "ms" else 1.18) if vals else 1)
+        ax.set_xlim(right=max(vals) * (3 if log else 1.18) if vals else 1)
     fig.suptitle("thaw vs peers, %s MiB image, RTT %s ms, %s; median of %s (blue: thaw, orange: peers, "
                  "grey: limits; shorter is better)" % (
                      meta["size_mib"], meta["rtt_ms"],
