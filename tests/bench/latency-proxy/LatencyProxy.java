@@ -18,8 +18,12 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <pre>
  * java LatencyProxy.java --listen 127.0.0.1:PORT --target 127.0.0.1:PORT --rtt-ms 10
- *      [--rate-mbit N] [--buffer-mib N] [--verbose]
+ *      [--route 127.0.0.1:PORT=HOST:PORT]... [--rate-mbit N] [--buffer-mib N] [--verbose]
  * </pre>
+ *
+ * Each --route (and the --listen/--target pair, if given) is one listener forwarding to one
+ * target; all routes share the same emulated path (RTT and the --rate-mbit links), so that
+ * several servers can sit behind one network, as in tests/bench/run.
  *
  * Each direction is a delay line: every block of bytes read is forwarded
  * rtt/2 after it was read, independently of the blocks before and after it,
@@ -36,7 +40,8 @@ import java.util.concurrent.locks.LockSupport;
  * one link: a block leaves no earlier than the link is free again.
  *
  * One thread per direction, i.e. one pair of threads per connection. Listens
- * on 127.0.0.1 only (port 0 = any free port) and prints "listening on PORT".
+ * on 127.0.0.1 only (port 0 = any free port) and prints "listening on PORT" once per route,
+ * in the order the routes were given.
  */
 public class LatencyProxy {
 
@@ -80,6 +85,7 @@ public class LatencyProxy {
     public static void main(String[] args) throws Exception {
         String listen = null;
         String target = null;
+        java.util.List<String[]> routes = new java.util.ArrayList<>();
         double rttMs = -1;
         double rateMbit = 0;
         double bufferMib = 32;
@@ -88,6 +94,14 @@ public class LatencyProxy {
             switch (a) {
                 case "--listen" -> listen = value(args, ++i, a);
                 case "--target" -> target = value(args, ++i, a);
+                case "--route" -> {
+                    String r = value(args, ++i, a);
+                    int eq = r.indexOf('=');
+                    if (eq < 0) {
+                        usage("--route needs LISTEN=TARGET, got " + r);
+                    }
+                    routes.add(new String[] {r.substring(0, eq), r.substring(eq + 1)});
+                }
                 case "--rtt-ms" -> rttMs = Double.parseDouble(value(args, ++i, a));
                 case "--rate-mbit" -> rateMbit = Double.parseDouble(value(args, ++i, a));
                 case "--buffer-mib" -> bufferMib = Double.parseDouble(value(args, ++i, a));
@@ -99,31 +113,56 @@ public class LatencyProxy {
                 default -> usage("unknown argument " + a);
             }
         }
-        if (listen == null || target == null || rttMs < 0) {
-            usage("--listen, --target and --rtt-ms are required");
+        if (listen != null || target != null) {
+            if (listen == null || target == null) {
+                usage("--listen and --target go together");
+            }
+            routes.add(0, new String[] {listen, target});
+        }
+        if (routes.isEmpty() || rttMs < 0) {
+            usage("--listen and --target (or --route) and --rtt-ms are required");
         }
         if (rateMbit < 0 || bufferMib <= 0) {
             usage("--rate-mbit must be >= 0 and --buffer-mib > 0");
         }
-        InetSocketAddress listenAddr = parseHostPort(listen, true);
-        InetSocketAddress targetAddr = parseHostPort(target, false);
         oneWayNs = (long) (rttMs * 1_000_000.0 / 2.0);
         bufferLimit = (long) (bufferMib * 1024 * 1024);
         Link up = new Link(rateMbit);
         Link down = new Link(rateMbit);
 
-        ServerSocket server = new ServerSocket();
-        server.setReuseAddress(true);
-        server.bind(listenAddr, 1024);
-        System.out.println("listening on " + server.getLocalPort());
-        System.out.flush();
-        if (verbose) {
-            System.err.printf("latency-proxy: 127.0.0.1:%d -> %s, rtt %.3f ms, rate %s%n",
-                    server.getLocalPort(), targetAddr, rttMs,
-                    rateMbit > 0 ? rateMbit + " Mbit/s" : "unlimited");
+        java.util.List<Thread> acceptors = new java.util.ArrayList<>();
+        for (String[] route : routes) {
+            InetSocketAddress listenAddr = parseHostPort(route[0], true);
+            InetSocketAddress targetAddr = parseHostPort(route[1], false);
+            ServerSocket server = new ServerSocket();
+            server.setReuseAddress(true);
+            server.bind(listenAddr, 1024);
+            System.out.println("listening on " + server.getLocalPort());
+            System.out.flush();
+            if (verbose) {
+                System.err.printf("latency-proxy: 127.0.0.1:%d -> %s, rtt %.3f ms, rate %s%n",
+                        server.getLocalPort(), targetAddr, rttMs,
+                        rateMbit > 0 ? rateMbit + " Mbit/s" : "unlimited");
+            }
+            Thread t = new Thread(() -> acceptLoop(server, targetAddr, up, down),
+                    "accept-" + server.getLocalPort());
+            t.start();
+            acceptors.add(t);
         }
+        for (Thread t : acceptors) {
+            t.join();
+        }
+    }
+
+    static void acceptLoop(ServerSocket server, InetSocketAddress targetAddr, Link up, Link down) {
         while (true) {
-            Socket client = server.accept();
+            Socket client;
+            try {
+                client = server.accept();
+            } catch (IOException e) {
+                System.err.println("latency-proxy: accept: " + e.getMessage());
+                return;
+            }
             long acceptedAt = System.nanoTime();
             int id = connections.incrementAndGet();
             Thread t = new Thread(() -> connect(id, client, acceptedAt, targetAddr, up, down), "conn-" + id);
@@ -270,7 +309,7 @@ public class LatencyProxy {
             System.err.println("latency-proxy: " + err);
         }
         System.err.println("usage: java LatencyProxy.java --listen 127.0.0.1:PORT --target HOST:PORT"
-                + " --rtt-ms MS [--rate-mbit N] [--buffer-mib N] [--verbose]");
+                + " --rtt-ms MS [--route LISTEN=TARGET]... [--rate-mbit N] [--buffer-mib N] [--verbose]");
         if (err != null) {
             System.exit(2);
         }
