@@ -82,7 +82,7 @@ assert_file_contains "$T/vmissl.all" "$victim" "verify (local) lists the missing
 
 echo "== unreachable server"
 dead_port=$(free_port)
-expect_fail dead restore --store "http://127.0.0.1:$dead_port/" "$snap" a.img e.img
+expect_fail dead restore --retry-for 2s --store "http://127.0.0.1:$dead_port/" "$snap" a.img e.img
 err_contains dead "127\\.0\\.0\\.1:$dead_port" "connection error names the server"
 
 echo "PASS: core-http"

@@ -65,7 +65,12 @@ final class StoreOptions {
     if (parallel < 1 || parallel > 256) {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
     }
-    return Stores.open(stores, options(), layout);
+    // snapshot files and listings get the same retries as chunks (the pipeline's)
+    return retryPolicy().retryingFileReads(Stores.open(stores, options(), layout));
+  }
+
+  RetryPolicy retryPolicy() {
+    return RetryPolicy.defaults().withWindow(retryFor);
   }
 
   Stores.Options options() throws IOException {
@@ -129,8 +134,7 @@ final class StoreOptions {
   }
 
   FetchPipeline pipeline(ChunkStore s) {
-    return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(),
-        RetryPolicy.defaults().withWindow(retryFor));
+    return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(), retryPolicy());
   }
 
   /** Chunks a restore or verify keeps requested ahead of writing. */

@@ -175,7 +175,8 @@ public final class FetchPipeline implements AutoCloseable {
       long t0 = System.nanoTime();
       IOException fault;
       try {
-        byte[] blob = store.readChunk(d);
+        // a refetch after a body failed verification: from another copy where the store has one
+        byte[] blob = r.refetched ? store.readChunkAgain(d) : store.readChunk(d);
         latency.record(System.nanoTime() - t0);
         bytesFetched.add(blob.length);
         return blob;

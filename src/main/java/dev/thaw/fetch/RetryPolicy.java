@@ -90,6 +90,14 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
     }
   }
 
+  /**
+   * {@code store} with its snapshot files and listings read under this policy (chunk reads
+   * unchanged: the fetch pipeline retries them).
+   */
+  public dev.thaw.store.ChunkStore retryingFileReads(dev.thaw.store.ChunkStore store) {
+    return new RetryingFiles(store, this);
+  }
+
   /** Backoff in ms before attempt {@code attempt} (2 = first retry), jittered in [50%, 100%]. */
   long backoffMillis(int attempt) {
     long base = initialBackoff.toMillis() << Math.min(20, Math.max(0, attempt - 2));

@@ -15,6 +15,14 @@ public interface ChunkStore extends Closeable {
   /** The raw blob bytes of a chunk. @throws NotFoundException if the store lacks it */
   byte[] readChunk(Digest digest) throws IOException;
 
+  /**
+   * The raw blob of a chunk once more, after the copy read before failed verification. A store
+   * with several copies (mirrors) reads another one; others read the same object again.
+   */
+  default byte[] readChunkAgain(Digest digest) throws IOException {
+    return readChunk(digest);
+  }
+
   /** A file of a snapshot (index, manifest, blob). @throws NotFoundException if absent */
   byte[] readFile(SnapshotPath snapshot, String file) throws IOException;
 

@@ -29,11 +29,17 @@ final class MirrorStore implements ChunkStore {
   }
 
   private <T> T first(Read<T> read, String what) throws IOException {
+    return first(read, what, 0);
+  }
+
+  /** Tries the stores in order, beginning with store {@code start} and wrapping around. */
+  private <T> T first(Read<T> read, String what, int start) throws IOException {
     List<String> reasons = new ArrayList<>();
     boolean allMissing = true;
     boolean anyRetryable = false;
     IOException firstError = null;
-    for (ChunkStore s : stores) {
+    for (int k = 0; k < stores.size(); k++) {
+      ChunkStore s = stores.get((start + k) % stores.size());
       try {
         return read.from(s);
       } catch (NotFoundException e) {
@@ -61,6 +67,12 @@ final class MirrorStore implements ChunkStore {
   @Override
   public byte[] readChunk(Digest digest) throws IOException {
     return first(s -> s.readChunk(digest), "chunk " + digest.hex());
+  }
+
+  /** After a bad copy from the first store, the next store's copy (then the others). */
+  @Override
+  public byte[] readChunkAgain(Digest digest) throws IOException {
+    return first(s -> s.readChunk(digest), "chunk " + digest.hex(), 1);
   }
 
   @Override

@@ -98,4 +98,24 @@ class MirrorStoreTest {
       assertTrue(seconds >= 1.5, "two concurrent reads of 256 KiB at 256 KiB/s took " + seconds + " s");
     }
   }
+
+  @Test
+  void aCopyThatFailsVerificationIsFetchedAgainFromTheNextMirror() throws Exception {
+    byte[] data = new byte[100_000];
+    new java.util.Random(5).nextBytes(data);
+    dev.thaw.format.BlobCodec codec = new dev.thaw.format.BlobCodec(null);
+    Digest d = codec.digest(data, 0, data.length);
+    byte[] blob = codec.encode(data, 0, data.length, true);
+    byte[] bad = blob.clone();
+    bad[bad.length - 1] ^= 1; // a bit flipped on the first mirror's disk
+    Path a = dir.resolve("a");
+    Path b = dir.resolve("b");
+    Stores.openWritable(a.toString()).writeChunk(d, bad);
+    Stores.openWritable(b.toString()).writeChunk(d, blob);
+    try (ChunkStore m = Stores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2));
+        dev.thaw.fetch.FetchPipeline p = new dev.thaw.fetch.FetchPipeline(m, 2, 1, dev.thaw.fetch.RetryPolicy.defaults())) {
+      dev.thaw.fetch.Chunk c = p.fetch(d, data.length, codec, dev.thaw.fetch.Priority.DEMAND).get();
+      assertArrayEquals(data, c.data());
+    }
+  }
 }
