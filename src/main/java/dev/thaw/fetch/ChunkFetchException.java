@@ -14,10 +14,20 @@ public class ChunkFetchException extends IOException {
   private final boolean missing;
 
   ChunkFetchException(Digest digest, String location, String reason, boolean missing, Throwable cause) {
-    super("chunk " + digest.hex() + " (" + location + "): " + reason, cause);
+    super(message(digest, location, reason), cause);
     this.digest = digest;
     this.location = location;
     this.missing = missing;
+  }
+
+  /** "chunk HEX (LOCATION): REASON", without saying twice what a store's message said already. */
+  private static String message(Digest digest, String location, String reason) {
+    String r = reason == null ? "" : reason;
+    String prefix = "chunk " + digest.hex();
+    if (r.startsWith(prefix + ": ")) {
+      r = r.substring(prefix.length() + 2);
+    }
+    return prefix + (r.contains(location) ? "" : " (" + location + ")") + ": " + r;
   }
 
   public Digest digest() {
