@@ -2,6 +2,7 @@
 # Restoring from nginx over HTTPS (HTTP/2) with a private CA (--ca-file) and basic auth from a
 # file; the same server's certificate without the CA is refused, and so is a wrong password.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 require_cmd openssl curl
 
 cd "$T" || exit 1
@@ -58,3 +59,14 @@ expect_fail noauth restore --progress none --store "$URL/secure/" --ca-file ca.p
 err_contains noauth "access denied.*--auth-file" "missing credentials say how to give them"
 grep -q "wrong" "$T/wrongpw.err" && fail "the password appears in the error"
 pass "a wrong password fails at once with 'access denied' and is not printed"
+
+# --- mount over plain HTTP and over HTTPS with basic auth: the files equal the source
+if [ -e /dev/fuse ] && command -v fusermount >/dev/null; then
+  mount_thaw mh "$T/mnt-http" --store "http://127.0.0.1:$NGINX_PORT/" "$snap"
+  cmp a.img "$T/mnt-http/a.img" || fail "the image mounted over HTTP differs"
+  "$THAW" unmount "$T/mnt-http" >/dev/null 2>&1
+  mount_thaw ms "$T/mnt-https" --store "$URL/secure/" --ca-file ca.pem --auth-file auth.txt "$snap"
+  cmp a.img "$T/mnt-https/a.img" || fail "the image mounted over HTTPS differs"
+  "$THAW" unmount "$T/mnt-https" >/dev/null 2>&1
+  pass "mount over HTTP and over HTTPS (--ca-file, --auth-file) serves the source's bytes"
+fi
