@@ -158,7 +158,10 @@ final class MountCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--restore-to and --overlay need a SNAPSHOT");
     }
     long rate = restoreRate == null ? 0 : Units.parseSize(restoreRate.replaceFirst("(?i)/s$", ""));
-    LiveRestore.Options live = new LiveRestore.Options(restoreTo != null, storeOptions.window(), rate);
+    // the background restore keeps a few fetch threads free, so a guest's read never queues
+    // behind a full set of background fetches
+    int window = Math.max(1, storeOptions.parallel - Math.max(2, storeOptions.parallel / 4));
+    LiveRestore.Options live = new LiveRestore.Options(restoreTo != null, window, rate);
     Path dir = null;
     java.util.Map<String, Path> pairs = new java.util.LinkedHashMap<>();
     for (String t : restoreTo != null ? restoreTo : List.of(overlay.toString())) {

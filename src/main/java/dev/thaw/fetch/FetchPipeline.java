@@ -14,6 +14,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.PriorityBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
@@ -46,6 +47,8 @@ public final class FetchPipeline implements AutoCloseable {
   private final ExecutorService io;
   private final ExecutorService cpu;
   private final Semaphore decodeSlots;
+  /** Decode slots of demand chunks, apart: a demand chunk never waits for background blobs. */
+  private final Semaphore demandSlots;
   private final int parallel;
   private final int decodeSlotCount;
   private final AtomicLong sequence = new AtomicLong();
@@ -71,10 +74,14 @@ public final class FetchPipeline implements AutoCloseable {
     this.store = store;
     this.retry = retry;
     this.io = Executors.newFixedThreadPool(parallel, daemon("thaw-fetch-"));
-    this.cpu = Executors.newFixedThreadPool(cpuThreads, daemon("thaw-decode-"));
+    // decodes run in priority order too: a demand read's chunk never waits behind a queue of
+    // background chunks (tasks are Decode, comparable by request priority)
+    this.cpu = new java.util.concurrent.ThreadPoolExecutor(cpuThreads, cpuThreads, 0, TimeUnit.MILLISECONDS,
+        new PriorityBlockingQueue<>(), daemon("thaw-decode-"));
     this.parallel = parallel;
     this.decodeSlotCount = cpuThreads * 2;
     this.decodeSlots = new Semaphore(decodeSlotCount);
+    this.demandSlots = new Semaphore(decodeSlotCount);
     for (int i = 0; i < parallel; i++) {
       io.execute(this::fetchLoop);
     }
@@ -90,7 +97,7 @@ public final class FetchPipeline implements AutoCloseable {
    * waiting for a decoder), for callers that budget memory.
    */
   public int maxChunksInMemory() {
-    return parallel + decodeSlotCount;
+    return parallel + 2 * decodeSlotCount;
   }
 
   /** The store this pipeline reads. */
@@ -154,13 +161,15 @@ public final class FetchPipeline implements AutoCloseable {
         return;
       }
       inFlight.decrementAndGet();
+      // a demand chunk has slots of its own: it must not wait for background blobs to drain
+      Semaphore slots = r.priority == Priority.DEMAND ? demandSlots : decodeSlots;
       try {
-        decodeSlots.acquire();
+        slots.acquire();
       } catch (InterruptedException e) {
         fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest), "interrupted", false, e));
         return;
       }
-      cpu.execute(() -> decode(r, blob));
+      cpu.execute(new Decode(r, blob, slots));
     }
   }
 
@@ -204,7 +213,30 @@ public final class FetchPipeline implements AutoCloseable {
     }
   }
 
-  private void decode(Request r, byte[] blob) {
+  /** A blob waiting for a decoder; the most urgent request first. */
+  private final class Decode implements Runnable, Comparable<Decode> {
+    final Request r;
+    final byte[] blob;
+    final Semaphore slots;
+
+    Decode(Request r, byte[] blob, Semaphore slots) {
+      this.r = r;
+      this.blob = blob;
+      this.slots = slots;
+    }
+
+    @Override
+    public void run() {
+      decode(r, blob, slots);
+    }
+
+    @Override
+    public int compareTo(Decode o) {
+      return r.compareTo(o.r);
+    }
+  }
+
+  private void decode(Request r, byte[] blob, Semaphore slots) {
     try {
       byte[] data = r.key.codec.decodeChunk(blob, r.key.digest, r.length);
       fetched.increment();
@@ -225,7 +257,7 @@ public final class FetchPipeline implements AutoCloseable {
       fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
           "decoding failed: " + e, false, e));
     } finally {
-      decodeSlots.release();
+      slots.release();
     }
   }
 

@@ -38,11 +38,13 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class LiveRestore implements AutoCloseable {
   private static final long CHECKPOINT_NANOS = TimeUnit.SECONDS.toNanos(2);
   private static final int LOCK_STRIPES = 256;
+  private static final long DEMAND_QUIET_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /**
    * @param background restore every chunk in the background (live restore); false for an
    *     overlay
-   * @param window background fetches outstanding at most
+   * @param window background fetches outstanding at most; below the pipeline's parallelism, so
+   *     that demand reads always find a free fetch thread
    * @param rateLimit background restore bytes per second, 0 for no limit
    */
   public record Options(boolean background, int window, long rateLimit) {}
@@ -70,6 +72,8 @@ public final class LiveRestore implements AutoCloseable {
   private final ReentrantLock[] locks = new ReentrantLock[LOCK_STRIPES];
   private final Object durability = new Object();
   private final AtomicInteger demandWaiting = new AtomicInteger();
+  /** When a guest read last needed the store: the background restore holds back for a while after. */
+  private volatile long lastDemandNanos = System.nanoTime() - TimeUnit.MINUTES.toNanos(1);
   private final AtomicLong backgroundBytes = new AtomicLong();
   private final AtomicLong guestWrites = new AtomicLong();
   private final boolean holesAreZero;
@@ -185,6 +189,7 @@ public final class LiveRestore implements AutoCloseable {
       } else {
         int at = done;
         demandWaiting.incrementAndGet();
+        lastDemandNanos = System.nanoTime();
         try {
           int got = handle.read(pos, piece, (dst, data, from, cnt) -> sink.accept(at + dst, data, from, cnt));
           if (got != piece) {
@@ -315,7 +320,10 @@ public final class LiveRestore implements AutoCloseable {
     try {
       while (!closed) {
         // keep the window full, but leave room for demand reads while they wait
-        int window = demandWaiting.get() > 0 ? Math.max(1, options.window() / 4) : options.window();
+        // while the guest reads from the store (and for a second after), a quarter of the window:
+        // background fetches share the link with the guest's, so fewer of them means faster reads
+        boolean guestActive = demandWaiting.get() > 0 || System.nanoTime() - lastDemandNanos < DEMAND_QUIET_NANOS;
+        int window = guestActive ? Math.max(1, options.window() / 4) : options.window();
         while (fetches.size() < window && next < index.chunkCount()) {
           int i = next++;
           if (isPresent(i)) {
