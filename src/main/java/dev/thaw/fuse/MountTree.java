@@ -351,6 +351,7 @@ final class MountTree {
         lr.put("chunks_total", lp.chunks());
         lr.put("percent", Math.round(1000.0 * lp.bytesPresent() / Math.max(1, lp.size())) / 10.0);
         lr.put("rate_bytes_per_s", Math.round(lp.rate()));
+        lr.put("elapsed_s", Math.round(lp.backgroundNanos() / 1e7) / 100.0);
         long left = lp.size() - lp.bytesPresent();
         if (lp.background() && !lp.complete() && lp.rate() > 0) {
           lr.put("eta_s", Math.round(left / lp.rate()));

@@ -320,10 +320,10 @@ public final class LiveRestore implements AutoCloseable {
     try {
       while (!closed) {
         // keep the window full, but leave room for demand reads while they wait
-        // while the guest reads from the store (and for a second after), a quarter of the window:
+        // while the guest reads from the store (and for a second after), an eighth of the window:
         // background fetches share the link with the guest's, so fewer of them means faster reads
         boolean guestActive = demandWaiting.get() > 0 || System.nanoTime() - lastDemandNanos < DEMAND_QUIET_NANOS;
-        int window = guestActive ? Math.max(1, options.window() / 4) : options.window();
+        int window = guestActive ? Math.max(1, options.window() / 8) : options.window();
         while (fetches.size() < window && next < index.chunkCount()) {
           int i = next++;
           if (isPresent(i)) {
