@@ -157,7 +157,7 @@ final class MountCommand implements Callable<Integer> {
     if (snapshot == null) {
       throw new IllegalArgumentException("--restore-to and --overlay need a SNAPSHOT");
     }
-    long rate = restoreRate == null ? 0 : Units.parseSize(restoreRate.replaceFirst("(?i)/s$", ""));
+    long rate = Units.parseRate(restoreRate);
     // the background restore keeps a few fetch threads free, so a guest's read never queues
     // behind a full set of background fetches
     int window = Math.max(1, storeOptions.parallel - Math.max(2, storeOptions.parallel / 4));

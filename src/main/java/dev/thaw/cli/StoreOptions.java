@@ -74,7 +74,7 @@ final class StoreOptions {
   }
 
   Stores.Options options() throws IOException {
-    long rate = rateLimit == null ? 0 : Units.parseSize(rateLimit.replaceFirst("(?i)/s$", ""));
+    long rate = Units.parseRate(rateLimit);
     if (rateLimit != null && rate < 4096) {
       throw new IllegalArgumentException("--rate-limit must be at least 4K bytes/s, not " + rateLimit);
     }

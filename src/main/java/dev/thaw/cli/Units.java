@@ -38,6 +38,11 @@ final class Units {
     return h > 0 ? String.format(Locale.ROOT, "%d:%02d:%02d", h, m, s) : String.format(Locale.ROOT, "%d:%02d", m, s);
   }
 
+  /** Parses a rate such as 50M or 50M/s (bytes per second, binary units); 0 for null. */
+  static long parseRate(String s) {
+    return s == null ? 0 : parseSize(s.replaceFirst("(?i)/s$", ""));
+  }
+
   /** Parses a size such as 512M, 2G, 1048576 or 64MiB (binary units). */
   static long parseSize(String s) {
     String t = s.trim().toUpperCase(Locale.ROOT).replace("IB", "").replace("B", "");

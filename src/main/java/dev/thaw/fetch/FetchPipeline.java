@@ -174,42 +174,29 @@ public final class FetchPipeline implements AutoCloseable {
   }
 
   /**
-   * Single store attempts, retried while {@link RetryPolicy} allows: the one place where thaw
-   * retries. Not-found and other non-retryable faults end at once.
+   * Single store attempts, retried while {@link RetryPolicy} allows (the same loop as every other
+   * store operation, {@link RetryPolicy#call}), counted here. Not-found and other non-retryable
+   * faults end at once.
    */
   private byte[] fetchWithRetries(Request r) throws ChunkFetchException, InterruptedException {
     Digest d = r.key.digest;
-    long first = System.nanoTime();
-    for (int attempt = 1; ; attempt++) {
-      long t0 = System.nanoTime();
-      IOException fault;
-      try {
-        // a refetch after a body failed verification: from another copy where the store has one
-        byte[] blob = r.refetched ? store.readChunkAgain(d) : store.readChunk(d);
-        latency.record(System.nanoTime() - t0);
-        bytesFetched.add(blob.length);
-        return blob;
-      } catch (NotFoundException e) {
-        throw new ChunkFetchException(d, store.location(d), "missing from the store", true, e);
-      } catch (StoreException e) {
-        if (!e.retryable()) {
-          throw new ChunkFetchException(d, store.location(d), e.getMessage(), false, e);
+    try {
+      return retry.call(() -> {
+        long t0 = System.nanoTime();
+        try {
+          // a refetch after a body failed verification: from another copy where the store has one
+          byte[] blob = r.refetched ? store.readChunkAgain(d) : store.readChunk(d);
+          latency.record(System.nanoTime() - t0);
+          bytesFetched.add(blob.length);
+          return blob;
+        } catch (RuntimeException e) {
+          throw new IOException(e.toString(), e); // a store's bug: retried like a fault
         }
-        fault = e;
-      } catch (IOException e) {
-        fault = e;
-      } catch (RuntimeException e) {
-        fault = new IOException(e.toString(), e);
-      }
-      long elapsed = System.nanoTime() - first;
-      long backoff = retry.backoffMillis(attempt + 1);
-      if (closed || !retry.allowsAnother(attempt, elapsed, backoff)) {
-        String tries = attempt == 1 ? "" : String.format(java.util.Locale.ROOT,
-            " (gave up after %d attempts in %.1f s)", attempt, elapsed / 1e9);
-        throw new ChunkFetchException(d, store.location(d), fault.getMessage() + tries, false, fault);
-      }
-      retries.increment();
-      Thread.sleep(backoff);
+      }, retries::increment, () -> closed);
+    } catch (NotFoundException e) {
+      throw new ChunkFetchException(d, store.location(d), "missing from the store", true, e);
+    } catch (IOException e) {
+      throw new ChunkFetchException(d, store.location(d), e.getMessage(), false, e);
     }
   }
 

@@ -64,6 +64,15 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
    * fetch pipeline (a backup's chunk uploads); the pipeline's own loop adds its counters.
    */
   public <T> T call(Attempt<T> op) throws java.io.IOException, InterruptedException {
+    return call(op, () -> {}, () -> false);
+  }
+
+  /**
+   * {@link #call(Attempt)}, telling {@code onRetry} before each retry and giving up early once
+   * {@code stop} says so (the caller is closing).
+   */
+  public <T> T call(Attempt<T> op, Runnable onRetry, java.util.function.BooleanSupplier stop)
+      throws java.io.IOException, InterruptedException {
     long first = System.nanoTime();
     for (int attempt = 1; ; attempt++) {
       java.io.IOException fault;
@@ -79,13 +88,14 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
       }
       long elapsed = System.nanoTime() - first;
       long backoff = backoffMillis(attempt + 1);
-      if (!allowsAnother(attempt, elapsed, backoff)) {
+      if (stop.getAsBoolean() || !allowsAnother(attempt, elapsed, backoff)) {
         if (attempt == 1) {
           throw fault;
         }
         throw new dev.thaw.store.StoreException(fault.getMessage() + String.format(java.util.Locale.ROOT,
             " (gave up after %d attempts in %.1f s)", attempt, elapsed / 1e9), false, fault);
       }
+      onRetry.run();
       Thread.sleep(backoff);
     }
   }

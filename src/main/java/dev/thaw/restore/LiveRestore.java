@@ -70,6 +70,8 @@ public final class LiveRestore implements AutoCloseable {
   private final AtomicInteger presentCount = new AtomicInteger();
   private final AtomicLong presentBytes = new AtomicLong();
   private final ReentrantLock[] locks = new ReentrantLock[LOCK_STRIPES];
+  /** Per FUSE thread: reads from the target go through it, so a read makes no garbage. */
+  private final ThreadLocal<byte[]> readBuffer = ThreadLocal.withInitial(() -> new byte[128 << 10]);
   private final Object durability = new Object();
   private final AtomicInteger demandWaiting = new AtomicInteger();
   /** When a guest read last needed the store: the background restore holds back for a while after. */
@@ -175,14 +177,15 @@ public final class LiveRestore implements AutoCloseable {
     }
     int n = (int) Math.min(len, size - offset);
     int done = 0;
-    byte[] buf = null;
     while (done < n) {
       long pos = offset + done;
       int i = index.chunkAt(pos);
       int piece = (int) Math.min(n - done, index.end(i) - pos);
       if (isPresent(i)) {
-        if (buf == null || buf.length < piece) {
+        byte[] buf = readBuffer.get();
+        if (buf.length < piece) {
           buf = new byte[piece];
+          readBuffer.set(buf);
         }
         target.read(pos, buf, 0, piece);
         sink.accept(done, buf, 0, piece);

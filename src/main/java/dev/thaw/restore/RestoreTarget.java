@@ -86,11 +86,7 @@ final class RestoreTarget implements AutoCloseable {
   }
 
   void write(long offset, byte[] data, int length) throws IOException {
-    ByteBuffer b = ByteBuffer.wrap(data, 0, length);
-    long pos = offset;
-    while (b.hasRemaining()) {
-      pos += channel.write(b, pos);
-    }
+    write(offset, data, 0, length);
   }
 
   /** Reads {@code length} bytes at {@code offset} into {@code dst} (a live restore's reads). */

@@ -10,6 +10,7 @@ import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.format.FormatException;
 import dev.thaw.testing.CasyncFixtures;
 import dev.thaw.testing.MemoryStore;
+import dev.thaw.testing.Fixtures;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Arrays;
@@ -44,9 +45,7 @@ class CasyncImageTest {
   }
 
   private static byte[] read(ImageReader.Handle h, long off, int len) throws IOException {
-    byte[] b = new byte[len];
-    int n = h.read(off, b, 0, len);
-    return Arrays.copyOf(b, n);
+    return Fixtures.read(h, off, len);
   }
 
   @Test

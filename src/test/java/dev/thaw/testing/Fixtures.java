@@ -59,4 +59,11 @@ public final class Fixtures {
       Files.delete(f);
     }
   }
+
+  /** {@code len} bytes of an image at {@code off} through a reader handle (fewer at the end). */
+  public static byte[] read(dev.thaw.image.ImageReader.Handle h, long off, int len) throws IOException {
+    byte[] b = new byte[len];
+    int n = h.read(off, b, 0, len);
+    return java.util.Arrays.copyOf(b, n);
+  }
 }
