@@ -29,6 +29,9 @@ import ru.serce.jnrfuse.struct.Statvfs;
  */
 final class ThawFuse extends FuseStubFS {
   private static final int O_ACCMODE = 3;
+  /** fuse_file_info bits: bypass the page cache; keep the page cache across opens. */
+  private static final int DIRECT_IO = 1;
+  private static final int KEEP_CACHE = 1 << 1;
 
   private final MountTree tree;
   private final PrintStream log;
@@ -39,12 +42,17 @@ final class ThawFuse extends FuseStubFS {
   private final Map<Long, byte[]> statusHandles = new ConcurrentHashMap<>();
 
   private final Runnable onReady;
+  private final boolean pageCache;
 
   /** An open image file: its reader handle, and its live restore or overlay when writable. */
   private record OpenImage(ImageReader.Handle handle, LiveRestore live, boolean writing) {}
 
-  ThawFuse(MountTree tree, PrintStream log, long uid, long gid, Runnable onReady) {
+  /**
+   * @param pageCache read-only images go through the kernel's page cache rather than direct I/O
+   */
+  ThawFuse(MountTree tree, PrintStream log, long uid, long gid, boolean pageCache, Runnable onReady) {
     this.onReady = onReady;
+    this.pageCache = pageCache;
     this.tree = tree;
     this.log = log;
     this.uid = uid;
@@ -145,11 +153,16 @@ final class ThawFuse extends FuseStubFS {
           warn("cannot open " + path + ": " + e.getMessage());
           return -ErrorCodes.EIO();
         }
-        images.put(h, new OpenImage(r.open(), tree.live(f), write));
-        setFlag(fi, 1 << 1); // keep_cache: the image never changes, keep the kernel's pages
+        LiveRestore live = tree.live(f);
+        images.put(h, new OpenImage(r.open(), live, write));
+        // A read-only image is read with direct I/O: thaw's cache and read-ahead serve every
+        // read, and the kernel neither copies each byte into its page cache nor holds a second
+        // copy. Writable images (and --page-cache) keep the kernel's pages: they never change
+        // behind its back, and shared mmap needs them.
+        setFlag(fi, live == null && !pageCache ? DIRECT_IO : KEEP_CACHE);
       } else {
         statusHandles.put(h, tree.status());
-        setFlag(fi, 1); // direct_io: the content changes; read it to its end whatever getattr said
+        setFlag(fi, DIRECT_IO); // the content changes; read it to its end whatever getattr said
       }
       fi.fh.set(h);
       return 0;

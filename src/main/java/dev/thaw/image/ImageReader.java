@@ -5,6 +5,7 @@ import dev.thaw.fetch.LatencyHistogram;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.ChunkIndex;
 import dev.thaw.format.Digest;
+import dev.thaw.image.ChunkCache.Block;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.time.Duration;
@@ -117,26 +118,12 @@ public final class ImageReader {
   }
 
   /**
-   * The chunk {@code i} now or later: zero, cached, or fetched at {@code priority}. Demand
-   * fetches enter the cache when they complete; read-ahead fetches stay with the stream that
-   * holds them until read.
+   * Fetches chunk {@code i} (not zero, not cached) at {@code priority}, joining and lifting a
+   * fetch under way. A demand fetch enters the cache when it completes; a read-ahead fetch stays
+   * with the stream that holds it until read.
    */
-  private CompletableFuture<Chunk> obtain(int i, Priority priority, boolean demand) {
-    if (image.isZero(i)) {
-      return image.chunk(i, priority); // completes at once, no fetch
-    }
-    Digest d = image.digest(i);
-    Chunk c = cache.get(d);
-    if (c != null) {
-      if (demand) {
-        cacheHits.increment();
-      }
-      return CompletableFuture.completedFuture(c);
-    }
-    if (demand) {
-      cacheMisses.increment();
-    }
-    CompletableFuture<Chunk> f = image.chunk(i, priority); // joins (and lifts) a fetch under way
+  private CompletableFuture<Chunk> fetch(int i, Priority priority, boolean demand) {
+    CompletableFuture<Chunk> f = image.chunk(i, priority);
     if (demand) {
       f = f.whenComplete((chunk, e) -> {
         if (chunk != null) {
@@ -158,14 +145,16 @@ public final class ImageReader {
   }
 
   /**
-   * Chunk {@code i} whole, for a writer that completes a chunk before changing part of it (a
-   * live restore): zero, cached, or fetched at demand priority; waits at most the read timeout.
+   * Copies chunk {@code i} whole into {@code dst} at {@code dstOff}, for a writer that completes
+   * a chunk before changing part of it (a live restore): zero, cached, or fetched at demand
+   * priority; waits at most the read timeout.
    *
    * @throws IOException naming the chunk and store when it cannot be had
    */
-  public Chunk chunk(int i) throws IOException {
+  public void readChunk(int i, byte[] dst, int dstOff) throws IOException {
+    ChunkIndex idx = image.index();
     try (Handle h = open()) {
-      return h.await(obtain(i, Priority.DEMAND, true), i, System.nanoTime() + readTimeout.toNanos());
+      h.read(idx.start(i), dst, dstOff, idx.length(i));
     }
   }
 
@@ -179,6 +168,12 @@ public final class ImageReader {
     void accept(int dstOffset, byte[] data, int from, int length);
   }
 
+  /**
+   * One chunk of a read: a block with a reference the read releases, a fetch, or a block a
+   * read-ahead stream holds.
+   */
+  private record Part(Block block, CompletableFuture<Chunk> fetch, CompletableFuture<Block> held) {}
+
   /** Reads of one open file. Thread-safe. */
   public final class Handle implements AutoCloseable {
     private final List<Stream> streams = new ArrayList<>();
@@ -190,7 +185,7 @@ public final class ImageReader {
       int ahead;
       int hits;
       long lastUse;
-      final TreeMap<Integer, CompletableFuture<Chunk>> held = new TreeMap<>();
+      final TreeMap<Integer, CompletableFuture<Block>> held = new TreeMap<>();
     }
 
     /**
@@ -225,62 +220,106 @@ public final class ImageReader {
       ChunkIndex idx = image.index();
       int first = idx.chunkAt(offset);
       int last = idx.chunkAt(offset + n - 1);
-      List<CompletableFuture<Chunk>> parts = new ArrayList<>(last - first + 1);
-      synchronized (this) {
-        Stream s = track(offset, n);
-        for (int i = first; i <= last; i++) {
-          CompletableFuture<Chunk> f = s != null ? s.held.get(i) : null;
-          if (f != null) {
-            readAheadHits.increment();
-            // being read now: from here on the cache keeps it for later readers (put once, not
-            // on each of the ~32 FUSE reads of a chunk: a put runs the cache's maintenance)
-            Chunk done = f.getNow(null);
-            if (done == null) {
-              f = f.thenApply(c -> {
-                cache.put(c);
-                return c;
-              });
-            } else if (!cache.contains(done.digest())) {
-              cache.put(done);
+      Part[] parts = new Part[last - first + 1];
+      try {
+        synchronized (this) {
+          Stream s = track(offset, n);
+          for (int i = first; i <= last; i++) {
+            CompletableFuture<Block> held = s != null ? s.held.get(i) : null;
+            if (held != null) {
+              readAheadHits.increment();
+              parts[i - first] = new Part(null, null, held);
+            } else {
+              parts[i - first] = demand(i);
             }
-          } else {
-            f = obtain(i, Priority.DEMAND, true);
           }
-          parts.add(f);
+          if (s != null) {
+            unhold(s, s.held.headMap(first)); // passed: no longer held
+            if (s.hits >= 2 && readAhead > 0) {
+              readAhead(s, idx, size);
+            }
+          }
         }
-        if (s != null) {
-          unhold(s, s.held.headMap(first)); // passed: no longer held
-          if (s.hits >= 2 && readAhead > 0) {
-            int from = idx.chunkAt(Math.min(size - 1, s.next - 1)) + 1;
-            int to = readAheadEnd(idx, from);
-            for (int i = Math.max(from, s.ahead); i < to; i++) {
-              if (!s.held.containsKey(i) && !image.isZero(i)) {
-                if (!cache.tryReserve(idx.length(i))) {
-                  break; // read-ahead holds all the memory it may; the rest comes later
-                }
-                readAheadIssued.increment();
-                s.held.put(i, obtain(i, Priority.READ_AHEAD, false));
+        long deadline = System.nanoTime() + readTimeout.toNanos();
+        int copied = 0;
+        for (int k = 0; k < parts.length; k++) {
+          int i = first + k;
+          long chunkStart = idx.start(i);
+          long from = Math.max(offset, chunkStart);
+          long to = Math.min(offset + n, idx.end(i));
+          int at = (int) (from - offset);
+          int pos = (int) (from - chunkStart);
+          int piece = (int) (to - from);
+          Part p = parts[k];
+          if (p.held != null) {
+            Block b = await(p.held, i, deadline);
+            if (b.retain()) {
+              parts[k] = p = new Part(b, null, null);
+              if (!cache.contains(b.digest())) {
+                // being read now: from here on the cache keeps it for later readers (put once,
+                // not on each of the ~32 FUSE reads of a chunk: a put runs the cache's upkeep)
+                cache.put(b);
               }
-              s.ahead = i + 1;
+            } else {
+              parts[k] = p = demand(i); // the stream let go of it meanwhile: read it afresh
             }
+          }
+          if (p.block != null) {
+            sink.accept(at, p.block.data(), pos, piece);
+            p.block.release();
+            parts[k] = null;
+          } else {
+            Chunk c = await(p.fetch, i, deadline);
+            sink.accept(at, c.data(), pos, piece);
+          }
+          copied += piece;
+        }
+        reads.increment();
+        bytesRead.add(copied);
+        readLatency.record(System.nanoTime() - t0);
+        return copied;
+      } finally {
+        for (Part p : parts) {
+          if (p != null && p.block != null) {
+            p.block.release(); // a read that failed part way
           }
         }
       }
-      long deadline = System.nanoTime() + readTimeout.toNanos();
-      int copied = 0;
-      for (int k = 0; k < parts.size(); k++) {
-        int i = first + k;
-        Chunk c = await(parts.get(k), i, deadline);
-        long chunkStart = idx.start(i);
-        long from = Math.max(offset, chunkStart);
-        long to = Math.min(offset + n, idx.end(i));
-        sink.accept((int) (from - offset), c.data(), (int) (from - chunkStart), (int) (to - from));
-        copied += (int) (to - from);
+    }
+
+    /** Chunk {@code i} for a read now: zero, a cached block, or a demand fetch. */
+    private Part demand(int i) {
+      if (image.isZero(i)) {
+        return new Part(null, image.chunk(i, Priority.DEMAND), null); // completes at once
       }
-      reads.increment();
-      bytesRead.add(copied);
-      readLatency.record(System.nanoTime() - t0);
-      return copied;
+      Block b = cache.get(image.digest(i));
+      if (b != null) {
+        cacheHits.increment();
+        return new Part(b, null, null);
+      }
+      cacheMisses.increment();
+      return new Part(null, fetch(i, Priority.DEMAND, true), null);
+    }
+
+    /** Issues the read-ahead window of a sequential stream. Holds the handle's lock. */
+    private void readAhead(Stream s, ChunkIndex idx, long size) {
+      int from = idx.chunkAt(Math.min(size - 1, s.next - 1)) + 1;
+      int to = readAheadEnd(idx, from);
+      for (int i = Math.max(from, s.ahead); i < to; i++) {
+        if (!s.held.containsKey(i) && !image.isZero(i)) {
+          if (!cache.tryReserve(idx.length(i))) {
+            break; // read-ahead holds all the memory it may; the rest comes later
+          }
+          Block cached = cache.get(image.digest(i));
+          if (cached != null) {
+            s.held.put(i, CompletableFuture.completedFuture(cached)); // kept until read
+          } else {
+            readAheadIssued.increment();
+            s.held.put(i, fetch(i, Priority.READ_AHEAD, false).thenApply(cache::copyOf));
+          }
+        }
+        s.ahead = i + 1;
+      }
     }
 
     /**
@@ -296,7 +335,7 @@ public final class ImageReader {
       return to;
     }
 
-    private Chunk await(CompletableFuture<Chunk> f, int i, long deadline) throws IOException {
+    private <T> T await(CompletableFuture<T> f, int i, long deadline) throws IOException {
       try {
         return f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
       } catch (ExecutionException | CompletionException e) {
@@ -318,7 +357,7 @@ public final class ImageReader {
     /** Drops a failed read-ahead future, so that the next read fetches afresh. */
     private synchronized void forget(int i) {
       for (Stream s : streams) {
-        CompletableFuture<Chunk> f = s.held.get(i);
+        CompletableFuture<Block> f = s.held.get(i);
         if (f != null && f.isCompletedExceptionally()) {
           unhold(s, s.held.subMap(i, true, i, true));
         }
@@ -326,10 +365,11 @@ public final class ImageReader {
     }
 
     /** Stops holding the given chunks of a stream and returns their memory. */
-    private void unhold(Stream s, Map<Integer, CompletableFuture<Chunk>> chunks) {
+    private void unhold(Stream s, Map<Integer, CompletableFuture<Block>> chunks) {
       long bytes = 0;
-      for (int i : chunks.keySet()) {
-        bytes += image.index().length(i);
+      for (Map.Entry<Integer, CompletableFuture<Block>> e : chunks.entrySet()) {
+        bytes += image.index().length(e.getKey());
+        e.getValue().thenAccept(Block::release); // the stream's reference, now or once fetched
       }
       chunks.clear();
       if (bytes > 0) {

@@ -254,10 +254,9 @@ public final class LiveRestore implements AutoCloseable {
     if (piece == length) {
       target.write(start, data, from, length); // the write covers the chunk: nothing to fetch
     } else {
-      Chunk c = image.isZero(i) ? null : reader.chunk(i);
       byte[] whole = new byte[length];
-      if (c != null) {
-        c.copyTo(0, whole, 0, length);
+      if (!image.isZero(i)) {
+        reader.readChunk(i, whole, 0);
       }
       System.arraycopy(data, from, whole, (int) (pos - start), piece);
       target.write(start, whole, 0, length);

@@ -167,4 +167,41 @@ class ImageReaderTest {
       }
     }
   }
+
+  @Test
+  void recycledArraysNeverServeAnotherChunksBytes() throws Exception {
+    // a cache of two chunks under six readers: arrays pass from chunk to chunk all the time,
+    // often while another reader still copies out of the chunk that was evicted
+    ChunkCache cache = new ChunkCache(8L * MIB + 4096);
+    ImageReader r = new ImageReader(img, cache, 1, Duration.ofSeconds(20));
+    java.util.List<Throwable> failures = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    Thread[] readers = new Thread[6];
+    for (int t = 0; t < readers.length; t++) {
+      int seed = t;
+      readers[t] = new Thread(() -> {
+        java.util.Random rnd = new java.util.Random(seed);
+        try (ImageReader.Handle h = r.open()) {
+          for (int k = 0; k < 200; k++) {
+            long off = seed % 2 == 0 ? (k * 256L * 1024) % image.length // sequential, with read-ahead
+                : rnd.nextInt(image.length - 200_000);
+            int len = 4096 + rnd.nextInt(196_000);
+            byte[] got = read(h, off, len);
+            int end = (int) Math.min(image.length, off + len);
+            if (!Arrays.equals(Arrays.copyOfRange(image, (int) off, end), got)) {
+              throw new AssertionError("reader " + seed + " got wrong bytes at " + off + "+" + len);
+            }
+          }
+        } catch (Throwable e) {
+          failures.add(e);
+        }
+      });
+      readers[t].start();
+    }
+    for (Thread t : readers) {
+      t.join();
+    }
+    assertTrue(failures.isEmpty(), () -> failures.get(0).toString());
+    assertTrue(cache.reusedArrays() > 10, "arrays were recycled " + cache.reusedArrays() + " times");
+    assertEquals(0, cache.reserved(), "every handle let go of its read-ahead");
+  }
 }
