@@ -210,6 +210,13 @@ final class MountCommand implements Callable<Integer> {
     // through a mount spent 2-3 s of 8 s in G1's marking, and more in parallel GC threads).
     cmd.add(Runtime.getRuntime().availableProcessors() <= 2 ? "-XX:+UseSerialGC" : "-XX:+UseParallelGC");
     cmd.add("-Xmn" + Math.max(32, Math.min(96, heapMib / 4)) + "m");
+    // The read path (jnr-fuse's glue, the cache, ours) compiled after a tenth of the usual calls:
+    // interpreted, a cached 4 KiB read takes about 0.2 ms instead of 0.07 ms.
+    cmd.add("-XX:CompileCommand=quiet");
+    for (String pkg : List.of("dev.thaw.fuse", "dev.thaw.image", "ru.serce", "jnr", "com.kenai",
+        "com.github.benmanes")) {
+      cmd.add("-XX:CompileCommand=CompileThresholdScaling," + pkg + ".*::*,0.1");
+    }
     cmd.add("-cp");
     cmd.add(jarPath());
     cmd.add(Main.class.getName());

@@ -20,11 +20,22 @@ final class UnmountCommand implements Callable<Integer> {
     if (!Mounter.isMounted(mp)) {
       throw new IllegalArgumentException(mp + " is not a thaw mount");
     }
-    Process p = new ProcessBuilder("fusermount", "-u", mp.toString()).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-    if (p.waitFor() != 0) {
-      throw new IOException("cannot unmount " + mp + (out.contains("busy")
-          ? ": it is busy; close the files open below it (see: fuser -vm " + mp + ")" : ": " + out));
+    // a mount reads its own status file for up to a second after it comes up (JIT warm-up), and
+    // other readers may be closing files: a busy mount point gets a few more tries
+    for (int attempt = 1; ; attempt++) {
+      Process p = new ProcessBuilder("fusermount", "-u", mp.toString()).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+      if (p.waitFor() == 0) {
+        break;
+      }
+      if (!out.contains("busy")) {
+        throw new IOException("cannot unmount " + mp + ": " + out);
+      }
+      if (attempt == 10) {
+        throw new IOException("cannot unmount " + mp
+            + ": it is busy; close the files open below it (see: fuser -vm " + mp + ")");
+      }
+      Thread.sleep(200);
     }
     long deadline = System.nanoTime() + 15_000_000_000L;
     while (Mounter.isMounted(mp) && System.nanoTime() < deadline) {
