@@ -144,3 +144,19 @@ assert_eq "$expected" "$fetched" "chunks fetched for both snapshots (distinct no
 second=$(status_json "$W" '[i["chunks_fetched"] for i in s["images"] if i["path"].startswith("'"$S2"'")][0]')
 [ "$second" -le 2 ] || fail "snapshot 2 fetched $second chunks; only the 2 changed chunks should be new"
 pass "two snapshots listed; chunks common to both fetched once ($fetched fetched, snapshot 2 needed $second)"
+
+# --- --page-cache: the image through the kernel's page cache, mappable with shared mmap ------
+PC=$T/pc
+mount_thaw m4 "$PC" --store "$DS" --page-cache "$S1"
+python3 - "$PC/disk.img" "$T/disk.img" <<'PY' || fail "shared mmap of the image under --page-cache"
+import mmap, sys
+with open(sys.argv[1], 'rb') as f, open(sys.argv[2], 'rb') as src:
+    m = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+    for off in (0, 5 << 20, len(m) - (1 << 20)):
+        src.seek(off)
+        if m[off:off + (1 << 20)] != src.read(1 << 20):
+            sys.exit("mmap bytes differ at %d" % off)
+PY
+cmp "$PC/disk.img" "$T/disk.img" || fail "image under --page-cache differs from the source"
+expect_ok u4 unmount "$PC"
+pass "--page-cache: the image reads right and maps with shared mmap"

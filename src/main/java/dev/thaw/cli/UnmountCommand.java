@@ -20,8 +20,7 @@ final class UnmountCommand implements Callable<Integer> {
     if (!Mounter.isMounted(mp)) {
       throw new IllegalArgumentException(mp + " is not a thaw mount");
     }
-    // a mount reads its own status file for up to a second after it comes up (JIT warm-up), and
-    // other readers may be closing files: a busy mount point gets a few more tries
+    // a reader may be closing its files just now: a busy mount point gets two seconds of tries
     for (int attempt = 1; ; attempt++) {
       Process p = new ProcessBuilder("fusermount", "-u", mp.toString()).redirectErrorStream(true).start();
       String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();

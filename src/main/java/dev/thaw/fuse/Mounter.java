@@ -142,11 +142,6 @@ public final class Mounter {
     ThawFuse fs = new ThawFuse(tree, log, uid, gid, options.pageCache(), () -> {
       tree.startBackground(); // after the mount is up: the first read should not wait for it
       onReady.run();
-      // libfuse serves no request until init returns: warm up from another thread
-      Thread t = new Thread(() -> warmUp(mountpoint), "thaw-warm-up");
-      t.setDaemon(true);
-      t.setPriority(Thread.MIN_PRIORITY);
-      t.start();
     });
     Thread hook = new Thread(() -> {
       fs.umount(); // SIGINT/SIGTERM: leave no mount behind
@@ -176,26 +171,6 @@ public final class Mounter {
       } catch (IllegalStateException e) {
         // shutting down
       }
-    }
-  }
-
-  /**
-   * Reads the mount's own status file a few thousand times (for at most a second) once the mount
-   * is up, so that the JIT compiles the FUSE read path (jnr-fuse's callback glue and ours) early:
-   * interpreted, a cached 4 KiB read takes about 0.2 ms instead of 0.1 ms. Meanwhile the mount
-   * point is busy; {@code thaw unmount} tries again for a while.
-   */
-  private static void warmUp(Path mountpoint) {
-    java.nio.ByteBuffer b = java.nio.ByteBuffer.allocateDirect(4096);
-    long end = System.nanoTime() + 1_000_000_000L;
-    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(
-        mountpoint.resolve(".thaw").resolve("status"))) {
-      for (int i = 0; i < 3000 && System.nanoTime() < end; i++) {
-        b.clear();
-        ch.read(b, 0);
-      }
-    } catch (IOException | RuntimeException e) {
-      // only a warm-up
     }
   }
 
