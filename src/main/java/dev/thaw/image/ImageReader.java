@@ -30,9 +30,11 @@ import java.util.concurrent.atomic.LongAdder;
  *
  * <p>Each open file gets a {@link Handle} that detects sequential streams (several may run in one
  * file). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
- * fetched at {@link Priority#READ_AHEAD} and held by the stream until they are read or the stream
- * is abandoned, so that the cache cannot evict them before their reader arrives. Random reads
- * start no read-ahead.
+ * fetched at {@link Priority#READ_AHEAD} and held by the stream (as cache blocks it references)
+ * until they are read or the stream is abandoned, so that the cache cannot evict them before
+ * their reader arrives. Random reads start no read-ahead. Every copy out of a cached or held
+ * block happens under a reference of its own, so a block evicted meanwhile is not reused
+ * before the copy ends.
  *
  * <p>A chunk that cannot be fetched or verified fails the reads that need it with an
  * {@link IOException} naming the chunk and store; nothing is remembered, so the next read tries
