@@ -66,6 +66,19 @@ else
   note "SKIP loop mount part: needs root and a free loop device"
 fi
 
+# --- a busy mount point: thaw unmount tries for a while, then says what holds it ------------
+exec 3<"$M/disk.img"
+expect_fail busy unmount "$M" 3<&-
+grep -q "busy" "$T/busy.err" || fail "unmount of a busy mount point does not say it is busy"
+grep -q " $M fuse" /proc/mounts || fail "a busy mount point was unmounted anyway"
+"$THAW" unmount "$M" 3<&- >"$T/busy2.out" 2>&1 &
+UNMOUNT=$!
+sleep 0.5
+exec 3<&-
+wait "$UNMOUNT" || { cat "$T/busy2.out"; fail "unmount failed although the file was closed within its tries"; }
+pass "a busy mount point: unmount says so, and succeeds once the file is closed within 2 s"
+mount_thaw m1b "$M" --store "$DS" "$S1"
+
 # --- unmount leaves nothing behind -----------------------------------------------------
 P=$(mount_pid "$M")
 [ -n "$P" ] || fail "no mount process found"
