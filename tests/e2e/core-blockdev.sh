@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Restore onto block devices (loop devices over files in the temp dir): a device
 # full of garbage gets the exact image (zeros written explicitly), a zeroed one
-# with --target-is-zero, and a too-small device is refused up front.
+# with --target-is-zero, and a too-small device is refused up front. A live restore
+# (mount --restore-to ARCHIVE=DEVICE) fills a device while a write goes through the mount.
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# shellcheck source=SCRIPTDIR/../mount-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 
 require_root "core-blockdev (loop devices)"
 require_cmd losetup
@@ -64,5 +67,35 @@ err_contains small 'size|small|bytes|MiB|space' "error mentions the size"
 err_contains small "$sdev|$size|40 ?MiB" "error names the device or the image size"
 no_dev_state "$sdev"
 assert_eq "$small_before" "$(md5sum <"$sdev")" "too-small device left untouched"
+
+echo "== live restore onto a loop device: thaw mount --restore-to a.img=DEVICE"
+if [ -e /dev/fuse ] && command -v fusermount >/dev/null 2>&1; then
+  head -c 48M /dev/urandom >live.raw
+  attach live.raw ldev
+  mount_thaw live "$T/mnt" --store "$DS" --restore-to "a.img=$ldev" "$snap"
+  # a write into a chunk the background restore may not have reached, made durable
+  python3 - "$T/mnt/a.img" <<'PY' || fail "write through the live-restore mount"
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.pwrite(fd, b"\xab" * 4096, (9 << 20) + 512)
+os.fsync(fd)
+os.close(fd)
+PY
+  for _ in $(seq 1 300); do
+    [ "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" = complete ] && break
+    sleep 0.1
+  done
+  assert_eq complete "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" "the live restore onto $ldev completes"
+  expect_ok liveu unmount "$T/mnt"
+  cp a.img expected.img
+  python3 -c "import sys; f = open('expected.img', 'r+b'); f.seek((9 << 20) + 512); f.write(b'\xab' * 4096)"
+  cmp -n "$size" expected.img "$ldev" || fail "the device holds something else than the image plus the write"
+  no_dev_state "$ldev"
+  state=$XDG_STATE_HOME/thaw/$(echo "${ldev#/}" | tr / _).thaw-state
+  [ -f "$state" ] || fail "no live-restore state file at $state"
+  pass "live restore onto $ldev: the image plus a write made through the mount; state in \$XDG_STATE_HOME/thaw"
+else
+  note "SKIP live restore onto a device: no /dev/fuse or fusermount"
+fi
 
 echo "PASS: core-blockdev"

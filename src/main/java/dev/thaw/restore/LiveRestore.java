@@ -129,6 +129,8 @@ public final class LiveRestore implements AutoCloseable {
     }
     RestoreTarget t = RestoreTarget.open(targetPath, image.size());
     if (st == null) {
+      // a device's state file lives under ~/.local/state/thaw, which may not exist yet
+      java.nio.file.Files.createDirectories(stateFile.toAbsolutePath().getParent());
       st = RestoreState.fresh(stateFile, idx.checksum(), image.size(), idx.chunkCount());
       st.setHolesAreZero(t.created());
       st.save();

@@ -70,14 +70,24 @@ public final class Restorer {
     this.options = options;
   }
 
-  /** The state file used for {@code target} when none is named. */
+  /**
+   * The state file used for {@code target} when none is named: beside a file; for a device (whose
+   * directory, /dev, is no place for files) in {@code $XDG_STATE_HOME/thaw}, by default
+   * {@code $HOME/.local/state/thaw}.
+   */
   public static Path defaultStateFile(Path target) {
     Path abs = target.toAbsolutePath().normalize();
     if (Files.exists(abs) && !Files.isRegularFile(abs)) {
-      // a device: its directory (/dev) is no place for files
-      String home = System.getProperty("user.home");
-      return Path.of(home, ".local", "state", "thaw",
-          abs.toString().substring(1).replace('/', '_') + STATE_SUFFIX);
+      String name = abs.toString().substring(1).replace('/', '_') + STATE_SUFFIX;
+      String xdg = System.getenv("XDG_STATE_HOME");
+      if (xdg != null && xdg.startsWith("/")) {
+        return Path.of(xdg, "thaw", name);
+      }
+      String home = System.getenv("HOME");
+      if (home == null || !home.startsWith("/")) {
+        home = System.getProperty("user.home");
+      }
+      return Path.of(home, ".local", "state", "thaw", name);
     }
     return abs.resolveSibling(abs.getFileName() + STATE_SUFFIX);
   }
