@@ -63,3 +63,14 @@ loop_part1() {
   note "no udev: made $part for the partition the kernel found" >&2
   echo "$part"
 }
+
+# wait_restore_complete MOUNTPOINT SECONDS MESSAGE: waits up to SECONDS for the live restore of
+# the mount's first image to complete, then asserts that it did.
+wait_restore_complete() {
+  local end=$((SECONDS + $2))
+  while [ "$SECONDS" -lt "$end" ]; do
+    [ "$(status_json "$1" 's["images"][0]["restore"]["state"]')" = complete ] && break
+    sleep 0.2
+  done
+  assert_eq complete "$(status_json "$1" 's["images"][0]["restore"]["state"]')" "$3"
+}

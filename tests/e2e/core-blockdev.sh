@@ -81,11 +81,7 @@ os.pwrite(fd, b"\xab" * 4096, (9 << 20) + 512)
 os.fsync(fd)
 os.close(fd)
 PY
-  for _ in $(seq 1 300); do
-    [ "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" = complete ] && break
-    sleep 0.1
-  done
-  assert_eq complete "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" "the live restore onto $ldev completes"
+  wait_restore_complete "$T/mnt" 30 "the live restore onto $ldev completes"
   expect_ok liveu unmount "$T/mnt"
   cp a.img expected.img
   python3 -c "import sys; f = open('expected.img', 'r+b'); f.seek((9 << 20) + 512); f.write(b'\xab' * 4096)"

@@ -106,11 +106,7 @@ pass "$rounds rounds of SIGKILL during writes with fsync ($acks acknowledged wri
 
 # the last run: let the restore finish, then compare
 expect_ok final mount --log "$T/final.log" --store "$URL" --restore-to target "$S" "$T/mnt"
-for _ in $(seq 1 600); do
-  [ "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" = complete ] && break
-  sleep 0.2
-done
-assert_eq complete "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" "the background restore completes"
+wait_restore_complete "$T/mnt" 120 "the background restore completes"
 expect_ok status status "$T/mnt"
 assert_file_contains "$T/status.out" "live-restore: complete, 100.0%" "thaw status shows the restore complete"
 "$THAW" unmount "$T/mnt" >/dev/null 2>&1

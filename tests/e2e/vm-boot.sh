@@ -60,11 +60,7 @@ mount_thaw m "$T/mnt" --store "http://127.0.0.1:$NGINX_PORT/" --restore-to targe
 grep -q "THAW-VM: check ok, marker written" console.log || { tail -n 30 console.log >&2; fail "the VM did not find check.txt or could not write"; }
 pass "the VM booted from the live-restore mount, read check.txt and wrote its marker"
 
-for _ in $(seq 1 600); do
-  [ "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" = complete ] && break
-  sleep 0.2
-done
-assert_eq complete "$(status_json "$T/mnt" 's["images"][0]["restore"]["state"]')" "the background restore completes"
+wait_restore_complete "$T/mnt" 120 "the background restore completes"
 "$THAW" unmount "$T/mnt" >/dev/null 2>&1
 
 # --- the marker is in the restored target; everything else the VM did not touch is intact
