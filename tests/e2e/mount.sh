@@ -158,9 +158,25 @@ second=$(status_json "$W" '[i["chunks_fetched"] for i in s["images"] if i["path"
 [ "$second" -le 2 ] || fail "snapshot 2 fetched $second chunks; only the 2 changed chunks should be new"
 pass "two snapshots listed; chunks common to both fetched once ($fetched fetched, snapshot 2 needed $second)"
 
-# --- --page-cache: the image through the kernel's page cache, mappable with shared mmap ------
+# --- direct I/O by default, the page cache with --page-cache ---------------------------------
+# reads_after_reread MOUNTPOINT: reads thaw served for a second buffered read of the same MiB
+reads_after_reread() {
+  local before
+  dd if="$1/disk.img" of=/dev/null bs=1M skip=20 count=1 status=none
+  before=$(status_json "$1" 's["images"][0]["reads"]')
+  dd if="$1/disk.img" of=/dev/null bs=1M skip=20 count=1 status=none
+  echo $(($(status_json "$1" 's["images"][0]["reads"]') - before))
+}
+DIO=$T/dio
+mount_thaw m5 "$DIO" --store "$DS" "$S1"
+again=$(reads_after_reread "$DIO")
+[ "$again" -gt 0 ] || fail "a re-read did not reach thaw: the image is not read with direct I/O"
+expect_ok u5 unmount "$DIO"
 PC=$T/pc
 mount_thaw m4 "$PC" --store "$DS" --page-cache "$S1"
+again=$(reads_after_reread "$PC")
+assert_eq 0 "$again" "under --page-cache a re-read is served by the kernel's page cache"
+pass "direct I/O by default (a re-read reaches thaw); --page-cache keeps the kernel's pages"
 python3 - "$PC/disk.img" "$T/disk.img" <<'PY' || fail "shared mmap of the image under --page-cache"
 import mmap, sys
 with open(sys.argv[1], 'rb') as f, open(sys.argv[2], 'rb') as src:

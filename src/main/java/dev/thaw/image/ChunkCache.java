@@ -112,7 +112,7 @@ public final class ChunkCache {
    */
   Block copyOf(Chunk chunk) {
     byte[] a = allocate(chunk.length());
-    System.arraycopy(chunk.data(), 0, a, 0, chunk.length());
+    chunk.copyTo(0, a, 0, a.length);
     return new Block(this, chunk.digest(), a);
   }
 
@@ -221,10 +221,4 @@ public final class ChunkCache {
     }
   }
 
-  /** Free arrays kept for reuse now, in bytes (counted apart from the bound). */
-  public long pooledBytes() {
-    synchronized (pool) {
-      return pooledBytes;
-    }
-  }
 }
