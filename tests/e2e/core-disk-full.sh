@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Restore into a filesystem that is too small (a tmpfs and a loop-mounted ext4,
 # both mounted under the test's temp dir): a clear out-of-space error, the state
-# file kept; on the tmpfs, growing it and --resume then completes the restore.
+# file kept; on the tmpfs, growing it and --resume then completes the restore. A guest
+# writing through an overlay mount whose directory fills up gets ENOSPC, not EIO.
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 
 require_root "core-disk-full (mount)"
 
@@ -55,5 +57,20 @@ already=$(summary_field resume 'already done')
 ((already > 0)) || fail "resume after ENOSPC reports 0 chunks already done"
 pass "resume after ENOSPC skipped $already finished chunks"
 [ ! -e "$T/tmpfs/b.img.thaw-state" ] || fail "state file left after completed resume"
+
+echo "== a guest write into a full overlay directory gets ENOSPC"
+if [ -e /dev/fuse ] && command -v fusermount >/dev/null 2>&1; then
+  mount_here "$T/small" -t tmpfs -o size=12m,mode=0700 tmpfs
+  mount_thaw overlay "$T/mnt" --store "$DS" --overlay "$T/small" "$snap"
+  set +e
+  dd if=/dev/urandom of="$T/mnt/a.img" bs=1M count=32 conv=notrunc,fsync status=none 2>dd.err
+  rc=$?
+  set -e
+  [ "$rc" != 0 ] || fail "32 MiB of writes into a 12 MiB overlay directory succeeded"
+  assert_file_contains dd.err "No space left on device" "the writer sees a full disk (ENOSPC)"
+  expect_ok unmount-overlay unmount "$T/mnt"
+else
+  note "no FUSE: overlay case skipped"
+fi
 
 echo "PASS: core-disk-full"

@@ -24,7 +24,27 @@ final class KeyOptions {
 
   /** Whether the key file is passphrase-protected (false without a key file). */
   boolean needsPassphrase() throws IOException {
-    return keyfile != null && KeyFile.parse(Files.readAllBytes(keyfile)).kdf() != dev.thaw.crypto.Kdf.NONE;
+    return keyfile != null && parse().kdf() != dev.thaw.crypto.Kdf.NONE;
+  }
+
+  /** The key file, read and parsed; every failure names the file. */
+  private KeyFile parse() throws IOException {
+    if (Files.isDirectory(keyfile)) {
+      throw new IOException("key file " + keyfile + " is a directory; name the key file itself");
+    }
+    byte[] text;
+    try {
+      text = Files.readAllBytes(keyfile);
+    } catch (NoSuchFileException e) {
+      throw new IOException("key file " + keyfile + " not found");
+    } catch (IOException e) {
+      throw new IOException("key file " + keyfile + ": cannot read it: " + e.getMessage(), e);
+    }
+    try {
+      return KeyFile.parse(text);
+    } catch (IOException e) {
+      throw new IOException("key file " + keyfile + ": " + e.getMessage(), e);
+    }
   }
 
   /** The passphrase, read once from its source and kept for a background process. */
@@ -40,14 +60,9 @@ final class KeyOptions {
     if (keyfile == null) {
       return null;
     }
-    byte[] text;
+    KeyFile file = parse();
     try {
-      text = Files.readAllBytes(keyfile);
-    } catch (NoSuchFileException e) {
-      throw new IOException("key file " + keyfile + " not found");
-    }
-    try {
-      return KeyFile.parse(text).open(this::passphrase);
+      return file.open(this::passphrase);
     } catch (IOException e) {
       throw new IOException("key file " + keyfile + ": " + e.getMessage(), e);
     }

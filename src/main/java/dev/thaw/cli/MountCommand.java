@@ -6,13 +6,10 @@ import dev.thaw.fuse.Mounter;
 import dev.thaw.restore.LiveRestore;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
-import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.lang.management.ManagementFactory;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -89,11 +86,12 @@ final class MountCommand implements Callable<Integer> {
   boolean allowOther;
 
   @Option(names = "--log", paramLabel = "FILE",
-      description = "Log of the background process (default: /tmp/thaw-mount-<mountpoint>.log).")
+      description = {"Log of the background process (default: $XDG_STATE_HOME/thaw, else",
+          "~/.local/state/thaw, mount-<mountpoint>.log)."})
   Path logFile;
 
-  @Option(names = "--passphrase-from-stdin", hidden = true)
-  boolean passphraseFromStdin;
+  @Option(names = "--secrets-from-stdin", hidden = true)
+  boolean secretsFromStdin;
 
   @Parameters(arity = "1..2", paramLabel = "[SNAPSHOT] MOUNTPOINT",
       description = "Snapshot (TYPE/ID/TIME) to show, and the directory to mount on.")
@@ -120,10 +118,11 @@ final class MountCommand implements Callable<Integer> {
     if (Mounter.isMounted(mountpoint)) {
       throw new IllegalArgumentException(mountpoint + " is a thaw mount already; 'thaw unmount " + mountpoint + "' first");
     }
-    if (passphraseFromStdin) {
-      byte[] pass = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))
-          .readLine().getBytes(StandardCharsets.UTF_8);
-      key.passphrase = pass;
+    if (secretsFromStdin) {
+      // the detached process: its secrets come on stdin, never from its environment
+      java.util.Map<String, byte[]> secrets = Secrets.receive(System.in);
+      key.passphrase = secrets.get(Secrets.PASSPHRASE);
+      storeOptions.env = Secrets.overlay(System.getenv(), secrets);
     }
     writable(snapshot); // check the live-restore options in the user's terminal
     CryptConfig k = key.load(); // fail here, in the user's terminal, on a wrong passphrase
@@ -188,8 +187,8 @@ final class MountCommand implements Callable<Integer> {
 
   /** Starts the file system in a detached process and waits until it answers. */
   private int spawn(Path mountpoint, long cacheBytes) throws IOException, InterruptedException {
-    Path log = logFile != null ? logFile : Path.of(System.getProperty("java.io.tmpdir"),
-        "thaw-mount" + mountpoint.toString().replace('/', '-') + ".log");
+    Path log = logFile != null ? logFile.toAbsolutePath() : MountLog.defaultFor(mountpoint);
+    MountLog.create(log);
     List<String> cmd = new ArrayList<>();
     if (new File("/usr/bin/setsid").canExecute()) {
       cmd.add("/usr/bin/setsid"); // its own session: a Ctrl-C or a closed terminal does not end it
@@ -222,30 +221,28 @@ final class MountCommand implements Callable<Integer> {
     cmd.add(Main.class.getName());
     cmd.add("mount");
     cmd.add("--foreground");
-    boolean sendPassphrase = key.needsPassphrase();
-    if (sendPassphrase) {
-      cmd.add("--passphrase-from-stdin");
-    }
+    cmd.add("--secrets-from-stdin");
     cmd.addAll(daemonArgs());
     ProcessBuilder pb = new ProcessBuilder(cmd)
         .redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.to(log.toFile()));
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+    // secrets reach the mount process once, on its stdin, and never sit in its environment
+    Secrets.removeFrom(pb.environment());
     Process p = pb.start();
     try (OutputStream in = p.getOutputStream()) {
-      if (sendPassphrase) {
-        in.write(key.passphrase());
-        in.write('\n');
-      }
+      Secrets.send(in, storeOptions.env, key.needsPassphrase() ? key.passphrase() : null);
     }
     long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
     while (System.nanoTime() < deadline) {
       if (Mounter.isMounted(mountpoint)) {
+        // what the mount process said while it started (warnings: an archive it could not show)
+        MountLog.echoWarnings(log, System.err);
         System.err.println("thaw: mounted at " + mountpoint + " (pid " + p.pid() + ", log " + log + ")");
         System.err.println("thaw: end it with: thaw unmount " + mountpoint);
         return 0;
       }
       if (!p.isAlive()) {
-        String out = Files.exists(log) ? Files.readString(log).strip() : "";
+        String out = MountLog.read(log).strip();
         throw new IOException("the mount process ended (exit " + p.exitValue() + ")"
             + (out.isEmpty() ? "" : ": " + out.replace("\n", "\n  ")));
       }

@@ -65,9 +65,20 @@ final class RestoreCommand implements Callable<Integer> {
           : Snapshot.open(store, SnapshotPath.parse(args.get(0)), key.load()).openImage(args.get(1), pipeline);
       Restorer restorer = new Restorer(image, target, new Restorer.Options(resume, targetIsZero,
           storeOptions.window(), IndexOptions.WINDOW_BYTES, stateFile));
+      ProgressPrinter progressPrinter = new ProgressPrinter(mode, "restore " + image.name(), () -> {
+        Restorer.Progress pr = restorer.progress();
+        return new ProgressPrinter.Sample(pr.totalBytes(), pr.doneBytes(), pr.zeroBytes(), pr.elapsedNanos());
+      }, System.err);
       CountDownLatch finished = new CountDownLatch(1);
       Thread hook = new Thread(() -> {
-        restorer.cancel(); // SIGINT/SIGTERM: stop cleanly and keep the state for --resume
+        if (finished.getCount() == 0) {
+          return; // the restore ended already (it failed, and the JVM exits)
+        }
+        // SIGINT/SIGTERM: stop at once (chunks on their way are not awaited), keep the state
+        progressPrinter.close();
+        System.err.println("thaw: stopping; progress is kept for --resume");
+        System.err.flush();
+        restorer.cancel();
         try {
           finished.await(30, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
@@ -75,21 +86,17 @@ final class RestoreCommand implements Callable<Integer> {
         }
       });
       Runtime.getRuntime().addShutdownHook(hook);
-      ProgressPrinter progressPrinter = new ProgressPrinter(mode, "restore " + image.name(), () -> {
-        Restorer.Progress pr = restorer.progress();
-        return new ProgressPrinter.Sample(pr.totalBytes(), pr.doneBytes(), pr.zeroBytes(), pr.elapsedNanos());
-      }, System.err);
       Restorer.Result r;
       try {
         r = restorer.run();
       } finally {
         progressPrinter.close();
         finished.countDown();
-      }
-      try {
-        Runtime.getRuntime().removeShutdownHook(hook);
-      } catch (IllegalStateException e) {
-        // shutting down already
+        try {
+          Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+          // shutting down already
+        }
       }
       PipelineStats st = pipeline.stats();
       System.err.printf("restored %s to %s: %s in %s (%s); chunks: %d fetched, %d zero, %d already done;"

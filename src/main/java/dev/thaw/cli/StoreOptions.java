@@ -56,6 +56,12 @@ final class StoreOptions {
       converter = DurationConverter.class)
   Duration retryFor;
 
+  /**
+   * Where credentials are read from: the process's environment, or (in a detached mount) that
+   * environment with the secrets handed over on stdin ({@link Secrets}).
+   */
+  java.util.Map<String, String> env = System.getenv();
+
   ChunkStore open() throws IOException {
     return open(ChunkLayout.DATASTORE);
   }
@@ -79,7 +85,7 @@ final class StoreOptions {
       throw new IllegalArgumentException("--rate-limit must be at least 4K bytes/s, not " + rateLimit);
     }
     return Stores.Options.defaults(parallel).withTls(caFile, authorization()).withS3(s3.toOptions())
-        .withRateLimit(rate);
+        .withRateLimit(rate).withEnv(env);
   }
 
   /** These options as arguments for a child process (paths made absolute). */
@@ -121,13 +127,13 @@ final class StoreOptions {
       throw new IllegalArgumentException("--auth-file " + authFile
           + ": the first line must be 'bearer TOKEN' or 'basic USER:PASSWORD'");
     }
-    String token = System.getenv("THAW_STORE_TOKEN");
+    String token = env.get("THAW_STORE_TOKEN");
     if (token != null && !token.isBlank()) {
       return "Bearer " + token.strip();
     }
-    String user = System.getenv("THAW_STORE_USER");
+    String user = env.get("THAW_STORE_USER");
     if (user != null && !user.isBlank()) {
-      String pw = System.getenv("THAW_STORE_PASSWORD");
+      String pw = env.get("THAW_STORE_PASSWORD");
       return Credentials.basic(user, pw == null ? "" : pw, StandardCharsets.UTF_8);
     }
     return null;

@@ -62,9 +62,15 @@ public final class KeyFile {
     } else if (k.has("PBKDF2")) {
       kdf = Kdf.PBKDF2;
     } else {
-      throw new IOException("key file has an unknown kdf: " + k);
+      throw new IOException("the \"kdf\" field must be null or an object {\"Scrypt\": {...}} or"
+          + " {\"PBKDF2\": {...}}, as Proxmox writes it; this file has " + abbreviate(k.toString())
+          + " (damaged or hand-edited?)");
     }
     return new KeyFile(obj, kdf);
+  }
+
+  private static String abbreviate(String s) {
+    return s.length() > 60 ? s.substring(0, 60) + "..." : s;
   }
 
   /** How the key is protected. */

@@ -146,30 +146,41 @@ public final class FetchPipeline implements AutoCloseable {
       } catch (InterruptedException e) {
         return;
       }
-      r.started = true;
-      inFlight.incrementAndGet();
-      byte[] blob;
       try {
-        blob = fetchWithRetries(r);
-      } catch (ChunkFetchException e) {
-        inFlight.decrementAndGet();
-        fail(r, e);
-        continue;
+        fetchOne(r);
       } catch (InterruptedException e) {
-        inFlight.decrementAndGet();
         fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest), "interrupted", false, e));
         return;
+      } catch (Throwable t) {
+        // whatever a store throws (an Error included), the fetch ends as a named failure and
+        // this thread goes on serving: a future left incomplete would hang its readers for ever
+        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
+            "reading it failed: " + t, false, t));
       }
+    }
+  }
+
+  /** Fetches one request's blob and hands it to a decoder. */
+  private void fetchOne(Request r) throws InterruptedException {
+    r.started = true;
+    inFlight.incrementAndGet();
+    byte[] blob;
+    try {
+      blob = fetchWithRetries(r);
+    } catch (ChunkFetchException e) {
+      fail(r, e);
+      return;
+    } finally {
       inFlight.decrementAndGet();
-      // a demand chunk has slots of its own: it must not wait for background blobs to drain
-      Semaphore slots = r.priority == Priority.DEMAND ? demandSlots : decodeSlots;
-      try {
-        slots.acquire();
-      } catch (InterruptedException e) {
-        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest), "interrupted", false, e));
-        return;
-      }
+    }
+    // a demand chunk has slots of its own: it must not wait for background blobs to drain
+    Semaphore slots = r.priority == Priority.DEMAND ? demandSlots : decodeSlots;
+    slots.acquire();
+    try {
       cpu.execute(new Decode(r, blob, slots));
+    } catch (RuntimeException e) {
+      slots.release();
+      throw e;
     }
   }
 
@@ -185,7 +196,8 @@ public final class FetchPipeline implements AutoCloseable {
         long t0 = System.nanoTime();
         try {
           // a refetch after a body failed verification: from another copy where the store has one
-          byte[] blob = r.refetched ? store.readChunkAgain(d) : store.readChunk(d);
+          int max = r.key.codec.maxStoredLength(r.length);
+          byte[] blob = r.refetched ? store.readChunkAgain(d, max) : store.readChunk(d, max);
           latency.record(System.nanoTime() - t0);
           bytesFetched.add(blob.length);
           return blob;
@@ -240,9 +252,10 @@ public final class FetchPipeline implements AutoCloseable {
         fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
             e.getMessage(), false, e));
       }
-    } catch (RuntimeException e) {
+    } catch (Throwable t) {
+      // a decoder's bug or an Error: the fetch still ends, named, and the thread lives on
       fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
-          "decoding failed: " + e, false, e));
+          "decoding failed: " + t, false, t));
     } finally {
       slots.release();
     }

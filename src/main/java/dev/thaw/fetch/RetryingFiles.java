@@ -32,13 +32,13 @@ final class RetryingFiles implements ChunkStore {
   }
 
   @Override
-  public byte[] readChunk(Digest digest) throws IOException {
-    return store.readChunk(digest);
+  public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
+    return store.readChunk(digest, maxBytes);
   }
 
   @Override
-  public byte[] readChunkAgain(Digest digest) throws IOException {
-    return store.readChunkAgain(digest);
+  public byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
+    return store.readChunkAgain(digest, maxBytes);
   }
 
   @Override

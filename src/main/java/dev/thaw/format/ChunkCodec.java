@@ -24,4 +24,14 @@ public interface ChunkCodec {
    * fetched and verified like any other).
    */
   boolean isZero(Digest digest, int length);
+
+  /**
+   * The most bytes a stored chunk of {@code length} plain bytes can take: its header, and
+   * compression's worst-case growth (zstd, xz and gzip grow incompressible data by well under
+   * 1/16). A store reads no more than this, so that a damaged or hostile chunk file (a gigabyte,
+   * a link to {@code /dev/zero}) is refused instead of filling memory.
+   */
+  default int maxStoredLength(int length) {
+    return (int) Math.min(Integer.MAX_VALUE - 16, length + (long) length / 16 + 4096);
+  }
 }

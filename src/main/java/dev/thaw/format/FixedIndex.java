@@ -60,8 +60,12 @@ public final class FixedIndex implements ChunkIndex {
     if (size < 0) {
       throw new FormatException(name + ": bad image size " + size);
     }
-    long count = (size + chunkSize - 1) / chunkSize;
-    if (count > Integer.MAX_VALUE / Digest.LENGTH || data.length != HEADER + Digest.LENGTH * count) {
+    long count = size / chunkSize + (size % chunkSize == 0 ? 0 : 1); // no overflow near 2^63
+    if (count > (Integer.MAX_VALUE - HEADER) / Digest.LENGTH) {
+      throw new FormatException(name + ": image size " + size + " needs " + count + " chunks of "
+          + chunkSize + " bytes, more than an index can hold; damaged");
+    }
+    if (data.length != HEADER + Digest.LENGTH * count) {
       throw new FormatException(name + ": index length " + data.length + " does not match image size "
           + size + " (" + count + " chunks of " + chunkSize + " need " + (HEADER + Digest.LENGTH * count)
           + " bytes); truncated or damaged");

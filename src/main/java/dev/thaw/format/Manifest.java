@@ -8,9 +8,13 @@ import dev.thaw.crypto.CryptConfig;
 import java.io.IOException;
 import java.security.MessageDigest;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A snapshot manifest ({@code index.json.blob}'s JSON): backup type, id and time, and the files
@@ -20,6 +24,13 @@ import java.util.Optional;
 public final class Manifest {
   /** The manifest's file name in a snapshot directory. */
   public static final String FILE_NAME = "index.json.blob";
+  /**
+   * The most files a manifest may list (Proxmox writes a handful per snapshot): more is refused,
+   * so that a hostile manifest cannot make listing or mounting a snapshot crawl.
+   */
+  public static final int MAX_FILES = 10_000;
+  /** The most bytes of manifest JSON read. */
+  public static final int MAX_JSON_BYTES = 8 << 20;
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -63,15 +74,28 @@ public final class Manifest {
   private final String backupId;
   private final long backupTime;
   private final List<FileInfo> files;
+  private final Map<String, FileInfo> byName;
   private final String keyFingerprint;
+  private final List<String> warnings;
 
   public Manifest(String backupType, String backupId, long backupTime, List<FileInfo> files,
       String keyFingerprint) {
+    this(backupType, backupId, backupTime, files, keyFingerprint, List.of());
+  }
+
+  private Manifest(String backupType, String backupId, long backupTime, List<FileInfo> files,
+      String keyFingerprint, List<String> warnings) {
     this.backupType = backupType;
     this.backupId = backupId;
     this.backupTime = backupTime;
     this.files = List.copyOf(files);
     this.keyFingerprint = keyFingerprint;
+    this.warnings = List.copyOf(warnings);
+    Map<String, FileInfo> m = new HashMap<>();
+    for (FileInfo f : this.files) {
+      m.putIfAbsent(f.filename(), f);
+    }
+    this.byName = m;
   }
 
   /**
@@ -107,7 +131,14 @@ public final class Manifest {
       }
     }
     List<FileInfo> files = new ArrayList<>();
-    for (JsonNode f : obj.path("files")) {
+    List<String> warnings = new ArrayList<>();
+    Set<String> names = new HashSet<>();
+    JsonNode list = obj.path("files");
+    if (list.size() > MAX_FILES) {
+      throw new FormatException("manifest lists " + list.size() + " files, more than the " + MAX_FILES
+          + " a snapshot may have; damaged or not a backup manifest");
+    }
+    for (JsonNode f : list) {
       String name = f.path("filename").asText(null);
       String csum = f.path("csum").asText("");
       if (name == null || csum.length() != 64 || !f.path("size").canConvertToLong()) {
@@ -120,7 +151,18 @@ public final class Manifest {
         throw new FormatException("manifest has a malformed csum for " + name);
       }
       CryptMode mode = f.has("crypt-mode") ? CryptMode.parse(f.get("crypt-mode").asText()) : CryptMode.NONE;
-      files.add(new FileInfo(name, mode, f.get("size").asLong(), c));
+      long size = f.get("size").asLong();
+      // an entry that is no plain file name, or a second one of a name, is left out (with a
+      // warning) so that the snapshot's other files stay reachable and no path can escape
+      String bad = !isPlainName(name) ? "is not a plain file name"
+          : size < 0 ? "has a negative size (" + size + ")"
+          : !names.add(name) ? "is listed twice (the first entry is used)"
+          : null;
+      if (bad != null) {
+        warnings.add("manifest entry '" + printable(name) + "' " + bad + "; left out");
+        continue;
+      }
+      files.add(new FileInfo(name, mode, size, c));
     }
     JsonNode type = obj.get("backup-type");
     JsonNode id = obj.get("backup-id");
@@ -128,7 +170,31 @@ public final class Manifest {
     if (type == null || id == null || time == null || !time.canConvertToLong()) {
       throw new FormatException("manifest lacks backup-type, backup-id or backup-time");
     }
-    return new Manifest(type.asText(), id.asText(), time.asLong(), files, fp);
+    return new Manifest(type.asText(), id.asText(), time.asLong(), files, fp, warnings);
+  }
+
+  /** A name a snapshot directory can hold: no path, no dot file, no control characters. */
+  private static boolean isPlainName(String name) {
+    if (name.isEmpty() || name.length() > 255 || name.startsWith(".")) {
+      return false;
+    }
+    for (int i = 0; i < name.length(); i++) {
+      char ch = name.charAt(i);
+      if (ch == '/' || ch == '\\' || ch < 0x20 || ch == 0x7f) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** A name as a message may show it: control characters escaped, long ones cut. */
+  private static String printable(String name) {
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < name.length() && sb.length() < 80; i++) {
+      char ch = name.charAt(i);
+      sb.append(ch < 0x20 || ch == 0x7f ? String.format("\\x%02x", (int) ch) : String.valueOf(ch));
+    }
+    return name.length() > 80 ? sb + "..." : sb.toString();
   }
 
   private static boolean sameFingerprint(String fp, CryptConfig crypt) {
@@ -199,6 +265,11 @@ public final class Manifest {
 
   /** The entry for {@code filename}, if the snapshot has it. */
   public Optional<FileInfo> file(String filename) {
-    return files.stream().filter(f -> f.filename().equals(filename)).findFirst();
+    return Optional.ofNullable(byName.get(filename));
+  }
+
+  /** What parsing left out and why (entries that are no plain file name, duplicates). */
+  public List<String> warnings() {
+    return warnings;
   }
 }

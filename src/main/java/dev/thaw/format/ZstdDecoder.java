@@ -43,6 +43,10 @@ final class ZstdDecoder {
       }
       return decompressStreaming(src, off, len, maxLength);
     } catch (ZstdException e) {
+      if (expectedLength >= 0 && e.getErrorCode() == Zstd.errDstSizeTooSmall()) {
+        throw new FormatException("zstd data decodes to more than the chunk's " + expectedLength
+            + " bytes (the index's length)");
+      }
       throw new FormatException("zstd data is damaged: " + e.getMessage());
     }
   }

@@ -14,6 +14,7 @@ import dev.thaw.image.Snapshot;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -60,7 +61,8 @@ final class MountTree {
   private final Map<String, Image> images;
   private final Mounter.Options options;
   private final long mountTime = System.currentTimeMillis() / 1000;
-  private final Map<SnapshotPath, Manifest> manifests = new ConcurrentHashMap<>();
+  private final PrintStream log;
+  private final Map<SnapshotPath, Shown> shown = new ConcurrentHashMap<>();
   private final Map<String, ImageReader> readers = new ConcurrentHashMap<>();
   private final Map<String, LiveRestore> lives = new ConcurrentHashMap<>();
   private volatile List<SnapshotPath> snapshots;
@@ -68,17 +70,18 @@ final class MountTree {
 
   /** The snapshots of a store, or one snapshot ({@code fixed} not null). */
   MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
-      SnapshotPath fixed, Mounter.Options options) {
-    this(store, pipeline, cache, key, fixed, null, options);
+      SnapshotPath fixed, Mounter.Options options, PrintStream log) {
+    this(store, pipeline, cache, key, fixed, null, options, log);
   }
 
   /** Images opened beforehand, at the root by name. */
-  MountTree(List<Image> images, FetchPipeline pipeline, ChunkCache cache, Mounter.Options options) {
-    this(pipeline.store(), pipeline, cache, null, null, byName(images), options);
+  MountTree(List<Image> images, FetchPipeline pipeline, ChunkCache cache, Mounter.Options options,
+      PrintStream log) {
+    this(pipeline.store(), pipeline, cache, null, null, byName(images), options, log);
   }
 
   private MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
-      SnapshotPath fixed, Map<String, Image> images, Mounter.Options options) {
+      SnapshotPath fixed, Map<String, Image> images, Mounter.Options options, PrintStream log) {
     this.store = store;
     this.pipeline = pipeline;
     this.cache = cache;
@@ -86,7 +89,15 @@ final class MountTree {
     this.fixed = fixed;
     this.images = images;
     this.options = options;
+    this.log = log;
   }
+
+  /**
+   * What a snapshot's directory shows: its manifest, and the images whose indexes were read and
+   * checked (in manifest order), or none of them opened yet when the snapshot needs a key the
+   * mount was not given (they are listed from the manifest, and opening one says why it fails).
+   */
+  private record Shown(Manifest manifest, Map<String, ImageReader> opened) {}
 
   private static Map<String, Image> byName(List<Image> images) {
     Map<String, Image> m = new LinkedHashMap<>();
@@ -98,10 +109,18 @@ final class MountTree {
     return m;
   }
 
-  /** Reads what must be there before the mount is ready (the fixed snapshot's manifest). */
+  /**
+   * Reads what must be there before the mount is ready: the fixed snapshot's manifest and every
+   * image's index (a broken one is left out with a warning, so that it is named at once rather
+   * than when it is first opened).
+   */
   void preload() throws IOException {
     if (fixed != null) {
-      manifest(fixed);
+      Shown sh = shown(fixed);
+      if (sh.opened() != null && sh.opened().isEmpty()) {
+        throw new IOException("snapshot " + fixed + " has no image that can be opened"
+            + (sh.manifest().files().isEmpty() ? "" : " (see the warnings above)"));
+      }
       if (options.writable() != null) {
         openTargets();
       }
@@ -175,13 +194,17 @@ final class MountTree {
   }
 
   private Optional<Node> resolveInSnapshot(SnapshotPath s, List<String> parts, boolean root) throws IOException {
-    Manifest m = manifest(s);
-    long mtime = m.backupTime();
+    Shown sh = shown(s);
+    long mtime = sh.manifest().backupTime();
     if (parts.isEmpty()) {
       List<String> entries = new ArrayList<>();
-      for (Manifest.FileInfo f : m.files()) {
-        if (f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)) {
-          entries.add(archiveName(f));
+      if (sh.opened() != null) {
+        entries.addAll(sh.opened().keySet());
+      } else {
+        for (Manifest.FileInfo f : sh.manifest().files()) {
+          if (f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)) {
+            entries.add(archiveName(f));
+          }
         }
       }
       if (root) {
@@ -192,7 +215,11 @@ final class MountTree {
     if (parts.size() != 1) {
       return Optional.empty();
     }
-    return m.file(parts.get(0) + Snapshot.FIXED_INDEX_SUFFIX)
+    if (sh.opened() != null) {
+      ImageReader r = sh.opened().get(parts.get(0));
+      return r == null ? Optional.empty() : Optional.of(new ImageFile(s, parts.get(0), r.image().size(), mtime));
+    }
+    return sh.manifest().file(parts.get(0) + Snapshot.FIXED_INDEX_SUFFIX)
         .map(f -> new ImageFile(s, parts.get(0), f.size(), mtime));
   }
 
@@ -210,13 +237,57 @@ final class MountTree {
     return f.filename().substring(0, f.filename().length() - Snapshot.FIXED_INDEX_SUFFIX.length());
   }
 
-  private Manifest manifest(SnapshotPath s) throws IOException {
-    Manifest m = manifests.get(s);
-    if (m == null) {
-      m = Snapshot.readManifest(store, s, key);
-      manifests.putIfAbsent(s, m);
+  /**
+   * A snapshot's directory, read once: the manifest (its warnings logged), then every image's
+   * index, so that a damaged index is named now and its image left out.
+   */
+  private Shown shown(SnapshotPath s) throws IOException {
+    Shown sh = shown.get(s);
+    if (sh != null) {
+      return sh;
     }
-    return m;
+    Snapshot snap;
+    try {
+      snap = Snapshot.open(store, s, key);
+    } catch (dev.thaw.format.FormatException e) {
+      if (key != null || fixed != null) {
+        throw e;
+      }
+      // an encrypted snapshot in a datastore mounted without its key: listed, not opened
+      sh = new Shown(Snapshot.readManifest(store, s, null), null);
+      Shown prev = shown.putIfAbsent(s, sh);
+      return prev != null ? prev : sh;
+    }
+    synchronized (this) {
+      sh = shown.get(s);
+      if (sh != null) {
+        return sh;
+      }
+      for (String w : snap.manifest().warnings()) {
+        warn("snapshot " + s + ": " + w);
+      }
+      Map<String, ImageReader> opened = new LinkedHashMap<>();
+      for (String archive : snap.images()) {
+        try {
+          Image img = snap.openImage(archive, pipeline);
+          ImageReader r = new ImageReader(img, cache, options.readAhead(), options.readAheadBytes(),
+              options.readTimeout());
+          opened.put(archive, r);
+          readers.put(s + "/" + archive, r);
+        } catch (IOException e) {
+          warn(archive + " of " + s + " is left out: " + e.getMessage());
+        }
+      }
+      sh = new Shown(snap.manifest(), opened);
+      shown.put(s, sh);
+      return sh;
+    }
+  }
+
+  /** A warning, in the mount log; those written before the mount is ready reach the user. */
+  private void warn(String message) {
+    log.println("thaw: warning: " + message);
+    log.flush();
   }
 
   private List<SnapshotPath> snapshots() throws IOException {
@@ -235,7 +306,7 @@ final class MountTree {
    */
   private void openTargets() throws IOException {
     int n = 0;
-    for (String archive : ((Dir) resolveInSnapshot(fixed, List.of(), false).orElseThrow()).entries()) {
+    for (String archive : shown(fixed).opened().keySet()) {
       Path target = options.writable().targetFor(archive);
       if (target == null) {
         continue;
@@ -280,18 +351,19 @@ final class MountTree {
     }
   }
 
-  /** The reader of an image, opened (index read and checked) on first use. */
+  /** The reader of an image (its index read and checked when its snapshot was first shown). */
   ImageReader reader(ImageFile f) throws IOException {
-    String k = f.snapshot() == null ? f.archive() : f.snapshot() + "/" + f.archive();
-    ImageReader r = readers.get(k);
+    if (f.snapshot() == null) {
+      return readers.computeIfAbsent(f.archive(), a -> new ImageReader(images.get(a), cache,
+          options.readAhead(), options.readAheadBytes(), options.readTimeout()));
+    }
+    Shown sh = shown(f.snapshot());
+    if (sh.opened() == null) {
+      Snapshot.open(store, f.snapshot(), key); // throws: says which key it needs
+    }
+    ImageReader r = sh.opened().get(f.archive());
     if (r == null) {
-      Image img = f.snapshot() == null ? images.get(f.archive())
-          : Snapshot.open(store, f.snapshot(), key).openImage(f.archive(), pipeline);
-      r = new ImageReader(img, cache, options.readAhead(), options.readAheadBytes(), options.readTimeout());
-      ImageReader prev = readers.putIfAbsent(k, r);
-      if (prev != null) {
-        r = prev;
-      }
+      throw new IOException(f.archive() + " of " + f.snapshot() + " cannot be opened (see the mount log)");
     }
     return r;
   }

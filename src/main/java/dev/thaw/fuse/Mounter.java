@@ -99,7 +99,7 @@ public final class Mounter {
     if (options.writable() != null && snapshot == null) {
       throw new IOException("a writable mount (live restore or overlay) needs a SNAPSHOT");
     }
-    MountTree tree = new MountTree(store, pipeline, cache(options, pipeline), key, snapshot, options);
+    MountTree tree = new MountTree(store, pipeline, cache(options, pipeline), key, snapshot, options, log);
     try {
       tree.preload(); // fail before mounting if the store, snapshot or a target is unusable
     } catch (IOException | RuntimeException e) {
@@ -116,7 +116,7 @@ public final class Mounter {
   public static void run(List<Image> images, FetchPipeline pipeline, Path mountpoint, Options options,
       PrintStream log, Runnable onReady) throws IOException {
     checkMountpoint(mountpoint);
-    serve(new MountTree(images, pipeline, cache(options, pipeline), options), mountpoint, options, log, onReady);
+    serve(new MountTree(images, pipeline, cache(options, pipeline), options, log), mountpoint, options, log, onReady);
   }
 
   private static ChunkCache cache(Options options, FetchPipeline pipeline) {

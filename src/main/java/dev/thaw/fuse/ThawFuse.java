@@ -251,11 +251,28 @@ final class ThawFuse extends FuseStubFS {
       return n;
     } catch (IOException e) {
       warn("write " + path + " at " + offset + "+" + size + " failed: " + e.getMessage());
-      return -ErrorCodes.EIO();
+      return -errno(e);
     } catch (Throwable t) {
       warn("write " + path + " at " + offset + ": " + t);
       return -ErrorCodes.EIO();
     }
+  }
+
+  /**
+   * The errno of a failed write or sync: a full or over-quota target is ENOSPC or EDQUOT (so
+   * that a guest sees a full disk, not a broken one), anything else EIO.
+   */
+  static int errno(IOException e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      String m = String.valueOf(t.getMessage());
+      if (m.contains("No space left on device")) {
+        return ErrorCodes.ENOSPC();
+      }
+      if (m.contains("Disk quota exceeded")) {
+        return ErrorCodes.EDQUOT();
+      }
+    }
+    return ErrorCodes.EIO();
   }
 
   @Override
@@ -278,7 +295,7 @@ final class ThawFuse extends FuseStubFS {
       return 0;
     } catch (IOException e) {
       warn("fsync " + path + " failed: " + e.getMessage());
-      return -ErrorCodes.EIO();
+      return -errno(e);
     } catch (Throwable t) {
       warn("fsync " + path + ": " + t);
       return -ErrorCodes.EIO();

@@ -62,6 +62,17 @@ public final class ImageReader {
   private final LatencyHistogram readLatency = new LatencyHistogram();
   private final java.util.concurrent.ConcurrentHashMap<Integer, CompletableFuture<Chunk>> inFlight =
       new java.util.concurrent.ConcurrentHashMap<>();
+  /**
+   * The fetch of a chunk a read last gave up waiting for, and when. A read of the same fetch
+   * within {@link #RETRY_GRACE_NANOS} after fails at once: the kernel retries a failed read
+   * straight away, which would otherwise double the wait a user sees.
+   */
+  private final java.util.concurrent.ConcurrentHashMap<Integer, TimedOut> timedOut =
+      new java.util.concurrent.ConcurrentHashMap<>();
+  private static final long RETRY_GRACE_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+  /** A fetch a read stopped waiting for, and when. */
+  private record TimedOut(CompletableFuture<Chunk> fetch, long at) {}
 
   /**
    * A reader whose read-ahead is counted in chunks only.
@@ -137,6 +148,7 @@ public final class ImageReader {
     if (inFlight.putIfAbsent(i, fetch) == null) { // count each fetch once, however many wait on it
       fetch.whenComplete((chunk, e) -> {
         inFlight.remove(i, fetch);
+        timedOut.computeIfPresent(i, (k, t) -> t.fetch() == fetch ? null : t);
         if (chunk != null) {
           fetched.increment();
           bytesFetched.add(chunk.length());
@@ -339,6 +351,12 @@ public final class ImageReader {
 
     private <T> T await(CompletableFuture<T> f, int i, long deadline) throws IOException {
       try {
+        CompletableFuture<Chunk> current = inFlight.get(i);
+        TimedOut t = timedOut.get(i);
+        if (!f.isDone() && t != null && t.fetch() == current
+            && System.nanoTime() - t.at() < RETRY_GRACE_NANOS) {
+          deadline = 0; // the same stuck fetch a read gave up on a moment ago
+        }
         return f.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
       } catch (ExecutionException | CompletionException e) {
         errors.increment();
@@ -347,9 +365,14 @@ public final class ImageReader {
         throw c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);
       } catch (TimeoutException e) {
         errors.increment();
+        CompletableFuture<Chunk> current = inFlight.get(i);
+        if (current != null) {
+          timedOut.put(i, new TimedOut(current, System.nanoTime()));
+        }
         forget(i);
         throw new IOException("chunk " + image.digest(i).hex() + " (" + image.name() + " chunk " + i
-            + "): no answer from the store within " + readTimeout.toSeconds() + " s");
+            + "): no answer from the store within " + readTimeout.toSeconds() + " s"
+            + " (the fetch goes on; a later read tries again once it ends)");
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new InterruptedIOException("read interrupted");

@@ -67,7 +67,7 @@ public final class Snapshot {
     }
     Manifest m;
     try {
-      byte[] json = new BlobCodec(null).decode(blob, -1, 64 * 1024 * 1024);
+      byte[] json = new BlobCodec(null).decode(blob, -1, Manifest.MAX_JSON_BYTES);
       m = Manifest.parse(json, key);
     } catch (FormatException e) {
       throw new FormatException("snapshot " + path + ": manifest " + where + ": " + e.getMessage(), e);

@@ -116,26 +116,25 @@ public final class LiveRestore implements AutoCloseable {
   public static LiveRestore open(ImageReader reader, Path targetPath, Path stateFile, Options options)
       throws IOException {
     Image image = reader.image();
-    ChunkIndex idx = image.index();
-    RestoreState st = RestoreState.load(stateFile, idx.checksum(), image.size(), idx.chunkCount());
-    boolean exists = java.nio.file.Files.exists(targetPath);
-    if (st == null && exists && java.nio.file.Files.isRegularFile(targetPath)) {
-      throw new IOException("target " + targetPath + " exists but has no state file " + stateFile
-          + "; refusing to treat its contents as restored. Remove it, or name a new target.");
+    boolean regular = java.nio.file.Files.isRegularFile(targetPath);
+    // target and state stay locked for the life of this live restore: a second live restore or
+    // restore into either is refused while this one runs
+    Destination d = Destination.open(targetPath, stateFile, image);
+    try {
+      if (!d.state().resumed() && d.targetExisted() && regular) {
+        throw new IOException("target " + targetPath + " exists but has no state file " + stateFile
+            + "; refusing to treat its contents as restored. Remove it, or name a new target.");
+      }
+      if (d.state().resumed() && !d.targetExisted()) {
+        throw new IOException("state file " + stateFile + " exists but its target " + targetPath
+            + " does not; delete the state file to start over");
+      }
+      d.begin();
+    } catch (IOException | RuntimeException e) {
+      d.abandon();
+      throw e;
     }
-    if (st != null && !exists) {
-      throw new IOException("state file " + stateFile + " exists but its target " + targetPath
-          + " does not; delete the state file to start over");
-    }
-    RestoreTarget t = RestoreTarget.open(targetPath, image.size());
-    if (st == null) {
-      // a device's state file lives under ~/.local/state/thaw, which may not exist yet
-      java.nio.file.Files.createDirectories(stateFile.toAbsolutePath().getParent());
-      st = RestoreState.fresh(stateFile, idx.checksum(), image.size(), idx.chunkCount());
-      st.setHolesAreZero(t.created());
-      st.save();
-    }
-    return new LiveRestore(image, reader, t, st, options);
+    return new LiveRestore(image, reader, d.target(), d.state(), options);
   }
 
   private boolean isPresent(int i) {

@@ -6,7 +6,6 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
@@ -23,7 +22,8 @@ import java.util.zip.CRC32C;
  * overwritten in place, so that saving needs no free space (a restore that fills the disk can
  * still record how far it got). It holds two slots; each save writes the older one with a
  * higher sequence number and a CRC and syncs it, so a crash mid-save leaves the other slot, the
- * previous state, intact. Not thread-safe.
+ * previous state, intact. The file is locked while it is open ({@link ExclusiveUse}), so one
+ * restore at a time uses it. Not thread-safe.
  */
 final class RestoreState implements AutoCloseable {
   private static final byte[] MAGIC = "THAWRST3".getBytes(StandardCharsets.US_ASCII);
@@ -39,6 +39,8 @@ final class RestoreState implements AutoCloseable {
   private final BitSet done;
   private final int bitmapBytes;
   private boolean holesAreZero;
+  private boolean resumed;
+  private boolean initialised;
   private long sequence;
   private FileChannel channel;
 
@@ -52,22 +54,54 @@ final class RestoreState implements AutoCloseable {
     this.sequence = sequence;
   }
 
-  static RestoreState fresh(Path file, byte[] indexChecksum, long size, int chunks) {
-    return new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);
-  }
-
   private long slotOffset(long seq) {
     return HEADER + (seq % 2) * (SLOT_HEADER + (long) bitmapBytes);
   }
 
-  /** Loads a state file, or returns null if there is none. Refuses one for another image. */
-  static RestoreState load(Path file, byte[] indexChecksum, long size, int chunks) throws IOException {
-    byte[] data;
-    try {
-      data = Files.readAllBytes(file);
-    } catch (NoSuchFileException e) {
-      return null;
+  /** Bytes of a complete state file of this image. */
+  private long fileSize() {
+    return slotOffset(1) + SLOT_HEADER + bitmapBytes;
+  }
+
+  /**
+   * Opens the state file of an image, creating it (empty) when there is none, and locks it for
+   * this restore alone: a second restore with the same state file is refused, naming the pid that
+   * holds it. An empty file means no progress yet, so that a crash right after the creation is
+   * harmless. Refuses a state file of another image, or a damaged one.
+   */
+  static RestoreState open(Path file, byte[] indexChecksum, long size, int chunks) throws IOException {
+    Path dir = file.toAbsolutePath().getParent();
+    if (dir != null) {
+      Files.createDirectories(dir); // a device's state lives under ~/.local/state/thaw
     }
+    FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
+        StandardOpenOption.WRITE);
+    try {
+      ExclusiveUse.lock(ch, file, "restore state");
+      RestoreState st = new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);
+      long length = ch.size();
+      if (length > 0) {
+        if (length > st.fileSize() + 4096) {
+          throw new IOException("restore state " + file + " is damaged or not a thaw state file"
+              + " (" + length + " bytes); delete it to start over");
+        }
+        ByteBuffer b = ByteBuffer.allocate((int) length);
+        while (b.hasRemaining() && ch.read(b, b.position()) >= 0) {
+          // read it whole
+        }
+        st.parse(b.array());
+        st.resumed = true;
+      }
+      st.channel = ch;
+      return st;
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      throw e;
+    }
+  }
+
+  /** Reads a saved state: the header must name this image, one slot must be intact. */
+  private void parse(byte[] data) throws IOException {
     if (data.length < HEADER || !Arrays.equals(MAGIC, 0, 8, data, 0, 8)) {
       throw new IOException("restore state " + file + " is damaged or not a thaw state file; delete it to start over");
     }
@@ -80,30 +114,33 @@ final class RestoreState implements AutoCloseable {
       throw new IOException("restore state " + file + " belongs to a different image (size " + s
           + ", " + n + " chunks); refusing to resume. Delete it to start over.");
     }
-    RestoreState st = new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);
     long bestSeq = -1;
     BitSet best = null;
     for (int slot = 0; slot < 2; slot++) {
-      int off = (int) st.slotOffset(slot);
-      if (data.length < off + SLOT_HEADER + st.bitmapBytes) {
+      int off = (int) slotOffset(slot);
+      if (data.length < off + SLOT_HEADER + bitmapBytes) {
         continue;
       }
       long seq = b.getLong(off);
       int crc = b.getInt(off + 8);
       CRC32C c = new CRC32C();
-      c.update(data, off + SLOT_HEADER, st.bitmapBytes);
+      c.update(data, off + SLOT_HEADER, bitmapBytes);
       if ((int) c.getValue() == crc && seq > bestSeq && seq % 2 == slot) {
         bestSeq = seq;
-        best = BitSet.valueOf(Arrays.copyOfRange(data, off + SLOT_HEADER, off + SLOT_HEADER + st.bitmapBytes));
+        best = BitSet.valueOf(Arrays.copyOfRange(data, off + SLOT_HEADER, off + SLOT_HEADER + bitmapBytes));
       }
     }
     if (best == null) {
       throw new IOException("restore state " + file + " is damaged (no valid record); delete it to start over");
     }
-    st.done.or(best);
-    st.sequence = bestSeq;
-    st.holesAreZero = (flags & FLAG_HOLES_ARE_ZERO) != 0;
-    return st;
+    done.or(best);
+    sequence = bestSeq;
+    holesAreZero = (flags & FLAG_HOLES_ARE_ZERO) != 0;
+  }
+
+  /** Whether the file recorded an earlier restore of this image when it was opened. */
+  boolean resumed() {
+    return resumed;
   }
 
   /**
@@ -130,23 +167,23 @@ final class RestoreState implements AutoCloseable {
     return file;
   }
 
-  /** Creates the file at full size (or opens the existing one) so that saves need no space. */
+  /** Gives the (locked) file its full size and header once, so that saves need no space. */
   private FileChannel channel() throws IOException {
     if (channel == null) {
-      boolean exists = Files.exists(file);
-      channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
-      if (!exists || channel.size() < slotOffset(1) + SLOT_HEADER + bitmapBytes) {
-        ByteBuffer h = ByteBuffer.allocate((int) (slotOffset(1) + SLOT_HEADER + bitmapBytes)).order(ByteOrder.LITTLE_ENDIAN);
-        h.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks).putInt(holesAreZero ? FLAG_HOLES_ARE_ZERO : 0);
-        // slot 0 holds sequence 0 with an empty bitmap: nothing done yet
-        CRC32C empty = new CRC32C();
-        empty.update(new byte[bitmapBytes]);
-        h.putLong((int) slotOffset(0), 0).putInt((int) slotOffset(0) + 8, (int) empty.getValue());
-        h.rewind();
-        writeFully(h, 0);
-        channel.force(true);
-      }
+      throw new IOException("restore state " + file + " is closed");
     }
+    if (!initialised && channel.size() < fileSize()) {
+      ByteBuffer h = ByteBuffer.allocate((int) fileSize()).order(ByteOrder.LITTLE_ENDIAN);
+      h.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks).putInt(holesAreZero ? FLAG_HOLES_ARE_ZERO : 0);
+      // slot 0 holds sequence 0 with an empty bitmap: nothing done yet
+      CRC32C empty = new CRC32C();
+      empty.update(new byte[bitmapBytes]);
+      h.putLong((int) slotOffset(0), 0).putInt((int) slotOffset(0) + 8, (int) empty.getValue());
+      h.rewind();
+      writeFully(h, 0);
+      channel.force(true);
+    }
+    initialised = true;
     return channel;
   }
 
@@ -170,9 +207,25 @@ final class RestoreState implements AutoCloseable {
     }
   }
 
+  /** Deletes the file (the restore is complete), then lets go of it. */
   void delete() throws IOException {
-    close();
-    Files.deleteIfExists(file);
+    try {
+      Files.deleteIfExists(file);
+    } finally {
+      close();
+    }
+  }
+
+  /**
+   * Lets go of the file without using it; a file this open created and never saved to is removed,
+   * so that a refused restore leaves nothing behind.
+   */
+  void abandon() throws IOException {
+    if (!resumed && !initialised) {
+      delete();
+    } else {
+      close();
+    }
   }
 
   @Override

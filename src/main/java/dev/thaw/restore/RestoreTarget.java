@@ -23,20 +23,26 @@ final class RestoreTarget implements AutoCloseable {
   private final boolean created;
   private final boolean device;
   private final boolean characterDevice;
+  private final long size;
 
   private RestoreTarget(Path path, FileChannel channel, boolean created, boolean device,
-      boolean characterDevice) {
+      boolean characterDevice, long size) {
     this.path = path;
     this.channel = channel;
     this.created = created;
     this.device = device;
     this.characterDevice = characterDevice;
+    this.size = size;
   }
 
   /**
-   * Opens or creates the target for an image of {@code size} bytes. A new regular file is created
-   * sparse at full size; an existing one is resized to {@code size}; a block device must hold at
-   * least {@code size} bytes.
+   * Opens or creates the target for an image of {@code size} bytes and locks it for this
+   * restore alone ({@link ExclusiveUse}; a character device such as {@code /dev/null} is not
+   * locked). A new regular file is created empty; {@link #fitToImage} then gives it the image's
+   * size. A block device must hold at least {@code size} bytes.
+   *
+   * @throws IOException naming the target when it cannot be used, or when another restore
+   *     holds it (with that process's pid)
    */
   static RestoreTarget open(Path path, long size) throws IOException {
     boolean exists = Files.exists(path);
@@ -60,20 +66,53 @@ final class RestoreTarget implements AutoCloseable {
       throw new IOException("target " + path + " is not writable (permission denied)");
     } catch (NoSuchFileException e) {
       throw new IOException("cannot create target " + path + ": its directory does not exist");
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      throw new IOException("target " + path + " appeared while this restore started: "
+          + ExclusiveUse.holder(path) + " created it");
+    }
+    boolean characterDevice = device && !BlockDevices.isBlockDevice(path);
+    try {
+      if (!characterDevice) {
+        ExclusiveUse.lock(ch, path, "target");
+      }
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      throw e;
+    }
+    return new RestoreTarget(path, ch, !exists, device, characterDevice, size);
+  }
+
+  /**
+   * Gives a regular file the image's size: a new one is extended sparsely, an existing one cut
+   * or extended. Devices keep theirs. Call once the restore has decided to write here.
+   */
+  void fitToImage() throws IOException {
+    if (device) {
+      return;
     }
     try {
-      if (!device) {
-        if (ch.size() > size) {
-          ch.truncate(size);
-        } else if (ch.size() < size) {
-          ch.write(ByteBuffer.wrap(new byte[1]), size - 1); // extend sparsely
-        }
+      if (channel.size() > size) {
+        channel.truncate(size);
+      } else if (channel.size() < size) {
+        channel.write(ByteBuffer.wrap(new byte[1]), size - 1); // extend sparsely
       }
     } catch (IOException e) {
-      ch.close();
       throw new IOException("cannot size target " + path + " to " + size + " bytes: " + e.getMessage(), e);
     }
-    return new RestoreTarget(path, ch, !exists, device, device && !BlockDevices.isBlockDevice(path));
+  }
+
+  /**
+   * Removes a file this restore created and closes it, when the restore decides not to run
+   * after all; a file or device that existed before is only closed.
+   */
+  void discard() throws IOException {
+    try {
+      if (created) {
+        Files.deleteIfExists(path);
+      }
+    } finally {
+      channel.close();
+    }
   }
 
   /** Whether thaw created the file, so that its unwritten ranges read as zeros. */

@@ -78,21 +78,16 @@ public final class Restorer {
   public static Path defaultStateFile(Path target) {
     Path abs = target.toAbsolutePath().normalize();
     if (Files.exists(abs) && !Files.isRegularFile(abs)) {
-      String name = abs.toString().substring(1).replace('/', '_') + STATE_SUFFIX;
-      String xdg = System.getenv("XDG_STATE_HOME");
-      if (xdg != null && xdg.startsWith("/")) {
-        return Path.of(xdg, "thaw", name);
-      }
-      String home = System.getenv("HOME");
-      if (home == null || !home.startsWith("/")) {
-        home = System.getProperty("user.home");
-      }
-      return Path.of(home, ".local", "state", "thaw", name);
+      return dev.thaw.io.UserDirs.state().resolve(abs.toString().substring(1).replace('/', '_') + STATE_SUFFIX);
     }
     return abs.resolveSibling(abs.getFileName() + STATE_SUFFIX);
   }
 
-  /** Asks a running restore to stop at the next chunk, saving its state. */
+  /**
+   * Asks a running restore to stop: it returns within a fraction of a second, without waiting for
+   * chunks still being fetched, its state as of the last checkpoint (at most a few seconds old)
+   * kept for {@code --resume}.
+   */
   public void cancel() {
     cancelled = true;
   }
@@ -114,27 +109,27 @@ public final class Restorer {
       throw new IOException("cannot create target " + target + ": directory " + parent + " does not exist");
     }
     Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
-    byte[] csum = image.index().checksum();
-    int n = image.chunkCount();
-    RestoreState previous = RestoreState.load(stateFile, csum, image.size(), n);
-    if (previous != null && !options.resume()) {
-      throw new IOException("an interrupted restore into " + target + " left " + stateFile
-          + ": run the same command with --resume to continue it, or delete that file to start over");
-    }
-    if (previous != null && !Files.exists(target)) {
-      throw new IOException("cannot resume: " + stateFile + " exists but the target " + target
-          + " is gone; delete the state file to start over");
-    }
-    Files.createDirectories(stateFile.toAbsolutePath().getParent());
-    try (RestoreState state = previous != null ? previous : RestoreState.fresh(stateFile, csum, image.size(), n);
-        RestoreTarget out = RestoreTarget.open(target, image.size())) {
-      if (previous == null) {
-        state.setHolesAreZero(out.created());
-        state.save(); // from now on an interruption is visible and resumable
+    // target and state stay locked until the restore ends: a second restore into either is
+    // refused while this one runs
+    Destination d = Destination.open(target, stateFile, image);
+    try (d) {
+      try {
+        if (d.state().resumed() && !options.resume()) {
+          throw new IOException("an interrupted restore into " + target + " left " + stateFile
+              + ": run the same command with --resume to continue it, or delete that file to start over");
+        }
+        if (d.state().resumed() && !d.targetExisted()) {
+          throw new IOException("cannot resume: " + stateFile + " exists but the target " + target
+              + " is gone; delete the state file to start over");
+        }
+        d.begin();
+      } catch (IOException | RuntimeException e) {
+        d.abandon();
+        throw e;
       }
       // a file this restore created (now or before an interruption) keeps its zero chunks as holes
-      boolean writeZeros = !state.holesAreZero() && !options.targetIsZero();
-      return copy(out, state, writeZeros);
+      boolean writeZeros = !d.state().holesAreZero() && !options.targetIsZero();
+      return copy(d.target(), d.state(), writeZeros);
     }
   }
 
@@ -184,10 +179,12 @@ public final class Restorer {
               .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
         }
       }
-      if (outstanding == 0) {
+      if (outstanding == 0 || cancelled) {
+        // cancelled: chunks still on their way are dropped, not awaited (a trickling or stuck
+        // fetch would hold the stop for as long as it takes)
         break;
       }
-      Arrival a = arrivals.poll(200, TimeUnit.MILLISECONDS);
+      Arrival a = arrivals.poll(100, TimeUnit.MILLISECONDS);
       if (a != null) {
         outstanding--;
         outstandingBytes -= image.index().length(a.index());
@@ -216,12 +213,17 @@ public final class Restorer {
         lastCheckpoint = System.nanoTime();
       }
     }
-    if (failure != null || cancelled) {
+    if (failure != null) {
       try {
         checkpoint(out, state);
       } catch (IOException e) {
         // the data may not be durable: keep the previous state, which is still true
       }
+    }
+    boolean complete = failure == null && outstanding == 0 && next >= n;
+    if (!complete) {
+      // a cancelled restore does not sync the target (that can take long with much written):
+      // the state saved at the last checkpoint is still true, and a resume refetches the rest
       if (failure != null) {
         throw new IOException(failure.getMessage() + "; progress kept in " + state.file()
             + ", run again with --resume to continue", failure);

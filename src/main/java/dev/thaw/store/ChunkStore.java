@@ -12,18 +12,36 @@ import java.util.List;
  * {@link StoreException#retryable()} set where another attempt may help.
  */
 public interface ChunkStore extends Closeable {
-  /** The raw blob bytes of a chunk. @throws NotFoundException if the store lacks it */
-  byte[] readChunk(Digest digest) throws IOException;
+  /**
+   * The largest snapshot file (index, manifest, blob) a store reads: a fixed index of this size
+   * maps a 32 TiB image. A larger file is refused before it is read, so that a damaged or
+   * hostile store cannot exhaust memory.
+   */
+  long MAX_FILE_BYTES = 256L << 20;
+
+  /**
+   * The raw blob bytes of a chunk, at most {@code maxBytes} of them: a larger object (a file's
+   * length, a {@code Content-Length}, or a body that does not end) is a {@link StoreException}
+   * naming its size, found before more than {@code maxBytes + 1} bytes are held.
+   *
+   * @param maxBytes the largest stored form the chunk can have (its codec says)
+   * @throws NotFoundException if the store lacks it
+   */
+  byte[] readChunk(Digest digest, int maxBytes) throws IOException;
 
   /**
    * The raw blob of a chunk once more, after the copy read before failed verification. A store
    * with several copies (mirrors) reads another one; others read the same object again.
    */
-  default byte[] readChunkAgain(Digest digest) throws IOException {
-    return readChunk(digest);
+  default byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
+    return readChunk(digest, maxBytes);
   }
 
-  /** A file of a snapshot (index, manifest, blob). @throws NotFoundException if absent */
+  /**
+   * A file of a snapshot (index, manifest, blob), at most {@link #MAX_FILE_BYTES} bytes.
+   *
+   * @throws NotFoundException if absent
+   */
   byte[] readFile(SnapshotPath snapshot, String file) throws IOException;
 
   /** Every snapshot in the store, sorted by group then time. */

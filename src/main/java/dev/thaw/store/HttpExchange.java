@@ -12,6 +12,7 @@ import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.Response;
 import okhttp3.ResponseBody;
+import okio.Buffer;
 import okio.BufferedSource;
 import okio.Okio;
 import okio.Throttler;
@@ -19,8 +20,10 @@ import okio.Throttler;
 /**
  * One HTTP request as the HTTP and S3 stores make it: a single attempt whose transport faults
  * become {@link StoreException}s that say whether another attempt may help, and whose body is
- * read whole, through the process's rate limit when there is one. Status codes are left to the
- * caller, which knows what a 404 or 403 means for its objects. Thread-safe.
+ * read whole, through the process's rate limit when there is one, but never beyond a bound the
+ * caller sets: a {@code Content-Length} above it is refused before the body is read, and a body
+ * without one is read no further than one byte past it. Status codes are left to the caller,
+ * which knows what a 404 or 403 means for its objects. Thread-safe.
  */
 final class HttpExchange {
   /** A response read to the end. */
@@ -35,27 +38,51 @@ final class HttpExchange {
     this.throttler = throttler;
   }
 
+  /** Error answers are read up to this many bytes (their text goes into messages). */
+  private static final long MAX_ERROR_BODY = 64 * 1024;
+
   /**
    * Executes {@code request} once and reads its body.
    *
    * @param what the object, for messages ("chunk 12ab…", "index.json.blob")
    * @param shown the object's URL as it may appear in messages (no credentials)
+   * @param maxBytes the largest successful body the object can have; a larger one is a
+   *     {@link StoreException} that no retry mends. Error answers are cut at 64 KiB.
    * @throws StoreException for transport faults: retryable unless TLS failed
    */
-  Reply execute(Request request, String what, String shown) throws StoreException {
+  Reply execute(Request request, String what, String shown, long maxBytes) throws StoreException {
     HttpUrl url = request.url();
     try (Response resp = client.newCall(request).execute()) {
       ResponseBody body = resp.body();
-      byte[] bytes;
-      if (throttler != null && resp.code() == 200) {
-        try (BufferedSource s = Okio.buffer(throttler.source(body.source()))) {
-          bytes = s.readByteArray();
-        }
-      } else {
-        // a body shorter than its Content-Length fails here (retryable, below)
-        bytes = body.bytes();
+      boolean ok = resp.code() == 200;
+      long limit = ok ? maxBytes : MAX_ERROR_BODY;
+      long declared = body.contentLength();
+      if (ok && declared > limit) {
+        throw new StoreException(what + ": the server announces " + declared + " bytes for " + shown
+            + ", more than the " + limit + " it can have; the object is damaged", false);
       }
+      // a body shorter than its Content-Length fails here (retryable, below)
+      BufferedSource source = throttler != null && ok
+          ? Okio.buffer(throttler.source(body.source())) : body.source();
+      Buffer buf = new Buffer();
+      try (source) {
+        while (buf.size() <= limit) {
+          if (source.read(buf, 64 * 1024) < 0) {
+            break;
+          }
+        }
+      }
+      if (buf.size() > limit) {
+        if (ok) {
+          throw new StoreException(what + ": the body from " + shown + " exceeds the " + limit
+              + " bytes it can have; the object is damaged", false);
+        }
+      }
+      // an error page's beginning is enough for a message
+      byte[] bytes = buf.size() > limit ? buf.readByteArray(limit) : buf.readByteArray();
       return new Reply(resp.code(), resp.message(), resp.headers(), bytes);
+    } catch (StoreException e) {
+      throw e;
     } catch (UnknownHostException e) {
       throw new StoreException(what + ": unknown host in " + shown, true, e);
     } catch (SSLException e) {

@@ -17,6 +17,7 @@ import okhttp3.Request;
  */
 final class HttpStore implements ChunkStore {
   private static final ObjectMapper JSON = new ObjectMapper();
+  private static final String LISTING = "directory listing";
 
   private final HttpUrl base;
   private final HttpExchange http;
@@ -46,13 +47,13 @@ final class HttpStore implements ChunkStore {
   }
 
   @Override
-  public byte[] readChunk(Digest digest) throws IOException {
-    return get(url(layout.path(digest)), "chunk " + digest.hex());
+  public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
+    return get(url(layout.path(digest)), "chunk " + digest.hex(), maxBytes);
   }
 
   /** The file {@code name} right below the store's URL (for example an index beside a store). */
   byte[] readRelative(String name, String what) throws IOException {
-    return get(url(name), what);
+    return get(url(name), what, MAX_FILE_BYTES);
   }
 
   /** Where {@link #readRelative} reads {@code name} from, without credentials. */
@@ -62,17 +63,24 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return get(url(snapshot + "/" + LocalStore.checkFileName(file)), file);
+    return get(url(snapshot + "/" + LocalStore.checkFileName(file)), file, MAX_FILE_BYTES);
   }
 
-  private byte[] get(HttpUrl url, String what) throws IOException {
+  private byte[] get(HttpUrl url, String what, long maxBytes) throws IOException {
     Request.Builder rb = new Request.Builder().url(url).get();
     if (authorization != null) {
       rb.header("Authorization", authorization);
     }
-    HttpExchange.Reply r = http.execute(rb.build(), what, url.toString());
+    HttpExchange.Reply r = http.execute(rb.build(), what, url.toString(), maxBytes);
     int code = r.code();
     if (code == 200) {
+      String type = r.headers().get("Content-Type");
+      if (type != null && type.toLowerCase(java.util.Locale.ROOT).startsWith("text/html")
+          && !what.equals(LISTING)) {
+        // a web page where a backup file belongs: a wrong URL, a login or error page, a proxy
+        throw new StoreException(what + ": the server sent a web page (" + type + ") instead of"
+            + " the file for " + url + "; check the store URL", false);
+      }
       return r.body();
     }
     if (code == 401 || code == 403) {
@@ -95,7 +103,7 @@ final class HttpStore implements ChunkStore {
     HttpUrl url = url(rel);
     byte[] body;
     try {
-      body = get(url, "directory listing");
+      body = get(url, LISTING, MAX_FILE_BYTES);
     } catch (NotFoundException e) {
       return List.of();
     }

@@ -2,6 +2,7 @@ package dev.thaw.store;
 
 import dev.thaw.format.Digest;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
@@ -12,37 +13,55 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 
 /**
  * A datastore directory on a local filesystem. Writes go to a temporary file that is synced and
- * then renamed, so that a crash never leaves a partial chunk or snapshot behind. Thread-safe.
+ * then renamed, so that a crash never leaves a partial chunk or snapshot behind.
+ *
+ * <p>Reads are bounded like an HTTP store's: a file larger than the caller's limit, or one that
+ * is not a regular file (a FIFO, a device, a link to {@code /dev/zero}), is refused before it is
+ * read; and a read that gets no data within the read timeout (a hung network filesystem) is given
+ * up as a retryable fault. The read itself runs on a thread of this store, so that a read the
+ * kernel never finishes strands that thread and not the caller. Thread-safe.
  */
 final class LocalStore implements WritableStore {
   private final Path root;
   private final okio.Throttler throttler;
   private final ChunkLayout layout;
+  private final Duration readTimeout;
+  private final ExecutorService readers;
 
   /**
    * @param throttler the process-wide rate limit for chunk reads, or null
    * @param layout where chunks live below the root
+   * @param readTimeout how long one read may wait for the filesystem
    */
-  LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout) {
+  LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout, Duration readTimeout) {
     this.root = root.toAbsolutePath().normalize();
     this.throttler = throttler;
     this.layout = layout;
-  }
-
-  LocalStore(Path root, okio.Throttler throttler) {
-    this(root, throttler, ChunkLayout.DATASTORE);
-  }
-
-  LocalStore(Path root) {
-    this(root, null);
+    this.readTimeout = readTimeout;
+    AtomicInteger n = new AtomicInteger();
+    this.readers = Executors.newCachedThreadPool(r -> {
+      Thread t = new Thread(r, "thaw-local-read-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
   }
 
   private Path chunkFile(Digest digest) {
@@ -50,8 +69,8 @@ final class LocalStore implements WritableStore {
   }
 
   @Override
-  public byte[] readChunk(Digest digest) throws IOException {
-    byte[] blob = read(chunkFile(digest), "chunk " + digest.hex());
+  public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
+    byte[] blob = readWithin(chunkFile(digest), "chunk " + digest.hex(), maxBytes);
     if (throttler == null) {
       return blob;
     }
@@ -62,17 +81,68 @@ final class LocalStore implements WritableStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return read(snapshotDir(snapshot).resolve(checkFileName(file)), file);
+    return readWithin(snapshotDir(snapshot).resolve(checkFileName(file)), file, MAX_FILE_BYTES);
   }
 
-  /** Reads a whole file; a missing one is a {@link NotFoundException} naming {@code what} and the path. */
-  static byte[] read(Path p, String what) throws IOException {
+  /** {@link #read} on one of this store's threads, given up after the read timeout. */
+  private byte[] readWithin(Path p, String what, long maxBytes) throws IOException {
+    Future<byte[]> f;
     try {
-      return Files.readAllBytes(p);
+      f = readers.submit(() -> read(p, what, maxBytes));
+    } catch (RejectedExecutionException e) {
+      throw new StoreException(what + ": the store " + root + " is closed", false, e);
+    }
+    try {
+      return f.get(readTimeout.toNanos(), TimeUnit.NANOSECONDS);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof IOException io) {
+        throw io;
+      }
+      throw new StoreException(what + ": cannot read " + p + ": " + c, false, c);
+    } catch (TimeoutException e) {
+      f.cancel(true);
+      throw new StoreException(what + ": no data from " + p + " within " + readTimeout.toSeconds()
+          + " s (is the filesystem hung?)", true);
+    } catch (InterruptedException e) {
+      f.cancel(true);
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException(what + ": interrupted reading " + p);
+    }
+  }
+
+  /**
+   * Reads a whole regular file of at most {@code maxBytes} bytes. A missing one is a
+   * {@link NotFoundException}, a larger one or one that is not a regular file a
+   * {@link StoreException} that no retry mends; each names {@code what} and the path.
+   */
+  static byte[] read(Path p, String what, long maxBytes) throws IOException {
+    try {
+      BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
+      if (!a.isRegularFile()) {
+        throw new StoreException(what + ": " + p + " is not a regular file ("
+            + (a.isDirectory() ? "a directory" : "a FIFO, device or socket") + ")", false);
+      }
+      try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+        long size = ch.size();
+        if (size > maxBytes) {
+          throw new StoreException(what + ": " + p + " holds " + size + " bytes, more than the "
+              + maxBytes + " it can have; the file is damaged", false);
+        }
+        ByteBuffer b = ByteBuffer.allocate((int) size);
+        while (b.hasRemaining()) {
+          if (ch.read(b) < 0) {
+            throw new StoreException(what + ": " + p + " shrank while it was read", true);
+          }
+        }
+        return b.array();
+      }
     } catch (NoSuchFileException e) {
       throw new NotFoundException(what + " not found: " + p);
     } catch (AccessDeniedException e) {
       throw new StoreException(what + ": permission denied: " + p, false, e);
+    } catch (StoreException e) {
+      throw e;
     } catch (IOException e) {
       throw new StoreException(what + ": cannot read " + p + ": " + e.getMessage(), false, e);
     }
@@ -92,6 +162,11 @@ final class LocalStore implements WritableStore {
         }
       } catch (NoSuchFileException e) {
         return List.of();
+      } catch (AccessDeniedException e) {
+        // no retry mends a permission: say so at once, naming the directory
+        throw new StoreException("cannot list the datastore: permission denied: " + dir, false, e);
+      } catch (IOException e) {
+        throw new StoreException("cannot list the datastore directory " + dir + ": " + e, false, e);
       }
       return entries;
     });
@@ -208,5 +283,7 @@ final class LocalStore implements WritableStore {
   }
 
   @Override
-  public void close() {}
+  public void close() {
+    readers.shutdownNow();
+  }
 }

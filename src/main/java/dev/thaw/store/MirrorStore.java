@@ -65,14 +65,14 @@ final class MirrorStore implements ChunkStore {
   }
 
   @Override
-  public byte[] readChunk(Digest digest) throws IOException {
-    return first(s -> s.readChunk(digest), "chunk " + digest.hex());
+  public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
+    return first(s -> s.readChunk(digest, maxBytes), "chunk " + digest.hex());
   }
 
   /** After a bad copy from the first store, the next store's copy (then the others). */
   @Override
-  public byte[] readChunkAgain(Digest digest) throws IOException {
-    return first(s -> s.readChunk(digest), "chunk " + digest.hex(), 1);
+  public byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
+    return first(s -> s.readChunk(digest, maxBytes), "chunk " + digest.hex(), 1);
   }
 
   @Override

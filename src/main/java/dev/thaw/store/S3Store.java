@@ -73,17 +73,17 @@ final class S3Store implements WritableStore {
   }
 
   @Override
-  public byte[] readChunk(Digest digest) throws IOException {
-    return get(chunkKey(digest), "chunk " + digest.hex());
+  public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
+    return get(chunkKey(digest), "chunk " + digest.hex(), maxBytes);
   }
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return get(contentKey(snapshot, file), file);
+    return get(contentKey(snapshot, file), file, MAX_FILE_BYTES);
   }
 
-  private byte[] get(String key, String what) throws IOException {
-    HttpExchange.Reply r = send(SdkHttpMethod.GET, key, Map.of(), null, what);
+  private byte[] get(String key, String what, long maxBytes) throws IOException {
+    HttpExchange.Reply r = send(SdkHttpMethod.GET, key, Map.of(), null, what, maxBytes);
     if (r.code() != 200) {
       throw failure(r, what, key);
     }
@@ -247,6 +247,11 @@ final class S3Store implements WritableStore {
    */
   private HttpExchange.Reply send(SdkHttpMethod method, String key, Map<String, String> query,
       byte[] body, String what) throws StoreException {
+    return send(method, key, query, body, what, MAX_FILE_BYTES);
+  }
+
+  private HttpExchange.Reply send(SdkHttpMethod method, String key, Map<String, String> query,
+      byte[] body, String what, long maxBytes) throws StoreException {
     HttpUrl base = endpoint.url();
     String host = endpoint.pathStyle() ? base.host() : bucket + "." + base.host();
     StringBuilder path = new StringBuilder();
@@ -303,7 +308,7 @@ final class S3Store implements WritableStore {
       case PUT -> rb.put(RequestBody.create(body, OCTETS));
       default -> throw new IllegalArgumentException(method.name());
     }
-    return http.execute(rb.build(), what, shown(key));
+    return http.execute(rb.build(), what, shown(key), maxBytes);
   }
 
   /** RFC 3986 strict percent-encoding of one path segment, as SigV4 canonicalises it. */

@@ -37,32 +37,39 @@ public final class Stores {
    *     logged
    * @param s3 where S3 buckets are and how to address them
    * @param rateLimit bytes per second for all fetches together, 0 for no limit
+   * @param env the environment S3 credentials come from; never shown
    */
   public record Options(int parallel, Duration connectTimeout, Duration readTimeout, Path caFile,
-      String authorization, S3Options s3, long rateLimit) {
+      String authorization, S3Options s3, long rateLimit, Map<String, String> env) {
     /** Defaults for {@code parallel} concurrent fetches. */
     public static Options defaults(int parallel) {
       return new Options(parallel, Duration.ofSeconds(10), Duration.ofSeconds(30), null, null,
-          S3Options.DEFAULT, 0);
+          S3Options.DEFAULT, 0, System.getenv());
     }
 
     public Options withTls(Path caFile, String authorization) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env);
     }
 
     public Options withTimeouts(Duration connectTimeout, Duration readTimeout) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env);
     }
 
     public Options withS3(S3Options s3) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env);
     }
 
     public Options withRateLimit(long bytesPerSecond) {
       if (bytesPerSecond < 0) {
         throw new IllegalArgumentException("rate limit must not be negative");
       }
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, bytesPerSecond);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, bytesPerSecond, env);
+    }
+
+    /** The environment S3 credentials and region are read from (default: the process's). */
+    public Options withEnv(Map<String, String> env) {
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit,
+          Map.copyOf(env));
     }
 
     @Override
@@ -138,7 +145,7 @@ public final class Stores {
       throw new IllegalArgumentException(what + " must be a path or an http(s) URL: " + spec);
     }
     Path p = (lower.startsWith("file:") ? Path.of(URI.create(spec)) : Path.of(spec)).toAbsolutePath();
-    return new Fetched(p.toString(), LocalStore.read(p, what));
+    return new Fetched(p.toString(), LocalStore.read(p, what, ChunkStore.MAX_FILE_BYTES));
   }
 
   /** Opens a local datastore for writing (created if missing). */
@@ -196,12 +203,12 @@ public final class Stores {
       return openS3(spec, shared);
     }
     if (lower.startsWith("file:")) {
-      return new LocalStore(Path.of(URI.create(spec)), shared.throttler, layout);
+      return new LocalStore(Path.of(URI.create(spec)), shared.throttler, layout, shared.options.readTimeout());
     }
     if (lower.matches("^[a-z][a-z0-9+.-]*://.*")) {
       throw new IllegalArgumentException("unknown store scheme: " + spec);
     }
-    return new LocalStore(Path.of(spec), shared.throttler, layout);
+    return new LocalStore(Path.of(spec), shared.throttler, layout, shared.options.readTimeout());
   }
 
   private static S3Store openS3(String spec, Shared shared) {
@@ -218,7 +225,7 @@ public final class Stores {
     if (prefix.startsWith("/") || prefix.contains("//")) {
       throw new IllegalArgumentException("S3 prefix has an empty part: " + spec);
     }
-    Map<String, String> env = System.getenv();
+    Map<String, String> env = shared.options.env();
     S3Options o = shared.options.s3();
     String region = o.region() != null ? o.region() : S3Credentials.region(env);
     HttpUrl endpoint;

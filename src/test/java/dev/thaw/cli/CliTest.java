@@ -74,6 +74,21 @@ class CliTest {
   }
 
   @Test
+  void keyFileMistakesNameTheFileAndWhatIsWrong() throws Exception {
+    String ds = Files.createDirectories(dir.resolve("ds")).toString();
+    String snap = "vm/1/2026-01-01T00:00:00Z";
+    Run asDir = run("restore", "--store", ds, "--keyfile", dir.toString(), snap, "a.img", dir.resolve("o").toString());
+    assertEquals(1, asDir.code());
+    assertTrue(asDir.err().contains("key file " + dir + " is a directory"), asDir.err());
+    Path bad = dir.resolve("bad.key");
+    Files.writeString(bad, "{\"kdf\": \"scrypt\", \"data\": \"AAAA\"}");
+    Run malformed = run("restore", "--store", ds, "--keyfile", bad.toString(), snap, "a.img", dir.resolve("o").toString());
+    assertEquals(1, malformed.code());
+    assertTrue(malformed.err().contains("key file " + bad) && malformed.err().contains("\"kdf\" field must be"),
+        malformed.err());
+  }
+
+  @Test
   void backupRestoreVerifyAndErrors() throws Exception {
     byte[] img = new byte[9 * 1024 * 1024 + 17];
     new Random(1).nextBytes(img);

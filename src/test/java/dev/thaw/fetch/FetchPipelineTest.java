@@ -61,6 +61,36 @@ class FetchPipelineTest {
   }
 
   @Test
+  void aFetchEndsAsANamedFailureWhateverTheStoreThrowsAndTheThreadLivesOn() throws Exception {
+    Digest bad = put(20);
+    Digest good = put(21);
+    store.fault = (dg, a) -> {
+      if (dg.equals(bad)) {
+        throw new OutOfMemoryError("Required array size too large");
+      }
+    };
+    FetchPipeline p = pipeline(1); // one fetch thread: it must survive the Error
+    Throwable t = cause(p.fetch(bad, 65536, codec, Priority.DEMAND));
+    assertInstanceOf(ChunkFetchException.class, t);
+    assertTrue(t.getMessage().contains(bad.hex()) && t.getMessage().contains("Required array size"),
+        t.getMessage());
+    assertArrayEquals(data(21), p.fetch(good, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).data());
+    store.fault = (dg, a) -> {};
+    assertArrayEquals(data(20), p.fetch(bad, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).data(),
+        "the failed fetch is not remembered: a repaired chunk reads");
+    assertEquals(0, p.stats().inFlight());
+  }
+
+  @Test
+  void aStoredChunkLargerThanItsCodecAllowsIsABadChunk() throws Exception {
+    Digest d = Digest.parse("ef".repeat(32));
+    store.writeChunk(d, new byte[codec.maxStoredLength(65536) + 1]);
+    Throwable t = cause(pipeline(2).fetch(d, 65536, codec, Priority.DEMAND));
+    assertInstanceOf(ChunkFetchException.class, t);
+    assertTrue(t.getMessage().contains("more than the"), t.getMessage());
+  }
+
+  @Test
   void fetchesAndVerifies() throws Exception {
     Digest d = put(1);
     Chunk c = pipeline(4).fetch(d, 65536, codec, Priority.BACKGROUND).get();

@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 class RetryingFilesTest {
+  private static final int MAX = 1 << 20;
   private final SnapshotPath snap = SnapshotPath.parse("vm/1/2025-01-01T00:00:00Z");
 
   /** A store that is down for its first {@code downFor} calls of each kind. */
@@ -27,7 +28,7 @@ class RetryingFilesTest {
       }
 
       @Override
-      public byte[] readChunk(Digest digest) throws StoreException {
+      public byte[] readChunk(Digest digest, int maxBytes) throws StoreException {
         maybeDown();
         return new byte[] {1};
       }
@@ -84,7 +85,7 @@ class RetryingFilesTest {
   void chunkReadsAreLeftToThePipelineAndNotFoundIsNotRetried() throws Exception {
     AtomicInteger calls = new AtomicInteger();
     ChunkStore s = fast.retryingFileReads(flaky(1, calls));
-    assertThrows(StoreException.class, () -> s.readChunk(Digest.parse("00".repeat(32))));
+    assertThrows(StoreException.class, () -> s.readChunk(Digest.parse("00".repeat(32)), MAX));
     assertEquals(1, calls.get(), "one attempt: the pipeline owns chunk retries");
     calls.set(0);
     assertThrows(NotFoundException.class, () -> s.readFile(snap, "missing"));

@@ -60,5 +60,9 @@ class FixedIndexTest {
     byte[] chunkSize = file.clone();
     chunkSize[72] = 3;
     assertThrows(FormatException.class, () -> FixedIndex.parse(chunkSize, "c"));
+    byte[] huge = file.clone(); // an image size near 2^63: the chunk count must not overflow
+    java.nio.ByteBuffer.wrap(huge).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(64, Long.MAX_VALUE - 5);
+    FormatException e = assertThrows(FormatException.class, () -> FixedIndex.parse(huge, "h.img.fidx"));
+    assertTrue(e.getMessage().contains("2199023255552 chunks") && !e.getMessage().contains("-"), e.getMessage());
   }
 }

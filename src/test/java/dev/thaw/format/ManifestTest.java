@@ -50,6 +50,46 @@ class ManifestTest {
         new String(CanonicalJson.encode(JSON.readTree(text)), java.nio.charset.StandardCharsets.UTF_8));
   }
 
+  private static byte[] manifestWith(String... names) {
+    StringBuilder files = new StringBuilder();
+    for (String n : names) {
+      files.append(files.length() == 0 ? "" : ",").append("{\"filename\":").append(JSON.<com.fasterxml.jackson.databind.JsonNode>valueToTree(n).toString())
+          .append(",\"size\":").append(n.startsWith("neg") ? -5 : 10).append(",\"csum\":\"")
+          .append("ab".repeat(32)).append("\"}");
+    }
+    return ("{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[" + files + "]}").getBytes();
+  }
+
+  @Test
+  void entriesThatAreNoPlainFileNameOrComeTwiceAreLeftOutWithAWarning() throws Exception {
+    Manifest m = Manifest.parse(manifestWith("a.img.fidx", "../x.img.fidx", "d/e.img.fidx", ".thaw.fidx",
+        "a.img.fidx", "neg.img.fidx", "ctl\u0001.img.fidx", "b.img.fidx"), null);
+    assertEquals(java.util.List.of("a.img.fidx", "b.img.fidx"), m.files().stream().map(Manifest.FileInfo::filename).toList());
+    assertEquals(6, m.warnings().size(), m.warnings().toString());
+    assertTrue(m.warnings().get(0).contains("'../x.img.fidx' is not a plain file name"), m.warnings().get(0));
+    assertTrue(m.warnings().get(3).contains("listed twice"), m.warnings().get(3));
+    assertTrue(m.warnings().get(4).contains("negative size"), m.warnings().get(4));
+    assertTrue(m.warnings().get(5).contains("ctl\\x01"), m.warnings().get(5));
+    assertEquals(10, m.file("a.img.fidx").orElseThrow().size());
+  }
+
+  @Test
+  void aManifestListingMoreFilesThanASnapshotMayHaveIsRefusedAndLookupsAreQuick() throws Exception {
+    String[] many = new String[Manifest.MAX_FILES + 1];
+    for (int i = 0; i < many.length; i++) {
+      many[i] = "disk" + i + ".img.fidx";
+    }
+    FormatException e = assertThrows(FormatException.class, () -> Manifest.parse(manifestWith(many), null));
+    assertTrue(e.getMessage().contains("10001 files"), e.getMessage());
+    Manifest m = Manifest.parse(manifestWith(java.util.Arrays.copyOf(many, Manifest.MAX_FILES)), null);
+    long t0 = System.nanoTime();
+    for (String n : java.util.Arrays.copyOf(many, Manifest.MAX_FILES)) {
+      assertTrue(m.file(n).isPresent());
+    }
+    // a linear search per lookup takes seconds here (10^8 comparisons); a map, milliseconds
+    assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "lookups of every file of a big manifest");
+  }
+
   @Test
   void malformedManifestsAreRefused() {
     assertThrows(FormatException.class, () -> Manifest.parse("not json".getBytes(), null));

@@ -56,6 +56,36 @@ class ImageReaderTest {
   }
 
   @Test
+  void readsOfAChunkTheStoreDoesNotAnswerFailWithinOneTimeoutInAllUntilItsFetchEnds() throws Exception {
+    Digest stuck = img.digest(4);
+    CountDownLatch release = new CountDownLatch(1);
+    store.fault = (d, a) -> {
+      if (d.equals(stuck)) {
+        try {
+          release.await();
+        } catch (InterruptedException e) {
+          throw new java.io.InterruptedIOException();
+        }
+      }
+    };
+    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), 0, Duration.ofMillis(600));
+    try (ImageReader.Handle h = r.open()) {
+      long t0 = System.nanoTime();
+      IOException first = assertThrows(IOException.class, () -> read(h, 4L * CHUNK, 4096));
+      assertTrue(first.getMessage().contains("no answer from the store"), first.getMessage());
+      // the kernel retries a failed read at once: that retry must not wait a second timeout
+      IOException again = assertThrows(IOException.class, () -> read(h, 4L * CHUNK + 4096, 4096));
+      long took = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(took < 1100, "two reads of a stuck chunk took " + took + " ms, one timeout is 600 ms");
+      assertTrue(again.getMessage().contains(stuck.hex()), again.getMessage());
+      assertArrayEquals(Arrays.copyOfRange(image, 0, 4096), read(h, 0, 4096), "other chunks read");
+      release.countDown(); // the fetch ends: a later read waits afresh and gets the data
+      Thread.sleep(1100);
+      assertArrayEquals(Arrays.copyOfRange(image, 4 * CHUNK, 4 * CHUNK + 4096), read(h, 4L * CHUNK, 4096));
+    }
+  }
+
+  @Test
   void readsAnyRangeExactly() throws Exception {
     ImageReader r = reader(256L * MIB, 0);
     try (ImageReader.Handle h = r.open()) {

@@ -47,6 +47,75 @@ class RestorerTest {
   }
 
   @Test
+  void aTargetAnotherProcessIsRestoringIsRefusedWithItsPidAndLeftAlone() throws Exception {
+    byte[] image = Fixtures.image(3, 0, 4);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("busy.img");
+    byte[] before = "another restore's data".getBytes();
+    Files.write(target, before);
+    // an fcntl lock held by another process, as a running restore or live restore holds it
+    Process other = new ProcessBuilder("python3", "-c",
+        "import fcntl, sys, time\n"
+            + "f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)\n"
+            + "print('locked', flush=True); time.sleep(60)", target.toString()).start();
+    try {
+      assertEquals("locked", new java.io.BufferedReader(new java.io.InputStreamReader(other.getInputStream())).readLine());
+      IOException e = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+      assertTrue(e.getMessage().contains("in use by pid " + other.pid()), e.getMessage());
+      assertArrayEquals(before, Files.readAllBytes(target), "the refused restore wrote nothing");
+      assertFalse(Files.exists(Restorer.defaultStateFile(target)), "and left no state file");
+    } finally {
+      other.destroyForcibly().waitFor();
+    }
+    restore(snap, null, target, false, false); // the lock died with its process
+    assertArrayEquals(image, Files.readAllBytes(target));
+  }
+
+  @Test
+  void twoRestoresOfOneTargetOrOneStateFileDoNotRunTogether() throws Exception {
+    byte[] image = Fixtures.image(6, 0, 5);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("one.img");
+    java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+    store.fault = (d, a) -> {
+      entered.countDown();
+      try {
+        release.await();
+      } catch (InterruptedException e) {
+        throw new java.io.InterruptedIOException();
+      }
+    };
+    Thread first = new Thread(() -> {
+      try {
+        restore(snap, null, target, false, false);
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    });
+    first.start();
+    try {
+      assertTrue(entered.await(30, java.util.concurrent.TimeUnit.SECONDS));
+      IOException same = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+      assertTrue(same.getMessage().contains("target " + target + " is in use by"), same.getMessage());
+      // another target with the first one's state file
+      try (FetchPipeline p = pipeline()) {
+        Image img = Snapshot.open(store, snap, null).openImage("a.img", p);
+        IOException state = assertThrows(IOException.class, () -> new Restorer(img, dir.resolve("two.img"),
+            new Restorer.Options(false, false, 6, Restorer.defaultStateFile(target))).run());
+        assertTrue(state.getMessage().contains("restore state") && state.getMessage().contains("in use by"),
+            state.getMessage());
+      }
+      assertFalse(Files.exists(dir.resolve("two.img")), "a refused restore leaves no target behind");
+    } finally {
+      release.countDown();
+      store.fault = (d, a) -> {};
+      first.join();
+    }
+    assertArrayEquals(image, Files.readAllBytes(target));
+  }
+
+  @Test
   void restoresToANewSparseFile() throws Exception {
     byte[] image = Fixtures.image(7, 12345, 1);
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);

@@ -1,6 +1,7 @@
 package dev.thaw.store;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -29,6 +30,7 @@ import org.junit.jupiter.api.Timeout;
 
 @Timeout(60)
 class HttpStoreTest {
+  private static final int MAX = 1 << 20;
   private final MockWebServer server = new MockWebServer();
   private ChunkStore store;
   private final Digest d = Digest.parse("ab".repeat(32));
@@ -49,7 +51,7 @@ class HttpStoreTest {
   @Test
   void readsChunksUnderThePrefix() throws Exception {
     server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {1, 2, 3})));
-    assertArrayEquals(new byte[] {1, 2, 3}, store.readChunk(d));
+    assertArrayEquals(new byte[] {1, 2, 3}, store.readChunk(d, MAX));
     assertEquals("/ds/.chunks/abab/" + d.hex(), server.takeRequest().getPath());
     assertTrue(store.location(d).endsWith("/ds/.chunks/abab/" + d.hex()));
   }
@@ -59,7 +61,7 @@ class HttpStoreTest {
     String url = server.url("/ds").newBuilder().username("backup").password("s3cret").build().toString();
     try (ChunkStore s = Stores.open(url, Stores.Options.defaults(1))) {
       server.enqueue(new MockResponse().setResponseCode(404));
-      NotFoundException e = assertThrows(NotFoundException.class, () -> s.readChunk(d));
+      NotFoundException e = assertThrows(NotFoundException.class, () -> s.readChunk(d, MAX));
       assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
       assertFalse(s.describe().contains("s3cret") || s.location(d).contains("s3cret"));
       assertEquals(okhttp3.Credentials.basic("backup", "s3cret"), server.takeRequest().getHeader("Authorization"));
@@ -76,10 +78,10 @@ class HttpStoreTest {
       String url = tls.url("/ds").toString();
       try (ChunkStore s = Stores.open(url, Stores.Options.defaults(2).withTls(caFile, "Bearer t0ken"))) {
         tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {7})));
-        assertArrayEquals(new byte[] {7}, s.readChunk(d));
+        assertArrayEquals(new byte[] {7}, s.readChunk(d, MAX));
         assertEquals("Bearer t0ken", tls.takeRequest().getHeader("Authorization"));
         tls.enqueue(new MockResponse().setResponseCode(401));
-        StoreException denied = assertThrows(StoreException.class, () -> s.readChunk(d));
+        StoreException denied = assertThrows(StoreException.class, () -> s.readChunk(d, MAX));
         assertFalse(denied.retryable());
         assertTrue(denied.getMessage().contains("access denied") && !denied.getMessage().contains("t0ken"),
             denied.getMessage());
@@ -88,7 +90,7 @@ class HttpStoreTest {
       }
       // without the CA the server's certificate is refused, at once and for good
       try (ChunkStore s = Stores.open(url, Stores.Options.defaults(2))) {
-        StoreException e = assertThrows(StoreException.class, () -> s.readChunk(d));
+        StoreException e = assertThrows(StoreException.class, () -> s.readChunk(d, MAX));
         assertFalse(e.retryable());
         assertTrue(e.getMessage().contains("TLS"), e.getMessage());
       }
@@ -98,24 +100,51 @@ class HttpStoreTest {
   @Test
   void classifiesFailures() {
     server.enqueue(new MockResponse().setResponseCode(404));
-    NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d));
+    NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d, MAX));
     assertTrue(nf.getMessage().contains(d.hex()) && nf.getMessage().contains("/ds/.chunks/"), nf.getMessage());
     server.enqueue(new MockResponse().setResponseCode(403));
-    assertFalse(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    assertFalse(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
     server.enqueue(new MockResponse().setResponseCode(503));
-    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
     server.enqueue(new MockResponse().setResponseCode(429));
-    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
+  }
+
+  @Test
+  void aBodyLargerThanTheChunkCanBeIsRefusedBeforeItIsRead() {
+    // announced by Content-Length
+    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[MAX + 1])));
+    StoreException big = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
+    assertFalse(big.retryable());
+    assertTrue(big.getMessage().contains("announces " + (MAX + 1) + " bytes"), big.getMessage());
+    // without a length (chunked): read no further than one byte past the bound
+    server.enqueue(new MockResponse().setChunkedBody(new Buffer().write(new byte[3 * MAX]), 64 * 1024));
+    StoreException endless = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
+    assertFalse(endless.retryable());
+    assertTrue(endless.getMessage().contains("exceeds the " + MAX + " bytes"), endless.getMessage());
+    // a body within the bound, chunked, still reads
+    server.enqueue(new MockResponse().setChunkedBody(new Buffer().write(new byte[MAX]), 64 * 1024));
+    assertDoesNotThrow(() -> store.readChunk(d, MAX));
+  }
+
+  @Test
+  void aWebPageWhereAChunkBelongsIsNamedAsSuch() {
+    server.enqueue(new MockResponse().setHeader("Content-Type", "text/html; charset=utf-8")
+        .setBody("<html><body>Welcome to nginx!</body></html>"));
+    StoreException e = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
+    assertFalse(e.retryable());
+    assertTrue(e.getMessage().contains("web page (text/html") && e.getMessage().contains(d.hex()),
+        e.getMessage());
   }
 
   @Test
   void truncatedAndStalledBodiesAreRetryable() {
     server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[1000]))
         .setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY));
-    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
     server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[1000]))
         .throttleBody(10, 5, java.util.concurrent.TimeUnit.SECONDS));
-    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d)).retryable());
+    assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
   }
 
   @Test
@@ -126,7 +155,7 @@ class HttpStoreTest {
     try (ChunkStore s = Stores.open(server.url("/ds").toString(),
         Stores.Options.defaults(1).withTimeouts(Duration.ofSeconds(1), Duration.ofMillis(200)))) {
       long t0 = System.nanoTime();
-      assertTrue(assertThrows(StoreException.class, () -> s.readChunk(d)).retryable());
+      assertTrue(assertThrows(StoreException.class, () -> s.readChunk(d, MAX)).retryable());
       long ms = (System.nanoTime() - t0) / 1_000_000;
       assertTrue(ms >= 1_900 && ms < 5_000, "took " + ms + " ms; the call timeout is 10 read timeouts");
     }
@@ -152,7 +181,7 @@ class HttpStoreTest {
       try (ChunkStore s = new HttpStore(tls.url("/ds"), new HttpExchange(client, null), null)) {
         for (int i = 0; i < 3; i++) {
           tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {(byte) i})));
-          assertArrayEquals(new byte[] {(byte) i}, s.readChunk(d));
+          assertArrayEquals(new byte[] {(byte) i}, s.readChunk(d, MAX));
         }
       }
       assertEquals(List.of(Protocol.HTTP_2, Protocol.HTTP_2, Protocol.HTTP_2), used);

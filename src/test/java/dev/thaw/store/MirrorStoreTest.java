@@ -18,6 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 @Timeout(60)
 class MirrorStoreTest {
+  private static final int MAX = 1 << 20;
   @TempDir
   Path dir;
 
@@ -46,9 +47,9 @@ class MirrorStoreTest {
     Path b = dir.resolve("b");
     fill(a, b);
     try (ChunkStore m = Stores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2))) {
-      assertArrayEquals(new byte[] {1}, m.readChunk(inBoth));
-      assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB));
-      NotFoundException nf = assertThrows(NotFoundException.class, () -> m.readChunk(nowhere));
+      assertArrayEquals(new byte[] {1}, m.readChunk(inBoth, MAX));
+      assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB, MAX));
+      NotFoundException nf = assertThrows(NotFoundException.class, () -> m.readChunk(nowhere, MAX));
       assertTrue(nf.getMessage().contains(a.toString()) && nf.getMessage().contains(b.toString()), nf.getMessage());
       assertEquals(2, m.listSnapshots().size(), "snapshots are the union of the mirrors");
     }
@@ -64,8 +65,8 @@ class MirrorStoreTest {
     }
     Stores.Options o = Stores.Options.defaults(2).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(2));
     try (ChunkStore m = Stores.open(List.of("http://127.0.0.1:" + port + "/ds/", b.toString()), o)) {
-      assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB));
-      StoreException e = assertThrows(StoreException.class, () -> m.readChunk(nowhere));
+      assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB, MAX));
+      StoreException e = assertThrows(StoreException.class, () -> m.readChunk(nowhere, MAX));
       assertFalse(e instanceof NotFoundException, "one store was down: the chunk may exist there");
       assertTrue(e.retryable());
       assertTrue(e.getMessage().contains("cannot connect"), e.getMessage());
@@ -84,13 +85,13 @@ class MirrorStoreTest {
       long t0 = System.nanoTime();
       Thread t = new Thread(() -> {
         try {
-          limited.readChunk(d2);
+          limited.readChunk(d2, MAX);
         } catch (Exception e) {
           throw new RuntimeException(e);
         }
       });
       t.start();
-      limited.readChunk(d1);
+      limited.readChunk(d1, MAX);
       t.join();
       double seconds = (System.nanoTime() - t0) / 1e9;
       // 512 KiB at 256 KiB/s, less the first quarter second of burst: at least 1.5 s however fast

@@ -29,6 +29,7 @@ import software.amazon.awssdk.identity.spi.AwsCredentialsIdentity;
  */
 @Timeout(60)
 class S3StoreTest {
+  private static final int MAX = 1 << 20;
   private static final String SECRET = "wJalrXUtnFEMI-example-secret";
   private final MockWebServer server = new MockWebServer();
   private final Digest d = Digest.parse("ab".repeat(32));
@@ -57,7 +58,7 @@ class S3StoreTest {
   @Test
   void chunksAndSnapshotFilesUseThePbs4LayoutAndAreSigned() throws Exception {
     server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {7, 8})));
-    assertArrayEquals(new byte[] {7, 8}, store.readChunk(d));
+    assertArrayEquals(new byte[] {7, 8}, store.readChunk(d, MAX));
     RecordedRequest r = server.takeRequest();
     assertEquals("/backups/pbs/ds1/.chunks/abab/" + d.hex(), r.getPath());
     String auth = r.getHeader("Authorization");
@@ -100,15 +101,15 @@ class S3StoreTest {
   @Test
   void errorsSayWhatToDoAndWhetherToRetry() {
     server.enqueue(error(404, "NoSuchKey"));
-    NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d));
+    NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d, MAX));
     assertTrue(nf.getMessage().contains("s3://backups/pbs/ds1/.chunks/abab/" + d.hex()), nf.getMessage());
 
     server.enqueue(error(503, "SlowDown"));
-    StoreException slow = assertThrows(StoreException.class, () -> store.readChunk(d));
+    StoreException slow = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
     assertTrue(slow.retryable());
 
     server.enqueue(error(403, "SignatureDoesNotMatch"));
-    StoreException denied = assertThrows(StoreException.class, () -> store.readChunk(d));
+    StoreException denied = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
     assertFalse(denied.retryable());
     assertTrue(denied.getMessage().contains("AWS_SECRET_ACCESS_KEY"), denied.getMessage());
     assertFalse(denied.getMessage().contains(SECRET));
@@ -118,7 +119,7 @@ class S3StoreTest {
     assertTrue(nb.getMessage().contains("bucket 'backups' does not exist"), nb.getMessage());
 
     server.enqueue(error(301, "PermanentRedirect").addHeader("x-amz-bucket-region", "us-west-2"));
-    StoreException region = assertThrows(StoreException.class, () -> store.readChunk(d));
+    StoreException region = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
     assertTrue(region.getMessage().contains("--s3-region us-west-2"), region.getMessage());
   }
 

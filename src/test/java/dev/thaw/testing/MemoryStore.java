@@ -31,7 +31,7 @@ public final class MemoryStore implements WritableStore {
   public volatile Fault fault = (d, a) -> {};
 
   @Override
-  public byte[] readChunk(Digest digest) throws IOException {
+  public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
     int attempt = reads.computeIfAbsent(digest, d -> new AtomicInteger()).incrementAndGet();
     int now = concurrent.incrementAndGet();
     maxConcurrent.accumulateAndGet(now, Math::max);
@@ -40,6 +40,10 @@ public final class MemoryStore implements WritableStore {
       byte[] b = chunks.get(digest);
       if (b == null) {
         throw new NotFoundException("chunk " + digest.hex() + " not found: mem:" + digest.hex());
+      }
+      if (b.length > maxBytes) {
+        throw new dev.thaw.store.StoreException("chunk " + digest.hex() + ": " + b.length
+            + " bytes, more than the " + maxBytes + " it can have", false);
       }
       return b.clone();
     } finally {

@@ -1,0 +1,60 @@
+package dev.thaw.restore;
+
+import dev.thaw.image.Image;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Where a restore or live restore writes: its target and the state file that records which
+ * chunks the target holds durably, opened together and locked for this restore alone (target
+ * first, then state; {@link ExclusiveUse}). The callers decide what an existing state means
+ * (resume, or refuse); {@link #abandon} undoes the open when they refuse, {@link #begin} starts a
+ * restore. Not thread-safe; the target and state it holds follow their own rules.
+ *
+ * @param targetExisted whether the target was there before (a file thaw did not create)
+ */
+record Destination(RestoreTarget target, RestoreState state, boolean targetExisted) implements AutoCloseable {
+  /** Opens and locks {@code target} and {@code stateFile} for {@code image}. */
+  static Destination open(Path target, Path stateFile, Image image) throws IOException {
+    boolean existed = Files.exists(target);
+    RestoreTarget t = RestoreTarget.open(target, image.size());
+    try {
+      return new Destination(t, RestoreState.open(stateFile, image.index().checksum(), image.size(),
+          image.chunkCount()), existed);
+    } catch (IOException | RuntimeException e) {
+      t.discard();
+      throw e;
+    }
+  }
+
+  /**
+   * Gives the target the image's size and, for a restore that starts afresh, writes the state
+   * file's first record (whether the target reads as zeros: a file this restore created does).
+   */
+  void begin() throws IOException {
+    target.fitToImage();
+    if (!state.resumed()) {
+      state.setHolesAreZero(target.created());
+      state.save(); // from now on an interruption is visible and resumable
+    }
+  }
+
+  /** Lets both go unused: what this open created is removed, what was there is left alone. */
+  void abandon() throws IOException {
+    try {
+      state.abandon();
+    } finally {
+      target.discard();
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      state.close();
+    } finally {
+      target.close();
+    }
+  }
+}
