@@ -284,6 +284,18 @@ make_image() {
   truncate -s "$((mib * 1048576))" "$path"
 }
 
+# bench_save NAME FILE SUMMARY: FILE becomes tests/bench/results/NAME.md (a bench keeps only its
+# latest full table), and one line "| date | commit | NAME | SUMMARY |" is added to
+# tests/bench/results/history.md.
+bench_save() {
+  local name=$1 file=$2 summary=$3 results=$THAW_REPO/tests/bench/results commit
+  mkdir -p "$results"
+  cp "$file" "$results/$name.md"
+  commit=$(git -C "$THAW_REPO" rev-parse --short HEAD 2>/dev/null || echo -)
+  printf '| %s | %s | %s | %s |\n' "$(date -u '+%Y-%m-%d %H:%M')" "$commit" "$name" "$summary" >>"$results/history.md"
+  echo "written to $results/$name.md (and a line in history.md)"
+}
+
 # readme_block MARKER: the fenced code block that follows the line `<!-- MARKER: ... -->` in
 # README.md, without its fences (tests that run the README's commands as written).
 readme_block() {

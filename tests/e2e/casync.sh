@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# casync images (issue 6): Debian's casync makes the fixture (an ext4 disk image of random
+# casync images: Debian's casync makes the fixture (an ext4 disk image of random
 # files, text and zero runs) into stores served by nginx on 127.0.0.1. The README's casync
 # block runs as written (mount + cmp, restore, verify); thaw restore equals the source and
 # `casync extract`; a file copied out through fuse2fs equals the original; zero chunks are

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #2 acceptance on a local datastore: backup, ls, restore + cmp, verify,
+# The main job on a local datastore: backup, ls, restore + cmp, verify,
 # sparse restore, dedup on a second backup, `ls --output json`.
 # shellcheck source=SCRIPTDIR/../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The mount's memory bound (issue 3): reading an image ten times the cache size keeps the peak
+# The mount's memory bound: reading an image ten times the cache size keeps the peak
 # RSS of the mount process under cache size + 256 MiB, and the bytes stay right.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"

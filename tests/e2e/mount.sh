@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# thaw mount (issue 3): byte-exact image, files copied out via fuse2fs and a read-only loop
+# thaw mount: byte-exact image, files copied out via fuse2fs and a read-only loop
 # mount, concurrent readers, EIO on exactly the reads that touch a corrupt chunk (and no
 # poisoning), clean unmount also after SIGKILL, the whole-datastore tree with a chunk shared
 # by two snapshots fetched once.

@@ -49,7 +49,7 @@ final class BackupCommand implements Callable<Integer> {
     List<Backup.Source> src = sources.stream().map(Backup.Source::parse).toList();
     CryptConfig k = key.load();
     int n = threads != null ? threads : 2 * Runtime.getRuntime().availableProcessors();
-    try (WritableStore s = Stores.openWritable(store, Stores.Options.defaults(n).withS3(s3.toOptions()))) {
+    try (WritableStore s = Stores.access(Stores.Options.defaults(n).withS3(s3.toOptions())).openWritable(store)) {
       Backup.Result r = new Backup(s, group[0], group[1], k, n).run(src);
       System.err.printf("backed up %d image(s), %s in %d chunks; %d new chunks written (%s)%n",
           src.size(), Units.bytes(r.bytes()), r.chunks(), r.written(), Units.bytes(r.writtenBytes()));

@@ -1,20 +1,18 @@
 package dev.thaw.cli;
 
+import dev.thaw.fetch.Futures;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.NoSuchFileException;
-import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutionException;
 
 /** Turns exceptions into one-line messages for users. */
 final class Errors {
   private Errors() {}
 
   static String describe(Throwable t) {
-    Throwable c = t;
-    while ((c instanceof CompletionException || c instanceof ExecutionException
-        || c instanceof java.io.UncheckedIOException) && c.getCause() != null) {
-      c = c.getCause();
+    Throwable c = Futures.cause(t);
+    while (c instanceof java.io.UncheckedIOException && c.getCause() != null) {
+      c = Futures.cause(c.getCause());
     }
     if (c instanceof NoSuchFileException e) {
       return "no such file: " + e.getFile();

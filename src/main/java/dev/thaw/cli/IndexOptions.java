@@ -55,7 +55,7 @@ final class IndexOptions {
 
   /** Reads and checks the index and binds it to {@code pipeline} (whose store is casync's). */
   Image open(StoreOptions storeOptions, FetchPipeline pipeline) throws IOException {
-    Stores.Fetched f = Stores.readFile(index, "index", storeOptions.options());
+    Stores.Fetched f = storeOptions.readFile(index, "index");
     return CasyncImage.open(f.location(), f.bytes(), pipeline);
   }
 

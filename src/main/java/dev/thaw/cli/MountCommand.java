@@ -3,7 +3,9 @@ package dev.thaw.cli;
 import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fuse.Mounter;
+import dev.thaw.image.ImageReader;
 import dev.thaw.restore.LiveRestore;
+import dev.thaw.restore.LiveRestores;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.io.File;
@@ -129,8 +131,9 @@ final class MountCommand implements Callable<Integer> {
     if (!foreground) {
       return spawn(mountpoint, cacheBytes);
     }
-    Mounter.Options o = new Mounter.Options(cacheBytes, readAhead, readAheadBytes,
-        Duration.ofSeconds(readTimeout), allowOther, writable(snapshot), pageCache);
+    Mounter.Options o = new Mounter.Options(cacheBytes,
+        new ImageReader.Settings(readAhead, readAheadBytes, Duration.ofSeconds(readTimeout)), allowOther,
+        writable(snapshot), pageCache);
     try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
       String what = casync.given() ? casync.index : snapshot != null ? snapshot.toString() : store.describe();
       Runnable ready = () -> {
@@ -139,8 +142,10 @@ final class MountCommand implements Callable<Integer> {
       };
       if (casync.given()) {
         Mounter.run(List.of(casync.open(storeOptions, pipeline)), pipeline, mountpoint, o, System.err, ready);
-      } else {
+      } else if (snapshot != null) {
         Mounter.run(store, pipeline, k, snapshot, mountpoint, o, System.err, ready);
+      } else {
+        Mounter.run(store, pipeline, k, mountpoint, o, System.err, ready);
       }
     }
     System.err.println("thaw: unmounted " + mountpoint);
@@ -148,7 +153,7 @@ final class MountCommand implements Callable<Integer> {
   }
 
   /** The writable-image settings from --restore-to / --overlay, or null for a read-only mount. */
-  private Mounter.Writable writable(SnapshotPath snapshot) {
+  private LiveRestores.Targets writable(SnapshotPath snapshot) {
     if (restoreTo == null && overlay == null) {
       if (restoreRate != null) {
         throw new IllegalArgumentException("--restore-rate needs --restore-to");
@@ -182,7 +187,7 @@ final class MountCommand implements Callable<Integer> {
       throw new IllegalArgumentException((restoreTo != null ? "--restore-to " : "--overlay ") + dir
           + " is not a directory (create it first, or give ARCHIVE=PATH)");
     }
-    return new Mounter.Writable(dir, pairs, live);
+    return new LiveRestores.Targets(dir, pairs, live);
   }
 
   /** Starts the file system in a detached process and waits until it answers. */

@@ -49,10 +49,10 @@ final class MountLog {
 
   /** Creates (or empties) the log, refusing to follow a symbolic link at its name. */
   static void create(Path log) throws IOException {
-    try (FileChannel ch = FileChannel.open(log, Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-        StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS),
-        PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
-      // created: the mount process appends to it
+    try {
+      FileChannel.open(log, Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS),
+          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))).close();
     } catch (IOException e) {
       if (Files.isSymbolicLink(log)) {
         throw new IOException("refusing to write the mount log through the symbolic link " + log);

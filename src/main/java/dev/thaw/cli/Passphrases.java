@@ -17,6 +17,20 @@ final class Passphrases {
 
   private Passphrases() {}
 
+  /**
+   * Whether the console is a terminal to prompt on. From JDK 22 on, {@code System.console()} is
+   * never null; {@code Console.isTerminal()} (JDK 22) then tells.
+   */
+  private static boolean isTerminal(Console c) {
+    try {
+      return (Boolean) Console.class.getMethod("isTerminal").invoke(c);
+    } catch (NoSuchMethodException e) {
+      return true; // before JDK 22 a console exists only on a terminal
+    } catch (ReflectiveOperationException e) {
+      return false;
+    }
+  }
+
   static byte[] read(Path file, String prompt, boolean confirm) {
     try {
       if (file != null) {
@@ -31,8 +45,9 @@ final class Passphrases {
     if (env != null) {
       return env.getBytes(StandardCharsets.UTF_8);
     }
+    @SuppressWarnings("SystemConsoleNull") // null before JDK 22; isTerminal() decides after
     Console c = System.console();
-    if (c == null) {
+    if (c == null || !isTerminal(c)) {
       throw new IllegalStateException("a passphrase is needed: set " + ENV
           + ", use --password-file, or run on a terminal");
     }

@@ -45,7 +45,7 @@ final class ProgressPrinter implements AutoCloseable {
       return t;
     });
     long period = tty ? 250 : 5000;
-    timer.scheduleAtFixedRate(this::print, period, period, TimeUnit.MILLISECONDS);
+    var unused = timer.scheduleAtFixedRate(this::print, period, period, TimeUnit.MILLISECONDS); // ended by close()
   }
 
   static boolean stderrIsTerminal() {

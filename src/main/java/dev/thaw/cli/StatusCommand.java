@@ -1,7 +1,6 @@
 package dev.thaw.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.restore.ServeStatus;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -36,36 +35,33 @@ final class StatusCommand implements Callable<Integer> {
       System.out.flush();
       return 0;
     }
-    JsonNode s = new ObjectMapper().readTree(doc);
-    System.out.println("store:    " + s.path("store").asText());
-    if (s.has("snapshot")) {
-      System.out.println("snapshot: " + s.path("snapshot").asText());
+    ServeStatus s = ServeStatus.parse(doc);
+    System.out.println("store:    " + s.store());
+    if (s.snapshot() != null) {
+      System.out.println("snapshot: " + s.snapshot());
     }
-    JsonNode c = s.path("cache");
-    JsonNode p = s.path("pipeline");
+    ServeStatus.Cache c = s.cache();
+    ServeStatus.Pipeline p = s.pipeline();
     System.out.printf("cache:    %s of %s; fetches: %d in flight, %d queued, %d retries, %d errors; latency p50 %.1f ms, p99 %.1f ms%n",
-        Units.bytes(c.path("bytes").asLong()), Units.bytes(c.path("max_bytes").asLong()),
-        p.path("fetches_in_flight").asLong(), p.path("queued").asLong(), p.path("retries").asLong(),
-        p.path("errors").asLong(), p.path("fetch_latency_p50_ms").asDouble(), p.path("fetch_latency_p99_ms").asDouble());
-    for (JsonNode im : s.path("images")) {
+        Units.bytes(c.bytes()), Units.bytes(c.maxBytes()), p.fetchesInFlight(), p.queued(), p.retries(),
+        p.errors(), p.fetchLatencyP50Ms(), p.fetchLatencyP99Ms());
+    for (ServeStatus.ImageStatus im : s.images()) {
       System.out.printf("%s: %s, %d/%d chunks cached, %s fetched, hit rate %.0f%%, %d errors%n",
-          im.path("path").asText(), Units.bytes(im.path("size").asLong()), im.path("chunks_cached").asLong(),
-          im.path("chunks_total").asLong(), Units.bytes(im.path("bytes_fetched").asLong()),
-          100 * im.path("cache_hit_rate").asDouble(), im.path("errors").asLong());
-      JsonNode r = im.path("restore");
-      if (!r.isMissingNode()) {
-        StringBuilder line = new StringBuilder("  " + r.path("mode").asText() + ": " + r.path("state").asText());
-        line.append(String.format(", %.1f%% (%d/%d chunks)", r.path("percent").asDouble(),
-            r.path("chunks_present").asLong(), r.path("chunks_total").asLong()));
-        if (r.path("rate_bytes_per_s").asLong() > 0) {
-          line.append(", ").append(Units.bytes(r.path("rate_bytes_per_s").asLong())).append("/s");
+          im.path(), Units.bytes(im.size()), im.chunksCached(), im.chunksTotal(), Units.bytes(im.bytesFetched()),
+          100 * im.cacheHitRate(), im.errors());
+      ServeStatus.Restore r = im.restore();
+      if (r != null) {
+        StringBuilder line = new StringBuilder("  " + r.mode() + ": " + r.state());
+        line.append(String.format(", %.1f%% (%d/%d chunks)", r.percent(), r.chunksPresent(), r.chunksTotal()));
+        if (r.rateBytesPerS() > 0) {
+          line.append(", ").append(Units.bytes(r.rateBytesPerS())).append("/s");
         }
-        if (r.has("eta_s")) {
-          line.append(", ETA ").append(Units.clock(r.path("eta_s").asLong()));
+        if (r.etaS() != null) {
+          line.append(", ETA ").append(Units.clock(r.etaS()));
         }
-        line.append(", ").append(r.path("guest_writes").asLong()).append(" guest writes");
-        if (r.has("error")) {
-          line.append("\n  error: ").append(r.path("error").asText());
+        line.append(", ").append(r.guestWrites()).append(" guest writes");
+        if (r.error() != null) {
+          line.append("\n  error: ").append(r.error());
         }
         System.out.println(line);
       }

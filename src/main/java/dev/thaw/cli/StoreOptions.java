@@ -72,7 +72,30 @@ final class StoreOptions {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
     }
     // snapshot files and listings get the same retries as chunks (the pipeline's)
-    return retryPolicy().retryingFileReads(Stores.open(stores, options(), layout));
+    return retryPolicy().retryingFileReads(access().open(stores, layout));
+  }
+
+  private Stores.Access access;
+
+  /** Everything this command reads: one HTTP client, one rate limit. */
+  Stores.Access access() throws IOException {
+    if (access == null) {
+      access = Stores.access(options());
+    }
+    return access;
+  }
+
+  /**
+   * Reads one file named on the command line (a casync index), with the stores' client and
+   * under the same retries as chunks.
+   */
+  Stores.Fetched readFile(String spec, String what) throws IOException {
+    try {
+      return retryPolicy().call(() -> access().readFile(spec, what));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted reading " + spec);
+    }
   }
 
   RetryPolicy retryPolicy() {

@@ -87,11 +87,6 @@ public final class FetchPipeline implements AutoCloseable {
     }
   }
 
-  /** A pipeline with {@code parallel} fetches, one decoder per core and default retries. */
-  public static FetchPipeline create(ChunkStore store, int parallel) {
-    return new FetchPipeline(store, parallel, Runtime.getRuntime().availableProcessors(), RetryPolicy.defaults());
-  }
-
   /**
    * How many chunks the pipeline itself may hold in memory at once (blobs being fetched or
    * waiting for a decoder), for callers that budget memory.

@@ -7,6 +7,7 @@ public enum BlobKind {
   ENCRYPTED(Magic.ENCRYPTED_BLOB, false, true),
   ENCRYPTED_ZSTD(Magic.ENCR_COMPR_BLOB, true, true);
 
+  @SuppressWarnings("ImmutableEnumChecker") // never written, and handed out only as a copy
   private final byte[] magic;
   private final boolean compressed;
   private final boolean encrypted;
@@ -17,8 +18,9 @@ public enum BlobKind {
     this.encrypted = encrypted;
   }
 
+  /** The magic bytes (a copy). */
   byte[] magic() {
-    return magic;
+    return magic.clone();
   }
 
   public boolean compressed() {

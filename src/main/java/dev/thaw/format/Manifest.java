@@ -126,7 +126,8 @@ public final class Manifest {
             + shortFp(fp) + ", the given key is " + crypt.shortFingerprint());
       }
       String expected = HexFormat.of().formatHex(signature(obj, crypt));
-      if (!MessageDigest.isEqual(expected.getBytes(), sig.asText().getBytes())) {
+      if (!MessageDigest.isEqual(expected.getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+          sig.asText().getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
         throw new FormatException("manifest signature does not verify (altered, or wrong key)");
       }
     }

@@ -2,61 +2,49 @@ package dev.thaw.fuse;
 
 import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.image.Catalog;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.Image;
+import dev.thaw.image.ImageReader;
+import dev.thaw.image.Snapshot;
+import dev.thaw.image.SnapshotImages;
+import dev.thaw.restore.LiveRestore;
+import dev.thaw.restore.LiveRestores;
+import dev.thaw.restore.ServeStatus;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import dev.thaw.restore.LiveRestore;
+import java.util.LinkedHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.function.Supplier;
 
 /**
  * Mounts a datastore, one snapshot of it, or images opened beforehand (casync indexes) with
- * FUSE, read-only or with writable images ({@link Writable}), and serves it until it is
- * unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process dying:
- * {@code auto_unmount} then cleans up the mount point).
+ * FUSE, read-only or with writable images ({@link LiveRestores.Targets}), and serves it until it
+ * is unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process
+ * dying: {@code auto_unmount} then cleans up the mount point). Everything a mount serves is
+ * opened before it mounts, so that a bad store, snapshot or target fails the mount, not a read.
  */
 public final class Mounter {
   /**
+   * How a mount serves its images.
+   *
    * @param cacheBytes bound of the chunk cache
-   * @param readAhead chunks a sequential reader keeps ahead (0: off)
-   * @param readAheadBytes and at least this many bytes ahead (matters for small chunks)
-   * @param readTimeout how long a read waits for a chunk before it fails with EIO
+   * @param reads how images are read (read-ahead, read timeout)
    * @param allowOther let other users read the mount (needs user_allow_other for non-root)
    * @param writable images writable through live restores or overlays, or null (read-only)
    * @param pageCache read-only images go through the kernel's page cache (which shared mmap
    *     needs) instead of direct I/O, where every read comes to thaw's own cache: one copy less
    *     per byte, and no second cache of the same data
    */
-  public record Options(long cacheBytes, int readAhead, long readAheadBytes, Duration readTimeout,
-      boolean allowOther, Writable writable, boolean pageCache) {
-    public Options(long cacheBytes, int readAhead, long readAheadBytes, Duration readTimeout, boolean allowOther) {
-      this(cacheBytes, readAhead, readAheadBytes, readTimeout, allowOther, null, false);
-    }
-  }
-
-  /**
-   * Makes images writable, each backed by a local target that its chunks move into
-   * ({@link LiveRestore}): a live restore when {@code live.background()}, else an overlay.
-   *
-   * @param dir the target of an archive is {@code dir/ARCHIVE} unless {@code pairs} names one;
-   *     null when only {@code pairs} are given
-   * @param pairs archive name to target path (a file or block device)
-   */
-  public record Writable(Path dir, Map<String, Path> pairs, LiveRestore.Options live) {
-    /** The target of {@code archive}, or null if it stays read-only. */
-    Path targetFor(String archive) {
-      Path p = pairs.get(archive);
-      return p != null ? p : dir != null ? dir.resolve(archive) : null;
-    }
-  }
+  public record Options(long cacheBytes, ImageReader.Settings reads, boolean allowOther,
+      LiveRestores.Targets writable, boolean pageCache) {}
 
   private Mounter() {}
 
@@ -88,25 +76,44 @@ public final class Mounter {
   }
 
   /**
-   * Mounts at {@code mountpoint} and blocks until unmounted. {@code onReady} runs once the file
-   * system answers.
-   *
-   * @param snapshot the snapshot to show at the root, or null for the whole datastore
+   * Mounts a whole datastore ({@code TYPE/ID/TIME/ARCHIVE}, read-only) at {@code mountpoint} and
+   * blocks until unmounted. {@code onReady} runs once the file system answers.
+   */
+  public static void run(ChunkStore store, FetchPipeline pipeline, CryptConfig key, Path mountpoint,
+      Options options, PrintStream log, Runnable onReady) throws IOException {
+    checkMountpoint(mountpoint);
+    if (options.writable() != null) {
+      throw new IOException("a writable mount (live restore or overlay) needs a SNAPSHOT");
+    }
+    ChunkCache cache = cache(options, pipeline);
+    Catalog catalog = new Catalog(store, key, pipeline, cache, options.reads(), w -> warn(log, w));
+    catalog.snapshots(); // fail before mounting if the store cannot be listed
+    MountTree tree = new DatastoreTree(catalog, now());
+    serve(tree, () -> ServeStatus.of(store.describe(), null, cache, pipeline.stats(), catalog.readers(),
+        Map.of()).toJson(), null, mountpoint, options, log, onReady);
+  }
+
+  /**
+   * Mounts one snapshot's images at {@code mountpoint}, writable where {@link Options#writable}
+   * gives a target, and blocks until unmounted. Every image's index is read first: a damaged one
+   * is left out with a warning on {@code log}.
    */
   public static void run(ChunkStore store, FetchPipeline pipeline, CryptConfig key, SnapshotPath snapshot,
       Path mountpoint, Options options, PrintStream log, Runnable onReady) throws IOException {
     checkMountpoint(mountpoint);
-    if (options.writable() != null && snapshot == null) {
-      throw new IOException("a writable mount (live restore or overlay) needs a SNAPSHOT");
+    ChunkCache cache = cache(options, pipeline);
+    SnapshotImages images = SnapshotImages.open(Snapshot.open(store, snapshot, key), pipeline, cache,
+        options.reads());
+    images.warnings().forEach(w -> warn(log, w));
+    if (images.readers().isEmpty()) {
+      throw new IOException("snapshot " + snapshot + " has no image that can be opened"
+          + (images.warnings().isEmpty() ? "" : " (see the warnings above)"));
     }
-    MountTree tree = new MountTree(store, pipeline, cache(options, pipeline), key, snapshot, options, log);
-    try {
-      tree.preload(); // fail before mounting if the store, snapshot or a target is unusable
-    } catch (IOException | RuntimeException e) {
-      tree.close();
-      throw e;
-    }
-    serve(tree, mountpoint, options, log, onReady);
+    LiveRestores lives = options.writable() == null ? null : LiveRestores.open(images, options.writable());
+    Map<String, LiveRestore> writable = lives == null ? Map.of() : lives.all();
+    MountTree tree = new ImagesTree(images.readers(), writable, images.snapshot().manifest().backupTime(), now());
+    serve(tree, () -> ServeStatus.of(store.describe(), snapshot.toString(), cache, pipeline.stats(),
+        images.readers(), writable).toJson(), lives, mountpoint, options, log, onReady);
   }
 
   /**
@@ -116,7 +123,27 @@ public final class Mounter {
   public static void run(List<Image> images, FetchPipeline pipeline, Path mountpoint, Options options,
       PrintStream log, Runnable onReady) throws IOException {
     checkMountpoint(mountpoint);
-    serve(new MountTree(images, pipeline, cache(options, pipeline), options, log), mountpoint, options, log, onReady);
+    ChunkCache cache = cache(options, pipeline);
+    Map<String, ImageReader> readers = new LinkedHashMap<>();
+    for (Image i : images) {
+      if (readers.putIfAbsent(i.name(), new ImageReader(i, cache, options.reads())) != null) {
+        throw new IllegalArgumentException("two images named " + i.name());
+      }
+    }
+    long now = now();
+    MountTree tree = new ImagesTree(readers, Map.of(), now, now);
+    serve(tree, () -> ServeStatus.of(pipeline.store().describe(), null, cache, pipeline.stats(), readers,
+        Map.of()).toJson(), null, mountpoint, options, log, onReady);
+  }
+
+  private static long now() {
+    return System.currentTimeMillis() / 1000;
+  }
+
+  /** A warning in the mount log; those written before the mount is ready reach the user. */
+  private static void warn(PrintStream log, String message) {
+    log.println("thaw: warning: " + message);
+    log.flush();
   }
 
   private static ChunkCache cache(Options options, FetchPipeline pipeline) {
@@ -134,42 +161,54 @@ public final class Mounter {
     }
   }
 
-  private static void serve(MountTree tree, Path mountpoint, Options options, PrintStream log, Runnable onReady)
-      throws IOException {
-    long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
-    long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
+  /**
+   * Mounts {@code tree} and serves it until unmounted. Background restores start once it answers;
+   * whatever happens, they are closed (stopped, made durable) before a shutdown hook lets the JVM
+   * end.
+   */
+  private static void serve(MountTree tree, Supplier<byte[]> status, LiveRestores lives, Path mountpoint,
+      Options options, PrintStream log, Runnable onReady) throws IOException {
     CountDownLatch unmounted = new CountDownLatch(1);
-    ThawFuse fs = new ThawFuse(tree, log, uid, gid, options.pageCache(), () -> {
-      tree.startBackground(); // after the mount is up: the first read should not wait for it
-      onReady.run();
-    });
-    Thread hook = new Thread(() -> {
-      fs.umount(); // SIGINT/SIGTERM: leave no mount behind
-      try {
-        unmounted.await();
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }, "thaw-unmount");
-    Runtime.getRuntime().addShutdownHook(hook);
-    List<String> args = new ArrayList<>();
-    args.add("-o");
-    args.add(String.join(",", fuseOptions(options)));
+    Thread hook = null;
     try {
+      long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
+      long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
+      ThawFuse fs = new ThawFuse(tree, status, log, uid, gid, options.pageCache(), () -> {
+        if (lives != null) {
+          lives.start(); // after the mount is up: the first read should not wait for it
+        }
+        onReady.run();
+      });
+      hook = new Thread(() -> {
+        fs.umount(); // SIGINT/SIGTERM: leave no mount behind
+        try {
+          unmounted.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      }, "thaw-unmount");
+      Runtime.getRuntime().addShutdownHook(hook);
+      List<String> args = new ArrayList<>();
+      args.add("-o");
+      args.add(String.join(",", fuseOptions(options)));
       fs.mount(mountpoint, true, false, args.toArray(new String[0]));
     } catch (RuntimeException e) {
       throw new IOException("cannot mount at " + mountpoint + ": " + e.getMessage(), e);
     } finally {
-      try {
-        tree.close(); // background restores stop; every target and state file made durable
-      } catch (IOException e) {
-        log.println("thaw mount: closing: " + e.getMessage());
+      if (lives != null) {
+        try {
+          lives.close(); // background restores stop; every target and state file made durable
+        } catch (IOException e) {
+          log.println("thaw mount: closing: " + e.getMessage());
+        }
       }
       unmounted.countDown();
-      try {
-        Runtime.getRuntime().removeShutdownHook(hook);
-      } catch (IllegalStateException e) {
-        // shutting down
+      if (hook != null) {
+        try {
+          Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+          // shutting down
+        }
       }
     }
   }

@@ -1,6 +1,7 @@
 package dev.thaw.image;
 
 import dev.thaw.fetch.Chunk;
+import dev.thaw.fetch.Futures;
 import dev.thaw.fetch.LatencyHistogram;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.ChunkIndex;
@@ -75,27 +76,26 @@ public final class ImageReader {
   private record TimedOut(CompletableFuture<Chunk> fetch, long at) {}
 
   /**
-   * A reader whose read-ahead is counted in chunks only.
+   * How a reader reads.
    *
-   * @param readAhead chunks a sequential stream keeps ahead (0 disables read-ahead)
-   * @param readTimeout how long a read waits for a chunk before it fails (the fetch goes on)
-   */
-  public ImageReader(Image image, ChunkCache cache, int readAhead, Duration readTimeout) {
-    this(image, cache, readAhead, 0, readTimeout);
-  }
-
-  /**
    * @param readAhead chunks a sequential stream keeps ahead (0 disables read-ahead)
    * @param readAheadBytes and at least this many bytes ahead, so that small chunks (casync's
    *     are 64 KiB on average) do not starve a stream; 0 counts chunks only
    * @param readTimeout how long a read waits for a chunk before it fails (the fetch goes on)
    */
-  public ImageReader(Image image, ChunkCache cache, int readAhead, long readAheadBytes, Duration readTimeout) {
+  public record Settings(int readAhead, long readAheadBytes, Duration readTimeout) {
+    public Settings {
+      readAhead = Math.max(0, readAhead);
+      readAheadBytes = Math.max(0, readAheadBytes);
+    }
+  }
+
+  public ImageReader(Image image, ChunkCache cache, Settings settings) {
     this.image = image;
     this.cache = cache;
-    this.readAhead = Math.max(0, readAhead);
-    this.readAheadBytes = Math.max(0, readAheadBytes);
-    this.readTimeout = readTimeout;
+    this.readAhead = settings.readAhead();
+    this.readAheadBytes = settings.readAheadBytes();
+    this.readTimeout = settings.readTimeout();
   }
 
   public Image image() {
@@ -146,7 +146,7 @@ public final class ImageReader {
     }
     CompletableFuture<Chunk> fetch = f;
     if (inFlight.putIfAbsent(i, fetch) == null) { // count each fetch once, however many wait on it
-      fetch.whenComplete((chunk, e) -> {
+      var unused = fetch.whenComplete((chunk, e) -> {
         inFlight.remove(i, fetch);
         timedOut.computeIfPresent(i, (k, t) -> t.fetch() == fetch ? null : t);
         if (chunk != null) {
@@ -193,7 +193,7 @@ public final class ImageReader {
     private final List<Stream> streams = new ArrayList<>();
     private long clock;
 
-    private final class Stream {
+    private static final class Stream {
       long next;
       /** The first chunk read-ahead has not yet considered (issued, skipped as zero or passed). */
       int ahead;
@@ -248,7 +248,7 @@ public final class ImageReader {
             }
           }
           if (s != null) {
-            unhold(s, s.held.headMap(first)); // passed: no longer held
+            unhold(s.held.headMap(first)); // passed: no longer held
             if (s.hits >= 2 && readAhead > 0) {
               readAhead(s, idx, size);
             }
@@ -361,8 +361,7 @@ public final class ImageReader {
       } catch (ExecutionException | CompletionException e) {
         errors.increment();
         forget(i);
-        Throwable c = e.getCause() != null ? e.getCause() : e;
-        throw c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);
+        throw Futures.asIOException(e);
       } catch (TimeoutException e) {
         errors.increment();
         CompletableFuture<Chunk> current = inFlight.get(i);
@@ -384,17 +383,18 @@ public final class ImageReader {
       for (Stream s : streams) {
         CompletableFuture<Block> f = s.held.get(i);
         if (f != null && f.isCompletedExceptionally()) {
-          unhold(s, s.held.subMap(i, true, i, true));
+          unhold(s.held.subMap(i, true, i, true));
         }
       }
     }
 
     /** Stops holding the given chunks of a stream and returns their memory. */
-    private void unhold(Stream s, Map<Integer, CompletableFuture<Block>> chunks) {
+    private void unhold(Map<Integer, CompletableFuture<Block>> chunks) {
       long bytes = 0;
       for (Map.Entry<Integer, CompletableFuture<Block>> e : chunks.entrySet()) {
         bytes += image.index().length(e.getKey());
-        e.getValue().thenAccept(Block::release); // the stream's reference, now or once fetched
+        // the stream's reference, now or once fetched (a failed fetch holds none)
+        var unused = e.getValue().thenAccept(Block::release);
       }
       chunks.clear();
       if (bytes > 0) {
@@ -426,7 +426,7 @@ public final class ImageReader {
               lru = s;
             }
           }
-          unhold(lru, lru.held); // abandoned: its chunks are no longer held
+          unhold(lru.held); // abandoned: its chunks are no longer held
           streams.remove(lru);
         }
         match = new Stream();
@@ -444,7 +444,7 @@ public final class ImageReader {
     public synchronized void close() {
       for (Iterator<Stream> it = streams.iterator(); it.hasNext(); ) {
         Stream s = it.next();
-        unhold(s, s.held);
+        unhold(s.held);
         it.remove();
       }
     }

@@ -90,6 +90,11 @@ public final class Snapshot {
 
   /** Names of the image archives (fixed indexes), e.g. {@code drive-scsi0.img}. */
   public List<String> images() {
+    return images(manifest);
+  }
+
+  /** Names of the image archives a manifest lists, in its order. */
+  public static List<String> images(Manifest manifest) {
     return manifest.files().stream()
         .map(Manifest.FileInfo::filename)
         .filter(f -> f.endsWith(FIXED_INDEX_SUFFIX))

@@ -1,6 +1,7 @@
 package dev.thaw.restore;
 
 import dev.thaw.fetch.Chunk;
+import dev.thaw.fetch.Futures;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.ChunkIndex;
 import dev.thaw.image.Image;
@@ -33,14 +34,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * with every recorded chunk kept. A state file of another image is refused.
  *
  * <p>Thread-safe: FUSE threads call {@link #read}, {@link #write} and {@link #flush}
- * concurrently; a per-chunk lock orders the moves of one chunk.
+ * concurrently; a per-chunk lock (striped) orders the moves of one chunk into the target, and is
+ * held only for target writes: a chunk's old bytes are fetched before the lock is taken, so no
+ * thread waits for the store under it. {@link #flush} and the background's checkpoints share one
+ * monitor, taken after no chunk lock.
  */
 public final class LiveRestore implements AutoCloseable {
-  private static final long CHECKPOINT_NANOS = TimeUnit.SECONDS.toNanos(2);
   private static final int LOCK_STRIPES = 256;
   private static final long DEMAND_QUIET_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /**
+   * What moves into the target, and how fast.
+   *
    * @param background restore every chunk in the background (live restore); false for an
    *     overlay
    * @param window background fetches outstanding at most; below the pipeline's parallelism, so
@@ -100,7 +105,7 @@ public final class LiveRestore implements AutoCloseable {
       locks[i] = new ReentrantLock();
     }
     for (int i = 0; i < index.chunkCount(); i++) {
-      if (state.isDone(i)) {
+      if (state.isPresent(i)) {
         setPresent(i);
         setBit(recorded, i);
       }
@@ -228,19 +233,10 @@ public final class LiveRestore implements AutoCloseable {
         mustRecord = true;
       }
       if (!isPresent(i)) {
-        ReentrantLock l = lock(i);
-        l.lock();
-        try {
-          if (!isPresent(i)) {
-            complete(i, pos, data, from + done, piece);
-            done += piece;
-            continue;
-          }
-        } finally {
-          l.unlock();
-        }
+        complete(i, pos, data, from + done, piece);
+      } else {
+        target.write(pos, data, from + done, piece);
       }
-      target.write(pos, data, from + done, piece);
       done += piece;
     }
     if (mustRecord) {
@@ -248,21 +244,38 @@ public final class LiveRestore implements AutoCloseable {
     }
   }
 
-  /** Moves chunk {@code i} into the target with the bytes of a write laid over it. Holds its lock. */
+  /**
+   * Moves chunk {@code i} into the target with the bytes of a write laid over it, unless another
+   * writer (or the background restore) moved it meanwhile, then writes only the piece. The
+   * chunk's old bytes are fetched before its lock is taken: no thread waits for the store while
+   * it holds a lock.
+   */
   private void complete(int i, long pos, byte[] data, int from, int piece) throws IOException {
     long start = index.start(i);
     int length = index.length(i);
-    if (piece == length) {
-      target.write(start, data, from, length); // the write covers the chunk: nothing to fetch
-    } else {
-      byte[] whole = new byte[length];
+    byte[] whole = null;
+    if (piece < length) {
+      whole = new byte[length];
       if (!image.isZero(i)) {
-        reader.readChunk(i, whole, 0);
+        reader.readChunk(i, whole, 0); // waits at most the read timeout, holding no lock
       }
       System.arraycopy(data, from, whole, (int) (pos - start), piece);
-      target.write(start, whole, 0, length);
     }
-    setPresent(i);
+    ReentrantLock l = lock(i);
+    l.lock();
+    try {
+      if (isPresent(i)) {
+        target.write(pos, data, from, piece); // moved meanwhile: only this write's bytes
+      } else if (whole == null) {
+        target.write(start, data, from, length); // the write covers the chunk: nothing to fetch
+        setPresent(i);
+      } else {
+        target.write(start, whole, 0, length);
+        setPresent(i);
+      }
+    } finally {
+      l.unlock();
+    }
   }
 
   /**
@@ -282,8 +295,8 @@ public final class LiveRestore implements AutoCloseable {
         while (bits != 0) {
           int i = w * 64 + Long.numberOfTrailingZeros(bits);
           bits &= bits - 1;
-          if (!state.isDone(i)) {
-            state.markDone(i);
+          if (!state.isPresent(i)) {
+            state.markPresent(i);
             changed = true;
           }
         }
@@ -317,6 +330,7 @@ public final class LiveRestore implements AutoCloseable {
     backgroundStart = System.nanoTime();
     ArrayDeque<Integer> order = new ArrayDeque<>();
     ArrayDeque<CompletableFuture<Chunk>> fetches = new ArrayDeque<>();
+    Window window = new Window(options.window(), 0);
     int next = 0;
     long lastCheckpoint = System.nanoTime();
     long written = 0;
@@ -326,19 +340,21 @@ public final class LiveRestore implements AutoCloseable {
         // while the guest reads from the store (and for a second after), an eighth of the window:
         // background fetches share the link with the guest's, so fewer of them means faster reads
         boolean guestActive = demandWaiting.get() > 0 || System.nanoTime() - lastDemandNanos < DEMAND_QUIET_NANOS;
-        int window = guestActive ? Math.max(1, options.window() / 8) : options.window();
-        while (fetches.size() < window && next < index.chunkCount()) {
+        int limit = guestActive ? window.chunks() / 8 : window.chunks();
+        while (window.hasRoomWithin(limit) && next < index.chunkCount()) {
           int i = next++;
           if (isPresent(i)) {
             continue;
           }
           order.add(i);
+          window.requested(index.length(i));
           fetches.add(image.chunk(i, Priority.BACKGROUND));
         }
         if (fetches.isEmpty()) {
           break;
         }
         int i = order.poll();
+        window.received(index.length(i));
         Chunk c = await(fetches.poll(), i);
         ReentrantLock l = lock(i);
         l.lock();
@@ -358,7 +374,7 @@ public final class LiveRestore implements AutoCloseable {
         } finally {
           l.unlock();
         }
-        if (System.nanoTime() - lastCheckpoint > CHECKPOINT_NANOS) {
+        if (System.nanoTime() - lastCheckpoint > RestoreState.CHECKPOINT_NANOS) {
           makeDurable();
           lastCheckpoint = System.nanoTime();
         }
@@ -389,7 +405,7 @@ public final class LiveRestore implements AutoCloseable {
         }
       }
     } catch (java.util.concurrent.ExecutionException e) {
-      Throwable c = e.getCause() != null ? e.getCause() : e;
+      IOException c = Futures.asIOException(e);
       throw new IOException("background restore of " + image.name() + " stopped at chunk " + i + ": "
           + c.getMessage(), c);
     }

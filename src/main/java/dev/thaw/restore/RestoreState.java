@@ -14,8 +14,8 @@ import java.util.BitSet;
 import java.util.zip.CRC32C;
 
 /**
- * Which chunks of an image a restore has durably written, kept in a small file beside the
- * target so that an interrupted restore can resume. The file names the image (index checksum,
+ * Which chunks of an image are present in a restore's target, recorded durably in a small file
+ * beside the target so that an interrupted restore can resume. The file names the image (index checksum,
  * size, chunk count) and refuses to resume a different one.
  *
  * <p>The file is created at its full size when the restore starts and afterwards only
@@ -26,6 +26,11 @@ import java.util.zip.CRC32C;
  * restore at a time uses it. Not thread-safe.
  */
 final class RestoreState implements AutoCloseable {
+  /**
+   * How often a restore syncs its target and saves: at most this much work is fetched again
+   * after a crash or a cancel.
+   */
+  static final long CHECKPOINT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(2);
   private static final byte[] MAGIC = "THAWRST3".getBytes(StandardCharsets.US_ASCII);
   /** magic, index checksum, image size, chunk count, flags. */
   private static final int HEADER = 8 + 32 + 8 + 4 + 4;
@@ -36,7 +41,7 @@ final class RestoreState implements AutoCloseable {
   private final byte[] indexChecksum;
   private final long size;
   private final int chunks;
-  private final BitSet done;
+  private final BitSet present;
   private final int bitmapBytes;
   private boolean holesAreZero;
   private boolean resumed;
@@ -44,12 +49,12 @@ final class RestoreState implements AutoCloseable {
   private long sequence;
   private FileChannel channel;
 
-  private RestoreState(Path file, byte[] indexChecksum, long size, int chunks, BitSet done, long sequence) {
+  private RestoreState(Path file, byte[] indexChecksum, long size, int chunks, BitSet present, long sequence) {
     this.file = file;
     this.indexChecksum = indexChecksum.clone();
     this.size = size;
     this.chunks = chunks;
-    this.done = done;
+    this.present = present;
     this.bitmapBytes = (chunks + 7) / 8;
     this.sequence = sequence;
   }
@@ -133,7 +138,7 @@ final class RestoreState implements AutoCloseable {
     if (best == null) {
       throw new IOException("restore state " + file + " is damaged (no valid record); delete it to start over");
     }
-    done.or(best);
+    present.or(best);
     sequence = bestSeq;
     holesAreZero = (flags & FLAG_HOLES_ARE_ZERO) != 0;
   }
@@ -155,12 +160,14 @@ final class RestoreState implements AutoCloseable {
     holesAreZero = v;
   }
 
-  boolean isDone(int chunk) {
-    return done.get(chunk);
+  /** Whether chunk {@code chunk} is present in the target (recorded durably once saved). */
+  boolean isPresent(int chunk) {
+    return present.get(chunk);
   }
 
-  void markDone(int chunk) {
-    done.set(chunk);
+  /** Chunk {@code chunk} was written to the target; {@link #save} records it after a sync. */
+  void markPresent(int chunk) {
+    present.set(chunk);
   }
 
   Path file() {
@@ -175,7 +182,7 @@ final class RestoreState implements AutoCloseable {
     if (!initialised && channel.size() < fileSize()) {
       ByteBuffer h = ByteBuffer.allocate((int) fileSize()).order(ByteOrder.LITTLE_ENDIAN);
       h.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks).putInt(holesAreZero ? FLAG_HOLES_ARE_ZERO : 0);
-      // slot 0 holds sequence 0 with an empty bitmap: nothing done yet
+      // slot 0 holds sequence 0 with an empty bitmap: nothing present yet
       CRC32C empty = new CRC32C();
       empty.update(new byte[bitmapBytes]);
       h.putLong((int) slotOffset(0), 0).putInt((int) slotOffset(0) + 8, (int) empty.getValue());
@@ -191,7 +198,7 @@ final class RestoreState implements AutoCloseable {
   void save() throws IOException {
     FileChannel ch = channel();
     long seq = sequence + 1;
-    byte[] bits = Arrays.copyOf(done.toByteArray(), bitmapBytes);
+    byte[] bits = Arrays.copyOf(present.toByteArray(), bitmapBytes);
     CRC32C c = new CRC32C();
     c.update(bits);
     ByteBuffer b = ByteBuffer.allocate(SLOT_HEADER + bitmapBytes).order(ByteOrder.LITTLE_ENDIAN);

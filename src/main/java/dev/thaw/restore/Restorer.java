@@ -1,13 +1,13 @@
 package dev.thaw.restore;
 
 import dev.thaw.fetch.Chunk;
+import dev.thaw.fetch.Futures;
 import dev.thaw.fetch.Priority;
 import dev.thaw.image.Image;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -30,9 +30,10 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class Restorer {
   /** Suffix of the state file kept beside a regular-file target. */
   public static final String STATE_SUFFIX = ".thaw-state";
-  private static final long CHECKPOINT_NANOS = TimeUnit.SECONDS.toNanos(2);
 
   /**
+   * How a restore runs.
+   *
    * @param resume continue from an existing state file
    * @param targetIsZero the target reads as zeros already: skip writing zero chunks
    * @param window chunks requested but not yet written: at least this many are kept requested
@@ -41,10 +42,6 @@ public final class Restorer {
    * @param stateFile where to keep progress; null for the default beside the target
    */
   public record Options(boolean resume, boolean targetIsZero, int window, long windowBytes, Path stateFile) {
-    /** A window counted in chunks only. */
-    public Options(boolean resume, boolean targetIsZero, int window, Path stateFile) {
-      this(resume, targetIsZero, window, 0, stateFile);
-    }
   }
 
   /** A progress snapshot; byte counts are of image data. */
@@ -138,11 +135,9 @@ public final class Restorer {
   private Result copy(RestoreTarget out, RestoreState state, boolean writeZeros)
       throws IOException, InterruptedException {
     int n = image.chunkCount();
-    int window = Math.max(1, options.window());
+    Window window = new Window(options.window(), options.windowBytes());
     BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
     int next = 0;
-    int outstanding = 0;
-    long outstandingBytes = 0;
     int fetched = 0;
     int zero = 0;
     int alreadyDone = 0;
@@ -150,11 +145,10 @@ public final class Restorer {
     boolean writeFailed = false;
     long lastCheckpoint = System.nanoTime();
     while (true) {
-      while (failure == null && !cancelled && next < n
-          && (outstanding < window || outstandingBytes < options.windowBytes())) {
+      while (failure == null && !cancelled && next < n && window.hasRoom()) {
         int i = next++;
         int len = image.index().length(i);
-        if (state.isDone(i)) {
+        if (state.isPresent(i)) {
           alreadyDone++;
           doneBytes.addAndGet(len);
         } else if (image.isZero(i)) {
@@ -167,36 +161,35 @@ public final class Restorer {
               break;
             }
           }
-          state.markDone(i);
+          state.markPresent(i);
           zero++;
           zeroBytes.addAndGet(len);
           doneBytes.addAndGet(len);
         } else {
-          outstanding++;
-          outstandingBytes += len;
+          window.requested(len);
           final int idx = i;
-          image.chunk(i, Priority.BACKGROUND)
+          // the arrival carries the failure, if any: the returned future adds nothing
+          var unused = image.chunk(i, Priority.BACKGROUND)
               .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
         }
       }
-      if (outstanding == 0 || cancelled) {
+      if (window.outstanding() == 0 || cancelled) {
         // cancelled: chunks still on their way are dropped, not awaited (a trickling or stuck
         // fetch would hold the stop for as long as it takes)
         break;
       }
       Arrival a = arrivals.poll(100, TimeUnit.MILLISECONDS);
       if (a != null) {
-        outstanding--;
-        outstandingBytes -= image.index().length(a.index());
+        window.received(image.index().length(a.index()));
         if (a.error() != null) {
           if (failure == null) {
-            failure = fetchFailure(a.error());
+            failure = Futures.asIOException(a.error());
           }
         } else if (!writeFailed) {
           // a good chunk is written even after another failed: a resume need not fetch it again
           try {
             out.write(image.index().start(a.index()), a.chunk().data(), a.chunk().length());
-            state.markDone(a.index());
+            state.markPresent(a.index());
             fetched++;
             fetchedBytes.addAndGet(a.chunk().length());
             doneBytes.addAndGet(a.chunk().length());
@@ -208,7 +201,7 @@ public final class Restorer {
           }
         }
       }
-      if (System.nanoTime() - lastCheckpoint > CHECKPOINT_NANOS && !writeFailed) {
+      if (System.nanoTime() - lastCheckpoint > RestoreState.CHECKPOINT_NANOS && !writeFailed) {
         checkpoint(out, state);
         lastCheckpoint = System.nanoTime();
       }
@@ -220,7 +213,7 @@ public final class Restorer {
         // the data may not be durable: keep the previous state, which is still true
       }
     }
-    boolean complete = failure == null && outstanding == 0 && next >= n;
+    boolean complete = failure == null && window.outstanding() == 0 && next >= n;
     if (!complete) {
       // a cancelled restore does not sync the target (that can take long with much written):
       // the state saved at the last checkpoint is still true, and a resume refetches the rest
@@ -249,8 +242,4 @@ public final class Restorer {
         + image.index().start(chunk) + ": " + reason, e);
   }
 
-  private static IOException fetchFailure(Throwable t) {
-    Throwable c = t instanceof CompletionException && t.getCause() != null ? t.getCause() : t;
-    return c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);
-  }
 }

@@ -1,6 +1,7 @@
 package dev.thaw.restore;
 
 import dev.thaw.fetch.ChunkFetchException;
+import dev.thaw.fetch.Futures;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.BlobCodec;
@@ -16,7 +17,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -98,8 +98,7 @@ public final class Verifier {
     final List<Problem> problems = new ArrayList<>();
     final Set<Digest> seen = new HashSet<>();
     final BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
-    int outstanding;
-    long outstandingBytes;
+    final Window outstanding = new Window(window, windowBytes);
     int chunks;
 
     void image(String name, Image img) throws InterruptedException {
@@ -109,22 +108,21 @@ public final class Verifier {
           continue;
         }
         int len = img.index().length(i);
-        while (outstanding >= window && outstandingBytes >= windowBytes) {
-          drain(outstanding - 1);
+        while (!outstanding.hasRoom()) {
+          drain(outstanding.outstanding() - 1);
         }
-        outstanding++;
-        outstandingBytes += len;
+        outstanding.requested(len);
         chunks++;
-        img.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> arrivals.add(new Arrival(name, d, e, len)));
+        // the arrival carries the failure, if any: the returned future adds nothing
+        var unused = img.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> arrivals.add(new Arrival(name, d, e, len)));
       }
     }
 
     /** Records arrivals until at most {@code left} chunks are outstanding. */
     void drain(int left) throws InterruptedException {
-      while (outstanding > left) {
+      while (outstanding.outstanding() > left) {
         Arrival a = arrivals.take();
-        outstanding--;
-        outstandingBytes -= a.length();
+        outstanding.received(a.length());
         record(a, problems);
       }
     }
@@ -135,8 +133,7 @@ public final class Verifier {
       checkedBytes.addAndGet(a.length());
       return;
     }
-    Throwable c = a.error() instanceof CompletionException && a.error().getCause() != null
-        ? a.error().getCause() : a.error();
+    Throwable c = Futures.cause(a.error());
     boolean missing = c instanceof ChunkFetchException cfe && cfe.missing();
     problems.add(new Problem(a.file(), a.digest().hex(), c.getMessage(), missing));
   }

@@ -27,7 +27,26 @@ import okio.Throttler;
  */
 final class HttpExchange {
   /** A response read to the end. */
-  record Reply(int code, String message, Headers headers, byte[] body) {}
+  record Reply(int code, String message, Headers headers, byte[] body) {
+    /**
+     * What an error answer means for the object, the same for every HTTP store: 404 and 410 not
+     * found, 401 and 403 access denied ({@code deniedHint} says what to check), anything else a
+     * failure that 5xx, 429 and 408 (or {@code alsoRetryable}) make worth another attempt.
+     *
+     * @param where the object as messages show it (a URL without credentials, s3://...)
+     * @param detail the status as messages show it ("HTTP 503", "HTTP 403 AccessDenied")
+     */
+    StoreException failure(String what, String where, String detail, String deniedHint, boolean alsoRetryable) {
+      if (code == 404 || code == 410) {
+        return new NotFoundException(what + " not found: " + where + " (" + detail + ")");
+      }
+      if (code == 401 || code == 403) {
+        return new StoreException(what + ": access denied (" + detail + ") for " + where + ": " + deniedHint, false);
+      }
+      return new StoreException(what + ": " + detail + " " + message + " from " + where,
+          retryableStatus(code) || alsoRetryable);
+    }
+  }
 
   private final OkHttpClient client;
   private final Throttler throttler;

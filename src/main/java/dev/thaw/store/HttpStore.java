@@ -24,10 +24,6 @@ final class HttpStore implements ChunkStore {
   private final String authorization;
   private final ChunkLayout layout;
 
-  HttpStore(HttpUrl base, HttpExchange http, String authorization) {
-    this(base, http, authorization, ChunkLayout.DATASTORE);
-  }
-
   /**
    * @param base the datastore's URL; user and password in it become a basic-auth header and
    *     are kept out of every URL that appears in a message
@@ -63,7 +59,7 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return get(url(snapshot + "/" + LocalStore.checkFileName(file)), file, MAX_FILE_BYTES);
+    return get(url(snapshot + "/" + SnapshotPath.checkFileName(file)), file, MAX_FILE_BYTES);
   }
 
   private byte[] get(HttpUrl url, String what, long maxBytes) throws IOException {
@@ -83,15 +79,8 @@ final class HttpStore implements ChunkStore {
       }
       return r.body();
     }
-    if (code == 401 || code == 403) {
-      throw new StoreException(what + ": access denied (HTTP " + code + ") for " + url
-          + (authorization == null ? "; give credentials with --auth-file or $" + "THAW_STORE_TOKEN" : "; check the credentials"), false);
-    }
-    if (code == 404 || code == 410) {
-      throw new NotFoundException(what + " not found: " + url + " (HTTP " + code + ")");
-    }
-    throw new StoreException(what + ": HTTP " + code + " " + r.message() + " from " + url,
-        HttpExchange.retryableStatus(code));
+    throw r.failure(what, url.toString(), "HTTP " + code, authorization == null
+        ? "give credentials with --auth-file or $THAW_STORE_TOKEN" : "check the credentials", false);
   }
 
   @Override

@@ -81,7 +81,7 @@ final class LocalStore implements WritableStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return readWithin(snapshotDir(snapshot).resolve(checkFileName(file)), file, MAX_FILE_BYTES);
+    return readWithin(snapshotDir(snapshot).resolve(SnapshotPath.checkFileName(file)), file, MAX_FILE_BYTES);
   }
 
   /** {@link #read} on one of this store's threads, given up after the read timeout. */
@@ -211,7 +211,7 @@ final class LocalStore implements WritableStore {
 
       @Override
       public void writeFile(String name, byte[] data) throws IOException {
-        writeAtomically(tmp.resolve(checkFileName(name)), data);
+        writeAtomically(tmp.resolve(SnapshotPath.checkFileName(name)), data);
       }
 
       @Override
@@ -247,13 +247,6 @@ final class LocalStore implements WritableStore {
       throw new IllegalArgumentException("snapshot path leaves the datastore: " + s);
     }
     return dir;
-  }
-
-  static String checkFileName(String file) {
-    if (file.isEmpty() || file.contains("/") || file.contains("\\") || file.startsWith(".")) {
-      throw new IllegalArgumentException("bad snapshot file name: " + file);
-    }
-    return file;
   }
 
   /** Writes to a temporary sibling, syncs it and renames it over {@code target}. */

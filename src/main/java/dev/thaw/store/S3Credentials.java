@@ -22,13 +22,11 @@ final class S3Credentials {
     String id = env.get("AWS_ACCESS_KEY_ID");
     String secret = env.get("AWS_SECRET_ACCESS_KEY");
     String token = env.get("AWS_SESSION_TOKEN");
-    String source = "the environment";
     if (isBlank(id) || isBlank(secret)) {
       Optional<Profile> p = profile(env);
       id = p.flatMap(x -> x.property("aws_access_key_id")).orElse(null);
       secret = p.flatMap(x -> x.property("aws_secret_access_key")).orElse(null);
       token = p.flatMap(x -> x.property("aws_session_token")).orElse(null);
-      source = "profile '" + profileName(env) + "'";
     }
     if (isBlank(id) || isBlank(secret)) {
       throw new IllegalArgumentException("no S3 credentials: set AWS_ACCESS_KEY_ID and"

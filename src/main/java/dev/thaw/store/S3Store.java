@@ -69,7 +69,7 @@ final class S3Store implements WritableStore {
   }
 
   private String contentKey(SnapshotPath snapshot, String file) {
-    return prefix + ".cnt/" + snapshot + "/" + LocalStore.checkFileName(file);
+    return prefix + ".cnt/" + snapshot + "/" + SnapshotPath.checkFileName(file);
   }
 
   @Override
@@ -129,7 +129,7 @@ final class S3Store implements WritableStore {
 
       @Override
       public void writeFile(String name, byte[] data) {
-        files.put(LocalStore.checkFileName(name), data);
+        files.put(SnapshotPath.checkFileName(name), data);
       }
 
       @Override
@@ -341,20 +341,6 @@ final class S3Store implements WritableStore {
       return new NotFoundException("bucket '" + bucket + "' does not exist at " + endpoint.url()
           + " (" + detail + ")");
     }
-    if (code == 404) {
-      return new NotFoundException(what + " not found: " + where + " (" + detail + ")");
-    }
-    if (code == 401 || code == 403) {
-      String hint = switch (s3Code) {
-        case "InvalidAccessKeyId" -> "the access key is not known to " + endpoint.url()
-            + "; check AWS_ACCESS_KEY_ID or the credentials file";
-        case "SignatureDoesNotMatch" -> "the signature does not match; check AWS_SECRET_ACCESS_KEY"
-            + " and --s3-region";
-        case "RequestTimeTooSkewed" -> "this machine's clock is too far from the server's";
-        default -> "check the credentials and the bucket policy";
-      };
-      return new StoreException(what + ": access denied (" + detail + ") for " + where + ": " + hint, false);
-    }
     if (code == 301 || code == 307 || s3Code.equals("AuthorizationHeaderMalformed")
         || s3Code.equals("PermanentRedirect")) {
       String region = r.headers().get("x-amz-bucket-region");
@@ -366,9 +352,16 @@ final class S3Store implements WritableStore {
       return new StoreException(what + ": this machine's clock is too far from the server's ("
           + detail + ") for " + where, false);
     }
-    return new StoreException(what + ": " + detail + " " + r.message() + s3Message + " from " + where,
-        HttpExchange.retryableStatus(code) || s3Code.equals("SlowDown")
-            || s3Code.equals("RequestTimeout") || s3Code.equals("InternalError"));
+    String hint = switch (s3Code) {
+      case "InvalidAccessKeyId" -> "the access key is not known to " + endpoint.url()
+          + "; check AWS_ACCESS_KEY_ID or the credentials file";
+      case "SignatureDoesNotMatch" -> "the signature does not match; check AWS_SECRET_ACCESS_KEY"
+          + " and --s3-region";
+      case "RequestTimeTooSkewed" -> "this machine's clock is too far from the server's";
+      default -> "check the credentials and the bucket policy";
+    };
+    return r.failure(what, where, detail + s3Message, hint, s3Code.equals("SlowDown")
+        || s3Code.equals("RequestTimeout") || s3Code.equals("InternalError"));
   }
 
   /** An object as messages show it: {@code s3://bucket/key}. */

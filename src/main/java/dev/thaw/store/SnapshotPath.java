@@ -115,4 +115,18 @@ public record SnapshotPath(List<String> namespace, String type, String id, Insta
     int c = group().compareTo(o.group());
     return c != 0 ? c : time.compareTo(o.time);
   }
+
+  /**
+   * Checks the name of a file in a snapshot directory: a plain name (no path, no dot file), so
+   * that no store can be made to read or write outside the snapshot.
+   *
+   * @return {@code file}
+   * @throws IllegalArgumentException for anything else
+   */
+  public static String checkFileName(String file) {
+    if (file.isEmpty() || file.contains("/") || file.contains("\\") || file.startsWith(".")) {
+      throw new IllegalArgumentException("bad snapshot file name: " + file);
+    }
+    return file;
+  }
 }

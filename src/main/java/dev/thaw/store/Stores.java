@@ -91,80 +91,51 @@ public final class Stores {
     public static final S3Options DEFAULT = new S3Options(null, null, false);
   }
 
-  /** Opens a store for reading. */
-  public static ChunkStore open(String spec, Options options) {
-    return open(List.of(spec), options);
-  }
-
   /**
-   * Opens the stores named for reading; with more than one, they are mirrors of one datastore,
-   * read in the order given.
+   * The stores and files one command reads: everything opened through one {@link Access} shares
+   * one HTTP client (connections, dispatcher) and one rate limit.
    */
-  public static ChunkStore open(List<String> specs, Options options) {
-    return open(specs, options, ChunkLayout.DATASTORE);
-  }
-
-  /**
-   * Opens the stores named for reading, their chunks laid out as {@code layout} (a local
-   * directory or HTTP(S) for {@link ChunkLayout#CASYNC}).
-   */
-  public static ChunkStore open(List<String> specs, Options options, ChunkLayout layout) {
-    if (specs.isEmpty()) {
-      throw new IllegalArgumentException("no store given");
-    }
-    Shared shared = new Shared(options);
-    List<ChunkStore> stores = new ArrayList<>();
-    for (String spec : specs) {
-      stores.add(openOne(spec, shared, false, layout));
-    }
-    return stores.size() == 1 ? stores.get(0) : new MirrorStore(stores);
+  public static Access access(Options options) {
+    return new Access(options);
   }
 
   /** A file's bytes and where they came from (a path, or a URL without credentials). */
   public record Fetched(String location, byte[] bytes) {}
 
+  /** What a store name names, told apart once for every way of opening one. */
+  enum Scheme {
+    LOCAL, FILE_URL, HTTP, S3, UNKNOWN;
+
+    static Scheme of(String spec) {
+      String lower = spec.toLowerCase(Locale.ROOT);
+      if (lower.startsWith("http://") || lower.startsWith("https://")) {
+        return HTTP;
+      }
+      if (lower.startsWith("s3://")) {
+        return S3;
+      }
+      if (lower.startsWith("file:")) {
+        return FILE_URL;
+      }
+      return lower.matches("^[a-z][a-z0-9+.-]*://.*") ? UNKNOWN : LOCAL;
+    }
+
+    /** The local path a {@link #LOCAL} or {@link #FILE_URL} name gives. */
+    static Path path(String spec) {
+      return of(spec) == FILE_URL ? Path.of(URI.create(spec)) : Path.of(spec);
+    }
+  }
+
   /**
-   * Reads one file (a casync index, for example) from a path or an http(s) URL, with a store's
-   * connection settings, CA and credentials. A single attempt.
-   *
-   * @param what what the file is, for messages ("index")
+   * Opens the stores and files of one command with its settings: one HTTP client and one rate
+   * limit for all of them, made when first needed. Thread-safe.
    */
-  public static Fetched readFile(String spec, String what, Options options) throws IOException {
-    String lower = spec.toLowerCase(Locale.ROOT);
-    if (lower.startsWith("http://") || lower.startsWith("https://")) {
-      HttpUrl url = HttpUrl.parse(spec);
-      if (url == null || url.pathSegments().get(url.pathSize() - 1).isEmpty()) {
-        throw new IllegalArgumentException("not a file URL: " + spec);
-      }
-      String name = url.encodedPathSegments().get(url.pathSize() - 1);
-      try (HttpStore dir = new HttpStore(url.resolve("./"), new Shared(options).http(), options.authorization())) {
-        return new Fetched(dir.location(name), dir.readRelative(name, what));
-      }
-    }
-    if (lower.matches("^[a-z][a-z0-9+.-]*://.*") && !lower.startsWith("file:")) {
-      throw new IllegalArgumentException(what + " must be a path or an http(s) URL: " + spec);
-    }
-    Path p = (lower.startsWith("file:") ? Path.of(URI.create(spec)) : Path.of(spec)).toAbsolutePath();
-    return new Fetched(p.toString(), LocalStore.read(p, what, ChunkStore.MAX_FILE_BYTES));
-  }
-
-  /** Opens a local datastore for writing (created if missing). */
-  public static WritableStore openWritable(String spec) {
-    return openWritable(spec, Options.defaults(4));
-  }
-
-  /** Opens a store that backups can write to: a local datastore (created if missing) or S3. */
-  public static WritableStore openWritable(String spec, Options options) {
-    return (WritableStore) openOne(spec, new Shared(options), true, ChunkLayout.DATASTORE);
-  }
-
-  /** What the stores of one {@code open} call share: the options, one HTTP client, one limit. */
-  private static final class Shared {
-    final Options options;
-    final Throttler throttler;
+  public static final class Access {
+    private final Options options;
+    private final Throttler throttler;
     private HttpExchange http;
 
-    Shared(Options options) {
+    private Access(Options options) {
       this.options = options;
       if (options.rateLimit() > 0) {
         throttler = new Throttler();
@@ -176,42 +147,83 @@ public final class Stores {
       }
     }
 
-    HttpExchange http() {
+    private synchronized HttpExchange http() {
       if (http == null) {
         http = new HttpExchange(httpClient(options), throttler);
       }
       return http;
     }
-  }
 
-  private static ChunkStore openOne(String spec, Shared shared, boolean writable, ChunkLayout layout) {
-    String lower = spec.toLowerCase(Locale.ROOT);
-    if (lower.startsWith("http://") || lower.startsWith("https://")) {
-      if (writable) {
+    /**
+     * Opens the stores named for reading, their chunks laid out as {@code layout} (a local
+     * directory or HTTP(S) for {@link ChunkLayout#CASYNC}); with more than one, they are mirrors
+     * of one datastore, read in the order given.
+     */
+    public ChunkStore open(List<String> specs, ChunkLayout layout) {
+      if (specs.isEmpty()) {
+        throw new IllegalArgumentException("no store given");
+      }
+      List<ChunkStore> stores = new ArrayList<>();
+      for (String spec : specs) {
+        stores.add(openOne(spec, false, layout));
+      }
+      return stores.size() == 1 ? stores.get(0) : new MirrorStore(stores);
+    }
+
+    /** Opens a store that backups can write to: a local datastore (created if missing) or S3. */
+    public WritableStore openWritable(String spec) {
+      return (WritableStore) openOne(spec, true, ChunkLayout.DATASTORE);
+    }
+
+    /**
+     * Reads one file (a casync index, for example) from a path or an http(s) URL, with this
+     * access's client, CA and credentials. A single attempt.
+     *
+     * @param what what the file is, for messages ("index")
+     */
+    public Fetched readFile(String spec, String what) throws IOException {
+      switch (Scheme.of(spec)) {
+        case HTTP -> {
+          HttpUrl url = HttpUrl.parse(spec);
+          if (url == null || url.pathSegments().get(url.pathSize() - 1).isEmpty()) {
+            throw new IllegalArgumentException("not a file URL: " + spec);
+          }
+          String name = url.encodedPathSegments().get(url.pathSize() - 1);
+          HttpStore dir = new HttpStore(url.resolve("./"), http(), options.authorization(), ChunkLayout.DATASTORE);
+          return new Fetched(dir.location(name), dir.readRelative(name, what));
+        }
+        case LOCAL, FILE_URL -> {
+          Path p = Scheme.path(spec).toAbsolutePath();
+          return new Fetched(p.toString(), LocalStore.read(p, what, ChunkStore.MAX_FILE_BYTES));
+        }
+        default -> throw new IllegalArgumentException(what + " must be a path or an http(s) URL: " + spec);
+      }
+    }
+
+    private ChunkStore openOne(String spec, boolean writable, ChunkLayout layout) {
+      Scheme scheme = Scheme.of(spec);
+      if (writable && scheme == Scheme.HTTP) {
         throw new IllegalArgumentException("an HTTP store is read-only; back up to a local datastore or S3: " + spec);
       }
-      HttpUrl url = HttpUrl.parse(spec);
-      if (url == null) {
-        throw new IllegalArgumentException("not a valid URL: " + spec);
+      if (scheme == Scheme.S3 && layout != ChunkLayout.DATASTORE) {
+        throw new IllegalArgumentException("read a casync store from a directory or over HTTP(S), not S3: " + spec);
       }
-      return new HttpStore(url, shared.http(), shared.options.authorization(), layout);
+      return switch (scheme) {
+        case HTTP -> {
+          HttpUrl url = HttpUrl.parse(spec);
+          if (url == null) {
+            throw new IllegalArgumentException("not a valid URL: " + spec);
+          }
+          yield new HttpStore(url, http(), options.authorization(), layout);
+        }
+        case S3 -> openS3(spec, options, http());
+        case LOCAL, FILE_URL -> new LocalStore(Scheme.path(spec), throttler, layout, options.readTimeout());
+        case UNKNOWN -> throw new IllegalArgumentException("unknown store scheme: " + spec);
+      };
     }
-    if (lower.startsWith("s3://") && layout != ChunkLayout.DATASTORE) {
-      throw new IllegalArgumentException("read a casync store from a directory or over HTTP(S), not S3: " + spec);
-    }
-    if (lower.startsWith("s3://")) {
-      return openS3(spec, shared);
-    }
-    if (lower.startsWith("file:")) {
-      return new LocalStore(Path.of(URI.create(spec)), shared.throttler, layout, shared.options.readTimeout());
-    }
-    if (lower.matches("^[a-z][a-z0-9+.-]*://.*")) {
-      throw new IllegalArgumentException("unknown store scheme: " + spec);
-    }
-    return new LocalStore(Path.of(spec), shared.throttler, layout, shared.options.readTimeout());
   }
 
-  private static S3Store openS3(String spec, Shared shared) {
+  private static S3Store openS3(String spec, Options options, HttpExchange http) {
     String rest = spec.substring("s3://".length());
     int slash = rest.indexOf('/');
     String bucket = slash < 0 ? rest : rest.substring(0, slash);
@@ -225,8 +237,8 @@ public final class Stores {
     if (prefix.startsWith("/") || prefix.contains("//")) {
       throw new IllegalArgumentException("S3 prefix has an empty part: " + spec);
     }
-    Map<String, String> env = shared.options.env();
-    S3Options o = shared.options.s3();
+    Map<String, String> env = options.env();
+    S3Options o = options.s3();
     String region = o.region() != null ? o.region() : S3Credentials.region(env);
     HttpUrl endpoint;
     if (o.endpoint() != null) {
@@ -240,7 +252,7 @@ public final class Stores {
     boolean ipHost = endpoint.host().matches("[0-9.]+") || endpoint.host().contains(":")
         || endpoint.host().equals("localhost");
     S3Store.Endpoint ep = new S3Store.Endpoint(endpoint, region, o.pathStyle() || ipHost);
-    return new S3Store(bucket, prefix, ep, S3Credentials.find(env), shared.http());
+    return new S3Store(bucket, prefix, ep, S3Credentials.find(env), http);
   }
 
   /** Trusts exactly the certificates in a PEM file (like curl --cacert). */

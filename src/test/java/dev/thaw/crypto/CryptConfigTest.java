@@ -1,5 +1,6 @@
 package dev.thaw.crypto;
 
+import java.nio.charset.StandardCharsets;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -13,7 +14,7 @@ class CryptConfigTest {
     CryptConfig c = new CryptConfig(new byte[32]);
     byte[] iv = new byte[16];
     iv[5] = 1;
-    byte[] plain = "some data to protect".getBytes();
+    byte[] plain = "some data to protect".getBytes(StandardCharsets.UTF_8);
     byte[] tagCt = c.encrypt(plain, 0, plain.length, iv);
     assertArrayEquals(plain, c.decrypt(iv, tagCt, 0, tagCt, 16, tagCt.length - 16));
     tagCt[20] ^= 1;

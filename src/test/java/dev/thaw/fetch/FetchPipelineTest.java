@@ -136,7 +136,7 @@ class FetchPipelineTest {
     for (int i = 0; i < 40; i++) {
       fs.add(p.fetch(put(100 + i), 65536, codec, Priority.BACKGROUND));
     }
-    CompletableFuture.allOf(fs.toArray(new CompletableFuture[0])).get();
+    CompletableFuture.allOf(fs.toArray(new CompletableFuture<?>[0])).get();
     assertTrue(store.maxConcurrentReads() <= 3, "max concurrent " + store.maxConcurrentReads());
     assertEquals(3, store.maxConcurrentReads()); // and the slots were actually used
   }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.github.luben.zstd.Zstd;
 import dev.thaw.crypto.CryptConfig;
+import java.nio.charset.StandardCharsets;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Random;
@@ -19,7 +20,7 @@ class BlobCodecTest {
   private static byte[] compressible(int n) {
     byte[] d = new byte[n];
     for (int i = 0; i < n; i++) {
-      d[i] = (byte) ("thaw restores machines at 3 a.m. ".charAt(i % 33));
+      d[i] = (byte) "thaw restores machines at 3 a.m. ".charAt(i % 33);
     }
     return d;
   }
@@ -122,7 +123,7 @@ class BlobCodecTest {
     byte[] cut = java.util.Arrays.copyOf(blob, blob.length - 5);
     assertThrows(FormatException.class, () -> codec.decode(cut, -1, 1 << 20));
     assertThrows(FormatException.class, () -> codec.decode(new byte[5], -1, 1 << 20));
-    assertThrows(FormatException.class, () -> codec.decode("not a blob at all, really".getBytes(), -1, 1 << 20));
+    assertThrows(FormatException.class, () -> codec.decode("not a blob at all, really".getBytes(StandardCharsets.UTF_8), -1, 1 << 20));
   }
 
   @Test

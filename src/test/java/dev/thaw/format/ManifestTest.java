@@ -1,5 +1,6 @@
 package dev.thaw.format;
 
+import java.nio.charset.StandardCharsets;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -57,7 +58,7 @@ class ManifestTest {
           .append(",\"size\":").append(n.startsWith("neg") ? -5 : 10).append(",\"csum\":\"")
           .append("ab".repeat(32)).append("\"}");
     }
-    return ("{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[" + files + "]}").getBytes();
+    return ("{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[" + files + "]}").getBytes(StandardCharsets.UTF_8);
   }
 
   @Test
@@ -92,9 +93,9 @@ class ManifestTest {
 
   @Test
   void malformedManifestsAreRefused() {
-    assertThrows(FormatException.class, () -> Manifest.parse("not json".getBytes(), null));
-    assertThrows(FormatException.class, () -> Manifest.parse("[1]".getBytes(), null));
+    assertThrows(FormatException.class, () -> Manifest.parse("not json".getBytes(StandardCharsets.UTF_8), null));
+    assertThrows(FormatException.class, () -> Manifest.parse("[1]".getBytes(StandardCharsets.UTF_8), null));
     assertThrows(FormatException.class, () -> Manifest.parse(
-        "{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[{\"filename\":\"a\"}]}".getBytes(), null));
+        "{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[{\"filename\":\"a\"}]}".getBytes(StandardCharsets.UTF_8), null));
   }
 }

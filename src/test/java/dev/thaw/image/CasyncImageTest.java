@@ -52,7 +52,7 @@ class CasyncImageTest {
   void isNamedAfterItsIndexAndReadsAnyRangeExactly() throws Exception {
     assertEquals("disk.img", img.name());
     assertEquals(image.length, img.size());
-    ImageReader r = new ImageReader(img, new ChunkCache(64L << 20), 0, Duration.ofSeconds(20));
+    ImageReader r = new ImageReader(img, new ChunkCache(64L << 20), new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
     Random rnd = new Random(3);
     try (ImageReader.Handle h = r.open()) {
       for (int k = 0; k < 200; k++) {
@@ -84,7 +84,7 @@ class CasyncImageTest {
   }
 
   private int heldAfterSequentialReads(long bytes) throws IOException {
-    ImageReader r = new ImageReader(img, new ChunkCache(64L << 20), 4, bytes, Duration.ofSeconds(20));
+    ImageReader r = new ImageReader(img, new ChunkCache(64L << 20), new ImageReader.Settings(4, bytes, Duration.ofSeconds(20)));
     try (ImageReader.Handle h = r.open()) {
       for (int k = 0; k < 3; k++) {
         assertArrayEquals(Arrays.copyOfRange(image, k * 65536, (k + 1) * 65536), read(h, k * 65536L, 65536));

@@ -48,7 +48,7 @@ class ImageReaderTest {
   }
 
   private ImageReader reader(long cacheBytes, int readAhead) {
-    return new ImageReader(img, new ChunkCache(cacheBytes), readAhead, Duration.ofSeconds(20));
+    return new ImageReader(img, new ChunkCache(cacheBytes), new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(20)));
   }
 
   private static byte[] read(ImageReader.Handle h, long off, int len) throws IOException {
@@ -68,7 +68,7 @@ class ImageReaderTest {
         }
       }
     };
-    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), 0, Duration.ofMillis(600));
+    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofMillis(600)));
     try (ImageReader.Handle h = r.open()) {
       long t0 = System.nanoTime();
       IOException first = assertThrows(IOException.class, () -> read(h, 4L * CHUNK, 4096));
@@ -128,7 +128,7 @@ class ImageReaderTest {
   @Test
   void heldChunksSurviveATinyCacheAndAreReleasedOnClose() throws Exception {
     ChunkCache cache = new ChunkCache(40L * MIB); // read-ahead may hold 20 MiB: 5 chunks
-    ImageReader r = new ImageReader(img, cache, 16, Duration.ofSeconds(20));
+    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(16, 0, Duration.ofSeconds(20)));
     try (ImageReader.Handle h = r.open()) {
       read(h, 0, 4096);
       read(h, 4096, 4096);
@@ -175,7 +175,7 @@ class ImageReaderTest {
         throw new StoreException("interrupted", false);
       }
     };
-    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), 0, Duration.ofMillis(300));
+    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofMillis(300)));
     try (ImageReader.Handle h = r.open()) {
       long t0 = System.nanoTime();
       IOException e = assertThrows(IOException.class, () -> read(h, 0, 10));
@@ -189,7 +189,7 @@ class ImageReaderTest {
   @Test
   void cacheStaysWithinItsBound() throws Exception {
     ChunkCache cache = new ChunkCache(20L * MIB);
-    ImageReader r = new ImageReader(img, cache, 0, Duration.ofSeconds(20));
+    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
     try (ImageReader.Handle h = r.open()) {
       for (int c = 0; c < 30; c++) {
         read(h, (long) c * CHUNK, 100);
@@ -203,7 +203,7 @@ class ImageReaderTest {
     // a cache of two chunks under six readers: arrays pass from chunk to chunk all the time,
     // often while another reader still copies out of the chunk that was evicted
     ChunkCache cache = new ChunkCache(8L * MIB + 4096);
-    ImageReader r = new ImageReader(img, cache, 1, Duration.ofSeconds(20));
+    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(1, 0, Duration.ofSeconds(20)));
     java.util.List<Throwable> failures = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
     Thread[] readers = new Thread[6];
     for (int t = 0; t < readers.length; t++) {

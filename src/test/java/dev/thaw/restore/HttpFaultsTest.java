@@ -1,5 +1,6 @@
 package dev.thaw.restore;
 
+import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -88,10 +89,10 @@ class HttpFaultsTest {
     // an explicit port makes MockWebServer set SO_REUSEADDR, which its accepted sockets inherit:
     // the outage tests can then bind the port again while old connections linger in TIME_WAIT
     int port;
-    try (java.net.ServerSocket probe = new java.net.ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+    try (java.net.ServerSocket probe = new java.net.ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       port = probe.getLocalPort();
     }
-    server.start(InetAddress.getByName("127.0.0.1"), port);
+    server.start(InetAddress.getLoopbackAddress(), port);
   }
 
   @AfterEach
@@ -163,9 +164,9 @@ class HttpFaultsTest {
       throws IOException, InterruptedException {
     long t0 = System.nanoTime();
     Stores.Options o = Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), readTimeout);
-    try (ChunkStore s = Stores.open(url, o); FetchPipeline p = new FetchPipeline(s, 4, 2, retry)) {
+    try (ChunkStore s = TestStores.open(url, o); FetchPipeline p = new FetchPipeline(s, 4, 2, retry)) {
       Image img = Snapshot.open(s, snap, null).openImage("a.img", p);
-      Restorer.Result r = new Restorer(img, target, new Restorer.Options(resume, false, 8, null)).run();
+      Restorer.Result r = new Restorer(img, target, new Restorer.Options(resume, false, 8, 0, null)).run();
       return new Outcome(r, p.stats(), System.nanoTime() - t0);
     }
   }
@@ -291,7 +292,7 @@ class HttpFaultsTest {
           Thread.sleep(downFor.toMillis());
           MockWebServer back = new MockWebServer();
           back.setDispatcher(served);
-          back.start(InetAddress.getByName("127.0.0.1"), port);
+          back.start(InetAddress.getLoopbackAddress(), port);
           server = back;
         }
       } catch (IOException | InterruptedException e) {
@@ -316,6 +317,8 @@ class HttpFaultsTest {
   void aStoreThatStaysDownEndsInAClearErrorInBoundedTime() throws Exception {
     String url = server.url("/ds/").toString();
     String hostPort = server.getHostName() + ":" + server.getPort();
+    // chunks after the first are slow, so that none is served before the store goes down
+    served.fault = (d, a, b) -> served.chunkRequests.get() > 1 ? ok(b).setBodyDelay(3, TimeUnit.SECONDS) : null;
     CompletableFuture<Void> down = outage(null);
     Path t = dir.resolve("down.img");
     RetryPolicy shortWindow = FAST.withWindow(Duration.ofMillis(1500));
@@ -333,7 +336,7 @@ class HttpFaultsTest {
   void aCertificateFromAnUnknownCaIsRefusedAtOnce() throws Exception {
     try (MockWebServer tls = TlsServers.server(TlsServers.ca("unknown CA"))) {
       tls.setDispatcher(served);
-      tls.start(InetAddress.getByName("127.0.0.1"), 0);
+      tls.start(InetAddress.getLoopbackAddress(), 0);
       Path t = dir.resolve("tls.img");
       long t0 = System.nanoTime();
       StoreException e = assertThrows(StoreException.class,

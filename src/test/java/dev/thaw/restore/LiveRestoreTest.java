@@ -13,6 +13,7 @@ import dev.thaw.image.Snapshot;
 import dev.thaw.store.SnapshotPath;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
+import java.nio.charset.StandardCharsets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,8 +31,7 @@ class LiveRestoreTest {
   private final MemoryStore store = new MemoryStore();
 
   private LiveRestore open(FetchPipeline p, SnapshotPath snap, Path target, boolean background) throws IOException {
-    ImageReader r = new ImageReader(Snapshot.open(store, snap, null).openImage("a.img", p),
-        new ChunkCache(64L * MIB), 4, Duration.ofSeconds(30));
+    ImageReader r = new ImageReader(Snapshot.open(store, snap, null).openImage("a.img", p), new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(30)));
     return LiveRestore.open(r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(background, 4, 0));
   }
 
@@ -43,7 +43,7 @@ class LiveRestoreTest {
     byte[] expected = image.clone();
     try (FetchPipeline p = new FetchPipeline(store, 4, 2, RetryPolicy.defaults())) {
       try (LiveRestore live = open(p, snap, target, false)) {
-        byte[] w = "written by the guest".getBytes();
+        byte[] w = "written by the guest".getBytes(StandardCharsets.UTF_8);
         live.write(4 * MIB + 100, w, 0, w.length); // into chunk 1, not yet present
         System.arraycopy(w, 0, expected, 4 * MIB + 100, w.length);
         byte[] z = new byte[] {9, 9, 9};
@@ -54,7 +54,7 @@ class LiveRestoreTest {
       int readsBefore = store.totalReads();
       try (LiveRestore live = open(p, snap, target, false)) {
         assertEquals(2, live.progress().present(), "the restart keeps what was recorded");
-        ImageReader reader = new ImageReader(live.image(), new ChunkCache(64L * MIB), 0, Duration.ofSeconds(30));
+        ImageReader reader = new ImageReader(live.image(), new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
         byte[] all = new byte[image.length];
         try (ImageReader.Handle h = reader.open()) {
           int n = live.read(h, 0, all.length, (at, data, from, len) -> {

@@ -16,6 +16,7 @@ import dev.thaw.store.SnapshotPath;
 import dev.thaw.store.StoreException;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
+import java.nio.charset.StandardCharsets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,7 +43,7 @@ class RestorerTest {
       boolean targetIsZero) throws Exception {
     try (FetchPipeline p = pipeline()) {
       Image img = Snapshot.open(store, snap, key).openImage("a.img", p);
-      return new Restorer(img, target, new Restorer.Options(resume, targetIsZero, 6, null)).run();
+      return new Restorer(img, target, new Restorer.Options(resume, targetIsZero, 6, 0, null)).run();
     }
   }
 
@@ -51,15 +52,16 @@ class RestorerTest {
     byte[] image = Fixtures.image(3, 0, 4);
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
     Path target = dir.resolve("busy.img");
-    byte[] before = "another restore's data".getBytes();
+    byte[] before = "another restore's data".getBytes(StandardCharsets.UTF_8);
     Files.write(target, before);
     // an fcntl lock held by another process, as a running restore or live restore holds it
-    Process other = new ProcessBuilder("python3", "-c",
-        "import fcntl, sys, time\n"
-            + "f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)\n"
-            + "print('locked', flush=True); time.sleep(60)", target.toString()).start();
+    Process other = new ProcessBuilder("python3", "-c", """
+        import fcntl, sys, time
+        f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)
+        print('locked', flush=True); time.sleep(60)
+        """, target.toString()).start();
     try {
-      assertEquals("locked", new java.io.BufferedReader(new java.io.InputStreamReader(other.getInputStream())).readLine());
+      assertEquals("locked", new java.io.BufferedReader(new java.io.InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8)).readLine());
       IOException e = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
       assertTrue(e.getMessage().contains("in use by pid " + other.pid()), e.getMessage());
       assertArrayEquals(before, Files.readAllBytes(target), "the refused restore wrote nothing");
@@ -102,7 +104,7 @@ class RestorerTest {
       try (FetchPipeline p = pipeline()) {
         Image img = Snapshot.open(store, snap, null).openImage("a.img", p);
         IOException state = assertThrows(IOException.class, () -> new Restorer(img, dir.resolve("two.img"),
-            new Restorer.Options(false, false, 6, Restorer.defaultStateFile(target))).run());
+            new Restorer.Options(false, false, 6, 0, Restorer.defaultStateFile(target))).run());
         assertTrue(state.getMessage().contains("restore state") && state.getMessage().contains("in use by"),
             state.getMessage());
       }
@@ -204,7 +206,7 @@ class RestorerTest {
     Restorer.Result r = restore(snap, null, target, true, false);
     assertArrayEquals(image, Files.readAllBytes(target));
     Process stat = new ProcessBuilder("stat", "-c", "%b", target.toString()).start();
-    long allocated = Long.parseLong(new String(stat.getInputStream().readAllBytes()).trim()) * 512;
+    long allocated = Long.parseLong(new String(stat.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim()) * 512;
     assertTrue(allocated <= image.length - 4L * 4 * MIB + MIB,
         "zero chunks of a resumed restore into a file it created stay holes (" + allocated + " bytes allocated)");
     // 13 chunks, of which 2, 5, 8, 11 are zero; the 4 chunks served before the fault are kept

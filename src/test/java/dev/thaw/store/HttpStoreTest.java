@@ -1,5 +1,6 @@
 package dev.thaw.store;
 
+import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -37,8 +38,8 @@ class HttpStoreTest {
 
   @BeforeEach
   void start() throws Exception {
-    server.start(InetAddress.getByName("127.0.0.1"), 0);
-    store = Stores.open(server.url("/ds").toString(),
+    server.start(InetAddress.getLoopbackAddress(), 0);
+    store = TestStores.open(server.url("/ds").toString(),
         Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(1)));
   }
 
@@ -59,7 +60,7 @@ class HttpStoreTest {
   @Test
   void credentialsInTheUrlBecomeAHeaderAndNeverAppearInMessages() throws Exception {
     String url = server.url("/ds").newBuilder().username("backup").password("s3cret").build().toString();
-    try (ChunkStore s = Stores.open(url, Stores.Options.defaults(1))) {
+    try (ChunkStore s = TestStores.open(url, Stores.Options.defaults(1))) {
       server.enqueue(new MockResponse().setResponseCode(404));
       NotFoundException e = assertThrows(NotFoundException.class, () -> s.readChunk(d, MAX));
       assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
@@ -72,11 +73,11 @@ class HttpStoreTest {
   void httpsWithAPrivateCaAndABearerToken() throws Exception {
     okhttp3.tls.HeldCertificate ca = TlsServers.ca("thaw test CA");
     try (MockWebServer tls = TlsServers.server(ca)) {
-      tls.start(InetAddress.getByName("127.0.0.1"), 0);
+      tls.start(InetAddress.getLoopbackAddress(), 0);
       java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
       java.nio.file.Files.writeString(caFile, ca.certificatePem());
       String url = tls.url("/ds").toString();
-      try (ChunkStore s = Stores.open(url, Stores.Options.defaults(2).withTls(caFile, "Bearer t0ken"))) {
+      try (ChunkStore s = TestStores.open(url, Stores.Options.defaults(2).withTls(caFile, "Bearer t0ken"))) {
         tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {7})));
         assertArrayEquals(new byte[] {7}, s.readChunk(d, MAX));
         assertEquals("Bearer t0ken", tls.takeRequest().getHeader("Authorization"));
@@ -89,7 +90,7 @@ class HttpStoreTest {
         java.nio.file.Files.delete(caFile);
       }
       // without the CA the server's certificate is refused, at once and for good
-      try (ChunkStore s = Stores.open(url, Stores.Options.defaults(2))) {
+      try (ChunkStore s = TestStores.open(url, Stores.Options.defaults(2))) {
         StoreException e = assertThrows(StoreException.class, () -> s.readChunk(d, MAX));
         assertFalse(e.retryable());
         assertTrue(e.getMessage().contains("TLS"), e.getMessage());
@@ -152,7 +153,7 @@ class HttpStoreTest {
     // every read gets bytes within the 200 ms read timeout, the whole body would take 6 s
     server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[60 * 1024]))
         .throttleBody(1024, 100, java.util.concurrent.TimeUnit.MILLISECONDS));
-    try (ChunkStore s = Stores.open(server.url("/ds").toString(),
+    try (ChunkStore s = TestStores.open(server.url("/ds").toString(),
         Stores.Options.defaults(1).withTimeouts(Duration.ofSeconds(1), Duration.ofMillis(200)))) {
       long t0 = System.nanoTime();
       assertTrue(assertThrows(StoreException.class, () -> s.readChunk(d, MAX)).retryable());
@@ -167,7 +168,7 @@ class HttpStoreTest {
     java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
     try (MockWebServer tls = TlsServers.server(ca)) {
       tls.setProtocols(List.of(Protocol.HTTP_2, Protocol.HTTP_1_1));
-      tls.start(InetAddress.getByName("127.0.0.1"), 0);
+      tls.start(InetAddress.getLoopbackAddress(), 0);
       java.nio.file.Files.writeString(caFile, ca.certificatePem());
       List<Protocol> used = new java.util.concurrent.CopyOnWriteArrayList<>();
       // the client thaw builds, with a listener that records each connection's protocol
@@ -178,7 +179,7 @@ class HttpStoreTest {
               used.add(connection.protocol());
             }
           }).build();
-      try (ChunkStore s = new HttpStore(tls.url("/ds"), new HttpExchange(client, null), null)) {
+      try (ChunkStore s = new HttpStore(tls.url("/ds"), new HttpExchange(client, null), null, ChunkLayout.DATASTORE)) {
         for (int i = 0; i < 3; i++) {
           tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {(byte) i})));
           assertArrayEquals(new byte[] {(byte) i}, s.readChunk(d, MAX));
@@ -195,11 +196,10 @@ class HttpStoreTest {
     server.setDispatcher(new Dispatcher() {
       @Override
       public MockResponse dispatch(RecordedRequest r) {
-        String dir = "[{\"name\":\"%s\",\"type\":\"directory\"}]";
         return switch (r.getPath()) {
           case "/ds/" -> new MockResponse().setBody("[{\"name\":\".chunks\",\"type\":\"directory\"},"
               + "{\"name\":\"vm\",\"type\":\"directory\"},{\"name\":\"x.txt\",\"type\":\"file\"}]");
-          case "/ds/vm/" -> new MockResponse().setBody(String.format(dir, "100"));
+          case "/ds/vm/" -> new MockResponse().setBody(String.format("[{\"name\":\"%s\",\"type\":\"directory\"}]", "100"));
           case "/ds/vm/100/" -> new MockResponse().setBody("[{\"name\":\"2026-11-22T03:04:05Z\",\"type\":\"directory\"},"
               + "{\"name\":\"owner\",\"type\":\"file\"}]");
           default -> new MockResponse().setResponseCode(404);

@@ -1,5 +1,6 @@
 package dev.thaw.store;
 
+import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -21,7 +22,7 @@ class LocalStoreTest {
 
   @Test
   void writesChunksAtomicallyWhereProxmoxKeepsThem() throws Exception {
-    WritableStore s = Stores.openWritable(root.toString());
+    WritableStore s = TestStores.openWritable(root.toString());
     Digest d = Digest.parse("bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8");
     assertFalse(s.hasChunk(d));
     s.writeChunk(d, new byte[] {1, 2, 3});
@@ -38,7 +39,7 @@ class LocalStoreTest {
 
   @Test
   void snapshotsAppearOnlyOnCommitAndAreListed() throws Exception {
-    WritableStore s = Stores.openWritable("file://" + root);
+    WritableStore s = TestStores.openWritable("file://" + root);
     SnapshotPath p = SnapshotPath.parse("vm/100/2026-11-22T03:04:05Z");
     try (WritableStore.SnapshotWriter w = s.createSnapshot(p)) {
       w.writeFile("index.json.blob", new byte[] {9});
@@ -62,7 +63,7 @@ class LocalStoreTest {
   }
 
   private ChunkStore reader() {
-    return Stores.open(root.toString(), Stores.Options.defaults(1));
+    return TestStores.open(root.toString(), Stores.Options.defaults(1));
   }
 
   @Test
@@ -122,8 +123,8 @@ class LocalStoreTest {
 
   @Test
   void schemesAreChecked() {
-    assertThrows(IllegalArgumentException.class, () -> Stores.open("s3://Not_A_Bucket/x", Stores.Options.defaults(1)));
-    assertThrows(IllegalArgumentException.class, () -> Stores.open("ftp://host/x", Stores.Options.defaults(1)));
-    assertThrows(IllegalArgumentException.class, () -> Stores.openWritable("http://127.0.0.1/x"));
+    assertThrows(IllegalArgumentException.class, () -> TestStores.open("s3://Not_A_Bucket/x", Stores.Options.defaults(1)));
+    assertThrows(IllegalArgumentException.class, () -> TestStores.open("ftp://host/x", Stores.Options.defaults(1)));
+    assertThrows(IllegalArgumentException.class, () -> TestStores.openWritable("http://127.0.0.1/x"));
   }
 }

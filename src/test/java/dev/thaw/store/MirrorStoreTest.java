@@ -1,5 +1,6 @@
 package dev.thaw.store;
 
+import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -27,8 +28,8 @@ class MirrorStoreTest {
   private final Digest nowhere = Digest.parse("33".repeat(32));
 
   private void fill(Path a, Path b) throws Exception {
-    WritableStore sa = Stores.openWritable(a.toString());
-    WritableStore sb = Stores.openWritable(b.toString());
+    WritableStore sa = TestStores.openWritable(a.toString());
+    WritableStore sb = TestStores.openWritable(b.toString());
     sa.writeChunk(inBoth, new byte[] {1});
     sb.writeChunk(inBoth, new byte[] {2});
     sb.writeChunk(onlyInB, new byte[] {3});
@@ -46,7 +47,7 @@ class MirrorStoreTest {
     Path a = dir.resolve("a");
     Path b = dir.resolve("b");
     fill(a, b);
-    try (ChunkStore m = Stores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2))) {
+    try (ChunkStore m = TestStores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2))) {
       assertArrayEquals(new byte[] {1}, m.readChunk(inBoth, MAX));
       assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB, MAX));
       NotFoundException nf = assertThrows(NotFoundException.class, () -> m.readChunk(nowhere, MAX));
@@ -60,11 +61,11 @@ class MirrorStoreTest {
     Path b = dir.resolve("b");
     fill(dir.resolve("a"), b);
     int port;
-    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       port = s.getLocalPort(); // closed again: connections are refused
     }
     Stores.Options o = Stores.Options.defaults(2).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(2));
-    try (ChunkStore m = Stores.open(List.of("http://127.0.0.1:" + port + "/ds/", b.toString()), o)) {
+    try (ChunkStore m = TestStores.open(List.of("http://127.0.0.1:" + port + "/ds/", b.toString()), o)) {
       assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB, MAX));
       StoreException e = assertThrows(StoreException.class, () -> m.readChunk(nowhere, MAX));
       assertFalse(e instanceof NotFoundException, "one store was down: the chunk may exist there");
@@ -76,12 +77,12 @@ class MirrorStoreTest {
   @Test
   void theRateLimitHoldsForAllReadsTogether() throws Exception {
     Path a = dir.resolve("a");
-    WritableStore s = Stores.openWritable(a.toString());
+    WritableStore s = TestStores.openWritable(a.toString());
     Digest d1 = Digest.parse("44".repeat(32));
     Digest d2 = Digest.parse("55".repeat(32));
     s.writeChunk(d1, new byte[256 * 1024]);
     s.writeChunk(d2, new byte[256 * 1024]);
-    try (ChunkStore limited = Stores.open(List.of(a.toString()), Stores.Options.defaults(2).withRateLimit(256 * 1024))) {
+    try (ChunkStore limited = TestStores.open(List.of(a.toString()), Stores.Options.defaults(2).withRateLimit(256 * 1024))) {
       long t0 = System.nanoTime();
       Thread t = new Thread(() -> {
         try {
@@ -111,9 +112,9 @@ class MirrorStoreTest {
     bad[bad.length - 1] ^= 1; // a bit flipped on the first mirror's disk
     Path a = dir.resolve("a");
     Path b = dir.resolve("b");
-    Stores.openWritable(a.toString()).writeChunk(d, bad);
-    Stores.openWritable(b.toString()).writeChunk(d, blob);
-    try (ChunkStore m = Stores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2));
+    TestStores.openWritable(a.toString()).writeChunk(d, bad);
+    TestStores.openWritable(b.toString()).writeChunk(d, blob);
+    try (ChunkStore m = TestStores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2));
         dev.thaw.fetch.FetchPipeline p = new dev.thaw.fetch.FetchPipeline(m, 2, 1, dev.thaw.fetch.RetryPolicy.defaults())) {
       dev.thaw.fetch.Chunk c = p.fetch(d, data.length, codec, dev.thaw.fetch.Priority.DEMAND).get();
       assertArrayEquals(data, c.data());

@@ -38,7 +38,7 @@ class S3StoreTest {
 
   @BeforeEach
   void start() throws Exception {
-    server.start(InetAddress.getByName("127.0.0.1"), 0);
+    server.start(InetAddress.getLoopbackAddress(), 0);
     Stores.Options o = Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(2));
     store = new S3Store("backups", "pbs/ds1", new S3Store.Endpoint(server.url("/"), "eu-west-1", true),
         AwsCredentialsIdentity.create("AKIDEXAMPLE", SECRET), new HttpExchange(Stores.httpClient(o), null));

@@ -87,26 +87,24 @@ public final class CasyncFixtures {
   public static byte[] compress(byte[] data, int off, int len, Compression c) {
     byte[] plain = java.util.Arrays.copyOfRange(data, off, off + len);
     try {
-      switch (c) {
-        case ZSTD:
-          return Zstd.compress(plain, 3);
-        case XZ: {
+      return switch (c) {
+        case ZSTD -> Zstd.compress(plain, 3);
+        case XZ -> {
           ByteArrayOutputStream out = new ByteArrayOutputStream();
           try (XZOutputStream xz = new XZOutputStream(out, new LZMA2Options(1))) {
             xz.write(plain);
           }
-          return out.toByteArray();
+          yield out.toByteArray();
         }
-        case GZIP: {
+        case GZIP -> {
           ByteArrayOutputStream out = new ByteArrayOutputStream();
           try (GZIPOutputStream gz = new GZIPOutputStream(out)) {
             gz.write(plain);
           }
-          return out.toByteArray();
+          yield out.toByteArray();
         }
-        default:
-          return plain;
-      }
+        default -> plain;
+      };
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }

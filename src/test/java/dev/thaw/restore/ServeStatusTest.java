@@ -1,0 +1,35 @@
+package dev.thaw.restore;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class ServeStatusTest {
+  @Test
+  void theDocumentRoundTripsWithSnakeCaseNamesAndLeavesOutWhatIsAbsent() throws Exception {
+    ServeStatus s = new ServeStatus("/srv/ds", "vm/100/2026-11-22T03:04:05Z",
+        new ServeStatus.Cache(1, 2, 3, 4),
+        new ServeStatus.Pipeline(5, 6, 7, 8, 9.5, 10.5, 11, 12),
+        List.of(new ServeStatus.ImageStatus("a.img", 100, 2, 1, 1, 50, 0.5, 3, 60, 0.1, 0.2, 1, 2, 0,
+                new ServeStatus.Restore("live-restore", "running", 1, 2, 50.0, 1000, 1.5, 42L, 7, null)),
+            new ServeStatus.ImageStatus("b.img", 10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, null)));
+    String json = new String(s.toJson(), StandardCharsets.UTF_8);
+    for (String name : List.of("\"max_bytes\"", "\"read_ahead_reserved_bytes\"", "\"fetches_in_flight\"",
+        "\"fetch_latency_p50_ms\"", "\"chunks_total\"", "\"cache_hit_rate\"", "\"read_latency_p99_ms\"",
+        "\"read_ahead_hits\"", "\"chunks_present\"", "\"rate_bytes_per_s\"", "\"elapsed_s\"", "\"eta_s\"",
+        "\"guest_writes\"")) {
+      assertTrue(json.contains(name), name + " in " + json);
+    }
+    assertFalse(json.contains("\"error\""), "an absent error is left out");
+    assertTrue(json.endsWith("}\n"));
+    assertEquals(s, ServeStatus.parse(s.toJson()));
+    ServeStatus none = new ServeStatus("x", null, s.cache(), s.pipeline(), List.of());
+    assertFalse(new String(none.toJson(), StandardCharsets.UTF_8).contains("snapshot"));
+    assertNull(ServeStatus.parse(none.toJson()).snapshot());
+  }
+}
