@@ -17,6 +17,8 @@ import okhttp3.Request;
  */
 final class HttpStore implements ChunkStore {
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** Snapshot directories listed at once to find their manifests. */
+  private static final int LISTING_PARALLEL = 8;
 
   private final HttpUrl base;
   private final HttpExchange http;
@@ -88,7 +90,7 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public List<SnapshotPath> listSnapshots() throws IOException {
-    return SnapshotLister.list(this::listDir);
+    return SnapshotLister.list(this::listDir, LISTING_PARALLEL);
   }
 
   private List<SnapshotLister.Entry> listDir(String rel) throws IOException {

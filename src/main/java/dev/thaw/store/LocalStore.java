@@ -2,8 +2,6 @@ package dev.thaw.store;
 
 import dev.thaw.format.Digest;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileAlreadyExistsException;
@@ -11,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -20,21 +17,29 @@ import java.util.stream.Stream;
 
 /**
  * A datastore directory on a local filesystem. Writes go to a temporary file that is synced and
- * then renamed, so that a crash never leaves a partial chunk or snapshot behind. Thread-safe.
+ * then renamed, so that a crash never leaves a partial chunk or snapshot behind; how files are
+ * made next to Proxmox Backup Server (modes, owner, lock) is {@link LocalDatastore}'s. Thread-safe.
  */
 final class LocalStore implements WritableStore {
   private final Path root;
   private final okio.Throttler throttler;
   private final ChunkLayout layout;
+  private final LocalDatastore datastore;
 
   /**
    * @param throttler the process-wide rate limit for chunk reads, or null
    * @param layout where chunks live below the root
    */
   LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout) {
+    this(root, throttler, layout, LocalDatastore.forReading(root.toAbsolutePath().normalize()));
+  }
+
+  /** A datastore opened for writing by {@link LocalDatastore#openForWriting}; closed with this store. */
+  LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout, LocalDatastore datastore) {
     this.root = root.toAbsolutePath().normalize();
     this.throttler = throttler;
     this.layout = layout;
+    this.datastore = datastore;
   }
 
   LocalStore(Path root, okio.Throttler throttler) {
@@ -120,23 +125,32 @@ final class LocalStore implements WritableStore {
   @Override
   public void writeChunk(Digest digest, byte[] blob) throws IOException {
     Path target = chunkFile(digest);
-    Files.createDirectories(target.getParent());
-    writeAtomically(target, blob);
+    datastore.createDirectories(target.getParent());
+    datastore.writeAtomically(target, blob);
+  }
+
+  @Override
+  public boolean ensureGroupOwner(SnapshotPath snapshot, String authId) throws IOException {
+    Path group = snapshotDir(snapshot).getParent();
+    datastore.createDirectories(group);
+    return datastore.writeIfAbsent(group.resolve(GROUP_OWNER_FILE),
+        (authId + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
   }
 
   @Override
   public SnapshotWriter createSnapshot(SnapshotPath snapshot) throws IOException {
     Path dir = snapshotDir(snapshot);
-    Files.createDirectories(dir.getParent());
+    datastore.createDirectories(dir.getParent());
     Path tmp = dir.resolveSibling(".tmp-" + snapshot.timeString() + "-"
         + Long.toHexString(ThreadLocalRandom.current().nextLong()));
     Files.createDirectory(tmp);
+    datastore.adoptDirectory(tmp);
     return new SnapshotWriter() {
       private boolean committed;
 
       @Override
       public void writeFile(String name, byte[] data) throws IOException {
-        writeAtomically(tmp.resolve(checkFileName(name)), data);
+        datastore.writeAtomically(tmp.resolve(checkFileName(name)), data);
       }
 
       @Override
@@ -145,7 +159,7 @@ final class LocalStore implements WritableStore {
           throw new FileAlreadyExistsException(dir.toString(), null, "snapshot exists");
         }
         Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-        syncDirectory(dir.getParent());
+        LocalDatastore.syncDirectory(dir.getParent());
         committed = true;
       }
 
@@ -181,32 +195,8 @@ final class LocalStore implements WritableStore {
     return file;
   }
 
-  /** Writes to a temporary sibling, syncs it and renames it over {@code target}. */
-  static void writeAtomically(Path target, byte[] data) throws IOException {
-    Path tmp = target.resolveSibling(target.getFileName() + ".tmp"
-        + Long.toHexString(ThreadLocalRandom.current().nextLong()));
-    try {
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer b = ByteBuffer.wrap(data);
-        while (b.hasRemaining()) {
-          ch.write(b);
-        }
-        ch.force(true);
-      }
-      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
-  }
-
-  private static void syncDirectory(Path dir) {
-    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-      ch.force(true);
-    } catch (IOException e) {
-      // some filesystems cannot sync a directory; the rename itself is still atomic
-    }
-  }
-
   @Override
-  public void close() {}
+  public void close() throws IOException {
+    datastore.close();
+  }
 }

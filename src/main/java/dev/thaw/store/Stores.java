@@ -108,7 +108,7 @@ public final class Stores {
     Shared shared = new Shared(options);
     List<ChunkStore> stores = new ArrayList<>();
     for (String spec : specs) {
-      stores.add(openOne(spec, shared, false, layout));
+      stores.add(openOne(spec, shared, layout));
     }
     return stores.size() == 1 ? stores.get(0) : new MirrorStore(stores);
   }
@@ -141,14 +141,52 @@ public final class Stores {
     return new Fetched(p.toString(), LocalStore.read(p, what));
   }
 
-  /** Opens a local datastore for writing (created if missing). */
-  public static WritableStore openWritable(String spec) {
+  /** Opens a local datastore for writing (created if missing); see {@link #openWritable(String, Options, WriteOptions)}. */
+  public static WritableStore openWritable(String spec) throws IOException {
     return openWritable(spec, Options.defaults(4));
   }
 
-  /** Opens a store that backups can write to: a local datastore (created if missing) or S3. */
-  public static WritableStore openWritable(String spec, Options options) {
-    return (WritableStore) openOne(spec, new Shared(options), true, ChunkLayout.DATASTORE);
+  /** Opens a store that backups can write to; see {@link #openWritable(String, Options, WriteOptions)}. */
+  public static WritableStore openWritable(String spec, Options options) throws IOException {
+    return openWritable(spec, options, WriteOptions.DEFAULT);
+  }
+
+  /**
+   * Opens a store that backups can write to: a local datastore (created if missing, with what
+   * Proxmox Backup Server has at a datastore's root: {@code .lock} and {@code .chunks}) or an S3
+   * prefix. A datastore that a Proxmox Backup Server
+   * manages is refused with the reason and what to do instead: locally one whose {@code .lock} or
+   * {@code .chunks} belongs to another user, on S3 one with PBS 4's {@code PREFIX/.in-use}
+   * object. Reading such a datastore is always allowed. See {@link WriteOptions} for the
+   * override (local only) and the full PBS layout.
+   */
+  public static WritableStore openWritable(String spec, Options options, WriteOptions writing)
+      throws IOException {
+    String lower = spec.toLowerCase(Locale.ROOT);
+    if (lower.startsWith("s3://")) {
+      if (writing.fullLayout()) {
+        throw new IllegalArgumentException("--pbs-layout applies to local datastores only");
+      }
+      if (writing.asDatastoreOwner()) {
+        throw new IllegalArgumentException("--as-datastore-owner applies to local datastores only:"
+            + " in S3, a Proxmox Backup Server's garbage collection deletes chunks it did not write"
+            + " whoever writes them");
+      }
+      S3Store s3 = openS3(spec, new Shared(options));
+      try {
+        s3.refuseIfInUse();
+      } catch (IOException | RuntimeException e) {
+        s3.close();
+        throw e;
+      }
+      return s3;
+    }
+    if (lower.startsWith("http://") || lower.startsWith("https://")) {
+      throw new IllegalArgumentException("an HTTP store is read-only; back up to a local datastore or S3: " + spec);
+    }
+    Path root = localPath(spec, lower);
+    return new LocalStore(root, new Shared(options).throttler, ChunkLayout.DATASTORE,
+        LocalDatastore.openForWriting(root, writing));
   }
 
   /** What the stores of one {@code open} call share: the options, one HTTP client, one limit. */
@@ -177,12 +215,9 @@ public final class Stores {
     }
   }
 
-  private static ChunkStore openOne(String spec, Shared shared, boolean writable, ChunkLayout layout) {
+  private static ChunkStore openOne(String spec, Shared shared, ChunkLayout layout) {
     String lower = spec.toLowerCase(Locale.ROOT);
     if (lower.startsWith("http://") || lower.startsWith("https://")) {
-      if (writable) {
-        throw new IllegalArgumentException("an HTTP store is read-only; back up to a local datastore or S3: " + spec);
-      }
       HttpUrl url = HttpUrl.parse(spec);
       if (url == null) {
         throw new IllegalArgumentException("not a valid URL: " + spec);
@@ -195,13 +230,18 @@ public final class Stores {
     if (lower.startsWith("s3://")) {
       return openS3(spec, shared);
     }
+    return new LocalStore(localPath(spec, lower), shared.throttler, layout);
+  }
+
+  /** The directory of a local store: a path or {@code file:///path}. */
+  private static Path localPath(String spec, String lower) {
     if (lower.startsWith("file:")) {
-      return new LocalStore(Path.of(URI.create(spec)), shared.throttler, layout);
+      return Path.of(URI.create(spec));
     }
     if (lower.matches("^[a-z][a-z0-9+.-]*://.*")) {
       throw new IllegalArgumentException("unknown store scheme: " + spec);
     }
-    return new LocalStore(Path.of(spec), shared.throttler, layout);
+    return Path.of(spec);
   }
 
   private static S3Store openS3(String spec, Shared shared) {
