@@ -41,6 +41,9 @@ final class MountCommand implements Callable<Integer> {
   KeyOptions key;
 
   @Mixin
+  TrustOptions trust;
+
+  @Mixin
   IndexOptions casync;
 
   @Spec
@@ -141,7 +144,7 @@ final class MountCommand implements Callable<Integer> {
       if (casync.given()) {
         Mounter.run(List.of(casync.open(storeOptions, pipeline)), pipeline, mountpoint, o, System.err, ready);
       } else {
-        Mounter.run(store, pipeline, k, snapshot, mountpoint, o, System.err, ready);
+        Mounter.run(store, pipeline, trust.policy(k), snapshot, mountpoint, o, System.err, ready);
       }
     }
     System.err.println("thaw: unmounted " + mountpoint);
@@ -270,6 +273,7 @@ final class MountCommand implements Callable<Integer> {
     if (key.keyfile != null) {
       a.add("--keyfile=" + key.keyfile.toAbsolutePath());
     }
+    a.addAll(trust.args());
     a.add("--cache-size=" + cacheSize);
     a.add("--readahead=" + readAhead);
     a.add("--readahead-size=" + readAheadSize);

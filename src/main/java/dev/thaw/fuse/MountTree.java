@@ -3,13 +3,13 @@ package dev.thaw.fuse;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.PipelineStats;
 import dev.thaw.format.Manifest;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.Image;
 import dev.thaw.image.ImageReader;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
@@ -55,7 +55,7 @@ final class MountTree {
   private final ChunkStore store;
   private final FetchPipeline pipeline;
   private final ChunkCache cache;
-  private final CryptConfig key;
+  private final KeyPolicy key;
   private final SnapshotPath fixed;
   private final Map<String, Image> images;
   private final Mounter.Options options;
@@ -67,7 +67,7 @@ final class MountTree {
   private volatile long listedAt;
 
   /** The snapshots of a store, or one snapshot ({@code fixed} not null). */
-  MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
+  MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, KeyPolicy key,
       SnapshotPath fixed, Mounter.Options options) {
     this(store, pipeline, cache, key, fixed, null, options);
   }
@@ -77,7 +77,7 @@ final class MountTree {
     this(pipeline.store(), pipeline, cache, null, null, byName(images), options);
   }
 
-  private MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, CryptConfig key,
+  private MountTree(ChunkStore store, FetchPipeline pipeline, ChunkCache cache, KeyPolicy key,
       SnapshotPath fixed, Map<String, Image> images, Mounter.Options options) {
     this.store = store;
     this.pipeline = pipeline;
@@ -101,7 +101,8 @@ final class MountTree {
   /** Reads what must be there before the mount is ready (the fixed snapshot's manifest). */
   void preload() throws IOException {
     if (fixed != null) {
-      manifest(fixed);
+      // admitted by the key policy here, so that a snapshot it refuses fails the mount
+      manifests.putIfAbsent(fixed, Snapshot.open(store, fixed, key).manifest());
       if (options.writable() != null) {
         openTargets();
       }
@@ -213,7 +214,7 @@ final class MountTree {
   private Manifest manifest(SnapshotPath s) throws IOException {
     Manifest m = manifests.get(s);
     if (m == null) {
-      m = Snapshot.readManifest(store, s, key);
+      m = Snapshot.readManifest(store, s, key.key());
       manifests.putIfAbsent(s, m);
     }
     return m;

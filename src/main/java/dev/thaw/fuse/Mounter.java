@@ -1,9 +1,9 @@
 package dev.thaw.fuse;
 
-import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.Image;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.io.IOException;
@@ -91,9 +91,10 @@ public final class Mounter {
    * Mounts at {@code mountpoint} and blocks until unmounted. {@code onReady} runs once the file
    * system answers.
    *
+   * @param key which snapshots to trust and how their archives decode
    * @param snapshot the snapshot to show at the root, or null for the whole datastore
    */
-  public static void run(ChunkStore store, FetchPipeline pipeline, CryptConfig key, SnapshotPath snapshot,
+  public static void run(ChunkStore store, FetchPipeline pipeline, KeyPolicy key, SnapshotPath snapshot,
       Path mountpoint, Options options, PrintStream log, Runnable onReady) throws IOException {
     checkMountpoint(mountpoint);
     if (options.writable() != null && snapshot == null) {

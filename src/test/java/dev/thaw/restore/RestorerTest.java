@@ -11,6 +11,7 @@ import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.format.Digest;
 import dev.thaw.image.Image;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.SnapshotPath;
 import dev.thaw.store.StoreException;
@@ -41,7 +42,7 @@ class RestorerTest {
   private Restorer.Result restore(SnapshotPath snap, CryptConfig key, Path target, boolean resume,
       boolean targetIsZero) throws Exception {
     try (FetchPipeline p = pipeline()) {
-      Image img = Snapshot.open(store, snap, key).openImage("a.img", p);
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(key)).openImage("a.img", p);
       return new Restorer(img, target, new Restorer.Options(resume, targetIsZero, 6, null)).run();
     }
   }
