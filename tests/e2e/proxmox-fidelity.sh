@@ -136,10 +136,16 @@ else
 fi
 
 echo "== --pbs-layout: every .chunks prefix directory, as PBS makes them"
-expect_ok layout backup --store "$T/full-ds" --id vm/100 --pbs-layout drive-scsi0.img:disk.img
-assert_eq "65536 750 750" "$(find "$T/full-ds/.chunks" -mindepth 1 -maxdepth 1 -type d | wc -l) \
-$(stat -c %a "$T/full-ds/.chunks/0000") $(stat -c %a "$T/full-ds/.chunks/ffff")" "65536 prefix directories of mode 750"
-rm -rf "$T/full-ds"
+# 65536 directories: as root on a tmpfs of this test's own (seconds and 256 MiB less than ext4)
+LDS=$T/full-ds
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/tmpfs" && mount -t tmpfs -o size=64m,mode=0700 tmpfs "$T/tmpfs"; then
+  defer umount -l "$T/tmpfs"
+  LDS=$T/tmpfs/ds
+fi
+expect_ok layout backup --store "$LDS" --id vm/100 --pbs-layout drive-scsi0.img:disk.img
+assert_eq "65536 750 750" "$(find "$LDS/.chunks" -mindepth 1 -maxdepth 1 -type d | wc -l) \
+$(stat -c %a "$LDS/.chunks/0000") $(stat -c %a "$LDS/.chunks/ffff")" "65536 prefix directories of mode 750"
+rm -rf "$LDS"
 
 echo "== S3: owner objects; an unfinished snapshot is not listed; a datastore PBS 4 uses is refused"
 start_s3proxy

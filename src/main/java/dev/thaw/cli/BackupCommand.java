@@ -18,7 +18,8 @@ import picocli.CommandLine.Parameters;
 @Command(name = "backup", mixinStandardHelpOptions = true,
     description = {"Back up files or block devices as images into a datastore.",
         "Prints the snapshot name (TYPE/ID/TIME) as the last line. A datastore that a Proxmox",
-        "Backup Server manages is refused (see --as-datastore-owner); a new one gets PBS's layout."})
+        "Backup Server manages is refused (see --as-datastore-owner); a new one gets PBS's .lock",
+        "and .chunks (all of PBS's layout with --pbs-layout)."})
 final class BackupCommand implements Callable<Integer> {
   @Option(names = "--store", required = true, paramLabel = "DS",
       description = "Datastore: a directory (or file:///path; created if missing) or s3://BUCKET/PREFIX.")
