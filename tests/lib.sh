@@ -396,6 +396,41 @@ EOF
 }
 
 # ---------------------------------------------------------------------------
+# S3 (s3proxy)
+# ---------------------------------------------------------------------------
+# start_s3proxy: an S3 server (s3proxy from Maven Central, filesystem backend in $T/s3data, SigV4
+# checked) on 127.0.0.1 with credentials made up for this test, and the bucket `backups` in it.
+# Sets S3_ENDPOINT, S3_PID, AK and SK; the server is stopped at exit.
+start_s3proxy() {
+  local jar port
+  jar=$("$THAW_REPO/tests/tools/s3proxy-jar") || fail "could not fetch s3proxy"
+  AK=thaw-test-$RANDOM
+  SK=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  port=$(free_port)
+  mkdir -p "$T/s3data"
+  printf '%s\n' "s3proxy.endpoint=http://127.0.0.1:$port" "s3proxy.authorization=aws-v2-or-v4" \
+    "s3proxy.identity=$AK" "s3proxy.credential=$SK" "jclouds.provider=filesystem" \
+    "jclouds.filesystem.basedir=$T/s3data" >"$T/s3proxy.conf"
+  java -jar "$jar" --properties "$T/s3proxy.conf" >"$T/s3proxy.log" 2>&1 &
+  S3_PID=$!
+  defer kill_wait "$S3_PID"
+  S3_ENDPOINT=http://127.0.0.1:$port
+  wait_http "$S3_ENDPOINT/" 60 || { cat "$T/s3proxy.log" >&2; fail "s3proxy did not start"; }
+  s3_put backups || fail "could not create the bucket"
+  note "s3proxy on $S3_ENDPOINT (pid $S3_PID)"
+}
+
+# s3_put PATH [FILE]: PUTs FILE (default: nothing) to $S3_ENDPOINT/PATH (a bucket, or BUCKET/KEY
+# with ':' written as %3A), signed with SigV4 by curl; fails unless the server answers 200.
+s3_put() {
+  local body=${2:-$T/s3_put.empty} code
+  [ -n "${2:-}" ] || : >"$body"
+  code=$(curl -s -o "$T/s3_put.out" -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
+    -H "x-amz-content-sha256: $(sha256sum <"$body" | cut -d' ' -f1)" -T "$body" "$S3_ENDPOINT/$1")
+  [ "$code" = 200 ] || { cat "$T/s3_put.out" >&2; echo "PUT $1: HTTP $code" >&2; return 1; }
+}
+
+# ---------------------------------------------------------------------------
 # privileges
 # ---------------------------------------------------------------------------
 require_root() {

@@ -70,24 +70,10 @@ cmp t/a.img t/e.img || fail "the README's HTTPS restore differs"
 pass "the README's HTTPS restore commands work as written"
 
 # --- the S3 commands against s3proxy
-jar=$("$THAW_REPO/tests/tools/s3proxy-jar") || fail "could not fetch s3proxy"
-AK=readme-$RANDOM
-SK=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-S3_PORT=$(free_port)
-mkdir -p s3data
-printf '%s\n' "s3proxy.endpoint=http://127.0.0.1:$S3_PORT" "s3proxy.authorization=aws-v2-or-v4" \
-  "s3proxy.identity=$AK" "s3proxy.credential=$SK" "jclouds.provider=filesystem" \
-  "jclouds.filesystem.basedir=$T/s3data" >s3proxy.conf
-java -jar "$jar" --properties s3proxy.conf >s3proxy.log 2>&1 &
-S3_PID=$!
-defer kill_wait "$S3_PID"
-wait_http "http://127.0.0.1:$S3_PORT/" 60 || { cat s3proxy.log >&2; fail "s3proxy did not start"; }
-curl -sf -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" -X PUT \
-  -H "x-amz-content-sha256: $(printf '' | sha256sum | cut -d' ' -f1)" "http://127.0.0.1:$S3_PORT/backups" ||
-  fail "could not create the bucket"
+start_s3proxy
 readme_block readme-s3 | sed -e "s|AWS_ACCESS_KEY_ID=[^ ]*|AWS_ACCESS_KEY_ID=$AK|" \
   -e "s|AWS_SECRET_ACCESS_KEY=[^ ]*|AWS_SECRET_ACCESS_KEY=$SK|" \
-  -e "s|^E=https://s3.example.net|E=http://127.0.0.1:$S3_PORT|" -e "s|/tmp/t/|$T/t/|g" >readme-s3.sh
+  -e "s|^E=https://s3.example.net|E=$S3_ENDPOINT|" -e "s|/tmp/t/|$T/t/|g" >readme-s3.sh
 grep -q "s3://" readme-s3.sh || fail "no S3 commands in the README"
 timeout 120 bash -euo pipefail readme-s3.sh >s3.out 2>s3.err || { cat s3.err >&2; fail "the README's S3 commands failed"; }
 grep -q "^vm/100/" s3.out || fail "the README's thaw ls listed no snapshot"

@@ -6,32 +6,11 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 require_cmd curl java
 
-jar=$("$THAW_REPO/tests/tools/s3proxy-jar") || fail "could not fetch s3proxy"
 cd "$T" || exit 1
 
-# --- an S3 server on 127.0.0.1 with credentials made up for this test
-AK=thaw-test-$RANDOM
-SK=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-S3_PORT=$(free_port)
-mkdir -p s3data
-cat >s3proxy.conf <<EOF
-s3proxy.endpoint=http://127.0.0.1:$S3_PORT
-s3proxy.authorization=aws-v2-or-v4
-s3proxy.identity=$AK
-s3proxy.credential=$SK
-jclouds.provider=filesystem
-jclouds.filesystem.basedir=$T/s3data
-EOF
-java -jar "$jar" --properties s3proxy.conf >s3proxy.log 2>&1 &
-S3_PID=$!
-defer kill_wait "$S3_PID"
-wait_http "http://127.0.0.1:$S3_PORT/" 60 || { cat s3proxy.log >&2; fail "s3proxy did not start"; }
-ENDPOINT=http://127.0.0.1:$S3_PORT
-note "s3proxy on $ENDPOINT (pid $S3_PID)"
-# create the bucket (curl signs with SigV4 itself)
-code=$(curl -s -o bucket.out -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AK:$SK" \
-  -H "x-amz-content-sha256: $(printf '' | sha256sum | cut -d' ' -f1)" -X PUT "$ENDPOINT/backups")
-[ "$code" = 200 ] || { cat bucket.out >&2; fail "could not create the bucket (HTTP $code)"; }
+# --- an S3 server on 127.0.0.1 with credentials made up for this test, and a bucket
+start_s3proxy
+ENDPOINT=$S3_ENDPOINT
 
 make_image disk.img 40
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK

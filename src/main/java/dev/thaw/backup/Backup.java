@@ -32,14 +32,53 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
 
 /**
- * Backs up files or block devices as fixed-index images into a datastore. Each source is read
- * in 4 MiB chunks by the calling thread; hashing, the existence check, compression, encryption
- * and the atomic chunk write run on a pool (a bounded number of chunks in memory). Only chunks
- * the store lacks are written. The indexes and the manifest are written last, and the snapshot
- * becomes visible in one rename. One {@link #run} per instance.
+ * Backs up files or block devices as fixed-index images into a datastore, as Proxmox Backup
+ * Server's client would: each source is read in 4 MiB chunks by the calling thread; hashing, the
+ * existence check, compression, encryption and the atomic chunk write run on a pool (a bounded
+ * number of chunks in memory). Only chunks the store lacks are written. A new group gets an owner
+ * file; the indexes and the manifest are written last, and the snapshot becomes visible in one
+ * rename. With crypt-mode {@code encrypt} chunks are encrypted under keyed digests; with
+ * {@code sign-only} they are stored plain under SHA-256 digests and the key only signs the
+ * manifest. An empty source is refused (PBS neither writes nor opens a size-0 image). One
+ * {@link #run} per instance.
  */
 public final class Backup {
   private static final Pattern ARCHIVE = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\\.img");
+  /**
+   * A Proxmox auth id: {@code user@realm} or {@code user@realm!token} (pbs-api-types
+   * {@code PROXMOX_AUTH_ID_REGEX}, realm 3-32 characters, 64 at most in all).
+   */
+  private static final Pattern AUTH_ID = Pattern.compile(
+      "[^\\s:/\\p{Cntrl}!@]+@[A-Za-z0-9_][A-Za-z0-9._-]{2,31}(![A-Za-z0-9_][A-Za-z0-9._-]*)?");
+  /** The owner PBS gives a group made by root's backups. */
+  public static final String DEFAULT_OWNER = "root@pam";
+
+  /**
+   * How a backup is protected and who owns a new group.
+   *
+   * @param key the key, or null for crypt-mode {@code none}
+   * @param cryptMode {@code none} without a key; {@code encrypt} or {@code sign-only} with one
+   * @param owner the auth id a new group's owner file names, e.g. {@code root@pam}
+   */
+  public record Options(CryptConfig key, Manifest.CryptMode cryptMode, String owner) {
+    public Options {
+      if ((key == null) != (cryptMode == Manifest.CryptMode.NONE)) {
+        throw new IllegalArgumentException(key == null
+            ? "crypt-mode " + cryptMode.json() + " needs a key file (--keyfile)"
+            : "a key file was given with crypt-mode none; leave out --keyfile, or use encrypt or sign-only");
+      }
+      if (owner.length() > 64 || !AUTH_ID.matcher(owner).matches()) {
+        throw new IllegalArgumentException("bad owner '" + owner
+            + "': give a Proxmox auth id such as root@pam or backup@pbs!token");
+      }
+    }
+
+    /** Encrypted with {@code key}, or plain without one; owned by {@value #DEFAULT_OWNER}. */
+    public static Options of(CryptConfig key) {
+      return new Options(key, key == null ? Manifest.CryptMode.NONE : Manifest.CryptMode.ENCRYPT,
+          DEFAULT_OWNER);
+    }
+  }
 
   /** One image to back up. */
   public record Source(String archive, Path path) {
@@ -71,31 +110,30 @@ public final class Backup {
   private final WritableStore store;
   private final String type;
   private final String id;
-  private final CryptConfig key;
+  private final Options options;
   private final BlobCodec codec;
   private final int threads;
   private final dev.thaw.fetch.RetryPolicy retry = dev.thaw.fetch.RetryPolicy.defaults();
 
-  /**
-   * @param key encrypt the snapshot with this key, or null
-   * @param threads worker threads for hashing, compressing and writing
-   */
-  public Backup(WritableStore store, String type, String id, CryptConfig key, int threads) {
+  /** @param threads worker threads for hashing, compressing and writing */
+  public Backup(WritableStore store, String type, String id, Options options, int threads) {
     this.store = store;
     this.type = type;
     this.id = id;
-    this.key = key;
-    this.codec = new BlobCodec(key);
+    this.options = options;
+    this.codec = new BlobCodec(options.cryptMode() == Manifest.CryptMode.ENCRYPT ? options.key() : null);
     this.threads = Math.max(1, threads);
   }
 
   public Result run(List<Source> sources) throws IOException, InterruptedException {
     Set<String> names = new HashSet<>();
+    List<Long> sizes = new ArrayList<>();
     for (Source s : sources) {
       if (!names.add(s.archive())) {
         throw new IllegalArgumentException("two sources have the archive name " + s.archive()
             + "; name them with NAME.img:PATH");
       }
+      sizes.add(sizeOf(s.path()));
     }
     ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
       Thread t = new Thread(r, "thaw-backup");
@@ -111,12 +149,13 @@ public final class Backup {
       List<byte[]> indexes = new ArrayList<>();
       long total = 0;
       int chunks = 0;
-      for (Source s : sources) {
-        FixedIndex idx = backupOne(s, pool, known, written, writtenBytes, now);
+      for (int i = 0; i < sources.size(); i++) {
+        Source s = sources.get(i);
+        FixedIndex idx = backupOne(s, sizes.get(i), pool, known, written, writtenBytes, now);
         byte[] bytes = idx.toBytes();
         indexes.add(bytes);
-        files.add(new Manifest.FileInfo(s.archive() + ".fidx",
-            key != null ? Manifest.CryptMode.ENCRYPT : Manifest.CryptMode.NONE, idx.size(), idx.checksum()));
+        files.add(new Manifest.FileInfo(s.archive() + ".fidx", options.cryptMode(), idx.size(),
+            idx.checksum()));
         total += idx.size();
         chunks += idx.chunkCount();
       }
@@ -127,9 +166,8 @@ public final class Backup {
     }
   }
 
-  private FixedIndex backupOne(Source s, ExecutorService pool, ConcurrentHashMap<Digest, Boolean> known,
-      AtomicInteger written, AtomicLong writtenBytes, long now) throws IOException, InterruptedException {
-    Path p = s.path();
+  /** A source's size; an empty or missing one is refused before anything is written. */
+  private static long sizeOf(Path p) throws IOException {
     if (!Files.exists(p)) {
       throw new IOException("source " + p + " does not exist");
     }
@@ -137,6 +175,17 @@ public final class Backup {
     if (size < 0) {
       throw new IOException("cannot tell the size of " + p);
     }
+    if (size == 0) {
+      throw new IOException("source " + p + " is empty (0 bytes): there is no image to back up,"
+          + " and Proxmox Backup Server cannot open an empty one");
+    }
+    return size;
+  }
+
+  private FixedIndex backupOne(Source s, long size, ExecutorService pool,
+      ConcurrentHashMap<Digest, Boolean> known, AtomicInteger written, AtomicLong writtenBytes,
+      long now) throws IOException, InterruptedException {
+    Path p = s.path();
     int cs = FixedIndex.DEFAULT_CHUNK_SIZE;
     int count = (int) ((size + cs - 1) / cs);
     Digest[] digests = new Digest[count];
@@ -186,16 +235,20 @@ public final class Backup {
     return FixedIndex.of(size, cs, digests, UUID.randomUUID(), now);
   }
 
-  private SnapshotPath commit(List<Manifest.FileInfo> files, List<byte[]> indexes, long now) throws IOException {
+  private SnapshotPath commit(List<Manifest.FileInfo> files, List<byte[]> indexes, long now)
+      throws IOException, InterruptedException {
     for (int attempt = 0; ; attempt++) {
       long time = now + attempt;
       SnapshotPath snap = new SnapshotPath(List.of(), type, id, Instant.ofEpochSecond(time));
+      if (attempt == 0) {
+        retry.call(() -> store.ensureGroupOwner(snap, options.owner()));
+      }
       Manifest m = new Manifest(type, id, time, files, null);
       try (WritableStore.SnapshotWriter w = store.createSnapshot(snap)) {
         for (int i = 0; i < files.size(); i++) {
           w.writeFile(files.get(i).filename(), indexes.get(i));
         }
-        byte[] json = m.toJson(key);
+        byte[] json = m.toJson(options.key()); // signed with the key, whatever the crypt-mode
         w.writeFile(Manifest.FILE_NAME, new BlobCodec(null).encode(json, 0, json.length, true));
         w.commit();
         return snap;

@@ -77,9 +77,10 @@ final class LsCommand implements Callable<Integer> {
     if (output == Output.json) {
       ObjectNode o = JSON.createObjectNode();
       o.put("snapshot", p.toString());
-      o.put("encrypted", m.keyFingerprint().isPresent());
+      o.put("encrypted", m.encrypted());
+      o.put("signed", m.signed());
       m.keyFingerprint().ifPresent(fp -> o.put("key-fingerprint", fp));
-      o.put("signature-checked", k != null && m.keyFingerprint().isPresent());
+      o.put("signature-checked", m.signatureChecked());
       ArrayNode arr = o.putArray("archives");
       for (Manifest.FileInfo f : m.files()) {
         if (!f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)) {

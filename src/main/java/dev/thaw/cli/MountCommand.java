@@ -40,6 +40,9 @@ final class MountCommand implements Callable<Integer> {
   KeyOptions key;
 
   @Mixin
+  TrustOptions trust;
+
+  @Mixin
   IndexOptions casync;
 
   @Spec
@@ -143,9 +146,9 @@ final class MountCommand implements Callable<Integer> {
       if (casync.given()) {
         Mounter.run(List.of(casync.open(storeOptions, pipeline)), pipeline, mountpoint, o, System.err, ready);
       } else if (snapshot != null) {
-        Mounter.run(store, pipeline, k, snapshot, mountpoint, o, System.err, ready);
+        Mounter.run(store, pipeline, trust.policy(k), snapshot, mountpoint, o, System.err, ready);
       } else {
-        Mounter.run(store, pipeline, k, mountpoint, o, System.err, ready);
+        Mounter.run(store, pipeline, trust.policy(k), mountpoint, o, System.err, ready);
       }
     }
     System.err.println("thaw: unmounted " + mountpoint);
@@ -272,6 +275,7 @@ final class MountCommand implements Callable<Integer> {
     if (key.keyfile != null) {
       a.add("--keyfile=" + key.keyfile.toAbsolutePath());
     }
+    a.addAll(trust.args());
     a.add("--cache-size=" + cacheSize);
     a.add("--readahead=" + readAhead);
     a.add("--readahead-size=" + readAheadSize);

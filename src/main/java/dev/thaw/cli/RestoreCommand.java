@@ -30,6 +30,9 @@ final class RestoreCommand implements Callable<Integer> {
   KeyOptions key;
 
   @Mixin
+  TrustOptions trust;
+
+  @Mixin
   IndexOptions casync;
 
   @Spec
@@ -62,7 +65,7 @@ final class RestoreCommand implements Callable<Integer> {
     Path target = Path.of(args.get(args.size() - 1));
     try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
       Image image = casync.given() ? casync.open(storeOptions, pipeline)
-          : Snapshot.open(store, SnapshotPath.parse(args.get(0)), key.load()).openImage(args.get(1), pipeline);
+          : Snapshot.open(store, SnapshotPath.parse(args.get(0)), trust.policy(key.load())).openImage(args.get(1), pipeline);
       Restorer restorer = new Restorer(image, target, new Restorer.Options(resume, targetIsZero,
           storeOptions.window(), IndexOptions.WINDOW_BYTES, stateFile));
       ProgressPrinter progressPrinter = new ProgressPrinter(mode, "restore " + image.name(), () -> {

@@ -16,13 +16,17 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "verify", mixinStandardHelpOptions = true,
     description = {"Fetch, decode and check every chunk of a snapshot, or of a casync image (--index).",
-        "Lists bad or missing chunks on stdout; exit 1 if there are any."})
+        "Lists bad or missing chunks on stdout; exit 1 if there are any. Archives it cannot check",
+        "(.didx file archives of container and host backups) are named on stderr and in the summary."})
 final class VerifyCommand implements Callable<Integer> {
   @Mixin
   StoreOptions storeOptions;
 
   @Mixin
   KeyOptions key;
+
+  @Mixin
+  TrustOptions trust;
 
   @Mixin
   IndexOptions casync;
@@ -45,7 +49,7 @@ final class VerifyCommand implements Callable<Integer> {
         what = image.name();
       } else {
         SnapshotPath path = SnapshotPath.parse(args.get(0));
-        verifier = new Verifier(Snapshot.open(store, path, key.load()), pipeline, storeOptions.window());
+        verifier = new Verifier(Snapshot.open(store, path, trust.policy(key.load())), pipeline, storeOptions.window());
         what = path.toString();
       }
       long t0 = System.nanoTime();
@@ -58,9 +62,15 @@ final class VerifyCommand implements Callable<Integer> {
           System.out.printf("bad file %s: %s%n", p.file(), p.message());
         }
       }
-      System.err.printf("verified %s: %d distinct chunks, %s in %s (%s); %d problem(s)%n",
+      for (Verifier.NotChecked n : r.notChecked()) {
+        System.err.printf("not checked: %s: %s%n", n.file(), n.reason());
+      }
+      int skipped = r.notChecked().size();
+      System.err.printf("verified %s: %d distinct chunks, %s in %s (%s); %d problem(s)%s%n",
           what, r.chunks(), Units.bytes(r.bytes()), Units.seconds(dt), Units.rate(r.bytes(), dt),
-          r.problems().size());
+          r.problems().size(), skipped == 0 ? ""
+              : "; " + skipped + " archive(s) NOT checked: " + String.join(", ",
+                  r.notChecked().stream().map(Verifier.NotChecked::file).toList()));
       return r.problems().isEmpty() ? 0 : Main.FAILED;
     }
   }

@@ -236,8 +236,10 @@ public final class FetchPipeline implements AutoCloseable {
       fetched.increment();
       bytesDecoded.add(data.length);
       Chunk c = Chunk.of(r.key.digest, data);
-      r.future.complete(c);
+      // out of the single-flight map first: once a reader has the chunk, a later request is a
+      // new fetch (the store may have changed since), never a join of this finished one
       pending.remove(r.key, r);
+      r.future.complete(c);
     } catch (FormatException e) {
       if (!r.refetched && !closed) {
         r.refetched = true; // a body damaged in transit gets one more chance

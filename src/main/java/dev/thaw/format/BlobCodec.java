@@ -87,7 +87,9 @@ public final class BlobCodec implements ChunkCodec {
   }
 
   /**
-   * Decodes a chunk blob and checks that its data hashes to {@code expected}.
+   * Decodes a chunk blob and checks that its data hashes to {@code expected}. A codec with a key
+   * takes encrypted chunks only and a codec without one plain chunks only, as an index's
+   * crypt-mode demands (PBS refuses "Index and chunk CryptMode don't match" the same way).
    *
    * @param expectedLength the chunk length the index says, or -1 when only bounded by
    *     {@link #MAX_CHUNK}
@@ -95,6 +97,11 @@ public final class BlobCodec implements ChunkCodec {
    */
   @Override
   public byte[] decodeChunk(byte[] blob, Digest expected, int expectedLength) throws FormatException {
+    if (blob.length >= 8 && kind(blob).encrypted() != (crypt != null)) {
+      throw new FormatException(crypt != null
+          ? "chunk is not encrypted, but its archive is (crypt-mode encrypt)"
+          : "chunk is encrypted, but its archive is not (crypt-mode none or sign-only)");
+    }
     byte[] data = decode(blob, expectedLength, MAX_CHUNK);
     if (expectedLength >= 0 && data.length != expectedLength) {
       throw new FormatException("chunk has " + data.length + " bytes, index says " + expectedLength);

@@ -18,8 +18,11 @@ import java.util.Set;
 
 /**
  * A snapshot manifest ({@code index.json.blob}'s JSON): backup type, id and time, and the files
- * of the snapshot with size, checksum and crypt mode. Signed with HMAC-SHA256 under the id key
- * when the snapshot was made with a key. Immutable.
+ * of the snapshot with size, checksum and crypt mode. Signed with HMAC-SHA256 under the key's
+ * HMAC key when the snapshot was made with a key (crypt-mode {@code encrypt} or
+ * {@code sign-only}), the key's fingerprint beside it in {@code unprotected}, as Proxmox Backup
+ * Server's {@code BackupManifest} does. Parsing records whether the manifest is signed and
+ * whether that signature was checked; what to trust is decided by the caller. Immutable.
  */
 public final class Manifest {
   /** The manifest's file name in a snapshot directory. */
@@ -48,7 +51,8 @@ public final class Manifest {
       return json;
     }
 
-    static CryptMode parse(String s) throws FormatException {
+    /** The mode named as in a manifest: {@code none}, {@code encrypt} or {@code sign-only}. */
+    public static CryptMode parse(String s) throws FormatException {
       for (CryptMode m : values()) {
         if (m.json.equals(s)) {
           return m;
@@ -64,6 +68,15 @@ public final class Manifest {
       csum = csum.clone();
     }
 
+    /**
+     * Whether the file's chunks (or, for a blob, the file itself) are encrypted: only for
+     * crypt-mode {@code encrypt}; {@code sign-only} data is stored plain under plain SHA-256
+     * digests, like {@code none} (PBS {@code FileInfo::chunk_crypt_mode}).
+     */
+    public boolean encrypted() {
+      return cryptMode == CryptMode.ENCRYPT;
+    }
+
     @Override
     public byte[] csum() {
       return csum.clone();
@@ -77,14 +90,17 @@ public final class Manifest {
   private final Map<String, FileInfo> byName;
   private final String keyFingerprint;
   private final List<String> warnings;
+  private final boolean signed;
+  private final boolean signatureChecked;
 
+  /** A manifest to write (unsigned until {@link #toJson} is given a key). */
   public Manifest(String backupType, String backupId, long backupTime, List<FileInfo> files,
       String keyFingerprint) {
-    this(backupType, backupId, backupTime, files, keyFingerprint, List.of());
+    this(backupType, backupId, backupTime, files, keyFingerprint, List.of(), false, false);
   }
 
   private Manifest(String backupType, String backupId, long backupTime, List<FileInfo> files,
-      String keyFingerprint, List<String> warnings) {
+      String keyFingerprint, List<String> warnings, boolean signed, boolean signatureChecked) {
     this.backupType = backupType;
     this.backupId = backupId;
     this.backupTime = backupTime;
@@ -96,11 +112,15 @@ public final class Manifest {
       m.putIfAbsent(f.filename(), f);
     }
     this.byName = m;
+    this.signed = signed;
+    this.signatureChecked = signatureChecked;
   }
 
   /**
    * Parses manifest JSON. When {@code crypt} is given and the manifest is signed, checks that
-   * the key's fingerprint is the one the manifest names and that the signature verifies.
+   * the key's fingerprint is the one the manifest names (when it names one) and that the
+   * signature verifies; either failing is an error. An unsigned manifest parses with or without
+   * a key: {@link #signatureChecked()} tells the caller that nothing vouches for it.
    */
   public static Manifest parse(byte[] json, CryptConfig crypt) throws FormatException {
     JsonNode root;
@@ -120,7 +140,8 @@ public final class Manifest {
       fp = fpNode.asText();
     }
     JsonNode sig = obj.get("signature");
-    if (crypt != null && sig != null && sig.isTextual()) {
+    boolean signed = sig != null && sig.isTextual();
+    if (crypt != null && signed) {
       if (fp != null && !sameFingerprint(fp, crypt)) {
         throw new FormatException("wrong key: the snapshot was made with key "
             + shortFp(fp) + ", the given key is " + crypt.shortFingerprint());
@@ -171,7 +192,8 @@ public final class Manifest {
     if (type == null || id == null || time == null || !time.canConvertToLong()) {
       throw new FormatException("manifest lacks backup-type, backup-id or backup-time");
     }
-    return new Manifest(type.asText(), id.asText(), time.asLong(), files, fp, warnings);
+    return new Manifest(type.asText(), id.asText(), time.asLong(), files, fp, warnings, signed,
+        crypt != null && signed);
   }
 
   /** A name a snapshot directory can hold: no path, no dot file, no control characters. */
@@ -257,6 +279,21 @@ public final class Manifest {
 
   public List<FileInfo> files() {
     return files;
+  }
+
+  /** Whether the manifest carries a signature (checked or not). */
+  public boolean signed() {
+    return signed;
+  }
+
+  /** Whether the signature was verified under the key given to {@link #parse}. */
+  public boolean signatureChecked() {
+    return signatureChecked;
+  }
+
+  /** Whether any file of the snapshot is encrypted (crypt-mode {@code encrypt}). */
+  public boolean encrypted() {
+    return files.stream().anyMatch(FileInfo::encrypted);
   }
 
   /** The full fingerprint of the key the snapshot was made with, if any. */

@@ -1,11 +1,11 @@
 package dev.thaw.fuse;
 
-import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.image.Catalog;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.Image;
 import dev.thaw.image.ImageReader;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.image.SnapshotImages;
 import dev.thaw.restore.LiveRestore;
@@ -78,8 +78,10 @@ public final class Mounter {
   /**
    * Mounts a whole datastore ({@code TYPE/ID/TIME/ARCHIVE}, read-only) at {@code mountpoint} and
    * blocks until unmounted. {@code onReady} runs once the file system answers.
+   *
+   * @param key which snapshots to trust and how their archives decode
    */
-  public static void run(ChunkStore store, FetchPipeline pipeline, CryptConfig key, Path mountpoint,
+  public static void run(ChunkStore store, FetchPipeline pipeline, KeyPolicy key, Path mountpoint,
       Options options, PrintStream log, Runnable onReady) throws IOException {
     checkMountpoint(mountpoint);
     if (options.writable() != null) {
@@ -98,7 +100,7 @@ public final class Mounter {
    * gives a target, and blocks until unmounted. Every image's index is read first: a damaged one
    * is left out with a warning on {@code log}.
    */
-  public static void run(ChunkStore store, FetchPipeline pipeline, CryptConfig key, SnapshotPath snapshot,
+  public static void run(ChunkStore store, FetchPipeline pipeline, KeyPolicy key, SnapshotPath snapshot,
       Path mountpoint, Options options, PrintStream log, Runnable onReady) throws IOException {
     checkMountpoint(mountpoint);
     ChunkCache cache = cache(options, pipeline);

@@ -1,6 +1,5 @@
 package dev.thaw.image;
 
-import dev.thaw.crypto.CryptConfig;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.format.FormatException;
 import dev.thaw.format.Manifest;
@@ -16,8 +15,9 @@ import java.util.function.Consumer;
 /**
  * Every snapshot of a store, for a front end that shows a whole datastore: the list re-read at
  * most every 30 s, and each snapshot opened once, when it is first asked for
- * ({@link SnapshotImages}; its warnings go to the given consumer). A snapshot made with a key the
- * catalog was not given is {@link Locked}: its manifest is known, its images are not opened.
+ * ({@link SnapshotImages}; its warnings go to the given consumer). A snapshot the key policy
+ * refuses (made with a key the catalog was not given, or not signed by the one it was) is
+ * {@link Locked}: its manifest is known, its images are not opened.
  * Thread-safe.
  */
 public final class Catalog {
@@ -40,7 +40,7 @@ public final class Catalog {
   public record Locked(Manifest manifest, String reason) implements Entry {}
 
   private final ChunkStore store;
-  private final CryptConfig key;
+  private final KeyPolicy key;
   private final FetchPipeline pipeline;
   private final ChunkCache cache;
   private final ImageReader.Settings settings;
@@ -50,10 +50,10 @@ public final class Catalog {
   private volatile long listedAt;
 
   /**
-   * @param key the key of encrypted snapshots, or null
+   * @param key which snapshots to trust and how their archives decode
    * @param warnings receives what opening a snapshot left out (its images whose index is damaged)
    */
-  public Catalog(ChunkStore store, CryptConfig key, FetchPipeline pipeline, ChunkCache cache,
+  public Catalog(ChunkStore store, KeyPolicy key, FetchPipeline pipeline, ChunkCache cache,
       ImageReader.Settings settings, Consumer<String> warnings) {
     this.store = store;
     this.key = key;
@@ -88,10 +88,8 @@ public final class Catalog {
     try {
       snap = Snapshot.open(store, path, key);
     } catch (FormatException ex) {
-      if (key != null) {
-        throw ex;
-      }
-      // encrypted, and the catalog has no key: listed, not opened
+      // the key policy refuses it (encrypted without a key, not signed by the key given):
+      // listed from its manifest, not opened
       e = new Locked(Snapshot.readManifest(store, path, null), ex.getMessage());
       Entry prev = entries.putIfAbsent(path, e);
       return prev != null ? prev : e;

@@ -14,9 +14,8 @@ import java.security.MessageDigest;
 import java.util.List;
 
 /**
- * An opened snapshot: its manifest, read and checked (signature and key fingerprint when a key is
- * given; a snapshot made with a key refuses to open without it), and the codec its chunks need.
- * Immutable and thread-safe.
+ * An opened snapshot: its manifest, read, checked and admitted by a {@link KeyPolicy}, and the
+ * codec of each archive, chosen from the archive's crypt-mode. Immutable and thread-safe.
  */
 public final class Snapshot {
   /** Suffix of fixed-index archives in a snapshot directory. */
@@ -25,35 +24,28 @@ public final class Snapshot {
   private final ChunkStore store;
   private final SnapshotPath path;
   private final Manifest manifest;
-  private final BlobCodec codec;
+  private final KeyPolicy policy;
 
-  private Snapshot(ChunkStore store, SnapshotPath path, Manifest manifest, BlobCodec codec) {
+  private Snapshot(ChunkStore store, SnapshotPath path, Manifest manifest, KeyPolicy policy) {
     this.store = store;
     this.path = path;
     this.manifest = manifest;
-    this.codec = codec;
+    this.policy = policy;
   }
 
   /**
-   * Reads a snapshot's manifest.
-   *
-   * @param key the key of an encrypted snapshot, or null
+   * Reads a snapshot's manifest and admits it under {@code policy} (see {@link KeyPolicy}: with
+   * a key, only a manifest signed by it; without, nothing encrypted).
    */
-  public static Snapshot open(ChunkStore store, SnapshotPath path, CryptConfig key) throws IOException {
-    Manifest m = readManifest(store, path, key);
-    boolean encrypted = m.keyFingerprint().isPresent()
-        || m.files().stream().anyMatch(f -> f.cryptMode() == Manifest.CryptMode.ENCRYPT);
-    if (encrypted && key == null) {
-      throw new FormatException("snapshot " + path + " is encrypted"
-          + m.keyFingerprint().map(fp -> " (key fingerprint " + fp.substring(0, Math.min(23, fp.length())) + ")").orElse("")
-          + ": give its key file with --keyfile");
-    }
-    return new Snapshot(store, path, m, new BlobCodec(encrypted ? key : null));
+  public static Snapshot open(ChunkStore store, SnapshotPath path, KeyPolicy policy) throws IOException {
+    Manifest m = readManifest(store, path, policy.key());
+    policy.admit(path, m);
+    return new Snapshot(store, path, m, policy);
   }
 
   /**
-   * Reads and parses a snapshot's manifest; checks its signature when {@code key} is given, but
-   * unlike {@link #open} does not insist on a key for an encrypted snapshot (for listing).
+   * Reads and parses a snapshot's manifest; checks its signature when {@code key} is given and
+   * the manifest is signed, but unlike {@link #open} admits nothing (for listing).
    */
   public static Manifest readManifest(ChunkStore store, SnapshotPath path, CryptConfig key)
       throws IOException {
@@ -63,16 +55,15 @@ public final class Snapshot {
       blob = store.readFile(path, Manifest.FILE_NAME);
     } catch (NotFoundException e) {
       throw new NotFoundException("snapshot " + path + " not found in " + store.describe()
-          + " (no " + where + ")");
+          + " (no " + where + "; a snapshot directory without it is a backup in progress or an"
+          + " aborted one)");
     }
-    Manifest m;
     try {
       byte[] json = new BlobCodec(null).decode(blob, -1, Manifest.MAX_JSON_BYTES);
-      m = Manifest.parse(json, key);
+      return Manifest.parse(json, key);
     } catch (FormatException e) {
       throw new FormatException("snapshot " + path + ": manifest " + where + ": " + e.getMessage(), e);
     }
-    return m;
   }
 
   public SnapshotPath path() {
@@ -83,9 +74,9 @@ public final class Snapshot {
     return manifest;
   }
 
-  /** Whether the snapshot's chunks are encrypted. */
+  /** Whether any of the snapshot's archives is encrypted. */
   public boolean encrypted() {
-    return codec.crypt() != null;
+    return manifest.encrypted();
   }
 
   /** Names of the image archives (fixed indexes), e.g. {@code drive-scsi0.img}. */
@@ -102,18 +93,22 @@ public final class Snapshot {
         .toList();
   }
 
+  private Manifest.FileInfo imageInfo(String archive) throws NotFoundException {
+    String file = archive.endsWith(FIXED_INDEX_SUFFIX) ? archive : archive + FIXED_INDEX_SUFFIX;
+    return manifest.file(file).orElseThrow(() -> new NotFoundException(
+        "snapshot " + path + " has no image archive '" + archive + "' (it has: "
+            + String.join(", ", images()) + ")"));
+  }
+
   /**
    * Reads an image's index and checks it against the manifest (size and checksum).
    *
    * @param archive {@code NAME.img}; {@code NAME.img.fidx} is accepted too
    */
   public FixedIndex readIndex(String archive) throws IOException {
-    String file = archive.endsWith(FIXED_INDEX_SUFFIX) ? archive : archive + FIXED_INDEX_SUFFIX;
-    Manifest.FileInfo info = manifest.file(file).orElseThrow(() -> new NotFoundException(
-        "snapshot " + path + " has no image archive '" + archive + "' (it has: "
-            + String.join(", ", images()) + ")"));
-    String where = store.location(path, file);
-    FixedIndex index = FixedIndex.parse(store.readFile(path, file), where);
+    Manifest.FileInfo info = imageInfo(archive);
+    String where = store.location(path, info.filename());
+    FixedIndex index = FixedIndex.parse(store.readFile(path, info.filename()), where);
     if (index.size() != info.size() || !MessageDigest.isEqual(index.checksum(), info.csum())) {
       throw new FormatException(where + ": index does not match the manifest (size "
           + index.size() + " vs " + info.size() + ", or checksum differs)");
@@ -121,15 +116,18 @@ public final class Snapshot {
     return index;
   }
 
-  /** Opens an image for reading through {@code pipeline}. */
+  /** Opens an image for reading through {@code pipeline}, with the codec its crypt-mode needs. */
   public Image openImage(String archive, FetchPipeline pipeline) throws IOException {
     String name = archive.endsWith(FIXED_INDEX_SUFFIX)
         ? archive.substring(0, archive.length() - FIXED_INDEX_SUFFIX.length()) : archive;
-    return Image.of(name, readIndex(archive), codec, pipeline);
+    return Image.of(name, readIndex(archive), codec(imageInfo(archive)), pipeline);
   }
 
-  /** The codec this snapshot's chunks decode with. */
-  public BlobCodec codec() {
-    return codec;
+  /**
+   * The codec a file of this snapshot decodes with: keyed for crypt-mode {@code encrypt}, plain
+   * (SHA-256 digests) for {@code none} and {@code sign-only}.
+   */
+  public BlobCodec codec(Manifest.FileInfo file) throws FormatException {
+    return policy.codec(file);
   }
 }

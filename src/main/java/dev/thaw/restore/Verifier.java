@@ -24,14 +24,21 @@ import java.util.concurrent.atomic.AtomicLong;
  * Checks every chunk of every image of a snapshot, or of one image (a casync image has no
  * snapshot), through the fetch pipeline (so with the very checks a restore makes), each distinct
  * chunk once, plus the snapshot's blob files. Reports every bad or missing chunk rather than
- * stopping at the first. {@link #run()} once, from one thread; {@link #checkedBytes()} from any.
+ * stopping at the first, and names every archive it cannot check (a dynamic index {@code .didx}:
+ * the file archives of container and host backups) so that a report never claims more than was
+ * checked. {@link #run()} once, from one thread; {@link #checkedBytes()} from any.
  */
 public final class Verifier {
   /** One problem found: which file and chunk, and what is wrong. */
   public record Problem(String file, String digest, String message, boolean missing) {}
 
-  /** What was checked and what was found. */
-  public record Report(int chunks, long bytes, List<Problem> problems) {}
+  /** An archive of the snapshot that was not checked, and why. */
+  public record NotChecked(String file, String reason) {}
+
+  /** What was checked, what was found, and what was left unchecked. */
+  public record Report(int chunks, long bytes, List<Problem> problems, List<NotChecked> notChecked) {}
+
+  private static final String DYNAMIC_INDEX_SUFFIX = ".didx";
 
   private final Snapshot snapshot;
   private final FetchPipeline pipeline;
@@ -76,6 +83,12 @@ public final class Verifier {
       for (Manifest.FileInfo f : snapshot.manifest().files()) {
         if (f.filename().endsWith(".blob")) {
           checkBlob(f, checks.problems);
+        } else if (f.filename().endsWith(DYNAMIC_INDEX_SUFFIX)) {
+          checks.notChecked.add(new NotChecked(f.filename(), "a dynamic index (a file archive or"
+              + " catalog of a container or host backup); thaw checks image archives (.fidx) and"
+              + " blobs only"));
+        } else if (!f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)) {
+          checks.notChecked.add(new NotChecked(f.filename(), "an archive of a kind thaw does not know"));
         }
       }
       for (String name : snapshot.images()) {
@@ -90,12 +103,13 @@ public final class Verifier {
       }
     }
     checks.drain(0);
-    return new Report(checks.chunks, checkedBytes.get(), checks.problems);
+    return new Report(checks.chunks, checkedBytes.get(), checks.problems, checks.notChecked);
   }
 
   /** One run's bookkeeping: chunks requested and not yet recorded, and what was found. */
   private final class Checks {
     final List<Problem> problems = new ArrayList<>();
+    final List<NotChecked> notChecked = new ArrayList<>();
     final Set<Digest> seen = new HashSet<>();
     final BlockingQueue<Arrival> arrivals = new LinkedBlockingQueue<>();
     final Window outstanding = new Window(window, windowBytes);
@@ -146,7 +160,13 @@ public final class Verifier {
         problems.add(new Problem(f.filename(), null, "blob does not match the manifest", false));
         return;
       }
-      snapshot.codec().decode(raw, -1, BlobCodec.MAX_BLOB);
+      if (BlobCodec.kind(raw).encrypted() != f.encrypted()) {
+        problems.add(new Problem(f.filename(), null, f.encrypted()
+            ? "blob is not encrypted, but its crypt-mode is encrypt"
+            : "blob is encrypted, but its crypt-mode is " + f.cryptMode().json(), false));
+        return;
+      }
+      snapshot.codec(f).decode(raw, -1, BlobCodec.MAX_BLOB);
     } catch (IOException e) {
       problems.add(new Problem(f.filename(), null, e.getMessage(), false));
     } catch (NoSuchAlgorithmException e) {

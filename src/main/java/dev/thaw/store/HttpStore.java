@@ -18,6 +18,8 @@ import okhttp3.Request;
 final class HttpStore implements ChunkStore {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final String LISTING = "directory listing";
+  /** Snapshot directories listed at once to find their manifests. */
+  private static final int LISTING_PARALLEL = 8;
 
   private final HttpUrl base;
   private final HttpExchange http;
@@ -85,7 +87,7 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public List<SnapshotPath> listSnapshots() throws IOException {
-    return SnapshotLister.list(this::listDir);
+    return SnapshotLister.list(this::listDir, LISTING_PARALLEL);
   }
 
   private List<SnapshotLister.Entry> listDir(String rel) throws IOException {

@@ -37,7 +37,8 @@ import java.util.stream.Stream;
  * is not a regular file (a FIFO, a device, a link to {@code /dev/zero}), is refused before it is
  * read; and a read that gets no data within the read timeout (a hung network filesystem) is given
  * up as a retryable fault. The read itself runs on a thread of this store, so that a read the
- * kernel never finishes strands that thread and not the caller. Thread-safe.
+ * kernel never finishes strands that thread and not the caller. How files are made next to
+ * Proxmox Backup Server (modes, owner, lock) is {@link LocalDatastore}'s. Thread-safe.
  */
 final class LocalStore implements WritableStore {
   private final Path root;
@@ -45,6 +46,7 @@ final class LocalStore implements WritableStore {
   private final ChunkLayout layout;
   private final Duration readTimeout;
   private final ExecutorService readers;
+  private final LocalDatastore datastore;
 
   /**
    * @param throttler the process-wide rate limit for chunk reads, or null
@@ -52,6 +54,13 @@ final class LocalStore implements WritableStore {
    * @param readTimeout how long one read may wait for the filesystem
    */
   LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout, Duration readTimeout) {
+    this(root, throttler, layout, readTimeout, LocalDatastore.forReading(root.toAbsolutePath().normalize()));
+  }
+
+  /** A datastore opened for writing by {@link LocalDatastore#openForWriting}; closed with this store. */
+  LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout, Duration readTimeout,
+      LocalDatastore datastore) {
+    this.datastore = datastore;
     this.root = root.toAbsolutePath().normalize();
     this.throttler = throttler;
     this.layout = layout;
@@ -195,23 +204,32 @@ final class LocalStore implements WritableStore {
   @Override
   public void writeChunk(Digest digest, byte[] blob) throws IOException {
     Path target = chunkFile(digest);
-    Files.createDirectories(target.getParent());
-    writeAtomically(target, blob);
+    datastore.createDirectories(target.getParent());
+    datastore.writeAtomically(target, blob);
+  }
+
+  @Override
+  public boolean ensureGroupOwner(SnapshotPath snapshot, String authId) throws IOException {
+    Path group = snapshotDir(snapshot).getParent();
+    datastore.createDirectories(group);
+    return datastore.writeIfAbsent(group.resolve(GROUP_OWNER_FILE),
+        (authId + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
   }
 
   @Override
   public SnapshotWriter createSnapshot(SnapshotPath snapshot) throws IOException {
     Path dir = snapshotDir(snapshot);
-    Files.createDirectories(dir.getParent());
+    datastore.createDirectories(dir.getParent());
     Path tmp = dir.resolveSibling(".tmp-" + snapshot.timeString() + "-"
         + Long.toHexString(ThreadLocalRandom.current().nextLong()));
     Files.createDirectory(tmp);
+    datastore.adoptDirectory(tmp);
     return new SnapshotWriter() {
       private boolean committed;
 
       @Override
       public void writeFile(String name, byte[] data) throws IOException {
-        writeAtomically(tmp.resolve(SnapshotPath.checkFileName(name)), data);
+        datastore.writeAtomically(tmp.resolve(SnapshotPath.checkFileName(name)), data);
       }
 
       @Override
@@ -220,7 +238,7 @@ final class LocalStore implements WritableStore {
           throw new FileAlreadyExistsException(dir.toString(), null, "snapshot exists");
         }
         Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-        syncDirectory(dir.getParent());
+        LocalDatastore.syncDirectory(dir.getParent());
         committed = true;
       }
 
@@ -249,34 +267,9 @@ final class LocalStore implements WritableStore {
     return dir;
   }
 
-  /** Writes to a temporary sibling, syncs it and renames it over {@code target}. */
-  static void writeAtomically(Path target, byte[] data) throws IOException {
-    Path tmp = target.resolveSibling(target.getFileName() + ".tmp"
-        + Long.toHexString(ThreadLocalRandom.current().nextLong()));
-    try {
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer b = ByteBuffer.wrap(data);
-        while (b.hasRemaining()) {
-          ch.write(b);
-        }
-        ch.force(true);
-      }
-      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
-  }
-
-  private static void syncDirectory(Path dir) {
-    try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-      ch.force(true);
-    } catch (IOException e) {
-      // some filesystems cannot sync a directory; the rename itself is still atomic
-    }
-  }
-
   @Override
-  public void close() {
+  public void close() throws IOException {
     readers.shutdownNow();
+    datastore.close();
   }
 }

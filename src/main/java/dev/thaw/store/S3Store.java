@@ -37,6 +37,8 @@ import software.amazon.awssdk.identity.spi.AwsCredentialsIdentity;
  */
 final class S3Store implements WritableStore {
   private static final String MANIFEST = "index.json.blob";
+  /** The object a Proxmox Backup Server 4 keeps in a datastore it uses (JSON with its host name). */
+  static final String IN_USE = ".in-use";
   private static final MediaType OCTETS = MediaType.get("application/octet-stream");
   private static final Pattern ERROR_CODE = Pattern.compile("<Code>([^<]{1,100})</Code>");
   private static final Pattern ERROR_MESSAGE = Pattern.compile("<Message>([^<]{1,300})</Message>");
@@ -106,6 +108,52 @@ final class S3Store implements WritableStore {
   @Override
   public void writeChunk(Digest digest, byte[] blob) throws IOException {
     put(chunkKey(digest), blob, "chunk " + digest.hex());
+  }
+
+  /** The group's {@code owner} object, where PBS 4 keeps it: {@code PREFIX/.cnt/GROUP/owner}. */
+  @Override
+  public boolean ensureGroupOwner(SnapshotPath snapshot, String authId) throws IOException {
+    String key = prefix + ".cnt/" + snapshot.group() + "/" + GROUP_OWNER_FILE;
+    HttpExchange.Reply head = send(SdkHttpMethod.HEAD, key, Map.of(), null, GROUP_OWNER_FILE);
+    if (head.code() == 200) {
+      return false;
+    }
+    if (head.code() != 404) {
+      throw failure(head, GROUP_OWNER_FILE, key);
+    }
+    put(key, (authId + "\n").getBytes(StandardCharsets.UTF_8), GROUP_OWNER_FILE);
+    return true;
+  }
+
+  /**
+   * Refuses a datastore that a Proxmox Backup Server uses: PBS 4 keeps {@code PREFIX/.in-use}
+   * there, lists snapshots from its own local cache, and its garbage collection deletes every
+   * chunk object that has no marker in that cache, so chunks written behind its back vanish.
+   *
+   * @throws StoreException naming the PBS host and what to do instead
+   */
+  void refuseIfInUse() throws IOException {
+    String key = prefix + IN_USE;
+    HttpExchange.Reply r = send(SdkHttpMethod.GET, key, Map.of(), null, "in-use marker");
+    if (r.code() == 404 && !new String(r.body(), StandardCharsets.UTF_8).contains("NoSuchBucket")) {
+      return;
+    }
+    if (r.code() != 200) {
+      throw failure(r, "in-use marker", key);
+    }
+    String host = null;
+    try {
+      host = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.body()).path("hostname").asText(null);
+    } catch (IOException e) {
+      // not JSON: the object's presence is what counts
+    }
+    throw new StoreException("refusing to write into " + shown(prefix) + ": a Proxmox Backup Server"
+        + (host != null ? " on host '" + host + "'" : "") + " uses this datastore (" + shown(key)
+        + " exists). That server lists snapshots from its own cache, and its garbage collection"
+        + " deletes every chunk object it has no record of, so chunks written by thaw would vanish"
+        + " at its next collection and thaw's snapshots would break. Back up into that server with"
+        + " proxmox-backup-client, or into another prefix or bucket. Reading it (ls, restore, mount,"
+        + " verify) is always safe", false);
   }
 
   private void put(String key, byte[] data, String what) throws IOException {

@@ -165,14 +165,54 @@ public final class Stores {
       }
       List<ChunkStore> stores = new ArrayList<>();
       for (String spec : specs) {
-        stores.add(openOne(spec, false, layout));
+        stores.add(openOne(spec, layout));
       }
       return stores.size() == 1 ? stores.get(0) : new MirrorStore(stores);
     }
 
-    /** Opens a store that backups can write to: a local datastore (created if missing) or S3. */
-    public WritableStore openWritable(String spec) {
-      return (WritableStore) openOne(spec, true, ChunkLayout.DATASTORE);
+    /** Opens a store that backups can write to, as {@link WriteOptions#DEFAULT} says. */
+    public WritableStore openWritable(String spec) throws IOException {
+      return openWritable(spec, WriteOptions.DEFAULT);
+    }
+
+    /**
+     * Opens a store that backups can write to: a local datastore (created if missing, with what
+     * Proxmox Backup Server has at a datastore's root: {@code .lock} and {@code .chunks}) or an
+     * S3 prefix. A datastore that a Proxmox Backup Server manages is refused with the reason and
+     * what to do instead: locally one whose {@code .lock} or {@code .chunks} belongs to another
+     * user, on S3 one with PBS 4's {@code PREFIX/.in-use} object. Reading such a datastore is
+     * always allowed. See {@link WriteOptions} for the override (local only) and the full PBS
+     * layout.
+     */
+    public WritableStore openWritable(String spec, WriteOptions writing) throws IOException {
+      switch (Scheme.of(spec)) {
+        case S3 -> {
+          if (writing.fullLayout()) {
+            throw new IllegalArgumentException("--pbs-layout applies to local datastores only");
+          }
+          if (writing.asDatastoreOwner()) {
+            throw new IllegalArgumentException("--as-datastore-owner applies to local datastores only:"
+                + " in S3, a Proxmox Backup Server's garbage collection deletes chunks it did not write"
+                + " whoever writes them");
+          }
+          S3Store s3 = openS3(spec, options, http());
+          try {
+            s3.refuseIfInUse();
+          } catch (IOException | RuntimeException e) {
+            s3.close();
+            throw e;
+          }
+          return s3;
+        }
+        case HTTP -> throw new IllegalArgumentException(
+            "an HTTP store is read-only; back up to a local datastore or S3: " + spec);
+        case LOCAL, FILE_URL -> {
+          Path root = Scheme.path(spec);
+          return new LocalStore(root, throttler, ChunkLayout.DATASTORE, options.readTimeout(),
+              LocalDatastore.openForWriting(root, writing));
+        }
+        default -> throw new IllegalArgumentException("unknown store scheme: " + spec);
+      }
     }
 
     /**
@@ -200,11 +240,8 @@ public final class Stores {
       }
     }
 
-    private ChunkStore openOne(String spec, boolean writable, ChunkLayout layout) {
+    private ChunkStore openOne(String spec, ChunkLayout layout) {
       Scheme scheme = Scheme.of(spec);
-      if (writable && scheme == Scheme.HTTP) {
-        throw new IllegalArgumentException("an HTTP store is read-only; back up to a local datastore or S3: " + spec);
-      }
       if (scheme == Scheme.S3 && layout != ChunkLayout.DATASTORE) {
         throw new IllegalArgumentException("read a casync store from a directory or over HTTP(S), not S3: " + spec);
       }

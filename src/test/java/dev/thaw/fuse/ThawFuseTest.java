@@ -8,6 +8,7 @@ import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.ImageReader;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.image.SnapshotImages;
 import dev.thaw.restore.LiveRestore;
@@ -68,7 +69,7 @@ class ThawFuseTest {
     image = Fixtures.image(4, 1234, 11);
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
     pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)));
-    images = SnapshotImages.open(Snapshot.open(store, snap, null), pipeline, new ChunkCache(64L * MIB),
+    images = SnapshotImages.open(Snapshot.open(store, snap, KeyPolicy.strict(null)), pipeline, new ChunkCache(64L * MIB),
         new ImageReader.Settings(0, 0, Duration.ofSeconds(10)));
   }
 

@@ -39,7 +39,7 @@ class ImageReaderTest {
     image = Fixtures.image(30, 1000, 9); // chunk i % 3 == 2 is zero
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
     pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
-    img = Snapshot.open(store, snap, null).openImage("a.img", pipeline);
+    img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", pipeline);
   }
 
   @AfterEach

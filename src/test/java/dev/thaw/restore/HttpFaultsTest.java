@@ -13,6 +13,7 @@ import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.format.BlobCodec;
 import dev.thaw.format.Digest;
 import dev.thaw.image.Image;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
@@ -165,7 +166,7 @@ class HttpFaultsTest {
     long t0 = System.nanoTime();
     Stores.Options o = Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), readTimeout);
     try (ChunkStore s = TestStores.open(url, o); FetchPipeline p = new FetchPipeline(s, 4, 2, retry)) {
-      Image img = Snapshot.open(s, snap, null).openImage("a.img", p);
+      Image img = Snapshot.open(s, snap, KeyPolicy.strict(null)).openImage("a.img", p);
       Restorer.Result r = new Restorer(img, target, new Restorer.Options(resume, false, 8, 0, null)).run();
       return new Outcome(r, p.stats(), System.nanoTime() - t0);
     }

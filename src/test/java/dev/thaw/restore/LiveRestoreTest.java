@@ -9,6 +9,7 @@ import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.ImageReader;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.SnapshotPath;
 import dev.thaw.testing.Fixtures;
@@ -31,7 +32,8 @@ class LiveRestoreTest {
   private final MemoryStore store = new MemoryStore();
 
   private LiveRestore open(FetchPipeline p, SnapshotPath snap, Path target, boolean background) throws IOException {
-    ImageReader r = new ImageReader(Snapshot.open(store, snap, null).openImage("a.img", p), new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(30)));
+    ImageReader r = new ImageReader(Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p),
+        new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(30)));
     return LiveRestore.open(r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(background, 4, 0));
   }
 

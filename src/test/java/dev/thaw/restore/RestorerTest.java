@@ -11,6 +11,7 @@ import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.format.Digest;
 import dev.thaw.image.Image;
+import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.SnapshotPath;
 import dev.thaw.store.StoreException;
@@ -42,7 +43,7 @@ class RestorerTest {
   private Restorer.Result restore(SnapshotPath snap, CryptConfig key, Path target, boolean resume,
       boolean targetIsZero) throws Exception {
     try (FetchPipeline p = pipeline()) {
-      Image img = Snapshot.open(store, snap, key).openImage("a.img", p);
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(key)).openImage("a.img", p);
       return new Restorer(img, target, new Restorer.Options(resume, targetIsZero, 6, 0, null)).run();
     }
   }
@@ -102,7 +103,7 @@ class RestorerTest {
       assertTrue(same.getMessage().contains("target " + target + " is in use by"), same.getMessage());
       // another target with the first one's state file
       try (FetchPipeline p = pipeline()) {
-        Image img = Snapshot.open(store, snap, null).openImage("a.img", p);
+        Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
         IOException state = assertThrows(IOException.class, () -> new Restorer(img, dir.resolve("two.img"),
             new Restorer.Options(false, false, 6, 0, Restorer.defaultStateFile(target))).run());
         assertTrue(state.getMessage().contains("restore state") && state.getMessage().contains("in use by"),

@@ -192,7 +192,7 @@ class HttpStoreTest {
   }
 
   @Test
-  void listsSnapshotsFromJsonAutoindex() throws Exception {
+  void listsFinishedSnapshotsFromJsonAutoindex() throws Exception {
     server.setDispatcher(new Dispatcher() {
       @Override
       public MockResponse dispatch(RecordedRequest r) {
@@ -201,7 +201,14 @@ class HttpStoreTest {
               + "{\"name\":\"vm\",\"type\":\"directory\"},{\"name\":\"x.txt\",\"type\":\"file\"}]");
           case "/ds/vm/" -> new MockResponse().setBody(String.format("[{\"name\":\"%s\",\"type\":\"directory\"}]", "100"));
           case "/ds/vm/100/" -> new MockResponse().setBody("[{\"name\":\"2026-11-22T03:04:05Z\",\"type\":\"directory\"},"
+              + "{\"name\":\"2026-11-23T03:04:05Z\",\"type\":\"directory\"},"
               + "{\"name\":\"owner\",\"type\":\"file\"}]");
+          // finished: its manifest is there
+          case "/ds/vm/100/2026-11-22T03:04:05Z/" -> new MockResponse().setBody(
+              "[{\"name\":\"index.json.blob\",\"type\":\"file\"},{\"name\":\"a.img.fidx\",\"type\":\"file\"}]");
+          // a backup in progress or aborted: no manifest
+          case "/ds/vm/100/2026-11-23T03:04:05Z/" -> new MockResponse().setBody(
+              "[{\"name\":\"a.img.fidx\",\"type\":\"file\"}]");
           default -> new MockResponse().setResponseCode(404);
         };
       }

@@ -160,6 +160,41 @@ class S3StoreTest {
   }
 
   @Test
+  void aDatastoreThatAPbsUsesIsRefusedForWriting() throws Exception {
+    server.enqueue(new MockResponse().setBody("{\"hostname\":\"pbs-west\"}"));
+    StoreException e = assertThrows(StoreException.class, () -> store.refuseIfInUse());
+    assertFalse(e.retryable());
+    assertTrue(e.getMessage().contains("pbs-west") && e.getMessage().contains("s3://backups/pbs/ds1/.in-use")
+        && e.getMessage().contains("garbage collection") && e.getMessage().contains("proxmox-backup-client"),
+        e.getMessage());
+    assertEquals("/backups/pbs/ds1/.in-use", server.takeRequest().getPath());
+
+    server.enqueue(error(404, "NoSuchKey")); // no PBS uses it
+    store.refuseIfInUse();
+    server.takeRequest();
+    server.enqueue(error(404, "NoSuchBucket"));
+    NotFoundException nb = assertThrows(NotFoundException.class, () -> store.refuseIfInUse());
+    assertTrue(nb.getMessage().contains("bucket 'backups' does not exist"), nb.getMessage());
+  }
+
+  @Test
+  void aNewGroupGetsAnOwnerObjectAndAnExistingOneIsKept() throws Exception {
+    server.enqueue(new MockResponse().setResponseCode(404)); // HEAD owner
+    server.enqueue(new MockResponse().setResponseCode(200)); // PUT owner
+    assertTrue(store.ensureGroupOwner(snap, "root@pam"));
+    RecordedRequest head = server.takeRequest();
+    assertEquals("HEAD /backups/pbs/ds1/.cnt/vm/100/owner", head.getMethod() + " " + head.getPath());
+    RecordedRequest put = server.takeRequest();
+    assertEquals("PUT /backups/pbs/ds1/.cnt/vm/100/owner", put.getMethod() + " " + put.getPath());
+    assertEquals("root@pam\n", put.getBody().readUtf8());
+
+    server.enqueue(new MockResponse().setResponseCode(200)); // HEAD owner: there
+    assertFalse(store.ensureGroupOwner(snap, "other@pbs"));
+    assertEquals("HEAD", server.takeRequest().getMethod());
+    assertEquals(0, server.getRequestCount() - 3, "no PUT over an existing owner");
+  }
+
+  @Test
   void keysAreEncodedStrictly() {
     assertEquals("2025-07-14T14%3A20%3A02Z", S3Store.encode("2025-07-14T14:20:02Z"));
     assertEquals("a.b_c-d~e", S3Store.encode("a.b_c-d~e"));

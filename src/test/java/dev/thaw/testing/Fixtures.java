@@ -54,7 +54,7 @@ public final class Fixtures {
     Path f = dir.resolve("source-" + System.nanoTime() + ".img");
     Files.write(f, image);
     try {
-      return new Backup(store, "vm", "100", key, 2).run(List.of(new Backup.Source("a.img", f))).snapshot();
+      return new Backup(store, "vm", "100", Backup.Options.of(key), 2).run(List.of(new Backup.Source("a.img", f))).snapshot();
     } finally {
       Files.delete(f);
     }

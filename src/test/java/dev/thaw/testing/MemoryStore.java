@@ -25,6 +25,7 @@ public final class MemoryStore implements WritableStore {
 
   private final Map<Digest, byte[]> chunks = new ConcurrentHashMap<>();
   private final Map<String, byte[]> files = new ConcurrentHashMap<>();
+  private final Map<String, String> owners = new ConcurrentHashMap<>();
   private final Map<Digest, AtomicInteger> reads = new ConcurrentHashMap<>();
   private final AtomicInteger concurrent = new AtomicInteger();
   private final AtomicInteger maxConcurrent = new AtomicInteger();
@@ -131,6 +132,16 @@ public final class MemoryStore implements WritableStore {
 
   public byte[] file(String key) {
     return files.get(key);
+  }
+
+  @Override
+  public boolean ensureGroupOwner(SnapshotPath snapshot, String authId) {
+    return owners.putIfAbsent(snapshot.group(), authId) == null;
+  }
+
+  /** The owner of a group ({@code vm/100}), or null. */
+  public String owner(String group) {
+    return owners.get(group);
   }
 
   @Override

@@ -18,7 +18,7 @@ public final class TestStores {
     return Stores.access(options).open(specs, ChunkLayout.DATASTORE);
   }
 
-  public static WritableStore openWritable(String spec) {
+  public static WritableStore openWritable(String spec) throws java.io.IOException {
     return Stores.access(Stores.Options.defaults(4)).openWritable(spec);
   }
 }
