@@ -8,10 +8,11 @@ import java.io.IOException;
  * {@code vfat}, {@code swap}, {@code LVM2_member}, {@code crypto_LUKS}; empty when none matches.
  * Reads at most a few small blocks from the first 68 KiB.
  */
-final class Filesystems {
+public final class Filesystems {
   private Filesystems() {}
 
-  static String probe(ByteSource v) throws IOException {
+  /** What {@code v} holds, as above; empty when nothing is recognised. */
+  public static String probe(ByteSource v) throws IOException {
     long size = v.size();
     if (size < 4096) {
       return "";
