@@ -26,11 +26,12 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "partitions", mixinStandardHelpOptions = true,
-    description = {"List the partitions (MBR, GPT) and LVM logical volumes of a snapshot's images, or of",
-        "a casync image (--index): name, offset and size in the image, type, GPT name, filesystem.",
-        "Fetches only the chunks that hold the tables and the volumes' first blocks.",
-        "Volumes that cannot be shown as files (extended partitions, striped, thin, raid or",
-        "snapshot LVs, a volume group spread over other images) are listed with the reason."})
+    description = {"List the partitions (MBR, GPT) and LVM logical volumes of a snapshot's",
+        "images, or of a casync image (--index): name, offset and size in the image,",
+        "type, GPT name, filesystem. Fetches only the chunks holding the tables and the",
+        "volumes' first blocks. Volumes that are not one range of the image (extended",
+        "partitions; striped, thin, raid or snapshot LVs; a volume group spread over",
+        "other images) are listed with the reason."})
 final class PartitionsCommand implements Callable<Integer> {
   enum Output { text, json }
 
@@ -63,7 +64,8 @@ final class PartitionsCommand implements Callable<Integer> {
     if (casync.given()) {
       casync.checkArguments(spec, args, 0, 0, key);
     } else if (args.isEmpty()) {
-      casync.checkArguments(spec, args, 0, 1, key);
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+          "partitions --store DS expects SNAPSHOT [ARCHIVE]");
     }
     List<ObjectNode> docs = new ArrayList<>();
     try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
