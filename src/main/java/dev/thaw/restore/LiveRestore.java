@@ -32,8 +32,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * --resume} uses): after a crash or SIGKILL, opening the same target and state again resumes
  * with every recorded chunk kept. A state file of another image is refused.
  *
- * <p>Thread-safe: FUSE threads call {@link #read}, {@link #write} and {@link #flush}
- * concurrently; a per-chunk lock orders the moves of one chunk.
+ * <p>Thread-safe: FUSE or NBD threads call {@link #read}, {@link #write}, {@link #writeZeros},
+ * {@link #discard} and {@link #flush} concurrently; a per-chunk lock orders the moves of one
+ * chunk. {@link #flush} covers every write that returned before it, whichever thread made it.
  */
 public final class LiveRestore implements AutoCloseable {
   private static final long CHECKPOINT_NANOS = TimeUnit.SECONDS.toNanos(2);
@@ -138,7 +139,8 @@ public final class LiveRestore implements AutoCloseable {
     return new LiveRestore(image, reader, t, st, options);
   }
 
-  private boolean isPresent(int i) {
+  /** Whether chunk {@code i} is in the target (reads of it come from there). */
+  public boolean isPresent(int i) {
     return (present.get(i >>> 6) & (1L << (i & 63))) != 0;
   }
 
@@ -225,24 +227,83 @@ public final class LiveRestore implements AutoCloseable {
       long pos = offset + done;
       int i = index.chunkAt(pos);
       int piece = (int) Math.min(len - done, index.end(i) - pos);
-      if (!isRecorded(i)) {
-        mustRecord = true;
+      mustRecord |= !isRecorded(i);
+      writePiece(i, pos, data, from + done, piece);
+      done += piece;
+    }
+    if (mustRecord) {
+      makeDurable();
+    }
+  }
+
+  /** Writes a piece of a write that lies within chunk {@code i}, completing the chunk first. */
+  private void writePiece(int i, long pos, byte[] data, int from, int piece) throws IOException {
+    if (!isPresent(i)) {
+      ReentrantLock l = lock(i);
+      l.lock();
+      try {
+        if (!isPresent(i)) {
+          complete(i, pos, data, from, piece);
+          return;
+        }
+      } finally {
+        l.unlock();
       }
-      if (!isPresent(i)) {
+    }
+    target.write(pos, data, from, piece);
+  }
+
+  /**
+   * Zeroes {@code length} bytes at {@code offset} (a guest's write-zeroes). Every chunk the range
+   * covers whole is written with zeros and becomes present without being fetched; a chunk it
+   * covers in part is completed first, like a write. Returns once every chunk it touches is
+   * durably recorded as present.
+   */
+  public void writeZeros(long offset, long length) throws IOException {
+    changeChunks(offset, length, true);
+  }
+
+  /**
+   * Discards the chunks that {@code length} bytes at {@code offset} cover whole and that are not
+   * present yet (a guest's trim): they become present without being fetched, and read as zeros
+   * (or, in a target this restore created, as whatever an interrupted run left there: the
+   * guest's own earlier writes or the backup's bytes). Present chunks and chunks covered in part
+   * are left as they are: a discard is a hint. Returns once they are durably recorded.
+   */
+  public void discard(long offset, long length) throws IOException {
+    changeChunks(offset, length, false);
+  }
+
+  private void changeChunks(long offset, long length, boolean zero) throws IOException {
+    if (offset < 0 || length < 0 || offset > image.size() - length) {
+      throw new IOException("range " + offset + "+" + length + " past the end of " + image.name()
+          + " (" + image.size() + " bytes)");
+    }
+    guestWrites.incrementAndGet();
+    boolean mustRecord = false;
+    long end = offset + length;
+    for (long pos = offset; pos < end; ) {
+      int i = index.chunkAt(pos);
+      long to = Math.min(end, index.end(i));
+      boolean whole = pos == index.start(i) && to == index.end(i);
+      if (whole && (zero || !isPresent(i))) {
+        mustRecord |= !isRecorded(i);
         ReentrantLock l = lock(i);
         l.lock();
         try {
-          if (!isPresent(i)) {
-            complete(i, pos, data, from + done, piece);
-            done += piece;
-            continue;
+          if (zero || (!isPresent(i) && !holesAreZero)) {
+            target.writeZeros(index.start(i), index.length(i));
           }
+          setPresent(i);
         } finally {
           l.unlock();
         }
+      } else if (zero) {
+        mustRecord |= !isRecorded(i);
+        int piece = (int) (to - pos);
+        writePiece(i, pos, new byte[piece], 0, piece);
       }
-      target.write(pos, data, from + done, piece);
-      done += piece;
+      pos = to;
     }
     if (mustRecord) {
       makeDurable();
