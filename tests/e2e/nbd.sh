@@ -165,6 +165,9 @@ acks=$(grep -c '^ack [0-9]' writes.log || true)
 ((acks > 0)) || fail "the writer never got a write acknowledged"
 pass "$rounds rounds of SIGKILL during writes with flush ($acks acknowledged); no restored chunk fetched again"
 
+expect_fail stale status "$T/rw.sock"
+err_contains stale "not running" "thaw status says a killed server's status file is stale"
+
 # --- the restore completes; SIGTERM; the target is the backup plus every acknowledged write ----
 serve_thaw final --store "$URL" --restore-to target --socket "$T/rw.sock" "$S"
 state() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"][0]["restore"]["state"])' "$T/rw.sock.status" 2>/dev/null || true; }

@@ -29,7 +29,7 @@ import java.util.concurrent.atomic.LongAdder;
  * all of a read's chunks in parallel.
  *
  * <p>Each open file gets a {@link Handle} that detects sequential streams (several may run in one
- * file). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
+ * file; a stream continues across zero chunks a reader skips). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
  * fetched at {@link Priority#READ_AHEAD} and held by the stream (as cache blocks it references)
  * until they are read or the stream is abandoned, so that the cache cannot evict them before
  * their reader arrives. Random reads start no read-ahead. Every copy out of a cached or held
@@ -387,7 +387,7 @@ public final class ImageReader {
       clock++;
       Stream match = null;
       for (Stream s : streams) {
-        if (offset >= s.next - STREAM_SLACK && offset <= s.next + STREAM_SLACK) {
+        if (offset >= s.next - STREAM_SLACK && dataBetween(s.next, offset) <= STREAM_SLACK) {
           match = s;
           break;
         }
@@ -414,6 +414,25 @@ public final class ImageReader {
       match.lastUse = clock;
       match.next = Math.max(match.next, offset + len);
       return match;
+    }
+
+    /**
+     * The bytes of non-zero chunks in {@code [from, to)}, counted up to just past
+     * {@link #STREAM_SLACK}: a reader that skips zero chunks (an NBD client following the
+     * allocation map) continues its stream across them.
+     */
+    private long dataBetween(long from, long to) {
+      if (to - from <= STREAM_SLACK) {
+        return Math.max(0, to - from);
+      }
+      ChunkIndex idx = image.index();
+      long data = 0;
+      for (int i = idx.chunkAt(from); i < idx.chunkCount() && idx.start(i) < to && data <= STREAM_SLACK; i++) {
+        if (!image.isZero(i)) {
+          data += Math.min(to, idx.end(i)) - Math.max(from, idx.start(i));
+        }
+      }
+      return data;
     }
 
     /** Releases the chunks held for read-ahead. */

@@ -96,6 +96,28 @@ class ImageReaderTest {
   }
 
   @Test
+  void aStreamThatSkipsZeroChunksKeepsItsReadAhead() throws Exception {
+    ImageReader r = reader(512L * MIB, 6);
+    try (ImageReader.Handle h = r.open()) {
+      // every non-zero chunk in order, the zero ones (i % 3 == 2) skipped, as an NBD client does
+      for (int c = 0; c < 12; c++) {
+        if (c % 3 != 2) {
+          for (long off = (long) c * CHUNK; off < (c + 1L) * CHUNK; off += MIB) {
+            read(h, off, MIB);
+          }
+        }
+      }
+      long misses = r.stats().cacheMisses();
+      assertTrue(misses <= 2, "only the stream's first chunks are demand fetches, not " + misses);
+      assertTrue(h.held() > 0, "the stream still holds read-ahead");
+      // a read far away over data is another stream
+      read(h, 21L * CHUNK, 4096);
+      read(h, 28L * CHUNK, 4096);
+      assertEquals(misses + 2, r.stats().cacheMisses());
+    }
+  }
+
+  @Test
   void heldChunksSurviveATinyCacheAndAreReleasedOnClose() throws Exception {
     ChunkCache cache = new ChunkCache(40L * MIB); // read-ahead may hold 20 MiB: 5 chunks
     ImageReader r = new ImageReader(img, cache, 16, Duration.ofSeconds(20));
