@@ -71,7 +71,7 @@ public final class LiveRestore implements AutoCloseable {
   private final AtomicInteger presentCount = new AtomicInteger();
   private final AtomicLong presentBytes = new AtomicLong();
   private final ReentrantLock[] locks = new ReentrantLock[LOCK_STRIPES];
-  /** Per FUSE thread: reads from the target go through it, so a read makes no garbage. */
+  /** Per reading thread: reads from the target go through it, so a read makes no garbage. */
   private final ThreadLocal<byte[]> readBuffer = ThreadLocal.withInitial(() -> new byte[128 << 10]);
   private final Object durability = new Object();
   private final AtomicInteger demandWaiting = new AtomicInteger();
@@ -186,13 +186,12 @@ public final class LiveRestore implements AutoCloseable {
       int i = index.chunkAt(pos);
       int piece = (int) Math.min(n - done, index.end(i) - pos);
       if (isPresent(i)) {
-        byte[] buf = readBuffer.get();
-        if (buf.length < piece) {
-          buf = new byte[piece];
-          readBuffer.set(buf);
+        byte[] buf = readBuffer.get(); // large reads (NBD: up to 32 MiB) go through it in slices
+        for (int off = 0; off < piece; off += buf.length) {
+          int k = Math.min(buf.length, piece - off);
+          target.read(pos + off, buf, 0, k);
+          sink.accept(done + off, buf, 0, k);
         }
-        target.read(pos, buf, 0, piece);
-        sink.accept(done, buf, 0, piece);
       } else {
         int at = done;
         demandWaiting.incrementAndGet();
