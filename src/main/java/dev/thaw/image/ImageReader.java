@@ -93,7 +93,17 @@ public final class ImageReader {
 
   /** Starts a new reader (one per open file). */
   public Handle open() {
-    return new Handle();
+    return new Handle(STREAM_SLACK);
+  }
+
+  /**
+   * Starts a reader for a client that keeps many requests in flight (an NBD connection): reads
+   * that reach it out of order by up to {@code reorder} bytes still continue one stream, so that
+   * its read-ahead is neither restarted nor fetched twice. Reads that near each other count as
+   * a stream too.
+   */
+  public Handle open(long reorder) {
+    return new Handle(Math.max(STREAM_SLACK, reorder));
   }
 
   /** Counters of this image's reads. */
@@ -179,7 +189,13 @@ public final class ImageReader {
   /** Reads of one open file. Thread-safe. */
   public final class Handle implements AutoCloseable {
     private final List<Stream> streams = new ArrayList<>();
+    /** How far from where a stream stands a read may be and still continue it. */
+    private final long slack;
     private long clock;
+
+    private Handle(long slack) {
+      this.slack = slack;
+    }
 
     private final class Stream {
       long next;
@@ -387,7 +403,7 @@ public final class ImageReader {
       clock++;
       Stream match = null;
       for (Stream s : streams) {
-        if (offset >= s.next - STREAM_SLACK && dataBetween(s.next, offset) <= STREAM_SLACK) {
+        if (offset >= s.next - slack && dataBetween(s.next, offset) <= slack) {
           match = s;
           break;
         }
@@ -417,17 +433,17 @@ public final class ImageReader {
     }
 
     /**
-     * The bytes of non-zero chunks in {@code [from, to)}, counted up to just past
-     * {@link #STREAM_SLACK}: a reader that skips zero chunks (an NBD client following the
-     * allocation map) continues its stream across them.
+     * The bytes of non-zero chunks in {@code [from, to)}, counted up to just past the slack: a
+     * reader that skips zero chunks (an NBD client following the allocation map) continues its
+     * stream across them.
      */
     private long dataBetween(long from, long to) {
-      if (to - from <= STREAM_SLACK) {
+      if (to - from <= slack) {
         return Math.max(0, to - from);
       }
       ChunkIndex idx = image.index();
       long data = 0;
-      for (int i = idx.chunkAt(from); i < idx.chunkCount() && idx.start(i) < to && data <= STREAM_SLACK; i++) {
+      for (int i = idx.chunkAt(from); i < idx.chunkCount() && idx.start(i) < to && data <= slack; i++) {
         if (!image.isZero(i)) {
           data += Math.min(to, idx.end(i)) - Math.max(from, idx.start(i));
         }
