@@ -96,7 +96,7 @@ stop_thaw ro "$T/ro.sock"
 # --- TCP on request; a casync image ------------------------------------------------------------
 casync make --store="$T/img.castr" "$T/img.caibx" src.img >/dev/null || fail "casync make"
 PORT=$(free_port)
-serve_thaw ca --index "$T/img.caibx" --store "$T/img.castr" --listen "127.0.0.1:$PORT"
+serve_thaw ca --index "$T/img.caibx" --store "$T/img.castr" --listen "127.0.0.1:$PORT" --status-file "$T/ca.status"
 nbdcopy "nbd://127.0.0.1:$PORT/img" ca.img || fail "nbdcopy over TCP"
 cmp src.img ca.img || fail "the casync export differs from the source"
 nbdinfo --map "nbd://127.0.0.1:$PORT/img" | merged_map >ca.map
@@ -109,6 +109,8 @@ for o, n, _ in holes:
     assert img[int(o):int(o) + int(n)].count(0) == int(n), "hole at %s" % o
 PY
 pass "a casync image over TCP: nbdcopy equals the source, its zero chunks are holes"
+expect_ok st3 status "$T/ca.status"
+assert_file_contains "$T/st3.out" "nbd://127.0.0.1:$PORT/img" "thaw status reads the status file of a TCP server"
 kill_wait "$SERVE_PID"
 
 # --- a writable export: qemu-io ---------------------------------------------------------------

@@ -122,6 +122,7 @@ final class ServeCommand implements Callable<Integer> {
       if (unix != null) {
         createPrivateDir(unix.getParent());
       }
+      createPrivateDir(status.getParent());
       for (SocketAddress a : addresses) {
         server.listen(a);
       }
@@ -196,7 +197,7 @@ final class ServeCommand implements Callable<Integer> {
     return uid == 0 ? Path.of("/run/thaw") : Path.of(System.getProperty("java.io.tmpdir"), "thaw-" + uid);
   }
 
-  /** Creates the socket's directory if it is missing, readable by its owner only. */
+  /** Creates a directory for the socket or status file if it is missing, for its owner only. */
   private static void createPrivateDir(Path dir) throws IOException {
     if (!Files.isDirectory(dir)) {
       Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
