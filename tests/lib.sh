@@ -395,6 +395,22 @@ EOF
   fail "could not start nginx"
 }
 
+# restored_chunks STATE FIDX: the digests of the chunks a thaw state file records as restored,
+# one per line, sorted (nothing when there is no state file yet).
+restored_chunks() {
+  [ -f "$1" ] || return 0
+  python3 "$THAW_REPO/tests/tools/acked-writes" state-done "$1" "$2" | sort -u
+}
+
+# no_refetch MSG LINE RESTORED: fails when nginx served any chunk of RESTORED (digests, one per
+# line) after line LINE of its access log.
+no_refetch() {
+  local again
+  again=$(comm -12 <(printf '%s\n' "$3" | sort -u) <({ tail -n +"$(($2 + 1))" "$NGINX_DIR/access.log" |
+    grep -o '/\.chunks/..../[0-9a-f]*' || true; } | sed 's|.*/||' | sort -u) | grep -c . || true)
+  [ "$again" = 0 ] || fail "$1: $again chunk(s) recorded as restored were fetched again"
+}
+
 # ---------------------------------------------------------------------------
 # S3 (s3proxy)
 # ---------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import picocli.CommandLine.Command;
 @Command(name = "thaw", mixinStandardHelpOptions = true, version = "thaw 0.1.0",
     description = "Back up, verify and restore chunked disk images; chunks are fetched on demand, "
         + "in parallel, and verified before use.",
-    subcommands = {BackupCommand.class, LsCommand.class, RestoreCommand.class, VerifyCommand.class, PartitionsCommand.class, FilesCommand.class,
-        MountCommand.class, UnmountCommand.class, StatusCommand.class, KeyCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {BackupCommand.class, LsCommand.class, RestoreCommand.class, VerifyCommand.class,
+        PartitionsCommand.class, FilesCommand.class, MountCommand.class, ServeCommand.class,
+        UnmountCommand.class, StatusCommand.class, KeyCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
   /** Exit code for a failed run; usage errors exit 2. */
   static final int FAILED = 1;

@@ -48,41 +48,16 @@ final class MountCommand implements Callable<Integer> {
   @Spec
   CommandSpec spec;
 
-  @Option(names = "--cache-size", paramLabel = "SIZE", defaultValue = "512M",
-      description = "Memory for verified chunks (default: ${DEFAULT-VALUE}).")
-  String cacheSize;
-
-  @Option(names = "--readahead", paramLabel = "N", defaultValue = "16",
-      description = "Chunks a sequential reader keeps fetched ahead; 0 disables (default: ${DEFAULT-VALUE}).")
-  int readAhead;
-
-  @Option(names = "--readahead-size", paramLabel = "SIZE", defaultValue = "64M",
-      description = {"...and at least this many bytes, so that small chunks (casync: 64 KiB)",
-          "keep enough fetches going (default: ${DEFAULT-VALUE})."})
-  String readAheadSize;
-
-  @Option(names = "--read-timeout", paramLabel = "SECONDS", defaultValue = "60",
-      description = "A read waiting longer than this for the store fails with EIO (default: ${DEFAULT-VALUE}).")
-  int readTimeout;
+  @Mixin
+  ReadOptions read;
 
   @Option(names = "--page-cache",
       description = {"Read-only images go through the kernel's page cache (for programs that",
           "mmap them shared) instead of direct I/O through thaw's cache."})
   boolean pageCache;
 
-  @Option(names = "--restore-to", paramLabel = "DIR|ARCHIVE=PATH",
-      description = {"Live restore: images become writable and are restored in the background",
-          "into DIR/ARCHIVE, or into PATH (a file or block device) for each ARCHIVE=PATH given.",
-          "Reads and writes go on meanwhile; run the same command again to resume."})
-  List<String> restoreTo;
-
-  @Option(names = "--overlay", paramLabel = "DIR",
-      description = "Writable, discardable view: changed chunks are kept in sparse files in DIR.")
-  Path overlay;
-
-  @Option(names = "--restore-rate", paramLabel = "BYTES/s",
-      description = "Limit the background restore to this rate, e.g. 100M (default: no limit).")
-  String restoreRate;
+  @Mixin
+  WritableOptions writable;
 
   @Option(names = "--foreground", description = "Serve in this process until unmounted.")
   boolean foreground;
@@ -109,14 +84,7 @@ final class MountCommand implements Callable<Integer> {
     }
     Path mountpoint = Path.of(positional.get(positional.size() - 1)).toAbsolutePath().normalize();
     SnapshotPath snapshot = positional.size() == 2 ? SnapshotPath.parse(positional.get(0)) : null;
-    long readAheadBytes = Units.parseSize(readAheadSize);
-    long cacheBytes = Units.parseSize(cacheSize);
-    if (cacheBytes < 16L << 20) {
-      throw new IllegalArgumentException("--cache-size must be at least 16M");
-    }
-    if (readAhead < 0 || readAhead > 1024) {
-      throw new IllegalArgumentException("--readahead must be between 0 and 1024");
-    }
+    long cacheBytes = read.cacheBytes();
     if (!Files.isDirectory(mountpoint)) {
       throw new IllegalArgumentException("mount point " + mountpoint + " is not a directory");
     }
@@ -129,14 +97,13 @@ final class MountCommand implements Callable<Integer> {
       key.passphrase = secrets.get(Secrets.PASSPHRASE);
       storeOptions.env = Secrets.overlay(System.getenv(), secrets);
     }
-    writable(snapshot); // check the live-restore options in the user's terminal
+    LiveRestores.Targets targets = writable.targets(snapshot != null, storeOptions.parallel);
     CryptConfig k = key.load(); // fail here, in the user's terminal, on a wrong passphrase
     if (!foreground) {
       return spawn(mountpoint, cacheBytes);
     }
     Mounter.Options o = new Mounter.Options(cacheBytes,
-        new ImageReader.Settings(readAhead, readAheadBytes, Duration.ofSeconds(readTimeout)), allowOther,
-        writable(snapshot), pageCache);
+        read.settings(), allowOther, targets, pageCache);
     try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
       String what = casync.given() ? casync.index : snapshot != null ? snapshot.toString() : store.describe();
       Runnable ready = () -> {
@@ -153,44 +120,6 @@ final class MountCommand implements Callable<Integer> {
     }
     System.err.println("thaw: unmounted " + mountpoint);
     return 0;
-  }
-
-  /** The writable-image settings from --restore-to / --overlay, or null for a read-only mount. */
-  private LiveRestores.Targets writable(SnapshotPath snapshot) {
-    if (restoreTo == null && overlay == null) {
-      if (restoreRate != null) {
-        throw new IllegalArgumentException("--restore-rate needs --restore-to");
-      }
-      return null;
-    }
-    if (restoreTo != null && overlay != null) {
-      throw new IllegalArgumentException("give --restore-to or --overlay, not both");
-    }
-    if (snapshot == null) {
-      throw new IllegalArgumentException("--restore-to and --overlay need a SNAPSHOT");
-    }
-    long rate = Units.parseRate(restoreRate);
-    // the background restore keeps a few fetch threads free, so a guest's read never queues
-    // behind a full set of background fetches
-    int window = Math.max(1, storeOptions.parallel - Math.max(2, storeOptions.parallel / 4));
-    LiveRestore.Options live = new LiveRestore.Options(restoreTo != null, window, rate);
-    Path dir = null;
-    java.util.Map<String, Path> pairs = new java.util.LinkedHashMap<>();
-    for (String t : restoreTo != null ? restoreTo : List.of(overlay.toString())) {
-      int eq = t.indexOf('=');
-      if (eq > 0 && restoreTo != null) {
-        pairs.put(t.substring(0, eq), Path.of(t.substring(eq + 1)).toAbsolutePath().normalize());
-      } else if (dir == null) {
-        dir = Path.of(t).toAbsolutePath().normalize();
-      } else {
-        throw new IllegalArgumentException("name one target directory; for several targets use ARCHIVE=PATH");
-      }
-    }
-    if (dir != null && !Files.isDirectory(dir)) {
-      throw new IllegalArgumentException((restoreTo != null ? "--restore-to " : "--overlay ") + dir
-          + " is not a directory (create it first, or give ARCHIVE=PATH)");
-    }
-    return new LiveRestores.Targets(dir, pairs, live);
   }
 
   /** Starts the file system in a detached process and waits until it answers. */
@@ -276,32 +205,17 @@ final class MountCommand implements Callable<Integer> {
       a.add("--keyfile=" + key.keyfile.toAbsolutePath());
     }
     a.addAll(trust.args());
-    a.add("--cache-size=" + cacheSize);
-    a.add("--readahead=" + readAhead);
-    a.add("--readahead-size=" + readAheadSize);
+    a.addAll(read.args());
     if (casync.given()) {
       a.add(casync.arg());
     }
-    a.add("--read-timeout=" + readTimeout);
     if (allowOther) {
       a.add("--allow-other");
     }
     if (pageCache) {
       a.add("--page-cache");
     }
-    if (restoreTo != null) {
-      for (String t : restoreTo) {
-        int eq = t.indexOf('=');
-        a.add("--restore-to=" + (eq > 0 ? t.substring(0, eq + 1) + Path.of(t.substring(eq + 1)).toAbsolutePath()
-            : Path.of(t).toAbsolutePath().toString()));
-      }
-    }
-    if (overlay != null) {
-      a.add("--overlay=" + overlay.toAbsolutePath());
-    }
-    if (restoreRate != null) {
-      a.add("--restore-rate=" + restoreRate);
-    }
+    a.addAll(writable.args());
     a.add("--");
     for (int i = 0; i < positional.size() - 1; i++) {
       a.add(positional.get(i));

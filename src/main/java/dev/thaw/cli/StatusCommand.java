@@ -10,35 +10,53 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code thaw status MOUNTPOINT}: the mount's {@code .thaw/status}, for people. */
+/**
+ * {@code thaw status MOUNTPOINT|SOCKET}: a mount's {@code .thaw/status}, or the status file of
+ * {@code thaw serve} ({@code SOCKET.status}, or a status file named directly), for people.
+ */
 @Command(name = "status", mixinStandardHelpOptions = true,
-    description = {"Show a mount's images: restore progress (percent, rate, ETA), cache and fetches.",
-        "--json prints MOUNTPOINT/.thaw/status as it is."})
+    description = {"Show a mount's or an NBD server's images: restore progress (percent, rate, ETA),",
+        "cache and fetches. --json prints MOUNTPOINT/.thaw/status (or SOCKET.status) as it is."})
 final class StatusCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print the status document as JSON.")
   boolean json;
 
-  @Parameters(paramLabel = "MOUNTPOINT", description = "A thaw mount.")
+  @Parameters(paramLabel = "MOUNTPOINT|SOCKET",
+      description = "A thaw mount, the socket of 'thaw serve', or its status file.")
   Path mountpoint;
 
   @Override
   public Integer call() throws IOException {
-    Path file = mountpoint.resolve(".thaw").resolve("status");
+    Path file = Files.isDirectory(mountpoint) ? mountpoint.resolve(".thaw").resolve("status")
+        : Files.isRegularFile(mountpoint) ? mountpoint : Path.of(mountpoint + ".status");
     byte[] doc;
     try {
       doc = Files.readAllBytes(file);
     } catch (NoSuchFileException e) {
-      throw new IllegalArgumentException(mountpoint + " is not a thaw mount (no .thaw/status)");
+      throw new IllegalArgumentException(mountpoint + " is not a thaw mount or NBD server (no " + file + ")");
+    }
+    ServeStatus s = ServeStatus.parse(doc);
+    if (s.server() != null && ProcessHandle.of(s.server().pid()).isEmpty()) {
+      throw new IllegalArgumentException("thaw serve (pid " + s.server().pid()
+          + ") is not running any more; " + file + " is stale");
     }
     if (json) {
       System.out.write(doc);
       System.out.flush();
       return 0;
     }
-    ServeStatus s = ServeStatus.parse(doc);
     System.out.println("store:    " + s.store());
     if (s.snapshot() != null) {
       System.out.println("snapshot: " + s.snapshot());
+    }
+    ServeStatus.Server server = s.server();
+    if (server != null) {
+      System.out.printf("nbd:      %d connections (%d so far), %d requests, %s read, %s written, %d errors%n",
+          server.connections(), server.connectionsTotal(), server.requests(), Units.bytes(server.bytesRead()),
+          Units.bytes(server.bytesWritten()), server.errors());
+      for (String u : server.uris()) {
+        System.out.println("          " + u);
+      }
     }
     ServeStatus.Cache c = s.cache();
     ServeStatus.Pipeline p = s.pipeline();

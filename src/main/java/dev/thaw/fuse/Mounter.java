@@ -48,16 +48,6 @@ public final class Mounter {
 
   private Mounter() {}
 
-  /**
-   * The bytes the chunk cache (and the read-ahead it lends memory to) may hold: the user's
-   * cache size less what chunks in the fetch pipeline may occupy at once, so that cached, held
-   * and in-flight chunks together stay within the cache size.
-   */
-  static long chunkBudget(long cacheBytes, FetchPipeline pipeline) {
-    long inFlight = (long) pipeline.maxChunksInMemory() * dev.thaw.format.FixedIndex.DEFAULT_CHUNK_SIZE;
-    return Math.max(cacheBytes / 2, cacheBytes - inFlight);
-  }
-
   /** The libfuse options thaw mounts with. */
   static List<String> fuseOptions(Options o) {
     List<String> opts = new ArrayList<>(List.of("fsname=thaw", "subtype=thaw",
@@ -149,7 +139,7 @@ public final class Mounter {
   }
 
   private static ChunkCache cache(Options options, FetchPipeline pipeline) {
-    return new ChunkCache(chunkBudget(options.cacheBytes(), pipeline));
+    return ChunkCache.within(options.cacheBytes(), pipeline);
   }
 
   private static void checkMountpoint(Path mountpoint) throws IOException {

@@ -38,6 +38,16 @@ public final class ChunkCache {
   private long pooledBytes;
   private long reused;
 
+  /**
+   * A cache for a front end that reads through {@code pipeline} within {@code cacheBytes} in all:
+   * the cache and the read-ahead it lends memory to get what the pipeline's own chunks in flight
+   * leave (at least half).
+   */
+  public static ChunkCache within(long cacheBytes, dev.thaw.fetch.FetchPipeline pipeline) {
+    long inFlight = (long) pipeline.maxChunksInMemory() * dev.thaw.format.FixedIndex.DEFAULT_CHUNK_SIZE;
+    return new ChunkCache(Math.max(cacheBytes / 2, cacheBytes - inFlight));
+  }
+
   public ChunkCache(long maxBytes) {
     this.maxBytes = maxBytes;
     // a few free arrays, so that the next chunk finds one (beyond the bound: at most 32 MiB)

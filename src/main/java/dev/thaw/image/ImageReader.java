@@ -30,7 +30,7 @@ import java.util.concurrent.atomic.LongAdder;
  * all of a read's chunks in parallel.
  *
  * <p>Each open file gets a {@link Handle} that detects sequential streams (several may run in one
- * file). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
+ * file; a stream continues across zero chunks a reader skips). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
  * fetched at {@link Priority#READ_AHEAD} and held by the stream (as cache blocks it references)
  * until they are read or the stream is abandoned, so that the cache cannot evict them before
  * their reader arrives. Random reads start no read-ahead. Every copy out of a cached or held
@@ -104,7 +104,17 @@ public final class ImageReader {
 
   /** Starts a new reader (one per open file). */
   public Handle open() {
-    return new Handle();
+    return new Handle(STREAM_SLACK);
+  }
+
+  /**
+   * Starts a reader for a client that keeps many requests in flight (an NBD connection): reads
+   * that reach it out of order by up to {@code reorder} bytes still continue one stream, so that
+   * its read-ahead is neither restarted nor fetched twice. Reads that near each other count as
+   * a stream too.
+   */
+  public Handle open(long reorder) {
+    return new Handle(Math.max(STREAM_SLACK, reorder));
   }
 
   /** Counters of this image's reads. */
@@ -191,7 +201,13 @@ public final class ImageReader {
   /** Reads of one open file. Thread-safe. */
   public final class Handle implements AutoCloseable {
     private final List<Stream> streams = new ArrayList<>();
+    /** How far from where a stream stands a read may be and still continue it. */
+    private final long slack;
     private long clock;
+
+    private Handle(long slack) {
+      this.slack = slack;
+    }
 
     private static final class Stream {
       long next;
@@ -410,7 +426,7 @@ public final class ImageReader {
       clock++;
       Stream match = null;
       for (Stream s : streams) {
-        if (offset >= s.next - STREAM_SLACK && offset <= s.next + STREAM_SLACK) {
+        if (offset >= s.next - slack && dataBetween(s.next, offset) <= slack) {
           match = s;
           break;
         }
@@ -437,6 +453,25 @@ public final class ImageReader {
       match.lastUse = clock;
       match.next = Math.max(match.next, offset + len);
       return match;
+    }
+
+    /**
+     * The bytes of non-zero chunks in {@code [from, to)}, counted up to just past the slack: a
+     * reader that skips zero chunks (an NBD client following the allocation map) continues its
+     * stream across them.
+     */
+    private long dataBetween(long from, long to) {
+      if (to - from <= slack) {
+        return Math.max(0, to - from);
+      }
+      ChunkIndex idx = image.index();
+      long data = 0;
+      for (int i = idx.chunkAt(from); i < idx.chunkCount() && idx.start(i) < to && data <= slack; i++) {
+        if (!image.isZero(i)) {
+          data += Math.min(to, idx.end(i)) - Math.max(from, idx.start(i));
+        }
+      }
+      return data;
     }
 
     /** Releases the chunks held for read-ahead. */

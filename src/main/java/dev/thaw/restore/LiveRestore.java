@@ -33,11 +33,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * --resume} uses): after a crash or SIGKILL, opening the same target and state again resumes
  * with every recorded chunk kept. A state file of another image is refused.
  *
- * <p>Thread-safe: FUSE threads call {@link #read}, {@link #write} and {@link #flush}
- * concurrently; a per-chunk lock (striped) orders the moves of one chunk into the target, and is
- * held only for target writes: a chunk's old bytes are fetched before the lock is taken, so no
- * thread waits for the store under it. {@link #flush} and the background's checkpoints share one
- * monitor, taken after no chunk lock.
+ * <p>Thread-safe: FUSE or NBD threads call {@link #read}, {@link #write}, {@link #writeZeros},
+ * {@link #discard} and {@link #flush} concurrently; a per-chunk lock (striped) orders the moves
+ * of one chunk into the target, and is held only for target writes: a chunk's old bytes are
+ * fetched before the lock is taken, so no thread waits for the store under it. {@link #flush}
+ * covers every write that returned before it, whichever thread made it; it and the background's
+ * checkpoints share one monitor, taken after no chunk lock.
  */
 public final class LiveRestore implements AutoCloseable {
   private static final int LOCK_STRIPES = 256;
@@ -75,7 +76,7 @@ public final class LiveRestore implements AutoCloseable {
   private final AtomicInteger presentCount = new AtomicInteger();
   private final AtomicLong presentBytes = new AtomicLong();
   private final ReentrantLock[] locks = new ReentrantLock[LOCK_STRIPES];
-  /** Per FUSE thread: reads from the target go through it, so a read makes no garbage. */
+  /** Per reading thread: reads from the target go through it, so a read makes no garbage. */
   private final ThreadLocal<byte[]> readBuffer = ThreadLocal.withInitial(() -> new byte[128 << 10]);
   private final Object durability = new Object();
   private final AtomicInteger demandWaiting = new AtomicInteger();
@@ -142,7 +143,8 @@ public final class LiveRestore implements AutoCloseable {
     return new LiveRestore(image, reader, d.target(), d.state(), options);
   }
 
-  private boolean isPresent(int i) {
+  /** Whether chunk {@code i} is in the target (reads of it come from there). */
+  public boolean isPresent(int i) {
     return (present.get(i >>> 6) & (1L << (i & 63))) != 0;
   }
 
@@ -188,13 +190,12 @@ public final class LiveRestore implements AutoCloseable {
       int i = index.chunkAt(pos);
       int piece = (int) Math.min(n - done, index.end(i) - pos);
       if (isPresent(i)) {
-        byte[] buf = readBuffer.get();
-        if (buf.length < piece) {
-          buf = new byte[piece];
-          readBuffer.set(buf);
+        byte[] buf = readBuffer.get(); // large reads (NBD: up to 32 MiB) go through it in slices
+        for (int off = 0; off < piece; off += buf.length) {
+          int k = Math.min(buf.length, piece - off);
+          target.read(pos + off, buf, 0, k);
+          sink.accept(done + off, buf, 0, k);
         }
-        target.read(pos, buf, 0, piece);
-        sink.accept(done, buf, 0, piece);
       } else {
         int at = done;
         demandWaiting.incrementAndGet();
@@ -229,15 +230,75 @@ public final class LiveRestore implements AutoCloseable {
       long pos = offset + done;
       int i = index.chunkAt(pos);
       int piece = (int) Math.min(len - done, index.end(i) - pos);
-      if (!isRecorded(i)) {
-        mustRecord = true;
-      }
-      if (!isPresent(i)) {
-        complete(i, pos, data, from + done, piece);
-      } else {
-        target.write(pos, data, from + done, piece);
-      }
+      mustRecord |= !isRecorded(i);
+      writePiece(i, pos, data, from + done, piece);
       done += piece;
+    }
+    if (mustRecord) {
+      makeDurable();
+    }
+  }
+
+  /** Writes a piece of a write that lies within chunk {@code i}, completing the chunk first. */
+  private void writePiece(int i, long pos, byte[] data, int from, int piece) throws IOException {
+    if (isPresent(i)) {
+      target.write(pos, data, from, piece);
+    } else {
+      complete(i, pos, data, from, piece);
+    }
+  }
+
+  /**
+   * Zeroes {@code length} bytes at {@code offset} (a guest's write-zeroes). Every chunk the range
+   * covers whole is written with zeros and becomes present without being fetched; a chunk it
+   * covers in part is completed first, like a write. Returns once every chunk it touches is
+   * durably recorded as present.
+   */
+  public void writeZeros(long offset, long length) throws IOException {
+    changeChunks(offset, length, true);
+  }
+
+  /**
+   * Discards the chunks that {@code length} bytes at {@code offset} cover whole and that are not
+   * present yet (a guest's trim): they become present without being fetched, and read as zeros
+   * (or, in a target this restore created, as whatever an interrupted run left there: the
+   * guest's own earlier writes or the backup's bytes). Present chunks and chunks covered in part
+   * are left as they are: a discard is a hint. Returns once they are durably recorded.
+   */
+  public void discard(long offset, long length) throws IOException {
+    changeChunks(offset, length, false);
+  }
+
+  private void changeChunks(long offset, long length, boolean zero) throws IOException {
+    if (offset < 0 || length < 0 || offset > image.size() - length) {
+      throw new IOException("range " + offset + "+" + length + " past the end of " + image.name()
+          + " (" + image.size() + " bytes)");
+    }
+    guestWrites.incrementAndGet();
+    boolean mustRecord = false;
+    long end = offset + length;
+    for (long pos = offset; pos < end; ) {
+      int i = index.chunkAt(pos);
+      long to = Math.min(end, index.end(i));
+      boolean whole = pos == index.start(i) && to == index.end(i);
+      if (whole && (zero || !isPresent(i))) {
+        mustRecord |= !isRecorded(i);
+        ReentrantLock l = lock(i);
+        l.lock();
+        try {
+          if (zero || (!isPresent(i) && !holesAreZero)) {
+            target.writeZeros(index.start(i), index.length(i));
+          }
+          setPresent(i);
+        } finally {
+          l.unlock();
+        }
+      } else if (zero) {
+        mustRecord |= !isRecorded(i);
+        int piece = (int) (to - pos);
+        writePiece(i, pos, new byte[piece], 0, piece);
+      }
+      pos = to;
     }
     if (mustRecord) {
       makeDurable();

@@ -20,8 +20,10 @@ import java.util.Map;
  * names; absent parts (no snapshot, no restore) are left out. Immutable.
  *
  * @param snapshot the snapshot served, or null for a whole datastore or images opened beforehand
+ * @param server the NBD server's own figures, or null for a mount
  */
-public record ServeStatus(String store, String snapshot, Cache cache, Pipeline pipeline, List<ImageStatus> images) {
+public record ServeStatus(String store, String snapshot, Server server, Cache cache, Pipeline pipeline,
+    List<ImageStatus> images) {
   private static final ObjectMapper JSON = new ObjectMapper()
       .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
       .setSerializationInclusion(JsonInclude.Include.NON_NULL)
@@ -29,6 +31,17 @@ public record ServeStatus(String store, String snapshot, Cache cache, Pipeline p
 
   public ServeStatus {
     images = List.copyOf(images);
+  }
+
+  /**
+   * An NBD server: its process (a status file outlives a killed server: the pid tells), where it
+   * listens, and its traffic.
+   */
+  public record Server(long pid, List<String> uris, long connections, long connectionsTotal, long requests,
+      long bytesRead, long bytesWritten, long errors) {
+    public Server {
+      uris = List.copyOf(uris);
+    }
   }
 
   /** The shared chunk cache. */
@@ -75,7 +88,12 @@ public record ServeStatus(String store, String snapshot, Cache cache, Pipeline p
           st.reads(), st.bytesRead(), st.readP50Micros() / 1000.0, st.readP99Micros() / 1000.0,
           st.readAheadHits(), st.readAheadIssued(), st.errors(), live == null ? null : restore(live.progress())));
     });
-    return new ServeStatus(store, snapshot, c, p, images);
+    return new ServeStatus(store, snapshot, null, c, p, images);
+  }
+
+  /** This status with an NBD server's figures. */
+  public ServeStatus withServer(Server server) {
+    return new ServeStatus(store, snapshot, server, cache, pipeline, images);
   }
 
   private static Restore restore(LiveRestore.Progress lp) {

@@ -126,6 +126,47 @@ class ImageReaderTest {
   }
 
   @Test
+  void aStreamThatSkipsZeroChunksKeepsItsReadAhead() throws Exception {
+    ImageReader r = reader(512L * MIB, 6);
+    try (ImageReader.Handle h = r.open()) {
+      // every non-zero chunk in order, the zero ones (i % 3 == 2) skipped, as an NBD client does
+      for (int c = 0; c < 12; c++) {
+        if (c % 3 != 2) {
+          for (long off = (long) c * CHUNK; off < (c + 1L) * CHUNK; off += MIB) {
+            read(h, off, MIB);
+          }
+        }
+      }
+      long misses = r.stats().cacheMisses();
+      assertTrue(misses <= 2, "only the stream's first chunks are demand fetches, not " + misses);
+      assertTrue(h.held() > 0, "the stream still holds read-ahead");
+      // a read far away over data is another stream
+      read(h, 21L * CHUNK, 4096);
+      read(h, 28L * CHUNK, 4096);
+      assertEquals(misses + 2, r.stats().cacheMisses());
+    }
+  }
+
+  @Test
+  void aHandleForManyRequestsInFlightKeepsOneStreamThroughReorderedReads() throws Exception {
+    long[] misses = new long[2];
+    for (int k = 0; k < 2; k++) {
+      ImageReader r = reader(512L * MIB, 6);
+      try (ImageReader.Handle h = k == 0 ? r.open() : r.open(16L * MIB)) {
+        // 2 MiB reads whose neighbours arrive swapped, as parallel requests may: 2, 0, 6, 4, ...
+        for (long pair = 0; pair < 12L * CHUNK; pair += 4 * MIB) {
+          for (long off : new long[] {pair + 2 * MIB, pair}) {
+            assertArrayEquals(Arrays.copyOfRange(image, (int) off, (int) off + 2 * MIB), read(h, off, 2 * MIB));
+          }
+        }
+      }
+      misses[k] = r.stats().cacheMisses();
+    }
+    assertTrue(misses[1] <= 2, "one stream: only its first chunks are demand fetches, not " + misses[1]);
+    assertTrue(misses[0] > misses[1], "the default handle loses the stream: " + misses[0] + " misses");
+  }
+
+  @Test
   void heldChunksSurviveATinyCacheAndAreReleasedOnClose() throws Exception {
     ChunkCache cache = new ChunkCache(40L * MIB); // read-ahead may hold 20 MiB: 5 chunks
     ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(16, 0, Duration.ofSeconds(20)));

@@ -19,6 +19,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -75,6 +76,44 @@ class LiveRestoreTest {
     }
     // the overlay file has the image's size (its sparseness is checked end to end, with du)
     assertEquals(image.length, Files.size(target));
+  }
+
+  @Test
+  void zeroingOrDiscardingWholeChunksFetchesNothingAndIsKeptAcrossARestart() throws Exception {
+    byte[] image = Fixtures.image(5, 777, 6); // chunk 2 is zero; chunk 5 is 777 bytes
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("zeroed.img");
+    byte[] expected = image.clone();
+    try (FetchPipeline p = new FetchPipeline(store, 4, 2, RetryPolicy.defaults())) {
+      try (LiveRestore live = open(p, snap, target, false)) {
+        int reads = store.totalReads();
+        live.writeZeros(4 * MIB, 4 * MIB); // chunk 1, whole
+        live.discard(12 * MIB, 8 * MIB + 777); // chunks 3 to 5, whole
+        live.discard(100, 4096); // part of chunk 0: a hint, ignored
+        assertEquals(reads, store.totalReads(), "nothing fetched");
+        assertEquals(4, live.progress().present());
+        live.writeZeros(4 * MIB - 10, 20); // the end of chunk 0 (fetched first) and chunk 1
+        assertEquals(reads + 1, store.totalReads());
+        Arrays.fill(expected, 4 * MIB - 10, 8 * MIB, (byte) 0);
+        Arrays.fill(expected, 12 * MIB, expected.length, (byte) 0); // a new target's holes read as zeros
+        assertThrows(IOException.class, () -> live.writeZeros(image.length - 1, 2));
+      }
+      int reads = store.totalReads();
+      try (LiveRestore live = open(p, snap, target, false)) {
+        assertEquals(5, live.progress().present(), "the restart keeps what was recorded");
+        ImageReader reader = new ImageReader(live.image(), new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
+        byte[] all = new byte[image.length];
+        try (ImageReader.Handle h = reader.open()) {
+          live.read(h, 0, all.length, (at, data, from, len) -> {
+            if (data != null) {
+              System.arraycopy(data, from, all, at, len);
+            }
+          });
+        }
+        assertArrayEquals(expected, all);
+        assertEquals(reads, store.totalReads(), "the zero chunk 2 needs no fetch either");
+      }
+    }
   }
 
   @Test

@@ -13,6 +13,7 @@ class ServeStatusTest {
   @Test
   void theDocumentRoundTripsWithSnakeCaseNamesAndLeavesOutWhatIsAbsent() throws Exception {
     ServeStatus s = new ServeStatus("/srv/ds", "vm/100/2026-11-22T03:04:05Z",
+        new ServeStatus.Server(42, List.of("nbd+unix:///a.img?socket=/run/x"), 1, 2, 3, 4, 5, 0),
         new ServeStatus.Cache(1, 2, 3, 4),
         new ServeStatus.Pipeline(5, 6, 7, 8, 9.5, 10.5, 11, 12),
         List.of(new ServeStatus.ImageStatus("a.img", 100, 2, 1, 1, 50, 0.5, 3, 60, 0.1, 0.2, 1, 2, 0,
@@ -28,8 +29,10 @@ class ServeStatusTest {
     assertFalse(json.contains("\"error\""), "an absent error is left out");
     assertTrue(json.endsWith("}\n"));
     assertEquals(s, ServeStatus.parse(s.toJson()));
-    ServeStatus none = new ServeStatus("x", null, s.cache(), s.pipeline(), List.of());
-    assertFalse(new String(none.toJson(), StandardCharsets.UTF_8).contains("snapshot"));
+    assertTrue(json.contains("\"connections_total\"") && json.contains("\"bytes_written\""), json);
+    ServeStatus none = new ServeStatus("x", null, null, s.cache(), s.pipeline(), List.of());
+    String noneJson = new String(none.toJson(), StandardCharsets.UTF_8);
+    assertFalse(noneJson.contains("snapshot") || noneJson.contains("server"), noneJson);
     assertNull(ServeStatus.parse(none.toJson()).snapshot());
   }
 }
