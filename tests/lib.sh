@@ -28,6 +28,10 @@ mkdir -p "$T/home"
 # the real home, for tools that need the user's caches (tests/tools/s3proxy-jar: ~/.m2)
 export THAW_REAL_HOME=${THAW_REAL_HOME:-$HOME}
 export HOME=$T/home XDG_STATE_HOME=$T/home/.local/state
+# No test leaves a JVM behind that makes the launcher's start-up archive: a test uses the one
+# there is (tests/run-e2e makes one per run) or none; a benchmark makes its own first
+# (startup_archive).
+export THAW_STARTUP_CACHE=${THAW_STARTUP_CACHE:-use}
 
 # ---------------------------------------------------------------------------
 # cleanup stack
@@ -294,6 +298,20 @@ bench_save() {
   commit=$(git -C "$THAW_REPO" rev-parse --short HEAD 2>/dev/null || echo -)
   printf '| %s | %s | %s | %s |\n' "$(date -u '+%Y-%m-%d %H:%M')" "$commit" "$name" "$summary" >>"$results/history.md"
   echo "written to $results/$name.md (and a line in history.md)"
+}
+
+# startup_archive: makes the launcher's start-up archive for the JDK and jar thaw runs on now
+# (THAW_JAVA, THAW_JAR), so that a benchmark measures thaw as a user runs it from the second
+# command on, and no archive is made in the background of a measured run.
+startup_archive() {
+  THAW_STARTUP_CACHE=foreground "$THAW" --version >/dev/null 2>&1 || true
+}
+
+# thaw_jdk: the JDK thaw runs on (the launcher's choice, or THAW_JAVA): version and home.
+thaw_jdk() {
+  THAW_STARTUP_CACHE=0 THAW_JAVA_OPTS="${THAW_JAVA_OPTS:-} -XshowSettings:properties" "$THAW" --version 2>&1 |
+    awk -F' = ' '/^ *java.runtime.name/ { n = $2 } /^ *java.runtime.version/ { v = $2 } /^ *java.home/ { h = $2 }
+      END { printf "%s %s (%s)\n", n, v, h }'
 }
 
 # readme_block MARKER: the fenced code block that follows the line `<!-- MARKER: ... -->` in

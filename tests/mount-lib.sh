@@ -13,9 +13,15 @@ mount_thaw() {
   grep -q " $mnt fuse.thaw " /proc/mounts || fail "$tag: $mnt is not mounted"
 }
 
-# mount_pid MOUNTPOINT: pid of the process serving a thaw mount.
+# mount_pid MOUNTPOINT: pid of the process serving a thaw mount (started by the launcher, or
+# with --foreground).
 mount_pid() {
-  pgrep -f -- "mount --foreground .* $1\$" | head -n1
+  pgrep -f -- "-jar .* mount .*$1\$" | head -n1
+}
+
+# mount_processes MOUNTPOINT: how many processes serve (or help serve) a thaw mount
+mount_processes() {
+  pgrep -fc -- "-jar .* mount .*$1\$" || true
 }
 
 # status_json MOUNTPOINT PYEXPR: evaluates PYEXPR with `s` = the parsed .thaw/status.

@@ -79,9 +79,12 @@ wait "$UNMOUNT" || { cat "$T/busy2.out"; fail "unmount failed although the file 
 pass "a busy mount point: unmount says so, and succeeds once the file is closed within 2 s"
 mount_thaw m1b "$M" --store "$DS" "$S1"
 
-# --- unmount leaves nothing behind -----------------------------------------------------
+# --- one JVM serves a mount, and unmount leaves nothing behind -------------------------
 P=$(mount_pid "$M")
 [ -n "$P" ] || fail "no mount process found"
+assert_eq 1 "$(mount_processes "$M")" "exactly one java process serves the mount"
+[ "$(ps -o sid= -p "$P" | tr -d ' ')" = "$P" ] || fail "the mount process is not in a session of its own"
+pass "the mount process leads its own session (a closed terminal does not end it)"
 expect_ok u1 unmount "$M"
 grep -q " $M fuse" /proc/mounts && fail "still mounted after thaw unmount"
 alive "$P" && fail "mount process $P still running after unmount"

@@ -60,6 +60,13 @@ final class BackupCommand implements Callable<Integer> {
           "Server does, so that a PBS can adopt the datastore (65536 directories; 256 MiB on ext4)."})
   boolean pbsLayout;
 
+  /** Where S3 credentials are read from: the environment with the launcher's secrets. */
+  private final java.util.Map<String, String> env;
+
+  BackupCommand(java.util.Map<String, String> env) {
+    this.env = env;
+  }
+
   @Parameters(arity = "1..*", paramLabel = "[NAME.img:]PATH",
       description = "Files or block devices; archive name defaults to the file name plus .img.")
   List<String> sources;
@@ -83,7 +90,7 @@ final class BackupCommand implements Callable<Integer> {
     }
     Backup.Options options = new Backup.Options(k, mode, owner);
     int n = threads != null ? threads : 2 * Runtime.getRuntime().availableProcessors();
-    try (WritableStore s = Stores.access(Stores.Options.defaults(n).withS3(s3.toOptions()))
+    try (WritableStore s = Stores.access(Stores.Options.defaults(n).withS3(s3.toOptions()).withEnv(env))
         .openWritable(store, new WriteOptions(asDatastoreOwner, pbsLayout))) {
       Backup.Result r = new Backup(s, group[0], group[1], options, n).run(src);
       System.err.printf("backed up %d image(s), %s in %d chunks; %d new chunks written (%s)%n",

@@ -41,13 +41,16 @@ final class KeyCommand implements Runnable {
     @Parameters(paramLabel = "FILE", description = "The key file to create (must not exist).")
     Path file;
 
+    /** Where the passphrase may come from ({@link Secrets#environment()}). */
+    java.util.Map<String, String> env = System.getenv();
+
     @Override
     public Integer call() throws Exception {
       if (Files.exists(file)) {
         throw new IllegalArgumentException("key file " + file + " exists already; not overwriting it");
       }
       Kdf k = kdf == KdfChoice.scrypt ? Kdf.SCRYPT : Kdf.NONE;
-      byte[] pass = k == Kdf.NONE ? null : Passphrases.read(passwordFile, "New passphrase: ", true);
+      byte[] pass = k == Kdf.NONE ? null : Passphrases.read(passwordFile, env, "New passphrase: ", true);
       KeyFile key = KeyFile.create(k, pass, new SecureRandom());
       Files.write(file, key.toJson(), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
       Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));

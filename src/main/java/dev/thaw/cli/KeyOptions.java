@@ -20,8 +20,10 @@ final class KeyOptions {
           + Passphrases.ENV + " or a terminal prompt.")
   Path passwordFile;
 
-  /** A passphrase given programmatically (the mount daemon gets it on stdin), or null. */
-  byte[] passphrase;
+  /** Where the passphrase may come from ({@link Secrets#environment()}). */
+  java.util.Map<String, String> env = System.getenv();
+
+  private byte[] passphrase;
 
   /** Whether the key file is passphrase-protected (false without a key file). */
   boolean needsPassphrase() throws IOException {
@@ -48,10 +50,10 @@ final class KeyOptions {
     }
   }
 
-  /** The passphrase, read once from its source and kept for a background process. */
+  /** The passphrase, read once from its source. */
   byte[] passphrase() {
     if (passphrase == null) {
-      passphrase = Passphrases.read(passwordFile, "Passphrase for " + keyfile + ": ", false);
+      passphrase = Passphrases.read(passwordFile, env, "Passphrase for " + keyfile + ": ", false);
     }
     return passphrase;
   }

@@ -2,9 +2,7 @@ package dev.thaw.cli;
 
 import dev.thaw.io.UserDirs;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -14,15 +12,13 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Set;
 
 /**
- * The log file of a detached mount process. By default it lives in the user's own state
+ * The log file of a mount that runs in the background (its stdout and stderr once it has let go
+ * of the terminal, {@link Detach}). By default it lives in the user's own state
  * directory ({@link UserDirs#state()}, mode 0700), never in a shared directory such as /tmp where
  * another user could plant a symbolic link at a predictable name; and it is created without
  * following a link, so that a link is refused rather than written through.
  */
 final class MountLog {
-  /** Lines a mount process writes with this prefix before it is ready are shown to the user. */
-  static final String WARNING = "thaw: warning: ";
-
   private MountLog() {}
 
   /** {@code STATE/mount-<mountpoint with / as ->.log}. */
@@ -58,20 +54,6 @@ final class MountLog {
         throw new IOException("refusing to write the mount log through the symbolic link " + log);
       }
       throw e;
-    }
-  }
-
-  /** The log's text (bytes that are not UTF-8 shown as replacement characters). */
-  static String read(Path log) throws IOException {
-    return Files.exists(log) ? new String(Files.readAllBytes(log), StandardCharsets.UTF_8) : "";
-  }
-
-  /** Copies the warnings in the log to {@code out} (what the mount said while it started). */
-  static void echoWarnings(Path log, PrintStream out) throws IOException {
-    for (String line : read(log).split("\n")) {
-      if (line.startsWith(WARNING)) {
-        out.println(line);
-      }
     }
   }
 }

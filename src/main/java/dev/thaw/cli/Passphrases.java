@@ -31,7 +31,11 @@ final class Passphrases {
     }
   }
 
-  static byte[] read(Path file, String prompt, boolean confirm) {
+  /**
+   * The passphrase from {@code file}, else {@code env}'s {@value #ENV}, else a prompt on the
+   * terminal (twice when {@code confirm}).
+   */
+  static byte[] read(Path file, java.util.Map<String, String> env, String prompt, boolean confirm) {
     try {
       if (file != null) {
         String s = Files.readString(file, StandardCharsets.UTF_8);
@@ -41,9 +45,9 @@ final class Passphrases {
     } catch (IOException e) {
       throw new UncheckedIOException(new IOException("cannot read the password file " + file + ": " + e.getMessage()));
     }
-    String env = System.getenv(ENV);
-    if (env != null) {
-      return env.getBytes(StandardCharsets.UTF_8);
+    String fromEnv = env.get(ENV);
+    if (fromEnv != null) {
+      return fromEnv.getBytes(StandardCharsets.UTF_8);
     }
     @SuppressWarnings("SystemConsoleNull") // null before JDK 22; isTerminal() decides after
     Console c = System.console();

@@ -72,7 +72,7 @@ final class StoreOptions {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
     }
     // snapshot files and listings get the same retries as chunks (the pipeline's)
-    return retryPolicy().retryingFileReads(access().open(stores, layout));
+    return FirstChunkLog.wrap(retryPolicy().retryingFileReads(access().open(stores, layout)), env);
   }
 
   private Stores.Access access;

@@ -1,7 +1,7 @@
 package dev.thaw.fetch;
 
-import dev.thaw.format.Digest;
 import dev.thaw.store.ChunkStore;
+import dev.thaw.store.ForwardingChunkStore;
 import dev.thaw.store.SnapshotPath;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -13,12 +13,11 @@ import java.util.List;
  * one that goes down later. Chunk reads pass through untouched: the pipeline retries those and
  * counts them. Thread-safe when the store is.
  */
-final class RetryingFiles implements ChunkStore {
-  private final ChunkStore store;
+final class RetryingFiles extends ForwardingChunkStore {
   private final RetryPolicy retry;
 
   RetryingFiles(ChunkStore store, RetryPolicy retry) {
-    this.store = store;
+    super(store);
     this.retry = retry;
   }
 
@@ -32,42 +31,12 @@ final class RetryingFiles implements ChunkStore {
   }
 
   @Override
-  public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
-    return store.readChunk(digest, maxBytes);
-  }
-
-  @Override
-  public byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
-    return store.readChunkAgain(digest, maxBytes);
-  }
-
-  @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return call(() -> store.readFile(snapshot, file));
+    return call(() -> delegate().readFile(snapshot, file));
   }
 
   @Override
   public List<SnapshotPath> listSnapshots() throws IOException {
-    return call(store::listSnapshots);
-  }
-
-  @Override
-  public String location(Digest digest) {
-    return store.location(digest);
-  }
-
-  @Override
-  public String location(SnapshotPath snapshot, String file) {
-    return store.location(snapshot, file);
-  }
-
-  @Override
-  public String describe() {
-    return store.describe();
-  }
-
-  @Override
-  public void close() throws IOException {
-    store.close();
+    return call(delegate()::listSnapshots);
   }
 }

@@ -128,6 +128,29 @@ public final class Mounter {
         Map.of()).toJson(), null, mountpoint, options, log, onReady);
   }
 
+  /**
+   * What {@link #run(ChunkStore, FetchPipeline, KeyPolicy, SnapshotPath, Path, Options,
+   * PrintStream, Runnable)} does for a read-only mount, but with no kernel mount: opens the
+   * snapshot's images, loads libfuse, and reads the status file and the first {@code bytes} of
+   * each image through the FUSE callbacks. The launcher's start-up training runs it, so that a
+   * mount's classes are in its start-up archive; it needs no /dev/fuse.
+   *
+   * @return the bytes read
+   */
+  public static long rehearse(ChunkStore store, FetchPipeline pipeline, KeyPolicy key, SnapshotPath snapshot,
+      Options options, long bytes) throws IOException {
+    ChunkCache cache = cache(options, pipeline);
+    SnapshotImages images = SnapshotImages.open(Snapshot.open(store, snapshot, key), pipeline, cache,
+        options.reads());
+    MountTree tree = new ImagesTree(images.readers(), Map.of(), images.snapshot().manifest().backupTime(), now());
+    ThawFuse fs = new ThawFuse(tree, () -> ServeStatus.of(store.describe(), snapshot.toString(), cache,
+        pipeline.stats(), images.readers(), Map.of()).toJson(), new PrintStream(java.io.OutputStream.nullOutputStream()),
+        0, 0, options.pageCache(), () -> {});
+    List<String> files = new ArrayList<>(List.of("/.thaw/status"));
+    images.readers().keySet().forEach(n -> files.add("/" + n));
+    return new Rehearsal(fs).run(files, bytes);
+  }
+
   private static long now() {
     return System.currentTimeMillis() / 1000;
   }

@@ -33,7 +33,7 @@ class CliTest {
     ByteArrayOutputStream sysErr = new ByteArrayOutputStream();
     System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
     System.setErr(new PrintStream(sysErr, true, StandardCharsets.UTF_8));
-    CommandLine cl = Main.commandLine(); // after the redirection: picocli binds System.err when built
+    CommandLine cl = Main.commandLine(args); // after the redirection: picocli binds System.err when built
     cl.setErr(new PrintWriter(err, true));
     try {
       int code = cl.execute(args);
