@@ -18,8 +18,10 @@ import okio.Throttler;
 /**
  * Opens stores from the names users give: a path or {@code file:///path} (local datastore),
  * {@code http(s)://host/prefix} (static HTTP datastore, read-only), {@code s3://BUCKET/PREFIX}
- * (a datastore in an S3 bucket, Proxmox Backup Server 4 layout). The stores opened by one call
- * share one OkHttp client and one rate limit.
+ * (a datastore in an S3 bucket, Proxmox Backup Server 4 layout), {@code pbs://REPOSITORY} (a
+ * Proxmox Backup Server's reader protocol, REPOSITORY as the PBS client writes it:
+ * {@code [[AUTHID@]HOST[:PORT]:]DATASTORE}). The stores opened by one call share one OkHttp client
+ * and one rate limit.
  */
 public final class Stores {
   /** A call (connect, request, whole body) may take this many read timeouts at most. */
@@ -37,38 +39,43 @@ public final class Stores {
    *     logged
    * @param s3 where S3 buckets are and how to address them
    * @param rateLimit bytes per second for all fetches together, 0 for no limit
+   * @param pbs namespace, fingerprint and token secret for {@code pbs://} stores
    */
   public record Options(int parallel, Duration connectTimeout, Duration readTimeout, Path caFile,
-      String authorization, S3Options s3, long rateLimit) {
+      String authorization, S3Options s3, long rateLimit, PbsOptions pbs) {
     /** Defaults for {@code parallel} concurrent fetches. */
     public static Options defaults(int parallel) {
       return new Options(parallel, Duration.ofSeconds(10), Duration.ofSeconds(30), null, null,
-          S3Options.DEFAULT, 0);
+          S3Options.DEFAULT, 0, PbsOptions.NONE);
     }
 
     public Options withTls(Path caFile, String authorization) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, pbs);
     }
 
     public Options withTimeouts(Duration connectTimeout, Duration readTimeout) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, pbs);
     }
 
     public Options withS3(S3Options s3) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, pbs);
     }
 
     public Options withRateLimit(long bytesPerSecond) {
       if (bytesPerSecond < 0) {
         throw new IllegalArgumentException("rate limit must not be negative");
       }
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, bytesPerSecond);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, bytesPerSecond, pbs);
+    }
+
+    public Options withPbs(PbsOptions pbs) {
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, pbs);
     }
 
     @Override
     public String toString() {
       return "Options[parallel=" + parallel + ", caFile=" + caFile + (authorization != null ? ", auth=***" : "")
-          + ", " + s3 + ", rateLimit=" + rateLimit + "]";
+          + ", " + s3 + ", rateLimit=" + rateLimit + ", " + pbs + "]";
     }
   }
 
@@ -188,6 +195,15 @@ public final class Stores {
         throw new IllegalArgumentException("not a valid URL: " + spec);
       }
       return new HttpStore(url, shared.http(), shared.options.authorization(), layout);
+    }
+    if (lower.startsWith("pbs://")) {
+      if (writable) {
+        throw new IllegalArgumentException("thaw never writes to a Proxmox Backup Server; back up to a local datastore or S3: " + spec);
+      }
+      if (layout != ChunkLayout.DATASTORE) {
+        throw new IllegalArgumentException("a Proxmox Backup Server holds datastores, not casync stores: " + spec);
+      }
+      return PbsStore.open(PbsRepository.parse(spec.substring("pbs://".length())), shared.options, shared.throttler);
     }
     if (lower.startsWith("s3://") && layout != ChunkLayout.DATASTORE) {
       throw new IllegalArgumentException("read a casync store from a directory or over HTTP(S), not S3: " + spec);
