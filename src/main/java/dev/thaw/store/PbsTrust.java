@@ -138,10 +138,21 @@ final class PbsTrust extends X509ExtendedTrustManager {
         ? "the server's certificate fingerprint " + fp + " does not match PBS_FINGERPRINT " + expected
             + " (if the server's certificate was renewed, compare the new fingerprint with the one"
             + " the PBS web interface shows and set PBS_FINGERPRINT to it)"
-        : "the server's certificate is not trusted (" + failed.getMessage() + "); if it is your"
+        : "the server's certificate is not trusted (" + reason(failed) + "); if it is your"
             + " PBS's own certificate, compare its fingerprint " + fp + " with the one the PBS web"
             + " interface shows and set PBS_FINGERPRINT to it";
     throw new Untrusted(message, fp, failed);
+  }
+
+  private static String reason(CertificateException e) {
+    String m = String.valueOf(e.getMessage());
+    if (m.contains("PKIX")) {
+      return "not signed by a CA this machine trusts";
+    }
+    if (m.contains("subject alternative") || m.contains("No name matching")) {
+      return "issued for another host name";
+    }
+    return m;
   }
 
   @Override
