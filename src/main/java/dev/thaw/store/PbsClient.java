@@ -24,9 +24,11 @@ import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslProvider;
 import io.netty.handler.timeout.ReadTimeoutException;
 import io.netty.handler.timeout.ReadTimeoutHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
@@ -91,6 +93,15 @@ final class PbsClient implements AutoCloseable {
    */
   PbsClient(PbsRepository repo, String secret, Path caFile, String fingerprint,
       Duration connectTimeout, Duration readTimeout, Duration callTimeout) {
+    // BoringSSL (netty-tcnative) where it is available: TLS decryption then costs about a
+    // quarter of the restore's CPU less than the JDK's engine; elsewhere the JDK's
+    this(repo, secret, caFile, fingerprint, connectTimeout, readTimeout, callTimeout,
+        OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK);
+  }
+
+  /** As above, with the given TLS implementation. */
+  PbsClient(PbsRepository repo, String secret, Path caFile, String fingerprint,
+      Duration connectTimeout, Duration readTimeout, Duration callTimeout, SslProvider tls) {
     this.repo = repo;
     this.authorization = "PBSAPIToken " + repo.authId() + ":" + encodeSecret(secret);
     this.peer = repo.host() + ":" + repo.port();
@@ -99,6 +110,7 @@ final class PbsClient implements AutoCloseable {
     this.callTimeout = callTimeout;
     try {
       this.ssl = SslContextBuilder.forClient()
+          .sslProvider(tls)
           .trustManager(new PbsTrust(PbsTrust.chainValidation(caFile), fingerprint))
           .endpointIdentificationAlgorithm("HTTPS")
           .build();

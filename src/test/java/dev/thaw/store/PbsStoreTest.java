@@ -180,6 +180,23 @@ class PbsStoreTest {
   }
 
   @Test
+  void theJdksTlsEngineWorksLikeBoringSsl() throws Exception {
+    PbsRepository repo = PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1");
+    for (String fp : List.of(pbs.fingerprint(), "aa" + pbs.fingerprint().substring(2))) {
+      PbsClient c = new PbsClient(repo, SECRET, null, fp, Duration.ofSeconds(5), Duration.ofSeconds(10),
+          Duration.ofSeconds(30), io.netty.handler.ssl.SslProvider.JDK);
+      try (PbsStore s = new PbsStore(repo, new PbsOptions("", fp, SECRET), c, null)) {
+        if (fp.equals(pbs.fingerprint())) {
+          assertArrayEquals(image, restore(s, dir.resolve("jdk.img")));
+        } else {
+          StoreException e = assertThrows(StoreException.class, s::listSnapshots);
+          assertTrue(e.getMessage().contains("does not match"), e.getMessage());
+        }
+      }
+    }
+  }
+
+  @Test
   void moreRequestsThanTheServersStreamLimitWaitTheirTurn() throws Exception {
     PbsClient c = new PbsClient(PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"), SECRET,
         null, pbs.fingerprint(), Duration.ofSeconds(5), Duration.ofSeconds(10), Duration.ofSeconds(60));

@@ -11,6 +11,8 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
@@ -38,7 +40,9 @@ import io.netty.handler.codec.http2.Http2FrameAdapter;
 import io.netty.handler.codec.http2.Http2Headers;
 import io.netty.handler.codec.http2.Http2Settings;
 import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
@@ -140,12 +144,18 @@ public final class PbsReaderDouble implements AutoCloseable {
     this.authDelay = authDelay;
     this.certificate = new HeldCertificate.Builder().commonName("pbs-double")
         .addSubjectAlternativeName("127.0.0.1").addSubjectAlternativeName("localhost").build();
+    // OpenSSL where netty-tcnative is there, as PBS uses OpenSSL: the double's TLS then costs the
+    // machine (which it shares with thaw in tests and benchmarks) what a PBS's would
     SslContext ssl = SslContextBuilder.forServer(certificate.keyPair().getPrivate(), certificate.certificate())
+        .sslProvider(OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK)
         .build();
     this.group = new MultiThreadIoEventLoopGroup(2, new DefaultThreadFactory("pbs-double", true),
         NioIoHandler.newFactory());
     this.disk = Executors.newFixedThreadPool(4, new DefaultThreadFactory("pbs-double-disk", true));
     this.server = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
+        // let a whole chunk queue up for the socket: Netty's default of 64 KiB pauses the HTTP/2
+        // flow controller after every 64 KiB (hyper, in PBS, has no such limit)
+        .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(8 << 20, 16 << 20))
         .childHandler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
