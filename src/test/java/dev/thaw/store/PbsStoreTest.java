@@ -201,6 +201,7 @@ class PbsStoreTest {
     PbsClient c = new PbsClient(PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"), SECRET,
         null, pbs.fingerprint(), Duration.ofSeconds(5), Duration.ofSeconds(10), Duration.ofSeconds(60));
     ExecutorService pool = Executors.newFixedThreadPool(260);
+    pbs.delayReplies(Duration.ofMillis(700)); // every request is open at once
     try {
       ReaderSession s = c.openReader("/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
           + snap.time().getEpochSecond() + "&debug=false");
@@ -211,9 +212,10 @@ class PbsStoreTest {
       for (Future<ReaderSession.Reply> f : all) {
         assertEquals(200, f.get().status());
       }
-      assertTrue(pbs.maxActiveStreams() <= 200, "at most the server's 200 streams at once: " + pbs.maxActiveStreams());
+      assertEquals(200, pbs.maxActiveStreams(), "the server's 200 streams at once, never more");
       s.close();
     } finally {
+      pbs.delayReplies(Duration.ZERO);
       pool.shutdownNow();
       c.close();
     }

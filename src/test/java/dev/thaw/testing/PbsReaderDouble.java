@@ -129,6 +129,7 @@ public final class PbsReaderDouble implements AutoCloseable {
   private final AtomicInteger authFailures = new AtomicInteger();
   private final List<String> requestLines = Collections.synchronizedList(new ArrayList<>());
   private volatile int dropAfterChunks = -1;
+  private volatile long replyDelayNanos;
 
   /**
    * Starts a server on 127.0.0.1.
@@ -216,6 +217,11 @@ public final class PbsReaderDouble implements AutoCloseable {
   /** After {@code n} more chunks, every reader connection is closed (once). */
   public void dropConnectionsAfterChunks(int n) {
     dropAfterChunks = chunks.get() + n;
+  }
+
+  /** Holds every reader response this long before sending it (0: none). */
+  public void delayReplies(Duration d) {
+    replyDelayNanos = d.toNanos();
   }
 
   /** Closes every reader connection now. */
@@ -674,10 +680,19 @@ public final class PbsReaderDouble implements AutoCloseable {
     /** Sends a response on the event loop: a text body for errors, {@code data} otherwise. */
     private void reply(ChannelHandlerContext ctx, int streamId, int status, String text, String contentType,
         byte[] data, boolean contentLength) {
-      if (!ctx.executor().inEventLoop()) {
-        ctx.executor().execute(() -> reply(ctx, streamId, status, text, contentType, data, contentLength));
-        return;
+      long delay = replyDelayNanos;
+      if (delay > 0) {
+        ctx.executor().schedule(() -> send(ctx, streamId, status, text, contentType, data, contentLength),
+            delay, TimeUnit.NANOSECONDS);
+      } else if (!ctx.executor().inEventLoop()) {
+        ctx.executor().execute(() -> send(ctx, streamId, status, text, contentType, data, contentLength));
+      } else {
+        send(ctx, streamId, status, text, contentType, data, contentLength);
       }
+    }
+
+    private void send(ChannelHandlerContext ctx, int streamId, int status, String text, String contentType,
+        byte[] data, boolean contentLength) {
       activeStreams.decrementAndGet();
       byte[] body = data != null ? data : text.getBytes(StandardCharsets.UTF_8);
       Http2Headers hs = new DefaultHttp2Headers().status(Integer.toString(status));
