@@ -77,6 +77,7 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   private volatile long lastRead = System.nanoTime();
   private volatile long lastUse = System.nanoTime();
   private ScheduledFuture<?> ticker;
+  private int nextStreamId = 1; // event loop only
 
   private ReaderSession(Http2ConnectionDecoder decoder, Http2ConnectionEncoder encoder,
       Http2Settings settings, String authority, String peer, long readTimeoutNanos, long callTimeoutNanos) {
@@ -218,7 +219,9 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       p.future.completeExceptionally(fault("the reader session is closed"));
       return;
     }
-    int id = connection().local().incrementAndGetNextStreamId();
+    // 1, 3, 5, ... as the PBS client's h2 numbers them (Netty's own counter keeps 1 for h2c)
+    int id = nextStreamId;
+    nextStreamId += 2;
     if (id < 0) { // stream ids used up: this session is done, the next one starts afresh
       open = false;
       p.future.completeExceptionally(fault("stream ids exhausted"));

@@ -119,6 +119,7 @@ class PbsStoreTest {
     assertEquals(Long.toString(snap.time().getEpochSecond()), PbsReaderDouble.queryValue(upgrade, "backup-time"));
     assertEquals("false", PbsReaderDouble.queryValue(upgrade, "debug"));
     assertTrue(reqs.contains("H2 GET /download?file-name=index.json.blob"), reqs.toString());
+    assertEquals(1, pbs.firstStreamId(), "streams are numbered from 1, as the PBS client does");
     assertTrue(reqs.contains("H2 GET /download?file-name=a.img.fidx"), reqs.toString());
     assertTrue(reqs.stream().anyMatch(r -> r.matches("H2 GET /chunk\\?digest=[0-9a-f]{64}")), reqs.toString());
   }

@@ -130,6 +130,7 @@ public final class PbsReaderDouble implements AutoCloseable {
   private final List<String> requestLines = Collections.synchronizedList(new ArrayList<>());
   private volatile int dropAfterChunks = -1;
   private volatile long replyDelayNanos;
+  private volatile int firstStreamId;
 
   /**
    * Starts a server on 127.0.0.1.
@@ -217,6 +218,11 @@ public final class PbsReaderDouble implements AutoCloseable {
   /** After {@code n} more chunks, every reader connection is closed (once). */
   public void dropConnectionsAfterChunks(int n) {
     dropAfterChunks = chunks.get() + n;
+  }
+
+  /** The id of the first stream of the last reader session. */
+  public int firstStreamId() {
+    return firstStreamId;
   }
 
   /** Holds every reader response this long before sending it (0: none). */
@@ -519,6 +525,7 @@ public final class PbsReaderDouble implements AutoCloseable {
     final Path root;
     final Path snapshot;
     final Set<String> allowed = ConcurrentHashMap.newKeySet();
+    final AtomicInteger firstStream = new AtomicInteger();
 
     Session(Path root, Path snapshot) {
       this.root = root;
@@ -577,6 +584,9 @@ public final class PbsReaderDouble implements AutoCloseable {
     @Override
     public void onHeadersRead(ChannelHandlerContext ctx, int streamId, Http2Headers headers, int padding,
         boolean endOfStream) {
+      if (session.firstStream.compareAndSet(0, streamId)) {
+        firstStreamId = streamId;
+      }
       int active = activeStreams.incrementAndGet();
       maxActiveStreams.accumulateAndGet(active, Math::max);
       String uri = String.valueOf(headers.path());
