@@ -15,8 +15,11 @@ start_pbs() {
       (cd "$THAW_REPO" && mvn -B -q -DskipTests test-compile >/dev/null) ||
       fail "cannot compile the test classes (the PBS reader double)"
   fi
+  # a copy, so that a rebuild while the server runs does not swap its classes
+  rm -rf "$T/pbs-classes"
+  cp -r "$classes" "$T/pbs-classes"
   log=$T/pbs-$RANDOM.log
-  java -Xmx512m -cp "$classes:${THAW_JAR:-$THAW_REPO/target/thaw.jar}" dev.thaw.testing.PbsReaderDouble \
+  java -Xmx512m -cp "$T/pbs-classes:${THAW_JAR:-$THAW_REPO/target/thaw.jar}" dev.thaw.testing.PbsReaderDouble \
     --port 0 --datastore "store1=$ds" --tokens "$tokens" "$@" >"$log" 2>&1 &
   PBS_PID=$!
   defer kill_wait "$PBS_PID"
