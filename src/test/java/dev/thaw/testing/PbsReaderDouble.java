@@ -12,6 +12,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPromise;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -716,9 +717,29 @@ public final class PbsReaderDouble implements AutoCloseable {
         return;
       }
       h.encoder().writeHeaders(ctx, streamId, hs, 0, false, ctx.newPromise());
-      ByteBuf b = Unpooled.wrappedBuffer(body);
-      h.encoder().writeData(ctx, streamId, b, 0, true, ctx.newPromise());
-      h.flush(ctx); // the handler's flush: DATA leaves the flow controller there
+      // h2 (under hyper) sends a buffered body in frames as large as the client allows (the PBS
+      // client allows 4 MiB), so a chunk leaves whole before the next one; Netty's flow
+      // controller would interleave every open stream in 1 KiB pieces. Bodies go out in turn.
+      bodies.add(() -> {
+        ChannelPromise sent = ctx.newPromise();
+        sent.addListener(f -> nextBody());
+        h.encoder().writeData(ctx, streamId, Unpooled.wrappedBuffer(body), 0, true, sent);
+        h.flush(ctx); // the handler's flush: DATA leaves the flow controller there
+      });
+      if (!sending) {
+        nextBody();
+      }
+    }
+
+    private final java.util.ArrayDeque<Runnable> bodies = new java.util.ArrayDeque<>(); // event loop only
+    private boolean sending;
+
+    private void nextBody() {
+      Runnable next = bodies.poll();
+      sending = next != null;
+      if (next != null) {
+        next.run();
+      }
     }
   }
 
