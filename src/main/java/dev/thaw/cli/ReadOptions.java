@@ -44,9 +44,4 @@ final class ReadOptions {
     return new ImageReader.Settings(readAhead, Units.parseSize(readAheadSize), Duration.ofSeconds(readTimeout));
   }
 
-  /** These options as arguments for a child process. */
-  List<String> args() {
-    return List.of("--cache-size=" + cacheSize, "--readahead=" + readAhead, "--readahead-size=" + readAheadSize,
-        "--read-timeout=" + readTimeout);
-  }
 }

@@ -28,18 +28,4 @@ final class S3Flags {
     return new Stores.S3Options(endpoint, region, pathStyle);
   }
 
-  /** These flags as arguments for a child process. */
-  List<String> args() {
-    List<String> a = new java.util.ArrayList<>();
-    if (endpoint != null) {
-      a.add("--s3-endpoint=" + endpoint);
-    }
-    if (region != null) {
-      a.add("--s3-region=" + region);
-    }
-    if (pathStyle) {
-      a.add("--s3-path-style");
-    }
-    return a;
-  }
 }

@@ -24,7 +24,7 @@ import java.util.Map;
 final class Secrets {
   /** Variables the launcher hands over on a pipe instead of in the environment. */
   static final List<String> NAMES = List.of(Passphrases.ENV, "THAW_STORE_TOKEN",
-      "THAW_STORE_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN");
+      "THAW_STORE_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PBS_PASSWORD");
   /** The system property naming the descriptor of the launcher's pipe. */
   static final String FD_PROPERTY = "thaw.secrets.fd";
 

@@ -14,20 +14,40 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import okhttp3.Credentials;
+import dev.thaw.store.PbsOptions;
 import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
 
 /**
- * {@code --store}, {@code --parallel} and the HTTP(S) options, shared by the commands that read a
- * datastore. Credentials come from a file or the environment, never from argv.
+ * {@code --store} (or {@code --repository}), {@code --parallel} and the HTTP(S) options, shared by
+ * the commands that read a datastore. Credentials come from a file or the environment, never from
+ * argv.
  */
 final class StoreOptions {
-  @Option(names = "--store", required = true, paramLabel = "DS",
-      description = {"Datastore: a directory, file:///path, http(s)://host/prefix or s3://BUCKET/PREFIX.",
+  @Option(names = "--store", paramLabel = "DS",
+      description = {"Datastore: a directory, file:///path, http(s)://host/prefix, s3://BUCKET/PREFIX",
+          "or pbs://[[AUTHID@]HOST[:PORT]:]DATASTORE (a Proxmox Backup Server).",
           "Repeat to name mirrors: what the first cannot serve is read from the next."})
   List<String> stores;
+
+  @Option(names = "--repository", paramLabel = "REPO",
+      description = {"A Proxmox Backup Server datastore as its client names it, [[AUTHID@]HOST[:PORT]:]DATASTORE",
+          "(default: $PBS_REPOSITORY when no --store is given). AUTHID is an API token, USER@REALM!NAME;",
+          "its secret comes from $PBS_PASSWORD or the file $PBS_PASSWORD_FILE, a self-signed server's",
+          "certificate fingerprint from $PBS_FINGERPRINT."})
+  String repository;
+
+  @Option(names = "--ns", paramLabel = "NS",
+      description = "Proxmox Backup Server namespace (a/b) that snapshot names are relative to (default: $PBS_NAMESPACE, else the root).")
+  String namespace;
+
+  @Spec(Spec.Target.MIXEE)
+  CommandSpec mixee;
 
   @Mixin
   S3Flags s3;
@@ -72,7 +92,21 @@ final class StoreOptions {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
     }
     // snapshot files and listings get the same retries as chunks (the pipeline's)
-    return FirstChunkLog.wrap(retryPolicy().retryingFileReads(access().open(stores, layout)), env);
+    return FirstChunkLog.wrap(retryPolicy().retryingFileReads(access().open(specs(), layout)), env);
+  }
+
+  /** The stores named: every --store, then --repository (or $PBS_REPOSITORY when neither is given). */
+  List<String> specs() {
+    List<String> all = new ArrayList<>(stores == null ? List.of() : stores);
+    String repo = repository != null ? repository : all.isEmpty() ? env.get("PBS_REPOSITORY") : null;
+    if (repo != null && !repo.isBlank()) {
+      all.add("pbs://" + repo.strip());
+    }
+    if (all.isEmpty()) {
+      throw new ParameterException(mixee.commandLine(),
+          "name a datastore with --store or --repository (or set PBS_REPOSITORY)");
+    }
+    return all;
   }
 
   private Stores.Access access;
@@ -107,29 +141,32 @@ final class StoreOptions {
     if (rateLimit != null && rate < 4096) {
       throw new IllegalArgumentException("--rate-limit must be at least 4K bytes/s, not " + rateLimit);
     }
-    return Stores.Options.defaults(parallel).withTls(caFile, authorization()).withS3(s3.toOptions())
+    Stores.Options o = Stores.Options.defaults(parallel).withTls(caFile, authorization()).withS3(s3.toOptions())
         .withRateLimit(rate).withEnv(env);
+    return specs().stream().anyMatch(sp -> sp.toLowerCase(Locale.ROOT).startsWith("pbs://")) ? o.withPbs(pbs()) : o;
   }
 
-  /** These options as arguments for a child process (paths made absolute). */
-  List<String> args() {
-    List<String> a = new ArrayList<>();
-    for (String s : stores) {
-      a.add("--store=" + s);
+  /**
+   * The Proxmox Backup Server settings, from the environment as the PBS client reads it: the
+   * token secret is the first line of $PBS_PASSWORD or of the file $PBS_PASSWORD_FILE.
+   */
+  PbsOptions pbs() throws IOException {
+    String secret = env.get("PBS_PASSWORD");
+    if (secret == null) {
+      String file = env.get("PBS_PASSWORD_FILE");
+      if (file != null && !file.isEmpty()) {
+        try {
+          secret = Files.readAllLines(Path.of(file), StandardCharsets.UTF_8).stream().findFirst().orElse("");
+        } catch (IOException e) {
+          throw new IOException("cannot read PBS_PASSWORD_FILE " + file + ": " + e.getMessage(), e);
+        }
+      }
+    } else {
+      secret = secret.lines().findFirst().orElse("");
     }
-    a.add("--parallel=" + parallel);
-    a.add("--retry-for=" + retryFor.toMillis() + "ms");
-    if (caFile != null) {
-      a.add("--ca-file=" + caFile.toAbsolutePath());
-    }
-    if (authFile != null) {
-      a.add("--auth-file=" + authFile.toAbsolutePath());
-    }
-    if (rateLimit != null) {
-      a.add("--rate-limit=" + rateLimit);
-    }
-    a.addAll(s3.args());
-    return a;
+    String ns = namespace != null ? namespace : env.get("PBS_NAMESPACE");
+    String fp = env.get("PBS_FINGERPRINT");
+    return new PbsOptions(ns, fp == null || fp.isBlank() ? null : fp, secret);
   }
 
   /** The Authorization header value from --auth-file or the environment, or null. */

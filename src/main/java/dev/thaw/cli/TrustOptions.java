@@ -20,8 +20,4 @@ final class TrustOptions {
     });
   }
 
-  /** The option for a child process. */
-  List<String> args() {
-    return allowUnsigned ? List.of("--allow-unsigned") : List.of();
-  }
 }

@@ -72,22 +72,4 @@ final class WritableOptions {
     return new LiveRestores.Targets(dir, pairs, live);
   }
 
-  /** These options as arguments for a child process (paths made absolute). */
-  List<String> args() {
-    List<String> a = new ArrayList<>();
-    if (restoreTo != null) {
-      for (String t : restoreTo) {
-        int eq = t.indexOf('=');
-        a.add("--restore-to=" + (eq > 0 ? t.substring(0, eq + 1) + Path.of(t.substring(eq + 1)).toAbsolutePath()
-            : Path.of(t).toAbsolutePath().toString()));
-      }
-    }
-    if (overlay != null) {
-      a.add("--overlay=" + overlay.toAbsolutePath());
-    }
-    if (restoreRate != null) {
-      a.add("--restore-rate=" + restoreRate);
-    }
-    return a;
-  }
 }

@@ -18,8 +18,10 @@ import okio.Throttler;
 /**
  * Opens stores from the names users give: a path or {@code file:///path} (local datastore),
  * {@code http(s)://host/prefix} (static HTTP datastore, read-only), {@code s3://BUCKET/PREFIX}
- * (a datastore in an S3 bucket, Proxmox Backup Server 4 layout). The stores opened by one call
- * share one OkHttp client and one rate limit.
+ * (a datastore in an S3 bucket, Proxmox Backup Server 4 layout), {@code pbs://REPOSITORY} (a
+ * Proxmox Backup Server's reader protocol, REPOSITORY as the PBS client writes it:
+ * {@code [[AUTHID@]HOST[:PORT]:]DATASTORE}). The stores opened by one call share one OkHttp client
+ * and one rate limit.
  */
 public final class Stores {
   /** A call (connect, request, whole body) may take this many read timeouts at most. */
@@ -38,44 +40,49 @@ public final class Stores {
    * @param s3 where S3 buckets are and how to address them
    * @param rateLimit bytes per second for all fetches together, 0 for no limit
    * @param env the environment S3 credentials come from; never shown
+   * @param pbs namespace, fingerprint and token secret for {@code pbs://} stores
    */
   public record Options(int parallel, Duration connectTimeout, Duration readTimeout, Path caFile,
-      String authorization, S3Options s3, long rateLimit, Map<String, String> env) {
+      String authorization, S3Options s3, long rateLimit, Map<String, String> env, PbsOptions pbs) {
     /** Defaults for {@code parallel} concurrent fetches. */
     public static Options defaults(int parallel) {
       return new Options(parallel, Duration.ofSeconds(10), Duration.ofSeconds(30), null, null,
-          S3Options.DEFAULT, 0, System.getenv());
+          S3Options.DEFAULT, 0, System.getenv(), PbsOptions.NONE);
     }
 
     public Options withTls(Path caFile, String authorization) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env, pbs);
     }
 
     public Options withTimeouts(Duration connectTimeout, Duration readTimeout) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env, pbs);
     }
 
     public Options withS3(S3Options s3) {
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env, pbs);
     }
 
     public Options withRateLimit(long bytesPerSecond) {
       if (bytesPerSecond < 0) {
         throw new IllegalArgumentException("rate limit must not be negative");
       }
-      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, bytesPerSecond, env);
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, bytesPerSecond, env, pbs);
     }
 
     /** The environment S3 credentials and region are read from (default: the process's). */
     public Options withEnv(Map<String, String> env) {
       return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit,
-          Map.copyOf(env));
+          Map.copyOf(env), pbs);
+    }
+
+    public Options withPbs(PbsOptions pbs) {
+      return new Options(parallel, connectTimeout, readTimeout, caFile, authorization, s3, rateLimit, env, pbs);
     }
 
     @Override
     public String toString() {
       return "Options[parallel=" + parallel + ", caFile=" + caFile + (authorization != null ? ", auth=***" : "")
-          + ", " + s3 + ", rateLimit=" + rateLimit + "]";
+          + ", " + s3 + ", rateLimit=" + rateLimit + ", " + pbs + "]";
     }
   }
 
@@ -104,7 +111,7 @@ public final class Stores {
 
   /** What a store name names, told apart once for every way of opening one. */
   enum Scheme {
-    LOCAL, FILE_URL, HTTP, S3, UNKNOWN;
+    LOCAL, FILE_URL, HTTP, S3, PBS, UNKNOWN;
 
     static Scheme of(String spec) {
       String lower = spec.toLowerCase(Locale.ROOT);
@@ -113,6 +120,9 @@ public final class Stores {
       }
       if (lower.startsWith("s3://")) {
         return S3;
+      }
+      if (lower.startsWith("pbs://")) {
+        return PBS;
       }
       if (lower.startsWith("file:")) {
         return FILE_URL;
@@ -206,6 +216,8 @@ public final class Stores {
         }
         case HTTP -> throw new IllegalArgumentException(
             "an HTTP store is read-only; back up to a local datastore or S3: " + spec);
+        case PBS -> throw new IllegalArgumentException(
+            "thaw never writes to a Proxmox Backup Server; back up to a local datastore or S3: " + spec);
         case LOCAL, FILE_URL -> {
           Path root = Scheme.path(spec);
           return new LocalStore(root, throttler, ChunkLayout.DATASTORE, options.readTimeout(),
@@ -245,6 +257,9 @@ public final class Stores {
       if (scheme == Scheme.S3 && layout != ChunkLayout.DATASTORE) {
         throw new IllegalArgumentException("read a casync store from a directory or over HTTP(S), not S3: " + spec);
       }
+      if (scheme == Scheme.PBS && layout != ChunkLayout.DATASTORE) {
+        throw new IllegalArgumentException("a Proxmox Backup Server holds datastores, not casync stores: " + spec);
+      }
       return switch (scheme) {
         case HTTP -> {
           HttpUrl url = HttpUrl.parse(spec);
@@ -254,6 +269,7 @@ public final class Stores {
           yield new HttpStore(url, http(), options.authorization(), layout);
         }
         case S3 -> openS3(spec, options, http());
+        case PBS -> PbsStore.open(PbsRepository.parse(spec.substring("pbs://".length())), options, throttler);
         case LOCAL, FILE_URL -> new LocalStore(Scheme.path(spec), throttler, layout, options.readTimeout());
         case UNKNOWN -> throw new IllegalArgumentException("unknown store scheme: " + spec);
       };

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Reading straight from a Proxmox Backup Server over its reader protocol (TLS, HTTP/1.1 upgrade,
+# HTTP/2, API token): ls, verify, restore + cmp, mount + cmp and a live restore through a test
+# double of the PBS reader (src/test/java/dev/thaw/testing/PbsReaderDouble.java), serving a datastore thaw backup made; the server's self-signed
+# certificate pinned by PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
+# printing the secret; a wrong fingerprint fails and shows the server's.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../pbs-lib.sh"
+require_cmd java python3
+cd "$T" || exit 1
+
+make_image a.img 40
+expect_ok backup backup --store "$T/ds" --id vm/100 a.img:a.img
+snap=$(last_line "$T/backup.out")
+# a PBS keeps each group's owner beside its snapshots and lists no group without one
+echo 'root@pam' >"$T/ds/vm/100/owner"
+
+secret='t0ken secret?#%{}'
+printf 'thaw@pbs!restore %s Datastore.Read,Datastore.Audit\nthaw@pbs!none nothing -\n' \
+  "$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$secret")" >tokens
+start_pbs "$T/ds" tokens --auth-delay-ms 3000
+REPO="thaw@pbs!restore@127.0.0.1:$PBS_PORT:store1"
+printf '%s\n' "$secret" >secret.txt
+export PBS_PASSWORD_FILE=$T/secret.txt PBS_FINGERPRINT=$PBS_FP
+
+expect_ok ls ls --repository "$REPO"
+assert_eq "$snap" "$(last_line "$T/ls.out")" "ls lists the snapshot through the API"
+expect_ok lsa ls --repository "$REPO" "$snap"
+assert_file_contains "$T/lsa.out" '^a\.img ' "ls SNAPSHOT lists the archive (manifest read over the reader)"
+expect_ok verify verify --repository "$REPO" "$snap"
+assert_file_contains "$T/verify.err" "0 problem" "verify over the reader finds no problem"
+
+expect_ok r1 restore --progress none --repository "$REPO" "$snap" a.img b.img
+cmp a.img b.img || fail "the restore through the reader differs from the source"
+pass "restore through the reader equals the source"
+
+# PBS_REPOSITORY and PBS_PASSWORD work as with the PBS client; --store pbs://REPO is the same store
+PBS_REPOSITORY=$REPO PBS_PASSWORD=$secret PBS_PASSWORD_FILE='' expect_ok r2 restore --progress none "$snap" a.img c.img
+cmp a.img c.img || fail "restore with PBS_REPOSITORY differs"
+pass "PBS_REPOSITORY + PBS_PASSWORD name the store and the secret"
+
+if [ -e /dev/fuse ] && command -v fusermount >/dev/null; then
+  mount_thaw m1 "$T/mnt" --store "pbs://$REPO" "$snap"
+  cmp a.img "$T/mnt/a.img" || fail "the image mounted through the reader differs"
+  "$THAW" unmount "$T/mnt" >/dev/null 2>&1
+  pass "mount through the reader serves the source's bytes"
+
+  mkdir -p target
+  mount_thaw lr "$T/mnt2" --repository "$REPO" --restore-to target "$snap"
+  cmp a.img "$T/mnt2/a.img" || fail "the live-restore mount reads differ from the source"
+  wait_restore_complete "$T/mnt2" 120 "the live restore through the reader completes"
+  "$THAW" unmount "$T/mnt2" >/dev/null 2>&1
+  cmp a.img target/a.img || fail "the live-restored target differs from the source"
+  pass "live restore through the reader: reads and the restored target equal the source"
+else
+  note "no /dev/fuse: mount and live restore not tested"
+fi
+
+# a wrong token: one 401 after PBS's 3 s delay, never retried, the secret never printed
+t0=$SECONDS
+PBS_PASSWORD="wrong $secret" PBS_PASSWORD_FILE='' expect_fail wrongtoken restore --progress none --repository "$REPO" "$snap" a.img d.img
+took=$((SECONDS - t0))
+err_contains wrongtoken "refused the API token thaw@pbs!restore.*HTTP 401" "a wrong token says the server refused it"
+((took >= 3 && took < 15)) || fail "a wrong token took ${took}s (want one attempt after the 3 s delay)"
+if grep -rqF -- "$secret" "$T"/*.err "$T"/*.out; then fail "the secret appears in thaw's output"; fi
+[ -e d.img ] && fail "a target was written although the token was refused"
+pass "a wrong token fails once after the delay (${took}s); the secret is never printed"
+
+PBS_PASSWORD=nothing expect_fail noperm restore --progress none --repository "thaw@pbs!none@127.0.0.1:$PBS_PORT:store1" "$snap" a.img e.img
+err_contains noperm "permission denied.*no permissions on /datastore/store1" "missing privileges are reported as such"
+
+expect_fail nosnap restore --progress none --repository "$REPO" vm/100/2001-01-01T00:00:00Z a.img f.img
+err_contains nosnap "not found|does not exist" "an unknown snapshot is reported missing"
+expect_fail nostore ls --repository "thaw@pbs!restore@127.0.0.1:$PBS_PORT:nostore"
+err_contains nostore "datastore 'nostore' does not exist" "an unknown datastore is reported"
+
+# a wrong fingerprint: refused, and the server's fingerprint is shown for comparison
+PBS_FINGERPRINT=$(echo "$PBS_FP" | tr '0-9a-f' 'f0-9a-e') expect_fail wrongfp ls --repository "$REPO"
+err_contains wrongfp "fingerprint $PBS_FP does not match PBS_FINGERPRINT" "a wrong fingerprint shows the server's"
+PBS_FINGERPRINT='' expect_fail nofp ls --repository "$REPO"
+err_contains nofp "not trusted.*$PBS_FP" "an untrusted certificate without PBS_FINGERPRINT shows the server's fingerprint"
+
+# thaw never writes to a PBS
+expect_fail nowrite backup --store "pbs://$REPO" --id vm/101 a.img:a.img
+err_contains nowrite "never writes to a Proxmox Backup Server" "backups to a PBS are refused"
