@@ -51,7 +51,7 @@ for img in ("mbr.img", "gpt.img", "lvm.img"):
                 bad.append(f"{img}.p{n}: an extended partition is exposed")
             continue
         want_type = p["type"].upper() if sf["label"] == "gpt" else "0x%02x" % int(p["type"], 16)
-        got = (x["offset"], x["size"], x["type-id"], x["label"])
+        got = (x["offset"], x["size"], x["type_id"], x["label"])
         want = (p["start"] * 512, p["size"] * 512, want_type, p.get("name", ""))
         if got != want:
             bad.append(f"{img}.p{n}: thaw {got} vs sfdisk {want}")

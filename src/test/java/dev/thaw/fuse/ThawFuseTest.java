@@ -17,6 +17,7 @@ import dev.thaw.store.SnapshotPath;
 import dev.thaw.store.StoreException;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
+import dev.thaw.volume.ImageVolumes;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -82,7 +83,7 @@ class ThawFuseTest {
   }
 
   private ThawFuse readOnly() {
-    fs = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1000, 2000), () -> statusDoc, log, 7, 8,
+    fs = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1000, 2000, new ImageVolumes(log::println)), () -> statusDoc, log, 7, 8,
         false, () -> {});
     return fs;
   }
@@ -90,7 +91,7 @@ class ThawFuseTest {
   private ThawFuse writable() throws Exception {
     lives = LiveRestores.open(images, new LiveRestores.Targets(dir, Map.of(),
         new LiveRestore.Options(false, 4, 0)));
-    fs = new ThawFuse(new ImagesTree(images.readers(), lives.all(), 1000, 2000), () -> statusDoc, log, 7, 8,
+    fs = new ThawFuse(new ImagesTree(images.readers(), lives.all(), 1000, 2000, new ImageVolumes(log::println)), () -> statusDoc, log, 7, 8,
         false, () -> {});
     return fs;
   }
@@ -206,7 +207,7 @@ class ThawFuseTest {
     String logged = logBytes.toString(StandardCharsets.UTF_8);
     assertTrue(logged.contains("read /a.img at 0+4096 failed") && logged.contains("store down for good"), logged);
     // an unchecked exception (a bug) is caught too: jffi would have answered 0
-    ThawFuse broken = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1, 2), () -> {
+    ThawFuse broken = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1, 2, new ImageVolumes(log::println)), () -> {
       throw new IllegalStateException("bug");
     }, log, 0, 0, false, () -> {});
     assertEquals(-ErrorCodes.EIO(), broken.getattr("/.thaw/status", stat()));
