@@ -16,7 +16,10 @@ import java.util.Locale;
 import okhttp3.Credentials;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine.TypeConversionException;
 
 /**
@@ -24,7 +27,9 @@ import picocli.CommandLine.TypeConversionException;
  * datastore. Credentials come from a file or the environment, never from argv.
  */
 final class StoreOptions {
-  @Option(names = "--store", required = true, paramLabel = "DS",
+  // required, checked when the store is opened (the one command that reads a local volume file
+  // without a store, thaw files, asks given() first)
+  @Option(names = "--store", paramLabel = "DS",
       description = {"Datastore: a directory, file:///path, http(s)://host/prefix or s3://BUCKET/PREFIX.",
           "Repeat to name mirrors: what the first cannot serve is read from the next."})
   List<String> stores;
@@ -62,12 +67,28 @@ final class StoreOptions {
    */
   java.util.Map<String, String> env = System.getenv();
 
+  @Spec(Spec.Target.MIXEE)
+  CommandSpec mixee;
+
+  /** Whether {@code --store} was given. */
+  boolean given() {
+    return stores != null && !stores.isEmpty();
+  }
+
+  /** A usage error (exit 2) unless {@code --store} was given. */
+  private void requireStore() {
+    if (!given()) {
+      throw new ParameterException(mixee.commandLine(), "Missing required option: '--store=DS'");
+    }
+  }
+
   ChunkStore open() throws IOException {
     return open(ChunkLayout.DATASTORE);
   }
 
   /** Opens the store(s), their chunks laid out as {@code layout}. */
   ChunkStore open(ChunkLayout layout) throws IOException {
+    requireStore();
     if (parallel < 1 || parallel > 256) {
       throw new IllegalArgumentException("--parallel must be between 1 and 256, not " + parallel);
     }
@@ -113,6 +134,7 @@ final class StoreOptions {
 
   /** These options as arguments for a child process (paths made absolute). */
   List<String> args() {
+    requireStore();
     List<String> a = new ArrayList<>();
     for (String s : stores) {
       a.add("--store=" + s);
