@@ -140,21 +140,23 @@ final class Fat implements FileTree {
     return b;
   }
 
-  /**
-   * The runs of the chain from {@code first}: at most {@code maxClusters} clusters, and all of
-   * them when {@code exact}, for {@code length} bytes.
-   */
+  /** The runs of the chain from {@code first} that hold {@code length} bytes (a chain that ends or loops before is damaged). */
   private List<Run> chain(long first, long length, String what) throws IOException {
     List<Run> runs = new ArrayList<>();
     long need = (length + clusterSize - 1) / clusterSize;
     long eoc = bits == 12 ? 0xff8 : bits == 16 ? 0xfff8 : 0x0ffffff8L;
     long c = first;
     long fileOffset = 0;
+    java.util.BitSet seen = new java.util.BitSet();
     for (long n = 0; n < need; n++) {
+      if (c >= 2 && c < clusterCount + 2 && seen.get((int) c)) {
+        throw damaged(what + ": its chain runs into itself at cluster " + c);
+      }
       if (c < 2 || c >= clusterCount + 2) {
         throw damaged(what + ": cluster " + c + " in its chain is outside the data area"
             + (c >= eoc ? " (the chain ends before its size)" : ""));
       }
+      seen.set((int) c);
       long len = Math.min(clusterSize, length - fileOffset);
       long vol = dataOffset + (c - 2) * clusterSize;
       Run last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
