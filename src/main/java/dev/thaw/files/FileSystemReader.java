@@ -68,7 +68,7 @@ public interface FileSystemReader extends AutoCloseable {
         return new SevenZip(volume, fs);
       }
       try {
-        return new TreeReader(tree(name, src, fs), src, name, PARALLEL, System.err, ch);
+        return new TreeReader(tree(name, src, fs, volume), src, name, PARALLEL, System.err, ch);
       } catch (Ext4.Unsupported e) {
         ch.close();
         return new Debugfs(volume, fs);
@@ -88,7 +88,8 @@ public interface FileSystemReader extends AutoCloseable {
    *     {@link #needsFile}) or root; the message says what to do
    */
   static FileSystemReader open(String name, ByteSource volume, int parallel) throws IOException {
-    return new TreeReader(tree(name, volume, Filesystems.probe(volume)), volume, name, parallel, System.err, null);
+    return new TreeReader(tree(name, volume, Filesystems.probe(volume), null), volume, name, parallel, System.err,
+        null);
   }
 
   /** Whether {@code filesystem} is read by a tool that needs the volume as a file. */
@@ -96,7 +97,10 @@ public interface FileSystemReader extends AutoCloseable {
     return filesystem.equals("ntfs");
   }
 
-  private static FileTree tree(String name, ByteSource src, String fs) throws IOException {
+  /** @param file the volume file, or null for a volume of an image in a store */
+  private static FileTree tree(String name, ByteSource src, String fs, Path file) throws IOException {
+    String recipe = file != null ? "mkdir -p /mnt/restore && " : "thaw mount the snapshot, then mkdir -p /mnt/restore && ";
+    String target = file != null ? file.toString() : "MOUNT/" + name;
     return switch (fs) {
       case "ext2", "ext3", "ext4" -> Ext4.open(src, fs, name);
       case "vfat" -> Fat.open(src, name);
@@ -105,10 +109,9 @@ public interface FileSystemReader extends AutoCloseable {
       case "" -> throw new FilesException(name + " holds no filesystem thaw recognises (ext2/3/4, NTFS, FAT, "
           + "exFAT, XFS, Btrfs)");
       default -> throw new FilesException(name + " holds " + fs + ", which thaw cannot read without root; as root: "
-          + "thaw mount the snapshot, then mkdir -p /mnt/restore && "
-          + (fs.equals("exfat") ? "mount.exfat-fuse -o ro" // Debian's kernel has exfat, not every container's
+          + recipe + (fs.equals("exfat") ? "mount.exfat-fuse -o ro" // Debian's kernel has exfat, not every container's
               : "mount -o ro,loop" + (fs.equals("xfs") ? ",norecovery" : ""))
-          + " MOUNT/" + name + " /mnt/restore");
+          + " " + target + " /mnt/restore");
     };
   }
 }
