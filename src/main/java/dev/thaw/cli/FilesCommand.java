@@ -39,11 +39,12 @@ import picocli.CommandLine.Spec;
  * NTFS needs a volume file for 7zz.
  */
 @Command(name = "files", mixinStandardHelpOptions = true,
-    description = {"List or copy files out of a filesystem inside a backup, without root and without",
-        "mounting: ext2/3/4 and FAT in-process (fetching only what the path and the file need),",
-        "NTFS with 7zz from a volume file. VOLUME is ARCHIVE (a filesystem without a partition table),",
-        "ARCHIVE.pN (a partition) or ARCHIVE.VG-LV (an LVM logical volume), as 'thaw partitions' lists",
-        "them. Without --store, VOLUME-FILE is a partition file of a mount or a filesystem image."},
+    description = {"List or copy files out of a filesystem inside a backup, without root and",
+        "without mounting: ext2/3/4 and FAT in-process (fetching only what the path and",
+        "the file need), NTFS with 7zz from a volume file. VOLUME is ARCHIVE (a filesystem",
+        "without a partition table), ARCHIVE.pN (a partition) or ARCHIVE.VG-LV (an LVM",
+        "logical volume), as 'thaw partitions' lists them. Without --store, VOLUME-FILE",
+        "is a partition file of a mount or a filesystem image."},
     subcommands = {FilesCommand.Ls.class, FilesCommand.Cp.class})
 final class FilesCommand {
   private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm").withZone(ZoneOffset.UTC);
@@ -72,14 +73,14 @@ final class FilesCommand {
      * VOLUME-FILE) and the rest, which must number between {@code min} and {@code max}.
      */
     List<String> rest(List<String> args, int min, int max, String usage) {
+      if (!storeOptions.given() && casync.given()) {
+        throw new ParameterException(spec.commandLine(), "--index needs --store (the casync chunk store)");
+      }
       int own = !storeOptions.given() ? 1 : casync.given() ? 1 : 2;
       if (args.size() < own + min || args.size() > own + max) {
         String form = !storeOptions.given() ? "VOLUME-FILE" : casync.given() ? "--store CASTR --index CAIBX VOLUME"
             : "--store DS SNAPSHOT VOLUME";
         throw new ParameterException(spec.commandLine(), spec.qualifiedName() + " expects " + form + " " + usage);
-      }
-      if (!storeOptions.given() && casync.given()) {
-        throw new ParameterException(spec.commandLine(), "--index needs --store (the casync chunk store)");
       }
       return args.subList(own, args.size());
     }
@@ -191,9 +192,10 @@ final class FilesCommand {
   }
 
   @Command(name = "cp", mixinStandardHelpOptions = true,
-      description = {"Copy a file, symlink or directory tree out of the filesystem in VOLUME to DEST",
-          "(into it when it is a directory). Modes and times are kept where the filesystem has",
-          "them, ownership when run as root; nothing that exists is overwritten.",
+      description = {"Copy a file, symlink or directory tree out of the filesystem in VOLUME to",
+          "DEST (into it when it is a directory). Modes and times are kept where the",
+          "filesystem has them, ownership when run as root; nothing that exists is",
+          "overwritten.",
           "  thaw files cp --store DS SNAPSHOT VOLUME PATH DEST",
           "  thaw files cp --store CASTR --index CAIBX VOLUME PATH DEST",
           "  thaw files cp VOLUME-FILE PATH DEST"})

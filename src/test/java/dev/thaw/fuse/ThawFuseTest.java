@@ -108,15 +108,7 @@ class ThawFuseTest {
 
   /** Opens, reads {@code len} bytes at {@code off} and releases. */
   private byte[] read(String path, long off, int len) {
-    FuseFileInfo fi = info(O_RDONLY);
-    assertEquals(0, fs.open(path, fi));
-    Pointer buf = Memory.allocateDirect(RT, len);
-    int n = fs.read(path, buf, len, off, fi);
-    assertTrue(n >= 0, "read answered " + n);
-    byte[] out = new byte[n];
-    buf.get(0, out, 0, n);
-    assertEquals(0, fs.release(path, fi));
-    return out;
+    return FuseCalls.read(fs, path, off, len);
   }
 
   @Test
@@ -143,16 +135,7 @@ class ThawFuseTest {
   void readdirListsTheImagesAndTheStatusDirectory() {
     readOnly();
     List<String> names = new ArrayList<>();
-    FuseFillDir filler = (Pointer buf, ByteBuffer name, Pointer stbuf, long off) -> {
-      byte[] b = new byte[name.remaining()];
-      name.get(b);
-      int end = 0;
-      while (end < b.length && b[end] != 0) {
-        end++;
-      }
-      names.add(new String(b, 0, end, StandardCharsets.UTF_8));
-      return 0;
-    };
+    FuseFillDir filler = FuseCalls.filler(names);
     assertEquals(0, fs.readdir("/", null, filler, 0, info(0)));
     assertEquals(List.of(".", "..", "a.img", ".thaw"), names);
     assertEquals(-ErrorCodes.ENOTDIR(), fs.readdir("/a.img", null, filler, 0, info(0)));

@@ -23,23 +23,17 @@ import dev.thaw.volume.ImageVolumes;
 import dev.thaw.volume.Volume;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import jnr.ffi.Memory;
-import jnr.ffi.Pointer;
-import jnr.ffi.Runtime;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import ru.serce.jnrfuse.ErrorCodes;
-import ru.serce.jnrfuse.FuseFillDir;
 import ru.serce.jnrfuse.struct.FileStat;
 import ru.serce.jnrfuse.struct.FuseFileInfo;
 
@@ -51,7 +45,6 @@ import ru.serce.jnrfuse.struct.FuseFileInfo;
 @Timeout(60)
 class ThawFuseVolumesTest {
   private static final int MIB = Fixtures.MIB;
-  private static final Runtime RT = Runtime.getSystemRuntime();
 
   @TempDir
   Path dir;
@@ -108,37 +101,15 @@ class ThawFuseVolumesTest {
   }
 
   private List<String> list(String path) {
-    List<String> names = new ArrayList<>();
-    FuseFillDir filler = (Pointer buf, ByteBuffer name, Pointer stbuf, long off) -> {
-      byte[] b = new byte[name.remaining()];
-      name.get(b);
-      int end = 0;
-      while (end < b.length && b[end] != 0) {
-        end++;
-      }
-      names.add(new String(b, 0, end, StandardCharsets.UTF_8));
-      return 0;
-    };
-    assertEquals(0, fs.readdir(path, null, filler, 0, info(0)));
-    return names;
+    return FuseCalls.list(fs, path);
   }
 
   private static FuseFileInfo info(int flags) {
-    FuseFileInfo fi = FuseFileInfo.of(Memory.allocateDirect(RT, 128));
-    fi.flags.set(flags);
-    return fi;
+    return FuseCalls.info(flags);
   }
 
   private byte[] read(String path, long off, int len) {
-    FuseFileInfo fi = info(0);
-    assertEquals(0, fs.open(path, fi));
-    Pointer buf = Memory.allocateDirect(RT, len);
-    int n = fs.read(path, buf, len, off, fi);
-    assertTrue(n >= 0, "read answered " + n);
-    byte[] out = new byte[n];
-    buf.get(0, out, 0, n);
-    assertEquals(0, fs.release(path, fi));
-    return out;
+    return FuseCalls.read(fs, path, off, len);
   }
 
   @Test
@@ -146,7 +117,7 @@ class ThawFuseVolumesTest {
     open(6);
     mount(Map.of());
     assertEquals(List.of(".", "..", "a.img", "a.img.p1", "a.img.p2", ".thaw"), list("/"));
-    FileStat st = FileStat.of(Memory.allocateDirect(RT, 256));
+    FileStat st = FuseCalls.stat();
     assertEquals(0, fs.getattr("/a.img.p2", st));
     assertEquals(FileStat.S_IFREG | 0444, st.st_mode.intValue());
     assertEquals(4L * MIB, st.st_size.longValue());
@@ -157,7 +128,7 @@ class ThawFuseVolumesTest {
     assertEquals(0, read("/a.img.p2", 4L * MIB, 10).length);
     assertArrayEquals(Arrays.copyOfRange(image, MIB, MIB + 512), read("/a.img.p1", 0, 512));
     assertEquals(-ErrorCodes.EROFS(), fs.open("/a.img.p1", info(2)));
-    assertEquals(-ErrorCodes.ENOENT(), fs.getattr("/a.img.p3", FileStat.of(Memory.allocateDirect(RT, 256))));
+    assertEquals(-ErrorCodes.ENOENT(), fs.getattr("/a.img.p3", FuseCalls.stat()));
     String status = new String(read("/.thaw/status", 0, 1 << 16), StandardCharsets.UTF_8);
     assertTrue(status.contains("\"table\" : \"mbr\"") && status.contains("\"name\" : \"a.img.p2\"")
         && status.contains("\"type_id\" : \"0x07\""), status);
