@@ -36,7 +36,8 @@ import picocli.CommandLine.Spec;
  * image), or in a volume file (a partition file of a mount), as any user, without mounting
  * anything. ext2/3/4 and FAT are read in-process through the image reader without read-ahead,
  * so that only the chunks holding the metadata on the path and the file's data are fetched;
- * NTFS needs a volume file for 7zz.
+ * NTFS needs a volume file for 7zz: a {@link PrivateMount} where this user may use FUSE, else
+ * the message says how.
  */
 @Command(name = "files", mixinStandardHelpOptions = true,
     description = {"List or copy files out of a filesystem inside a backup, without root and",
@@ -111,20 +112,27 @@ final class FilesCommand {
           ByteSource whole = ByteSource.of(h, image.size());
           ByteSource source = volume.equals(image.name()) ? whole : volumeOf(volume, image, reader).open(whole);
           String fs = Filesystems.probe(source);
-          if (FileSystemReader.needsFile(fs)) {
-            throw new FilesException(volume + " holds " + fs + ", which thaw reads with 7zz from a volume file: as a "
-                + "user who may use FUSE, thaw mount the snapshot and run thaw files ls MOUNT/" + volume + " PATH");
+          if (!FileSystemReader.needsFile(fs)) {
+            try (FileSystemReader r = FileSystemReader.open(volume, source, storeOptions.parallel)) {
+              work.run(r);
+            }
+          } else if (PrivateMount.possible()) { // the tool reads the volume file of a mount of our own
+            try (PrivateMount m = PrivateMount.open(image, pipeline);
+                FileSystemReader r = FileSystemReader.withTool(m.file(volume), fs)) {
+              work.run(r);
+            }
+          } else {
+            throw new FilesException(volume + " holds " + fs + ", which thaw reads with 7zz from a volume file, and this "
+                + "user cannot use FUSE (/dev/fuse) to make one; as root: thaw files ls --store ... " + volume
+                + " PATH, or thaw mount the snapshot and run thaw files ls MOUNT/" + volume + " PATH");
           }
-          try (FileSystemReader r = FileSystemReader.open(volume, source, storeOptions.parallel)) {
-            work.run(r);
-          }
-          ImageReader.Stats st = reader.stats();
           int nonZero = 0;
           for (int i = 0; i < image.chunkCount(); i++) {
             nonZero += image.isZero(i) ? 0 : 1;
           }
-          System.err.printf("thaw: fetched %d of the %d non-zero chunks of %s (%.1f%%), %s%n", st.fetched(), nonZero,
-              image.name(), 100.0 * st.fetched() / Math.max(1, nonZero), Units.bytes(st.bytesFetched()));
+          long fetched = pipeline.stats().fetched();
+          System.err.printf("thaw: fetched %d of the %d non-zero chunks of %s (%.1f%%), %s%n", fetched, nonZero,
+              image.name(), 100.0 * fetched / Math.max(1, nonZero), Units.bytes(pipeline.stats().bytesFetched()));
         }
       }
     }

@@ -92,6 +92,19 @@ public interface FileSystemReader extends AutoCloseable {
         null);
   }
 
+  /**
+   * A reader that runs a tool on {@code volume} without reading it in this process (the file may
+   * be served by this process's own FUSE mount, which it must never read itself).
+   *
+   * @param filesystem what the volume holds, as probed; one that {@link #needsFile}
+   */
+  static FileSystemReader withTool(Path volume, String filesystem) throws FilesException {
+    if (!needsFile(filesystem)) {
+      throw new FilesException("no tool here reads " + filesystem + " from " + volume);
+    }
+    return new SevenZip(volume, filesystem);
+  }
+
   /** Whether {@code filesystem} is read by a tool that needs the volume as a file. */
   static boolean needsFile(String filesystem) {
     return filesystem.equals("ntfs");

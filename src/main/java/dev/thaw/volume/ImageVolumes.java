@@ -54,7 +54,7 @@ public final class ImageVolumes {
   private Scan scan(String name, ImageReader reader) {
     VolumeMap map;
     boolean failed = false;
-    try (ImageReader.Handle h = reader.open()) {
+    try (ImageReader.Handle h = reader.openWithoutReadAhead()) {
       map = VolumeMap.scan(name, ByteSource.of(h, reader.image().size()));
     } catch (IOException | RuntimeException e) {
       failed = true;

@@ -71,7 +71,11 @@ class ThawFuseVolumesTest {
 
   /** Random, text and zero 4 MiB chunks under an MBR: p1 at 1 MiB (4 MiB), p2 at p2Start MiB (4 MiB, across a chunk boundary). */
   private void open(int p2StartMib) throws Exception {
-    image = Fixtures.image(3, 0, 5);
+    open(p2StartMib, 0);
+  }
+
+  private void open(int p2StartMib, int readAhead) throws Exception {
+    image = Fixtures.image(readAhead == 0 ? 3 : 12, 0, 5);
     Arrays.fill(image, 0, 512, (byte) 0);
     slot(0, 0x83, 2048, 8192);
     slot(1, 0x07, p2StartMib * 2048L, 8192);
@@ -80,7 +84,7 @@ class ThawFuseVolumesTest {
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
     pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)));
     images = SnapshotImages.open(Snapshot.open(store, snap, KeyPolicy.strict(null)), pipeline, cache,
-        new ImageReader.Settings(0, 0, Duration.ofSeconds(10)));
+        new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(10)));
     volumes = new ImageVolumes(w -> log.println("warning: " + w));
   }
 
@@ -133,6 +137,16 @@ class ThawFuseVolumesTest {
     assertTrue(status.contains("\"table\" : \"mbr\"") && status.contains("\"name\" : \"a.img.p2\"")
         && status.contains("\"type_id\" : \"0x07\""), status);
     assertFalse(logBytes.toString(StandardCharsets.UTF_8).contains("warning"), logBytes.toString(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void theScanReadsTheTablesWithoutReadAhead() throws Exception {
+    open(6, 4); // a mount's reader reads ahead; the scan's few reads must not start it
+    mount(Map.of());
+    assertEquals(List.of(".", "..", "a.img", "a.img.p1", "a.img.p2", ".thaw"), list("/"));
+    ImageReader.Stats st = images.readers().get("a.img").stats();
+    assertEquals(0, st.readAheadIssued(), "read-ahead the scan started would fetch chunks only to drop them");
+    assertTrue(st.reads() >= 3, "the scan read the MBR and both partitions' heads: " + st.reads());
   }
 
   @Test
