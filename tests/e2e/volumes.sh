@@ -163,7 +163,7 @@ user_fails novol "mbr.img has no volume mbr.img.p9; it has: mbr.img.p1, mbr.img.
   files ls "${DS[@]}" mbr.img.p9 /
 user_fails xfs "holds xfs, which thaw cannot read without root; as root: .*mount -o ro,loop,norecovery MOUNT/gpt.img.p3" \
   files ls "${DS[@]}" gpt.img.p3 /
-if [ -r /dev/fuse ] && [ -w /dev/fuse ]; then
+if setpriv --reuid=65534 --regid=65534 --clear-groups test -r /dev/fuse -a -w /dev/fuse; then
   note "uid 65534 may use FUSE here: the NTFS refusal is not checked"
 else
   user_fails ntfs "gpt.img.p2 holds ntfs, which thaw reads with 7zz from a volume file, and this user cannot use FUSE" \
