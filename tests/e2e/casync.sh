@@ -49,7 +49,7 @@ pass "thaw restore equals casync extract"
 # --- mount: the file equals the source, a file copied out through fuse2fs equals the original -
 M=$T/mnt2
 mount_thaw m1 "$M" --index "$URL/img.caibx" --store "$URL/img.castr"
-assert_eq ".thaw img" "$(ls -A "$M" | tr '\n' ' ' | sed 's/ $//')" "mount shows MOUNTPOINT/img and .thaw"
+assert_eq ".thaw img img.p1" "$(ls -A "$M" | tr '\n' ' ' | sed 's/ $//')" "mount shows MOUNTPOINT/img, its partition img.p1 and .thaw"
 assert_eq "$(file_size t/img.raw)" "$(file_size "$M/img")" "mounted image size"
 cmp t/img.raw "$M/img" || fail "the mounted image differs from the source"
 pass "the mounted image equals the source"

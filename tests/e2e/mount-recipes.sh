@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's three uses of a mounted backup, run as written there (paths under $T instead of
 # /mnt and /var/tmp; a file instead of /dev/sdX): qcow2 overlay written and read with qemu-io,
-# files copied out with fuse2fs and a loop device, a dd restore.
+# files copied out with thaw files cp, fuse2fs on the partition file, fuse2fs with an offset and a loop
+# device, a dd restore.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 require_cmd fusermount qemu-img qemu-io fuse2fs sfdisk mkfs.ext4
@@ -28,10 +29,20 @@ qemu-io -f qcow2 -r -c 'read -v 1M 512' "$OVL" >"$T/qemu-io-base.log" || fail "q
 cmp "$MNT/a.img" "$T/src/a.img" || fail "the mounted image changed"
 pass "qcow2 overlay on the read-only image: reads like the source, takes writes, the backup stays unchanged"
 
-# 2a. fuse2fs, no root
+# 2. thaw files, no mount at all; and the mount's partition file with fuse2fs, without an offset
+expect_ok files-cp files cp --store "$T/ds" "$S" a.img.p1 /etc/fstab "$T/recovered-fstab-0"
+cmp "$T/recovered-fstab-0" "$T/files/etc/fstab" || fail "fstab via thaw files cp differs"
+pass "README recipe: file copied out with thaw files cp"
 VMFS=$T/mnt/vmfs
 mkdir -p "$VMFS"
 defer fusermount -u -z "$VMFS"
+fuse2fs -o ro,fakeroot "$MNT/a.img.p1" "$VMFS" >"$T/fuse2fs.log" 2>&1 || { cat "$T/fuse2fs.log"; fail fuse2fs; }
+cp "$VMFS/etc/fstab" "$T/recovered-fstab-p1"
+fusermount -u "$VMFS"
+cmp "$T/recovered-fstab-p1" "$T/files/etc/fstab" || fail "fstab via fuse2fs on the partition file differs"
+pass "README recipe: file copied out with fuse2fs from the partition file, no offset"
+
+# 2a. fuse2fs with an offset, no root
 fuse2fs -o ro,fakeroot,offset=1048576 "$MNT/a.img" "$VMFS" >"$T/fuse2fs.log" 2>&1 || { cat "$T/fuse2fs.log"; fail fuse2fs; }
 cp "$VMFS/etc/fstab" "$T/recovered-fstab"
 fusermount -u "$VMFS"

@@ -14,6 +14,8 @@ import dev.thaw.restore.LiveRestore;
 import dev.thaw.restore.LiveRestores;
 import dev.thaw.restore.ServeStatus;
 import dev.thaw.store.SnapshotPath;
+import dev.thaw.volume.ImageVolumes;
+import dev.thaw.volume.Volume;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -23,7 +25,8 @@ import java.util.Map;
 /**
  * What {@code thaw serve} exports, from the pieces a mount serves too: a snapshot's images
  * ({@link SnapshotImages}) or images opened beforehand, writable where {@link LiveRestores} has a
- * target, one export per image; and its {@link ServeStatus}. Opened once, closed once;
+ * target, one export per image and one per partition or logical volume of each read-only image
+ * ({@link ImageVolumes}, scanned when the set is opened); and its {@link ServeStatus}. Opened once, closed once;
  * {@link #status} may be called from any thread.
  */
 final class ExportSet implements AutoCloseable {
@@ -35,10 +38,12 @@ final class ExportSet implements AutoCloseable {
   private final LiveRestores lives;
   private final List<Export> exports = new ArrayList<>();
   private final List<String> warnings;
+  private final ImageVolumes volumes;
 
   private ExportSet(String store, SnapshotPath snapshot, FetchPipeline pipeline, ChunkCache cache,
       Map<String, ImageReader> readers, LiveRestores lives, List<String> warnings) {
-    this.warnings = List.copyOf(warnings);
+    List<String> all = new ArrayList<>(warnings);
+    this.volumes = new ImageVolumes(all::add);
     this.store = store;
     this.snapshot = snapshot;
     this.pipeline = pipeline;
@@ -49,7 +54,15 @@ final class ExportSet implements AutoCloseable {
       LiveRestore live = lives == null ? null : lives.get(name);
       exports.add(live == null ? Exports.readOnly(r)
           : Exports.writable(r, live, (live.progress().background() ? "live restore of " : "overlay of ") + name));
+      if (live == null) { // a writable image's table and filesystems change under the client's writes
+        for (Volume v : volumes.exposed(r.image().name(), r)) {
+          if (!readers.containsKey(v.name())) {
+            exports.add(Exports.volume(r, v));
+          }
+        }
+      }
     });
+    this.warnings = List.copyOf(all);
   }
 
   /**
@@ -82,7 +95,7 @@ final class ExportSet implements AutoCloseable {
     return new ExportSet(pipeline.store().describe(), null, pipeline, cache, readers, null, List.of());
   }
 
-  /** What opening left out and why (images whose index is damaged). */
+  /** What opening left out and why (images whose index is damaged, partition tables not trusted). */
   List<String> warnings() {
     return warnings;
   }
@@ -101,7 +114,7 @@ final class ExportSet implements AutoCloseable {
   /** The status document: the server, the cache, the pipeline and each image (with its restore). */
   byte[] status(NbdServer.Stats server, List<String> uris) {
     return ServeStatus.of(store, snapshot == null ? null : snapshot.toString(), cache, pipeline.stats(), readers,
-            lives == null ? Map.of() : lives.all())
+            lives == null ? Map.of() : lives.all(), volumes)
         .withServer(new ServeStatus.Server(ProcessHandle.current().pid(), uris, server.connections(),
             server.connectionsTotal(), server.requests(), server.bytesRead(), server.bytesWritten(), server.errors()))
         .toJson();

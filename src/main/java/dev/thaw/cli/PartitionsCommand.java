@@ -1,8 +1,5 @@
 package dev.thaw.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.Image;
@@ -10,10 +7,11 @@ import dev.thaw.image.ImageReader;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
-import dev.thaw.volume.ByteSource;
-import dev.thaw.volume.Extent;
+import dev.thaw.restore.ServeStatus;
+import dev.thaw.volume.ImageVolumes;
 import dev.thaw.volume.Volume;
 import dev.thaw.volume.VolumeMap;
+import dev.thaw.volume.VolumeReport;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,7 +56,6 @@ final class PartitionsCommand implements Callable<Integer> {
       description = "TYPE/ID/TIME and an image archive (default: every image of the snapshot).")
   List<String> args = List.of();
 
-  private static final ObjectMapper JSON = new ObjectMapper();
   /** Enough for the chunks of the tables and volume heads; nothing is read twice anyway. */
   private static final long CACHE_BYTES = 64L << 20;
 
@@ -70,7 +67,7 @@ final class PartitionsCommand implements Callable<Integer> {
       throw new picocli.CommandLine.ParameterException(spec.commandLine(),
           "partitions --store DS expects SNAPSHOT [ARCHIVE]");
     }
-    List<ObjectNode> docs = new ArrayList<>();
+    List<VolumeReport> docs = new ArrayList<>();
     try (ChunkStore store = casync.openStore(storeOptions); FetchPipeline pipeline = storeOptions.pipeline(store)) {
       List<Image> images = new ArrayList<>();
       if (casync.given()) {
@@ -82,23 +79,22 @@ final class PartitionsCommand implements Callable<Integer> {
         }
       }
       ChunkCache cache = new ChunkCache(CACHE_BYTES);
+      ImageVolumes volumes = new ImageVolumes(w -> { }); // the listing shows each map's warnings
       for (Image image : images) {
         ImageReader reader = new ImageReader(image, cache, new ImageReader.Settings(0, 0, Duration.ofSeconds(60)));
-        VolumeMap map;
-        try (ImageReader.Handle h = reader.open()) {
-          map = VolumeMap.scan(image.name(), ByteSource.of(h, image.size()));
+        VolumeMap map = volumes.map(image.name(), reader);
+        if (map.table().equals("unknown")) {
+          throw new java.io.IOException(map.warnings().get(0));
         }
         if (output == Output.json) {
-          docs.add(json(image, map));
+          docs.add(VolumeReport.of(image.name(), image.size(), map));
         } else {
           print(image, map);
         }
       }
     }
     if (output == Output.json) {
-      ArrayNode arr = JSON.createArrayNode();
-      arr.addAll(docs);
-      System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(arr));
+      System.out.println(ServeStatus.json(docs));
     }
     return 0;
   }
@@ -121,36 +117,5 @@ final class PartitionsCommand implements Callable<Integer> {
     }
   }
 
-  private static ObjectNode json(Image image, VolumeMap map) {
-    ObjectNode o = JSON.createObjectNode();
-    o.put("image", image.name());
-    o.put("size", image.size());
-    o.put("table", map.table());
-    o.put("filesystem", map.filesystem());
-    ArrayNode vols = o.putArray("volumes");
-    for (Volume v : map.volumes()) {
-      ObjectNode j = vols.addObject();
-      j.put("name", v.name());
-      j.put("kind", v.kind() == Volume.Kind.PARTITION ? "partition" : "logical-volume");
-      j.put("scheme", v.scheme());
-      j.put("type-id", v.typeId());
-      j.put("type", v.type());
-      j.put("label", v.label());
-      j.put("uuid", v.uuid());
-      j.put("offset", v.offset());
-      j.put("size", v.size());
-      j.put("filesystem", v.filesystem());
-      j.put("exposed", v.exposed());
-      if (!v.exposed()) {
-        j.put("reason", v.notExposed());
-      }
-      ArrayNode ex = j.putArray("extents");
-      for (Extent e : v.extents()) {
-        ex.addObject().put("offset", e.offset()).put("length", e.length());
-      }
-    }
-    ArrayNode w = o.putArray("warnings");
-    map.warnings().forEach(w::add);
-    return o;
-  }
+
 }

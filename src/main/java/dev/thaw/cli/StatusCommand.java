@@ -1,6 +1,7 @@
 package dev.thaw.cli;
 
 import dev.thaw.restore.ServeStatus;
+import dev.thaw.volume.VolumeReport;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -67,6 +68,9 @@ final class StatusCommand implements Callable<Integer> {
       System.out.printf("%s: %s, %d/%d chunks cached, %s fetched, hit rate %.0f%%, %d errors%n",
           im.path(), Units.bytes(im.size()), im.chunksCached(), im.chunksTotal(), Units.bytes(im.bytesFetched()),
           100 * im.cacheHitRate(), im.errors());
+      if (im.volumes() != null) {
+        printVolumes(im.volumes());
+      }
       ServeStatus.Restore r = im.restore();
       if (r != null) {
         StringBuilder line = new StringBuilder("  " + r.mode() + ": " + r.state());
@@ -85,5 +89,32 @@ final class StatusCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  /** One line for the table and its volumes, one per warning. */
+  private static void printVolumes(VolumeReport v) {
+    StringBuilder line = new StringBuilder("  " + (v.table().equals("none") ? "no partition table"
+        : v.table().toUpperCase(java.util.Locale.ROOT) + " partition table"));
+    if (!v.filesystem().isEmpty()) {
+      line.append(", the whole image holds ").append(v.filesystem());
+    }
+    for (VolumeReport.Item i : v.volumes()) {
+      line.append("\n    ").append(i.name()).append(": ");
+      if (!i.exposed()) {
+        line.append("not exposed: ").append(i.reason());
+        continue;
+      }
+      line.append(Units.bytes(i.size())).append(", ").append(i.type());
+      if (!i.filesystem().isEmpty()) {
+        line.append(", ").append(i.filesystem());
+      }
+      if (!i.label().isEmpty()) {
+        line.append(", \"").append(i.label()).append('"');
+      }
+    }
+    System.out.println(line);
+    for (String w : v.warnings()) {
+      System.out.println("  warning: " + w);
+    }
   }
 }

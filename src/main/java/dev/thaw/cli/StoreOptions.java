@@ -4,6 +4,7 @@ import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.store.ChunkLayout;
 import dev.thaw.store.ChunkStore;
+import dev.thaw.store.PbsOptions;
 import dev.thaw.store.Stores;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -14,13 +15,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import okhttp3.Credentials;
-import dev.thaw.store.PbsOptions;
 import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
 
 /**
@@ -29,6 +29,7 @@ import picocli.CommandLine.TypeConversionException;
  * argv.
  */
 final class StoreOptions {
+  // not required here: thaw files reads a local volume file without any store (given())
   @Option(names = "--store", paramLabel = "DS",
       description = {"Datastore: a directory, file:///path, http(s)://host/prefix, s3://BUCKET/PREFIX",
           "or pbs://[[AUTHID@]HOST[:PORT]:]DATASTORE (a Proxmox Backup Server).",
@@ -82,6 +83,11 @@ final class StoreOptions {
    */
   java.util.Map<String, String> env = System.getenv();
 
+  /** Whether a datastore was named (--store, --repository or $PBS_REPOSITORY). */
+  boolean given() {
+    return !named().isEmpty();
+  }
+
   ChunkStore open() throws IOException {
     return open(ChunkLayout.DATASTORE);
   }
@@ -97,14 +103,19 @@ final class StoreOptions {
 
   /** The stores named: every --store, then --repository (or $PBS_REPOSITORY when neither is given). */
   List<String> specs() {
+    List<String> all = named();
+    if (all.isEmpty()) { // a usage error (exit 2)
+      throw new ParameterException(mixee.commandLine(),
+          "Missing required option: name a datastore with --store or --repository (or set PBS_REPOSITORY)");
+    }
+    return all;
+  }
+
+  private List<String> named() {
     List<String> all = new ArrayList<>(stores == null ? List.of() : stores);
     String repo = repository != null ? repository : all.isEmpty() ? env.get("PBS_REPOSITORY") : null;
     if (repo != null && !repo.isBlank()) {
       all.add("pbs://" + repo.strip());
-    }
-    if (all.isEmpty()) {
-      throw new ParameterException(mixee.commandLine(),
-          "name a datastore with --store or --repository (or set PBS_REPOSITORY)");
     }
     return all;
   }

@@ -11,8 +11,8 @@ import java.util.Comparator;
 import java.util.stream.Stream;
 
 /**
- * The copy discipline shared by the readers: a tool extracts into a fresh staging directory
- * beside the target; what it made is checked (regular files, directories and symlinks only,
+ * The copy discipline shared by the readers: a reader (in-process or a tool) extracts into a
+ * fresh staging directory beside the target; what it made is checked (regular files, directories and symlinks only,
  * nothing outside the staging directory) and renamed into place; the staging directory goes
  * in every case.
  */
@@ -74,6 +74,15 @@ final class Copier {
           throw new FilesException("not a regular file, directory or symlink: " + staging.relativize(p));
         }
       }
+    }
+  }
+
+  /** Whether this process runs as root (then copies keep ownership). */
+  static boolean isRoot() {
+    try {
+      return ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue() == 0;
+    } catch (IOException | UnsupportedOperationException e) {
+      return false;
     }
   }
 

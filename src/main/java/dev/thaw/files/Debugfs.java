@@ -103,7 +103,7 @@ final class Debugfs implements FileSystemReader {
     }
     String name = p.root() ? volume.getFileName().toString() + ".root" : p.name();
     Path target = Copier.target(destination, name);
-    boolean root = isRoot();
+    boolean root = Copier.isRoot();
     return Copier.copy(target, staging -> {
       Path out = staging;
       String source = quoted(p);
@@ -129,15 +129,6 @@ final class Debugfs implements FileSystemReader {
       }
       return p.root() ? out : staging.resolve(p.name());
     });
-  }
-
-  /** Whether this process runs as root (then debugfs sets ownership, and its chown errors count). */
-  private static boolean isRoot() {
-    try {
-      return ((Number) java.nio.file.Files.getAttribute(Path.of("/proc/self"), "unix:uid")).intValue() == 0;
-    } catch (IOException | UnsupportedOperationException e) {
-      return false;
-    }
   }
 
   static String lastLine(String s) {

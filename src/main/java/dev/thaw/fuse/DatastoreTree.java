@@ -4,18 +4,21 @@ import dev.thaw.image.Catalog;
 import dev.thaw.image.ImageReader;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.SnapshotPath;
+import dev.thaw.volume.ImageVolumes;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
  * A whole datastore as {@code TYPE/ID/TIME/ARCHIVE}, listed lazily from a {@link Catalog}:
  * a snapshot is opened (its indexes read and checked) when its directory is first looked at.
- * Snapshots in namespaces are not shown. Thread-safe.
+ * Beside each image, its partitions and logical volumes as files. Snapshots in namespaces are not
+ * shown. Thread-safe.
  */
-record DatastoreTree(Catalog catalog, long mountTime) implements MountTree {
+record DatastoreTree(Catalog catalog, long mountTime, ImageVolumes volumes) implements MountTree {
   @Override
   public Optional<Node> resolveBelowRoot(List<String> parts) throws IOException {
     if (parts.size() > 4) {
@@ -52,11 +55,12 @@ record DatastoreTree(Catalog catalog, long mountTime) implements MountTree {
     Catalog.Entry e = catalog.entry(s);
     long mtime = e.manifest().backupTime();
     if (e instanceof Catalog.Opened o) {
+      Map<String, ImageReader> readers = o.images().readers();
       if (parts.isEmpty()) {
-        return Optional.of(new Dir(List.copyOf(o.images().readers().keySet()), mtime));
+        return Optional.of(new Dir(MountTree.imagesAndVolumes(readers, Map.of(), volumes), mtime));
       }
-      ImageReader r = o.images().readers().get(parts.get(0));
-      return r == null ? Optional.empty() : Optional.of(new ImageFile(s + "/" + parts.get(0), r, null, mtime));
+      return parts.size() != 1 ? Optional.empty()
+          : MountTree.imageOrVolume(parts.get(0), readers, Map.of(), volumes, name -> s + "/" + name, mtime);
     }
     Catalog.Locked l = (Catalog.Locked) e;
     if (parts.isEmpty()) {

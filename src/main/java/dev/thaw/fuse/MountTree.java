@@ -3,9 +3,14 @@ package dev.thaw.fuse;
 import dev.thaw.image.ImageReader;
 import dev.thaw.restore.LiveRestore;
 import java.io.IOException;
+import dev.thaw.volume.ImageVolumes;
+import dev.thaw.volume.Volume;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * The file tree of a mount, independent of FUSE: what a path names. Two shapes: a whole
@@ -18,7 +23,7 @@ sealed interface MountTree permits DatastoreTree, ImagesTree {
   String STATUS_FILE = "status";
 
   /** What a path names. */
-  sealed interface Node permits Dir, ImageFile, LockedFile, StatusFile {}
+  sealed interface Node permits Dir, ImageFile, VolumeFile, LockedFile, StatusFile {}
 
   /** A directory and its entry names. */
   record Dir(List<String> entries, long mtime) implements Node {}
@@ -34,11 +39,66 @@ sealed interface MountTree permits DatastoreTree, ImagesTree {
     }
   }
 
+  /**
+   * A partition or logical volume of a read-only image, as a read-only file of its own beside
+   * the image: reads are offset reads of the image through its reader.
+   */
+  record VolumeFile(Volume volume, ImageReader reader, long mtime) implements Node {}
+
   /** An image of a snapshot that needs a key the mount was not given; {@code reason} says which. */
   record LockedFile(long size, long mtime, String reason) implements Node {}
 
   /** {@code .thaw/status}. */
   record StatusFile() implements Node {}
+
+  /**
+   * The entries of a directory of images: each image's name followed by the names of its
+   * exposed volumes (read-only images only: a writable image's table and filesystems change
+   * under the guest's writes), each image scanned now if it was not yet. A volume whose name
+   * another entry has is left out.
+   */
+  static List<String> imagesAndVolumes(Map<String, ImageReader> readers, Map<String, LiveRestore> lives,
+      ImageVolumes volumes) {
+    List<String> out = new ArrayList<>();
+    Set<String> names = new HashSet<>(readers.keySet());
+    readers.forEach((name, r) -> {
+      out.add(name);
+      if (!lives.containsKey(name)) {
+        for (Volume v : volumes.exposed(r.image().name(), r)) {
+          if (names.add(v.name())) {
+            out.add(v.name());
+          }
+        }
+      }
+    });
+    return out;
+  }
+
+  /**
+   * What {@code name} names in a directory of images: an image, or an exposed volume of a
+   * read-only image (only the image whose name {@code name} extends is scanned).
+   *
+   * @param path the image's name in the status document, given the image's name
+   */
+  static Optional<Node> imageOrVolume(String name, Map<String, ImageReader> readers, Map<String, LiveRestore> lives,
+      ImageVolumes volumes, java.util.function.UnaryOperator<String> path, long mtime) {
+    ImageReader r = readers.get(name);
+    if (r != null) {
+      return Optional.of(new ImageFile(path.apply(name), r, lives.get(name), mtime));
+    }
+    for (Map.Entry<String, ImageReader> e : readers.entrySet()) {
+      String image = e.getKey();
+      if (name.startsWith(image + ".") && !lives.containsKey(image)) {
+        ImageReader ir = e.getValue();
+        for (Volume v : volumes.exposed(ir.image().name(), ir)) {
+          if (v.name().equals(name)) {
+            return Optional.of(new VolumeFile(v, ir, mtime));
+          }
+        }
+      }
+    }
+    return Optional.empty();
+  }
 
   /** When the mount was made, epoch seconds (the status directory's time). */
   long mountTime();

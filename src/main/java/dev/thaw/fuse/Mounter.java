@@ -13,6 +13,7 @@ import dev.thaw.restore.LiveRestores;
 import dev.thaw.restore.ServeStatus;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
+import dev.thaw.volume.ImageVolumes;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -28,7 +29,9 @@ import java.util.function.Supplier;
  * Mounts a datastore, one snapshot of it, or images opened beforehand (casync indexes) with
  * FUSE, read-only or with writable images ({@link LiveRestores.Targets}), and serves it until it
  * is unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process
- * dying: {@code auto_unmount} then cleans up the mount point). Everything a mount serves is
+ * dying: {@code auto_unmount} then cleans up the mount point). Beside each read-only image, its
+ * partitions and LVM logical volumes are read-only files ({@link ImageVolumes}: scanned when the
+ * image's directory is first listed). Everything a mount serves is
  * opened before it mounts, so that a bad store, snapshot or target fails the mount, not a read.
  */
 public final class Mounter {
@@ -80,9 +83,10 @@ public final class Mounter {
     ChunkCache cache = cache(options, pipeline);
     Catalog catalog = new Catalog(store, key, pipeline, cache, options.reads(), w -> warn(log, w));
     catalog.snapshots(); // fail before mounting if the store cannot be listed
-    MountTree tree = new DatastoreTree(catalog, now());
+    ImageVolumes volumes = volumes(log);
+    MountTree tree = new DatastoreTree(catalog, now(), volumes);
     serve(tree, () -> ServeStatus.of(store.describe(), null, cache, pipeline.stats(), catalog.readers(),
-        Map.of()).toJson(), null, mountpoint, options, log, onReady);
+        Map.of(), volumes).toJson(), null, mountpoint, options, log, onReady);
   }
 
   /**
@@ -103,9 +107,11 @@ public final class Mounter {
     }
     LiveRestores lives = options.writable() == null ? null : LiveRestores.open(images, options.writable());
     Map<String, LiveRestore> writable = lives == null ? Map.of() : lives.all();
-    MountTree tree = new ImagesTree(images.readers(), writable, images.snapshot().manifest().backupTime(), now());
+    ImageVolumes volumes = volumes(log);
+    MountTree tree = new ImagesTree(images.readers(), writable, images.snapshot().manifest().backupTime(), now(),
+        volumes);
     serve(tree, () -> ServeStatus.of(store.describe(), snapshot.toString(), cache, pipeline.stats(),
-        images.readers(), writable).toJson(), lives, mountpoint, options, log, onReady);
+        images.readers(), writable, volumes).toJson(), lives, mountpoint, options, log, onReady);
   }
 
   /**
@@ -123,16 +129,17 @@ public final class Mounter {
       }
     }
     long now = now();
-    MountTree tree = new ImagesTree(readers, Map.of(), now, now);
+    ImageVolumes volumes = volumes(log);
+    MountTree tree = new ImagesTree(readers, Map.of(), now, now, volumes);
     serve(tree, () -> ServeStatus.of(pipeline.store().describe(), null, cache, pipeline.stats(), readers,
-        Map.of()).toJson(), null, mountpoint, options, log, onReady);
+        Map.of(), volumes).toJson(), null, mountpoint, options, log, onReady);
   }
 
   /**
    * What {@link #run(ChunkStore, FetchPipeline, KeyPolicy, SnapshotPath, Path, Options,
    * PrintStream, Runnable)} does for a read-only mount, but with no kernel mount: opens the
    * snapshot's images, loads libfuse, and reads the status file and the first {@code bytes} of
-   * each image through the FUSE callbacks. The launcher's start-up training runs it, so that a
+   * each file at the root (images and their volumes) through the FUSE callbacks. The launcher's start-up training runs it, so that a
    * mount's classes are in its start-up archive; it needs no /dev/fuse.
    *
    * @return the bytes read
@@ -142,13 +149,13 @@ public final class Mounter {
     ChunkCache cache = cache(options, pipeline);
     SnapshotImages images = SnapshotImages.open(Snapshot.open(store, snapshot, key), pipeline, cache,
         options.reads());
-    MountTree tree = new ImagesTree(images.readers(), Map.of(), images.snapshot().manifest().backupTime(), now());
+    PrintStream quiet = new PrintStream(java.io.OutputStream.nullOutputStream());
+    ImageVolumes volumes = volumes(quiet);
+    MountTree tree = new ImagesTree(images.readers(), Map.of(), images.snapshot().manifest().backupTime(), now(),
+        volumes);
     ThawFuse fs = new ThawFuse(tree, () -> ServeStatus.of(store.describe(), snapshot.toString(), cache,
-        pipeline.stats(), images.readers(), Map.of()).toJson(), new PrintStream(java.io.OutputStream.nullOutputStream()),
-        0, 0, options.pageCache(), () -> {});
-    List<String> files = new ArrayList<>(List.of("/.thaw/status"));
-    images.readers().keySet().forEach(n -> files.add("/" + n));
-    return new Rehearsal(fs).run(files, bytes);
+        pipeline.stats(), images.readers(), Map.of(), volumes).toJson(), quiet, 0, 0, options.pageCache(), () -> {});
+    return new Rehearsal(fs).run(bytes);
   }
 
   private static long now() {
@@ -159,6 +166,11 @@ public final class Mounter {
   private static void warn(PrintStream log, String message) {
     log.println("thaw: warning: " + message);
     log.flush();
+  }
+
+  /** The volumes of the images a mount serves; what a scan cannot trust goes to the log. */
+  private static ImageVolumes volumes(PrintStream log) {
+    return new ImageVolumes(w -> warn(log, w));
   }
 
   private static ChunkCache cache(Options options, FetchPipeline pipeline) {

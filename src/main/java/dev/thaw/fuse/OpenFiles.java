@@ -2,19 +2,20 @@ package dev.thaw.fuse;
 
 import dev.thaw.image.ImageReader;
 import dev.thaw.restore.LiveRestore;
+import dev.thaw.volume.Volume;
 import java.io.IOException;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The files a mount has open, by FUSE file handle. Each open file is one of three kinds: a
- * read-only image, a writable image (a live restore or overlay), or a copy of the status
- * document taken when it was opened. Thread-safe.
+ * The files a mount has open, by FUSE file handle. Each open file is one of four kinds: a
+ * read-only image, a volume of one, a writable image (a live restore or overlay), or a copy of
+ * the status document taken when it was opened. Thread-safe.
  */
 final class OpenFiles {
   /** One open file. Reads and writes of one file may come from several FUSE threads at once. */
-  sealed interface OpenFile permits ReadOnlyImage, WritableImage, StatusCopy {
+  sealed interface OpenFile permits ReadOnlyImage, WritableImage, VolumeOfImage, StatusCopy {
     /** Reads up to {@code len} bytes at {@code offset} into {@code sink}; the bytes read, 0 at the end. */
     int read(long offset, int len, ImageReader.Sink sink) throws IOException;
 
@@ -27,6 +28,19 @@ final class OpenFiles {
     @Override
     public int read(long offset, int len, ImageReader.Sink sink) throws IOException {
       return handle.read(offset, len, sink);
+    }
+
+    @Override
+    public void release() {
+      handle.close();
+    }
+  }
+
+  /** A partition or logical volume of a read-only image: offset reads through its own image handle. */
+  record VolumeOfImage(ImageReader.Handle handle, Volume volume) implements OpenFile {
+    @Override
+    public int read(long offset, int len, ImageReader.Sink sink) throws IOException {
+      return volume.read(handle, offset, len, sink);
     }
 
     @Override

@@ -1,5 +1,7 @@
 package dev.thaw.fuse;
 
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.List;
 import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
@@ -21,10 +23,22 @@ final class Rehearsal {
     this.fs = fs;
   }
 
-  /** Reads {@code files} (paths below the root) through the callbacks; returns bytes read. */
-  long run(List<String> files, long bytesPerFile) {
+  /**
+   * Lists the root, then reads the status file and every file the root lists through the
+   * callbacks; returns the bytes read.
+   */
+  long run(long bytesPerFile) {
     fs.getattr("/", stat());
-    fs.readdir("/", null, (buf, name, st, off) -> 0, 0, info());
+    List<String> files = new ArrayList<>(List.of("/.thaw/status"));
+    fs.readdir("/", null, (buf, name, st, off) -> {
+      String n = StandardCharsets.UTF_8.decode(name).toString();
+      int nul = n.indexOf('\0');
+      n = nul >= 0 ? n.substring(0, nul) : n;
+      if (!n.equals(".") && !n.equals("..") && !n.equals(".thaw")) {
+        files.add("/" + n);
+      }
+      return 0;
+    }, 0, info());
     long total = 0;
     Pointer buf = Memory.allocateDirect(rt, REQUEST);
     for (String f : files) {

@@ -80,6 +80,8 @@ final class ThawFuse extends FuseStubFS {
         stat.st_mtim.tv_sec.set(d.mtime());
       } else if (node instanceof MountTree.ImageFile f) {
         file(stat, f.live() != null ? 0644 : 0444, f.size(), f.mtime());
+      } else if (node instanceof MountTree.VolumeFile f) {
+        file(stat, 0444, f.volume().size(), f.mtime());
       } else if (node instanceof MountTree.LockedFile f) {
         file(stat, 0444, f.size(), f.mtime());
       } else {
@@ -138,6 +140,12 @@ final class ThawFuse extends FuseStubFS {
         }
         file = new OpenFiles.StatusCopy(status.get());
         setFlag(fi, DIRECT_IO); // the content changes; read it to its end whatever getattr said
+      } else if (node instanceof MountTree.VolumeFile v) {
+        if (write) {
+          return -ErrorCodes.EROFS();
+        }
+        file = new OpenFiles.VolumeOfImage(v.reader().open(), v.volume());
+        setFlag(fi, pageCache ? KEEP_CACHE : DIRECT_IO); // as its image
       } else {
         MountTree.ImageFile f = (MountTree.ImageFile) node;
         if (f.live() == null) {

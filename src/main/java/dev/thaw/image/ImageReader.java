@@ -104,7 +104,7 @@ public final class ImageReader {
 
   /** Starts a new reader (one per open file). */
   public Handle open() {
-    return new Handle(STREAM_SLACK);
+    return new Handle(STREAM_SLACK, readAhead);
   }
 
   /**
@@ -114,7 +114,15 @@ public final class ImageReader {
    * a stream too.
    */
   public Handle open(long reorder) {
-    return new Handle(Math.max(STREAM_SLACK, reorder));
+    return new Handle(Math.max(STREAM_SLACK, reorder), readAhead);
+  }
+
+  /**
+   * Starts a reader that never reads ahead, for a few small reads whose neighbours nobody may
+   * want (a partition table scan): read-ahead would fetch chunks only to drop them at close.
+   */
+  public Handle openWithoutReadAhead() {
+    return new Handle(STREAM_SLACK, 0);
   }
 
   /** Counters of this image's reads. */
@@ -203,10 +211,13 @@ public final class ImageReader {
     private final List<Stream> streams = new ArrayList<>();
     /** How far from where a stream stands a read may be and still continue it. */
     private final long slack;
+    /** Chunks a stream of this handle keeps ahead (the reader's, or 0). */
+    private final int ahead;
     private long clock;
 
-    private Handle(long slack) {
+    private Handle(long slack, int ahead) {
       this.slack = slack;
+      this.ahead = ahead;
     }
 
     private static final class Stream {
@@ -265,7 +276,7 @@ public final class ImageReader {
           }
           if (s != null) {
             unhold(s.held.headMap(first)); // passed: no longer held
-            if (s.hits >= 2 && readAhead > 0) {
+            if (s.hits >= 2 && ahead > 0) {
               readAhead(s, idx, size);
             }
           }
@@ -420,7 +431,7 @@ public final class ImageReader {
 
     /** Finds or starts the stream this read belongs to; null when read-ahead is off. */
     private Stream track(long offset, int len) {
-      if (readAhead == 0) {
+      if (ahead == 0) {
         return null;
       }
       clock++;

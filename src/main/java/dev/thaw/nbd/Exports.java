@@ -4,6 +4,7 @@ import dev.thaw.format.ChunkIndex;
 import dev.thaw.image.Image;
 import dev.thaw.image.ImageReader;
 import dev.thaw.restore.LiveRestore;
+import dev.thaw.volume.Volume;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
@@ -45,6 +46,107 @@ public final class Exports {
       throw new IllegalArgumentException("the reader and the live restore are of different images");
     }
     return new ImageExport(reader, live, description);
+  }
+
+  /**
+   * A read-only export of a partition or logical volume of {@code reader}'s image: reads are
+   * offset reads of the image through {@link Volume#read}; the allocation map is the image's,
+   * mapped through the volume's extents.
+   */
+  public static Export volume(ImageReader reader, Volume volume) {
+    if (!volume.exposed()) {
+      throw new IllegalArgumentException(volume.name() + " is not exposed: " + volume.notExposed());
+    }
+    return new Export() {
+      @Override
+      public String name() {
+        return volume.name();
+      }
+
+      @Override
+      public long size() {
+        return volume.size();
+      }
+
+      @Override
+      public boolean writable() {
+        return false;
+      }
+
+      @Override
+      public String description() {
+        return "read-only " + (volume.kind() == Volume.Kind.PARTITION ? "partition" : "logical volume") + " of "
+            + reader.image().name();
+      }
+
+      @Override
+      public Handle open() {
+        ImageReader.Handle h = reader.open(REORDER);
+        Image image = reader.image();
+        return new Handle() {
+          @Override
+          public void read(long offset, int length, ImageReader.Sink sink) throws IOException {
+            int n = volume.read(h, offset, length, sink);
+            if (n != length) {
+              throw new IOException("short read of " + volume.name() + " at " + offset + ": " + n + " of " + length
+                  + " bytes");
+            }
+          }
+
+          @Override
+          public void write(long offset, byte[] data, int from, int length) throws IOException {
+            throw new IOException(volume.name() + " is read-only");
+          }
+
+          @Override
+          public void writeZeros(long offset, long length) throws IOException {
+            throw new IOException(volume.name() + " is read-only");
+          }
+
+          @Override
+          public void discard(long offset, long length) throws IOException {
+            throw new IOException(volume.name() + " is read-only");
+          }
+
+          @Override
+          public void flush() {}
+
+          @Override
+          public List<Extent> extents(long offset, long length) {
+            List<Extent> out = new ArrayList<>();
+            long end = Math.min(volume.size(), offset + length);
+            long start = 0; // of the volume extent within the volume
+            for (dev.thaw.volume.Extent e : volume.extents()) {
+              long from = Math.max(offset, start);
+              long to = Math.min(end, start + e.length());
+              if (from < to) { // the image's map of this piece, cut to it
+                long left = to - from;
+                for (Extent x : Exports.extents(image.index(), e.offset() + from - start, left, image::isZero)) {
+                  long n = Math.min(left, x.length());
+                  if (!out.isEmpty() && out.get(out.size() - 1).hole() == x.hole()) {
+                    Extent last = out.remove(out.size() - 1);
+                    out.add(new Extent(last.length() + n, x.hole()));
+                  } else {
+                    out.add(new Extent(n, x.hole()));
+                  }
+                  left -= n;
+                  if (left == 0) {
+                    break;
+                  }
+                }
+              }
+              start += e.length();
+            }
+            return out;
+          }
+
+          @Override
+          public void close() {
+            h.close();
+          }
+        };
+      }
+    };
   }
 
   /** An image's export: read-only when {@code live} is null. */

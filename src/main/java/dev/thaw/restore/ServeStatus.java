@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import dev.thaw.fetch.PipelineStats;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.ImageReader;
+import dev.thaw.volume.ImageVolumes;
+import dev.thaw.volume.VolumeReport;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -51,10 +53,15 @@ public record ServeStatus(String store, String snapshot, Server server, Cache ca
   public record Pipeline(long fetchesInFlight, long queued, long chunksFetched, long bytesFetched,
       double fetchLatencyP50Ms, double fetchLatencyP99Ms, long retries, long errors) {}
 
-  /** One image's reads; {@code restore} for a writable image, else null. */
+  /**
+   * One image's reads; {@code restore} for a writable image, else null; {@code volumes} its
+   * partition table and volumes for a read-only image (as {@code thaw partitions --output json}
+   * shows them), else null.
+   */
   public record ImageStatus(String path, long size, long chunksTotal, long chunksCached, long chunksFetched,
       long bytesFetched, double cacheHitRate, long reads, long bytesRead, double readLatencyP50Ms,
-      double readLatencyP99Ms, long readAheadHits, long readAheadIssued, long errors, Restore restore) {}
+      double readLatencyP99Ms, long readAheadHits, long readAheadIssued, long errors, Restore restore,
+      VolumeReport volumes) {}
 
   /**
    * A writable image's move into its target.
@@ -71,9 +78,10 @@ public record ServeStatus(String store, String snapshot, Server server, Cache ca
    *
    * @param readers the images served, by the path the status names them with
    * @param lives the writable ones among them, by the same path
+   * @param volumes the volumes of the read-only images (scanned now where they were not yet)
    */
   public static ServeStatus of(String store, String snapshot, ChunkCache cache, PipelineStats ps,
-      Map<String, ImageReader> readers, Map<String, LiveRestore> lives) {
+      Map<String, ImageReader> readers, Map<String, LiveRestore> lives, ImageVolumes volumes) {
     Cache c = new Cache(cache.bytes(), cache.maxBytes(), cache.size(), cache.reserved());
     Pipeline p = new Pipeline(ps.inFlight(), ps.queued(), ps.fetched(), ps.bytesFetched(),
         ps.latencyP50Micros() / 1000.0, ps.latencyP99Micros() / 1000.0, ps.retries(), ps.errors());
@@ -86,7 +94,8 @@ public record ServeStatus(String store, String snapshot, Server server, Cache ca
           st.fetched(), st.bytesFetched(),
           lookups == 0 ? 0 : (double) (st.cacheHits() + st.readAheadHits()) / lookups,
           st.reads(), st.bytesRead(), st.readP50Micros() / 1000.0, st.readP99Micros() / 1000.0,
-          st.readAheadHits(), st.readAheadIssued(), st.errors(), live == null ? null : restore(live.progress())));
+          st.readAheadHits(), st.readAheadIssued(), st.errors(), live == null ? null : restore(live.progress()),
+          live != null ? null : VolumeReport.of(r.image().name(), r.image().size(), volumes.map(r.image().name(), r))));
     });
     return new ServeStatus(store, snapshot, null, c, p, images);
   }
@@ -108,8 +117,16 @@ public record ServeStatus(String store, String snapshot, Server server, Cache ca
 
   /** The document, pretty-printed, with a final newline. */
   public byte[] toJson() {
+    return (json(this) + "\n").getBytes(StandardCharsets.UTF_8);
+  }
+
+  /**
+   * A value as the status document writes it (snake_case names, absent parts left out),
+   * pretty-printed: one JSON style for every document thaw prints.
+   */
+  public static String json(Object value) {
     try {
-      return (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(this) + "\n").getBytes(StandardCharsets.UTF_8);
+      return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(value);
     } catch (IOException e) {
       throw new IllegalStateException(e);
     }

@@ -2,20 +2,24 @@ package dev.thaw.volume;
 
 import java.nio.charset.StandardCharsets;
 
-/** Little-endian field access and checksums shared by the parsers. */
-final class Bytes {
+/** Little-endian field access and checksums shared by the parsers of on-disk structures. Stateless. */
+public final class Bytes {
   private Bytes() {}
 
-  static int u16(byte[] b, int at) {
+  public static int u8(byte[] b, int at) {
+    return b[at] & 0xff;
+  }
+
+  public static int u16(byte[] b, int at) {
     return (b[at] & 0xff) | (b[at + 1] & 0xff) << 8;
   }
 
   /** An unsigned 32-bit field as a long. */
-  static long u32(byte[] b, int at) {
+  public static long u32(byte[] b, int at) {
     return (u16(b, at) | (long) u16(b, at + 2) << 16) & 0xffffffffL;
   }
 
-  static long u64(byte[] b, int at) {
+  public static long u64(byte[] b, int at) {
     return u32(b, at) | u32(b, at + 4) << 32;
   }
 

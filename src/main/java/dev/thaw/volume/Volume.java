@@ -1,5 +1,8 @@
 package dev.thaw.volume;
 
+import dev.thaw.image.ImageReader;
+import java.io.EOFException;
+import java.io.IOException;
 import java.util.List;
 import java.util.Objects;
 
@@ -63,6 +66,44 @@ public record Volume(String name, Kind kind, String scheme, String typeId, Strin
       throw new IllegalStateException(name + " is not exposed: " + notExposed);
     }
     return new ExtentSource(image, extents);
+  }
+
+  /**
+   * Reads up to {@code len} bytes at {@code offset} of this volume through {@code image}, a
+   * handle of the image it was found in, handing them to {@code sink} in order as
+   * {@link ImageReader.Handle#read(long, int, ImageReader.Sink)} does: plain offset reads of the
+   * image, through its cache, read-ahead and verification. Returns the bytes read, 0 at or past
+   * the end.
+   *
+   * @throws IllegalStateException when the volume is not exposed
+   */
+  public int read(ImageReader.Handle image, long offset, int len, ImageReader.Sink sink) throws IOException {
+    if (!exposed()) {
+      throw new IllegalStateException(name + " is not exposed: " + notExposed);
+    }
+    if (offset < 0 || offset >= size || len <= 0) {
+      return 0;
+    }
+    int n = (int) Math.min(len, size - offset);
+    int done = 0;
+    long start = 0; // of the extent within the volume
+    for (Extent e : extents) {
+      long at = offset + done;
+      if (done == n) {
+        break;
+      }
+      if (at < start + e.length()) {
+        int piece = (int) Math.min(n - done, start + e.length() - at);
+        int shift = done;
+        int got = image.read(e.offset() + at - start, piece, (d, data, from, k) -> sink.accept(shift + d, data, from, k));
+        if (got != piece) {
+          throw new EOFException(name + ": the image ends within the volume, at " + (e.offset() + at - start + got));
+        }
+        done += piece;
+      }
+      start += e.length();
+    }
+    return done;
   }
 
   Volume withFilesystem(String fs) {

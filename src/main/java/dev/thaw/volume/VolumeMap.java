@@ -92,6 +92,11 @@ public final class VolumeMap {
     return new VolumeMap(table, wholeFs, out, warnings);
   }
 
+  /** A map of an image whose first bytes could not be read: no volumes, the reason as a warning. */
+  static VolumeMap unreadable(String warning) {
+    return new VolumeMap("unknown", "", List.of(), List.of(warning));
+  }
+
   /** The filesystem and PV label of a volume; a PV goes into {@code pvs}. */
   private static String probe(String where, Extent extent, ByteSource v, List<Lvm.Pv> pvs, List<String> warnings)
       throws IOException {
@@ -118,7 +123,10 @@ public final class VolumeMap {
     return fs.equals("vfat") || fs.equals("ntfs") || fs.equals("exfat");
   }
 
-  /** {@code gpt}, {@code mbr} or {@code none}; a table that was ignored (see {@link #warnings()}) is still named. */
+  /**
+   * {@code gpt}, {@code mbr}, {@code none}, or {@code unknown} when the image could not be read;
+   * a table that was ignored (see {@link #warnings()}) is still named.
+   */
   public String table() {
     return table;
   }

@@ -17,6 +17,7 @@ import dev.thaw.store.SnapshotPath;
 import dev.thaw.store.StoreException;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
+import dev.thaw.volume.ImageVolumes;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -82,7 +83,7 @@ class ThawFuseTest {
   }
 
   private ThawFuse readOnly() {
-    fs = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1000, 2000), () -> statusDoc, log, 7, 8,
+    fs = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1000, 2000, new ImageVolumes(log::println)), () -> statusDoc, log, 7, 8,
         false, () -> {});
     return fs;
   }
@@ -90,7 +91,7 @@ class ThawFuseTest {
   private ThawFuse writable() throws Exception {
     lives = LiveRestores.open(images, new LiveRestores.Targets(dir, Map.of(),
         new LiveRestore.Options(false, 4, 0)));
-    fs = new ThawFuse(new ImagesTree(images.readers(), lives.all(), 1000, 2000), () -> statusDoc, log, 7, 8,
+    fs = new ThawFuse(new ImagesTree(images.readers(), lives.all(), 1000, 2000, new ImageVolumes(log::println)), () -> statusDoc, log, 7, 8,
         false, () -> {});
     return fs;
   }
@@ -107,15 +108,7 @@ class ThawFuseTest {
 
   /** Opens, reads {@code len} bytes at {@code off} and releases. */
   private byte[] read(String path, long off, int len) {
-    FuseFileInfo fi = info(O_RDONLY);
-    assertEquals(0, fs.open(path, fi));
-    Pointer buf = Memory.allocateDirect(RT, len);
-    int n = fs.read(path, buf, len, off, fi);
-    assertTrue(n >= 0, "read answered " + n);
-    byte[] out = new byte[n];
-    buf.get(0, out, 0, n);
-    assertEquals(0, fs.release(path, fi));
-    return out;
+    return FuseCalls.read(fs, path, off, len);
   }
 
   @Test
@@ -142,16 +135,7 @@ class ThawFuseTest {
   void readdirListsTheImagesAndTheStatusDirectory() {
     readOnly();
     List<String> names = new ArrayList<>();
-    FuseFillDir filler = (Pointer buf, ByteBuffer name, Pointer stbuf, long off) -> {
-      byte[] b = new byte[name.remaining()];
-      name.get(b);
-      int end = 0;
-      while (end < b.length && b[end] != 0) {
-        end++;
-      }
-      names.add(new String(b, 0, end, StandardCharsets.UTF_8));
-      return 0;
-    };
+    FuseFillDir filler = FuseCalls.filler(names);
     assertEquals(0, fs.readdir("/", null, filler, 0, info(0)));
     assertEquals(List.of(".", "..", "a.img", ".thaw"), names);
     assertEquals(-ErrorCodes.ENOTDIR(), fs.readdir("/a.img", null, filler, 0, info(0)));
@@ -206,7 +190,7 @@ class ThawFuseTest {
     String logged = logBytes.toString(StandardCharsets.UTF_8);
     assertTrue(logged.contains("read /a.img at 0+4096 failed") && logged.contains("store down for good"), logged);
     // an unchecked exception (a bug) is caught too: jffi would have answered 0
-    ThawFuse broken = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1, 2), () -> {
+    ThawFuse broken = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1, 2, new ImageVolumes(log::println)), () -> {
       throw new IllegalStateException("bug");
     }, log, 0, 0, false, () -> {});
     assertEquals(-ErrorCodes.EIO(), broken.getattr("/.thaw/status", stat()));

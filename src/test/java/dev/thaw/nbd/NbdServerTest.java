@@ -13,6 +13,8 @@ import dev.thaw.format.Digest;
 import dev.thaw.image.ChunkCache;
 import dev.thaw.image.Image;
 import dev.thaw.image.ImageReader;
+import dev.thaw.image.KeyPolicy;
+import dev.thaw.volume.Volume;
 import dev.thaw.image.Snapshot;
 import dev.thaw.restore.LiveRestore;
 import dev.thaw.restore.Restorer;
@@ -59,7 +61,7 @@ class NbdServerTest {
     image = Fixtures.image(3, 1000, 5); // random, text, zero chunk, 1000 random bytes
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
     pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
-    img = Snapshot.open(store, snap, dev.thaw.image.KeyPolicy.strict(null)).openImage("a.img", pipeline);
+    img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", pipeline);
     socket = dir.resolve("nbd.sock");
   }
 
@@ -122,6 +124,25 @@ class NbdServerTest {
       ByteBuffer one = ByteBuffer.wrap(c.reply(0).payload());
       one.getInt();
       assertEquals(List.of((long) MIB, (long) (STATE_HOLE | STATE_ZERO)), descriptors(one));
+    }
+  }
+
+  @Test
+  void aVolumeExportReadsItsExtentsAndMapsTheImagesHoles() throws Exception {
+    // image bytes [6, 10) MiB (text, then zeros), then [0, 1) MiB (random)
+    Volume lv = new Volume("a.img.vg-lv", Volume.Kind.LOGICAL_VOLUME, "lvm", "linear", "linear", "vg/lv", "",
+        List.of(new dev.thaw.volume.Extent(6L * MIB, 4L * MIB), new dev.thaw.volume.Extent(0, MIB)), 5L * MIB, "", null);
+    serve(Exports.readOnly(reader()), Exports.volume(reader(), lv));
+    try (TestClient c = client().go("a.img.vg-lv", true, true)) {
+      c.request(0, CMD_READ, 1, 0, 5 * MIB, null);
+      byte[] want = new byte[5 * MIB];
+      System.arraycopy(image, 6 * MIB, want, 0, 4 * MIB);
+      System.arraycopy(image, 0, want, 4 * MIB, MIB);
+      assertArrayEquals(want, c.assemble(c.chunks(), 0, 5 * MIB));
+      c.request(0, CMD_BLOCK_STATUS, 2, 0, 5L * MIB, null);
+      ByteBuffer p = ByteBuffer.wrap(c.reply(0).payload());
+      p.getInt();
+      assertEquals(List.of(2L * MIB, 0L, 2L * MIB, (long) (STATE_HOLE | STATE_ZERO), (long) MIB, 0L), descriptors(p));
     }
   }
 
