@@ -1,5 +1,7 @@
 package dev.thaw.fetch;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.SnapshotPath;
@@ -39,6 +41,16 @@ final class RetryingFiles implements ChunkStore {
   @Override
   public byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
     return store.readChunkAgain(digest, maxBytes);
+  }
+
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return store.readChunk(digest, maxBytes, pool);
+  }
+
+  @Override
+  public Buffer readChunkAgain(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return store.readChunkAgain(digest, maxBytes, pool);
   }
 
   @Override

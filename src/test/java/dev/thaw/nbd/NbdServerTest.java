@@ -59,7 +59,7 @@ class NbdServerTest {
     image = Fixtures.image(3, 1000, 5); // random, text, zero chunk, 1000 random bytes
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
     pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
-    img = Snapshot.open(store, snap, null).openImage("a.img", pipeline);
+    img = Snapshot.open(store, snap, dev.thaw.image.KeyPolicy.strict(null)).openImage("a.img", pipeline);
     socket = dir.resolve("nbd.sock");
   }
 
