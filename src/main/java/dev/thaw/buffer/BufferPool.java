@@ -65,7 +65,7 @@ public final class BufferPool {
    * rounded up to 1/64 of the size (at least 4 KiB). A chunk of 4 MiB and the blob that holds it
    * (its header, and a tag moved behind it) get arrays of one size, which serve either.
    */
-  static int capacityFor(int length) {
+  public static int capacityFor(int length) {
     long granule = Math.max(4096, Integer.highestOneBit(Math.max(1, length)) >> 6);
     long c = (length + SLACK + granule - 1) / granule * granule;
     return (int) Math.min(c, Integer.MAX_VALUE - 16);

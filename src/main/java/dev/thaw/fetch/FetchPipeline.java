@@ -4,6 +4,7 @@ import dev.thaw.buffer.Buffer;
 import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.ChunkCodec;
 import dev.thaw.format.Digest;
+import dev.thaw.format.FixedIndex;
 import dev.thaw.format.FormatException;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.NotFoundException;
@@ -46,8 +47,6 @@ import java.util.concurrent.atomic.LongAdder;
  * attached to them.
  */
 public final class FetchPipeline implements AutoCloseable {
-  /** Free arrays the pipeline's pool keeps by default: a few chunks' worth. */
-  static final long DEFAULT_POOL_BYTES = 32L << 20;
 
   private final ChunkStore store;
   private final BufferPool pool;
@@ -78,7 +77,17 @@ public final class FetchPipeline implements AutoCloseable {
    * @param cpuThreads decoder threads (usually the number of cores)
    */
   public FetchPipeline(ChunkStore store, int parallel, int cpuThreads, RetryPolicy retry) {
-    this(store, parallel, cpuThreads, retry, new BufferPool(DEFAULT_POOL_BYTES));
+    this(store, parallel, cpuThreads, retry, new BufferPool(poolBytes(parallel, cpuThreads)));
+  }
+
+  /**
+   * The free arrays a pipeline's pool keeps by default: as many chunks as the pipeline holds at
+   * most ({@link #maxChunksInMemory}). Arrays are then made only when more chunks are held at
+   * once than ever before, and never dropped to the garbage collector, where a long restore
+   * would fill the old generation with them between full collections.
+   */
+  public static long poolBytes(int parallel, int cpuThreads) {
+    return (long) (parallel + 4 * cpuThreads) * BufferPool.capacityFor(FixedIndex.DEFAULT_CHUNK_SIZE);
   }
 
   /**
