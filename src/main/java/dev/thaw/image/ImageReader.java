@@ -296,16 +296,17 @@ public final class ImageReader {
           }
           if (p.block != null) {
             sink.accept(at, p.block.data(), p.block.offset() + pos, piece);
+            parts[k] = null;
             p.block.release();
           } else {
             Chunk c = await(p.fetch, i, deadline);
+            parts[k] = null; // its reference is this read's now
             try {
               sink.accept(at, c.data(), c.offset() + pos, piece);
             } finally {
               c.release();
             }
           }
-          parts[k] = null;
           copied += piece;
         }
         reads.increment();

@@ -202,6 +202,8 @@ public final class Restorer {
           } finally {
             c.release(); // written (or not to be): its array takes the next chunk
           }
+        } else {
+          a.chunk().release(); // the target failed: not written
         }
       }
       if (System.nanoTime() - lastCheckpoint > RestoreState.CHECKPOINT_NANOS && !writeFailed) {

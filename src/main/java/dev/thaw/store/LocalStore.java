@@ -103,8 +103,8 @@ final class LocalStore implements WritableStore {
 
   /**
    * {@code read} on one of this store's threads, given up after the read timeout. A read given
-   * up keeps whatever buffer it took (it may still be filling it): that one goes to the garbage
-   * collector, never back to a pool.
+   * up still owns the buffer it took (it may still be filling it): it gives it back itself if it
+   * then fails, and if it succeeds late, its result goes to the garbage collector unread.
    */
   private <T> T readWithin(Path p, String what, java.util.concurrent.Callable<T> read) throws IOException {
     Future<T> f;
