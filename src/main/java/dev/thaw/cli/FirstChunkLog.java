@@ -1,5 +1,7 @@
 package dev.thaw.cli;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.ForwardingChunkStore;
@@ -60,5 +62,11 @@ final class FirstChunkLog extends ForwardingChunkStore {
   public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
     sayOnce();
     return super.readChunk(digest, maxBytes);
+  }
+
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    sayOnce();
+    return super.readChunk(digest, maxBytes, pool);
   }
 }

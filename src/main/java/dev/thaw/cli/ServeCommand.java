@@ -134,8 +134,8 @@ final class ServeCommand implements Callable<Integer> {
       }
       set.startBackground();
       List<String> uris = uris(set.exports(), unix, addresses);
-      var unused = statusWriter.scheduleWithFixedDelay(() -> writeStatus(status, set.status(server.stats(), uris)),
-          0, 1, TimeUnit.SECONDS); // ends with the executor
+      var unused = statusWriter.scheduleWithFixedDelay(() -> writeStatus(status, () -> set.status(server.stats(), uris)),
+          0, 1, TimeUnit.SECONDS); // ends with the executor; writeStatus never throws, which would end it
       System.err.println("thaw: serving " + what + " over NBD:");
       for (int i = 0; i < uris.size(); i++) {
         Export e = set.exports().get(i % set.exports().size());
@@ -179,10 +179,10 @@ final class ServeCommand implements Callable<Integer> {
     return uris;
   }
 
-  private static void writeStatus(Path file, byte[] doc) {
+  private static void writeStatus(Path file, java.util.function.Supplier<byte[]> doc) {
     try {
       Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-      Files.write(tmp, doc);
+      Files.write(tmp, doc.get());
       Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException | RuntimeException e) {
       System.err.println("thaw: cannot write the status file " + file + ": " + e.getMessage());

@@ -214,9 +214,15 @@ final class StoreOptions {
     return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(), retryPolicy());
   }
 
-  /** Chunks a restore or verify keeps requested ahead of writing. */
+  /**
+   * Chunks a restore or verify keeps requested ahead of writing: every fetch thread busy, every
+   * decode slot of the pipeline ({@code 2 x cores}) filled, and two more queued, so that a fetch
+   * thread finds the next request waiting. Each requested chunk holds at most one chunk-sized
+   * buffer at a time (two while it is decoded), so this also bounds what a restore holds in
+   * memory: at 4 MiB chunks, about 4 MiB x (parallel + 2 x cores + 2).
+   */
   int window() {
-    return parallel * 2 + Runtime.getRuntime().availableProcessors();
+    return parallel + 2 * Runtime.getRuntime().availableProcessors() + 2;
   }
 
   /** Parses durations for picocli, so that a bad one is a usage error. */

@@ -121,15 +121,32 @@ public final class CryptConfig {
    */
   public byte[] decrypt(byte[] iv, byte[] tag, int tagOff, byte[] ct, int ctOff, int ctLen)
       throws AEADBadTagException {
+    byte[] in = new byte[ctLen + TAG_LENGTH];
+    System.arraycopy(ct, ctOff, in, 0, ctLen);
+    byte[] out = new byte[ctLen];
+    decrypt(iv, 0, tag, tagOff, in, 0, ctLen, out, 0);
+    return out;
+  }
+
+  /**
+   * Decrypts and authenticates {@code ctLen} bytes of {@code buf} at {@code ctOff} into
+   * {@code out} at {@code outOff}; {@code tag} holds the 16-byte tag at {@code tagOff}, and
+   * {@code iv} the 16-byte IV at {@code ivOff}. The JCA wants the tag right behind the
+   * ciphertext: it is copied to {@code buf[ctOff + ctLen, +16)}, which must be free for it, so
+   * that the ciphertext itself is never copied. {@code out} must not overlap the ciphertext.
+   *
+   * @throws AEADBadTagException when the data or tag was altered, or the key is wrong
+   */
+  public void decrypt(byte[] iv, int ivOff, byte[] tag, int tagOff, byte[] buf, int ctOff, int ctLen,
+      byte[] out, int outOff) throws AEADBadTagException {
+    if (buf.length - ctOff - ctLen < TAG_LENGTH) {
+      throw new IllegalArgumentException("no room for the tag behind the ciphertext");
+    }
+    System.arraycopy(tag, tagOff, buf, ctOff + ctLen, TAG_LENGTH);
     try {
       Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
-      c.init(Cipher.DECRYPT_MODE, encKey, new GCMParameterSpec(TAG_LENGTH * 8, iv));
-      byte[] in = new byte[ctLen + TAG_LENGTH]; // JCA wants ciphertext || tag
-      System.arraycopy(ct, ctOff, in, 0, ctLen);
-      System.arraycopy(tag, tagOff, in, ctLen, TAG_LENGTH);
-      byte[] out = new byte[ctLen];
-      c.doFinal(in, 0, in.length, out, 0);
-      return out;
+      c.init(Cipher.DECRYPT_MODE, encKey, new GCMParameterSpec(TAG_LENGTH * 8, iv, ivOff, IV_LENGTH));
+      c.doFinal(buf, ctOff, ctLen + TAG_LENGTH, out, outOff);
     } catch (AEADBadTagException e) {
       throw e;
     } catch (GeneralSecurityException e) {

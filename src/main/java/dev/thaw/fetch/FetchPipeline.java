@@ -1,7 +1,10 @@
 package dev.thaw.fetch;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.ChunkCodec;
 import dev.thaw.format.Digest;
+import dev.thaw.format.FixedIndex;
 import dev.thaw.format.FormatException;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.NotFoundException;
@@ -34,13 +37,19 @@ import java.util.concurrent.atomic.LongAdder;
  *   <li>Transient store faults are retried with backoff ({@link RetryPolicy}); a body that fails
  *       verification is refetched once; a chunk the store lacks fails at once.
  *   <li>All-zero chunks complete at once without a fetch.
+ *   <li>Chunk bytes live in arrays of a {@link BufferPool}: a store reads a blob into one, the
+ *       codec checks it there or decodes it into one more, and the {@link Chunk} hands each
+ *       caller a reference to give back when done, so that the arrays go round instead of
+ *       being allocated per chunk.
  * </ul>
  *
  * <p>Thread-safe. The futures complete on pipeline threads: callers must not block in callbacks
  * attached to them.
  */
 public final class FetchPipeline implements AutoCloseable {
+
   private final ChunkStore store;
+  private final BufferPool pool;
   private final RetryPolicy retry;
   private final PriorityBlockingQueue<Request> queue = new PriorityBlockingQueue<>();
   private final ConcurrentHashMap<Key, Request> pending = new ConcurrentHashMap<>();
@@ -68,10 +77,30 @@ public final class FetchPipeline implements AutoCloseable {
    * @param cpuThreads decoder threads (usually the number of cores)
    */
   public FetchPipeline(ChunkStore store, int parallel, int cpuThreads, RetryPolicy retry) {
+    this(store, parallel, cpuThreads, retry, new BufferPool(poolBytes(parallel, cpuThreads)));
+  }
+
+  /**
+   * The free arrays a pipeline's pool keeps by default: as many chunks as the pipeline holds at
+   * most ({@link #maxChunksInMemory}). Arrays are then made only when more chunks are held at
+   * once than ever before, and never dropped to the garbage collector, where a long restore
+   * would fill the old generation with them between full collections.
+   */
+  public static long poolBytes(int parallel, int cpuThreads) {
+    return (long) (parallel + 4 * cpuThreads) * BufferPool.capacityFor(FixedIndex.DEFAULT_CHUNK_SIZE);
+  }
+
+  /**
+   * @param parallel store fetches in flight at most
+   * @param cpuThreads decoder threads (usually the number of cores)
+   * @param pool where chunk bytes are read and decoded into
+   */
+  public FetchPipeline(ChunkStore store, int parallel, int cpuThreads, RetryPolicy retry, BufferPool pool) {
     if (parallel < 1 || cpuThreads < 1) {
       throw new IllegalArgumentException("parallel and cpuThreads must be at least 1");
     }
     this.store = store;
+    this.pool = pool;
     this.retry = retry;
     this.io = Executors.newFixedThreadPool(parallel, daemon("thaw-fetch-"));
     // decodes run in priority order too: a demand read's chunk never waits behind a queue of
@@ -95,6 +124,11 @@ public final class FetchPipeline implements AutoCloseable {
     return parallel + 2 * decodeSlotCount;
   }
 
+  /** The arrays chunks live in. */
+  public BufferPool pool() {
+    return pool;
+  }
+
   /** The store this pipeline reads. */
   public ChunkStore store() {
     return store;
@@ -102,7 +136,8 @@ public final class FetchPipeline implements AutoCloseable {
 
   /**
    * Returns the verified chunk {@code digest} of {@code length} bytes, decoded with
-   * {@code codec}. The future fails with {@link ChunkFetchException}.
+   * {@code codec}, with one reference for the caller ({@link Chunk#release}). The future fails
+   * with {@link ChunkFetchException}.
    */
   public CompletableFuture<Chunk> fetch(Digest digest, int length, ChunkCodec codec, Priority priority) {
     if (isZero(digest, length, codec)) {
@@ -116,9 +151,12 @@ public final class FetchPipeline implements AutoCloseable {
     while (true) {
       Request existing = pending.get(key);
       if (existing != null) {
-        joined.increment();
-        existing.raise(priority);
-        return existing.future;
+        if (existing.join(priority)) {
+          joined.increment();
+          return existing.future;
+        }
+        pending.remove(key, existing); // finished meanwhile: a fetch of its own
+        continue;
       }
       Request r = new Request(key, length, priority, sequence.incrementAndGet());
       if (pending.putIfAbsent(key, r) == null) {
@@ -159,7 +197,7 @@ public final class FetchPipeline implements AutoCloseable {
   private void fetchOne(Request r) throws InterruptedException {
     r.started = true;
     inFlight.incrementAndGet();
-    byte[] blob;
+    Buffer blob;
     try {
       blob = fetchWithRetries(r);
     } catch (ChunkFetchException e) {
@@ -175,6 +213,7 @@ public final class FetchPipeline implements AutoCloseable {
       cpu.execute(new Decode(r, blob, slots));
     } catch (RuntimeException e) {
       slots.release();
+      blob.release();
       throw e;
     }
   }
@@ -184,7 +223,7 @@ public final class FetchPipeline implements AutoCloseable {
    * store operation, {@link RetryPolicy#call}), counted here. Not-found and other non-retryable
    * faults end at once.
    */
-  private byte[] fetchWithRetries(Request r) throws ChunkFetchException, InterruptedException {
+  private Buffer fetchWithRetries(Request r) throws ChunkFetchException, InterruptedException {
     Digest d = r.key.digest;
     try {
       return retry.call(() -> {
@@ -192,9 +231,9 @@ public final class FetchPipeline implements AutoCloseable {
         try {
           // a refetch after a body failed verification: from another copy where the store has one
           int max = r.key.codec.maxStoredLength(r.length);
-          byte[] blob = r.refetched ? store.readChunkAgain(d, max) : store.readChunk(d, max);
+          Buffer blob = r.refetched ? store.readChunkAgain(d, max, pool) : store.readChunk(d, max, pool);
           latency.record(System.nanoTime() - t0);
-          bytesFetched.add(blob.length);
+          bytesFetched.add(blob.length());
           return blob;
         } catch (RuntimeException e) {
           throw new IOException(e.toString(), e); // a store's bug: retried like a fault
@@ -210,10 +249,10 @@ public final class FetchPipeline implements AutoCloseable {
   /** A blob waiting for a decoder; the most urgent request first. */
   private final class Decode implements Runnable, Comparable<Decode> {
     final Request r;
-    final byte[] blob;
+    final Buffer blob;
     final Semaphore slots;
 
-    Decode(Request r, byte[] blob, Semaphore slots) {
+    Decode(Request r, Buffer blob, Semaphore slots) {
       this.r = r;
       this.blob = blob;
       this.slots = slots;
@@ -230,12 +269,15 @@ public final class FetchPipeline implements AutoCloseable {
     }
   }
 
-  private void decode(Request r, byte[] blob, Semaphore slots) {
+  private void decode(Request r, Buffer blob, Semaphore slots) {
     try {
-      byte[] data = r.key.codec.decodeChunk(blob, r.key.digest, r.length);
+      // the codec takes the blob over: it returns it as the data, or releases it
+      Buffer data = r.key.codec.decodeChunk(blob, r.key.digest, r.length, pool);
       fetched.increment();
-      bytesDecoded.add(data.length);
+      bytesDecoded.add(data.length());
       Chunk c = Chunk.of(r.key.digest, data);
+      // one reference for every caller that asked for it; no caller joins from here on
+      c.share(r.finish() - 1);
       // out of the single-flight map first: once a reader has the chunk, a later request is a
       // new fetch (the store may have changed since), never a join of this finished one
       pending.remove(r.key, r);
@@ -260,6 +302,7 @@ public final class FetchPipeline implements AutoCloseable {
 
   private void fail(Request r, ChunkFetchException e) {
     errors.increment();
+    r.finish();
     // remove first: a failure must not stick; the next request for the digest fetches anew
     pending.remove(r.key, r);
     r.future.completeExceptionally(e);
@@ -306,12 +349,35 @@ public final class FetchPipeline implements AutoCloseable {
     volatile Priority priority;
     volatile boolean started;
     volatile boolean refetched;
+    /** Callers waiting for this fetch, each owed a reference; guarded by this. */
+    private int callers = 1;
+    /** Whether the fetch ended (no more callers may join); guarded by this. */
+    private boolean finished;
 
     Request(Key key, int length, Priority priority, long seq) {
       this.key = key;
       this.length = length;
       this.priority = priority;
       this.seq = seq;
+    }
+
+    /**
+     * Adds a caller, lifting the request to {@code p} if that is higher; false once the fetch
+     * ended (then the caller starts a new one).
+     */
+    synchronized boolean join(Priority p) {
+      if (finished) {
+        return false;
+      }
+      callers++;
+      raise(p);
+      return true;
+    }
+
+    /** Ends the fetch: no caller joins from now on. Returns how many callers it has. */
+    synchronized int finish() {
+      finished = true;
+      return callers;
     }
 
     /** Moves a queued request up to {@code p} if that is higher. */

@@ -1,6 +1,8 @@
 package dev.thaw.format;
 
 import com.github.luben.zstd.ZstdCompressCtx;
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.crypto.CryptConfig;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -78,8 +80,13 @@ public final class BlobCodec implements ChunkCodec {
 
   /** The kind of a blob by its magic. */
   public static BlobKind kind(byte[] blob) throws FormatException {
+    return kind(blob, 0, blob.length);
+  }
+
+  /** The kind of the blob in {@code a[off, off + len)} (bytes past it are not its own). */
+  private static BlobKind kind(byte[] a, int off, int len) throws FormatException {
     for (BlobKind k : BlobKind.values()) {
-      if (Magic.matches(k.magic(), blob, 0)) {
+      if (len >= 8 && Magic.matches(k.magic(), a, off)) {
         return k;
       }
     }
@@ -97,20 +104,46 @@ public final class BlobCodec implements ChunkCodec {
    */
   @Override
   public byte[] decodeChunk(byte[] blob, Digest expected, int expectedLength) throws FormatException {
-    if (blob.length >= 8 && kind(blob).encrypted() != (crypt != null)) {
-      throw new FormatException(crypt != null
-          ? "chunk is not encrypted, but its archive is (crypt-mode encrypt)"
-          : "chunk is encrypted, but its archive is not (crypt-mode none or sign-only)");
+    return decodeChunk(Buffer.wrap(blob), expected, expectedLength, null).exactArray();
+  }
+
+  /**
+   * {@link #decodeChunk(byte[], Digest, int)} without copies: an uncompressed plain chunk is
+   * checked where it lies in {@code blob} (CRC and digest) and returned as that buffer, its range
+   * narrowed to the data; a compressed or encrypted one is decoded into one buffer of
+   * {@code pool} (null: a new array), and {@code blob} released.
+   */
+  @Override
+  public Buffer decodeChunk(Buffer blob, Digest expected, int expectedLength, BufferPool pool)
+      throws FormatException {
+    Buffer data = null;
+    try {
+      if (blob.length() >= 8 && kind(blob.array(), blob.offset(), blob.length()).encrypted() != (crypt != null)) {
+        throw new FormatException(crypt != null
+            ? "chunk is not encrypted, but its archive is (crypt-mode encrypt)"
+            : "chunk is encrypted, but its archive is not (crypt-mode none or sign-only)");
+      }
+      Buffer b = blob;
+      blob = null;
+      data = decode(b, expectedLength, MAX_CHUNK, pool);
+      if (expectedLength >= 0 && data.length() != expectedLength) {
+        throw new FormatException("chunk has " + data.length() + " bytes, index says " + expectedLength);
+      }
+      Digest actual = digest(data.array(), data.offset(), data.length());
+      if (!actual.equals(expected)) {
+        throw new FormatException("digest mismatch: data hashes to " + actual.hex());
+      }
+      Buffer result = data;
+      data = null;
+      return result;
+    } finally {
+      if (blob != null) {
+        blob.release();
+      }
+      if (data != null) {
+        data.release();
+      }
     }
-    byte[] data = decode(blob, expectedLength, MAX_CHUNK);
-    if (expectedLength >= 0 && data.length != expectedLength) {
-      throw new FormatException("chunk has " + data.length + " bytes, index says " + expectedLength);
-    }
-    Digest actual = digest(data, 0, data.length);
-    if (!actual.equals(expected)) {
-      throw new FormatException("digest mismatch: data hashes to " + actual.hex());
-    }
-    return data;
   }
 
   /**
@@ -120,53 +153,81 @@ public final class BlobCodec implements ChunkCodec {
    * @param maxLength bound on the decoded length
    */
   public byte[] decode(byte[] blob, int expectedLength, int maxLength) throws FormatException {
-    if (blob.length > MAX_BLOB) {
-      throw new FormatException("blob of " + blob.length + " bytes exceeds the 128 MiB limit");
-    }
-    BlobKind kind = kind(blob);
-    int header = kind.encrypted() ? CRYPT_HEADER : PLAIN_HEADER;
-    if (blob.length < header) {
-      throw new FormatException("blob truncated: " + blob.length + " bytes");
-    }
-    int storedCrc = ByteBuffer.wrap(blob, 8, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
-    CRC32 crc = new CRC32();
-    crc.update(blob, header, blob.length - header);
-    if ((int) crc.getValue() != storedCrc) {
-      throw new FormatException("blob CRC mismatch (damaged or truncated)");
-    }
-    byte[] payload;
-    int off;
-    int len;
-    if (kind.encrypted()) {
-      if (crypt == null) {
-        throw new FormatException("blob is encrypted and no key was given (--keyfile)");
+    return decode(Buffer.wrap(blob), expectedLength, maxLength, null).exactArray();
+  }
+
+  /**
+   * {@link #decode(byte[], int, int)} of the bytes in {@code blob}, with the ownership rules of
+   * {@link #decodeChunk(Buffer, Digest, int, BufferPool)}.
+   */
+  private Buffer decode(Buffer blob, int expectedLength, int maxLength, BufferPool pool) throws FormatException {
+    Buffer payload = blob; // what this call holds and must release unless it returns it
+    try {
+      byte[] a = blob.array();
+      int off = blob.offset();
+      int len = blob.length();
+      if (len > MAX_BLOB) {
+        throw new FormatException("blob of " + len + " bytes exceeds the 128 MiB limit");
       }
-      byte[] iv = new byte[16];
-      System.arraycopy(blob, 12, iv, 0, 16);
-      try {
-        payload = crypt.decrypt(iv, blob, 28, blob, header, blob.length - header);
-      } catch (AEADBadTagException e) {
-        throw new FormatException("blob authentication failed (wrong key, or data altered)");
+      BlobKind kind = kind(a, off, len);
+      int header = kind.encrypted() ? CRYPT_HEADER : PLAIN_HEADER;
+      if (len < header) {
+        throw new FormatException("blob truncated: " + len + " bytes");
       }
+      int storedCrc = ByteBuffer.wrap(a, off + 8, 4).order(ByteOrder.LITTLE_ENDIAN).getInt();
+      CRC32 crc = new CRC32();
+      crc.update(a, off + header, len - header);
+      if ((int) crc.getValue() != storedCrc) {
+        throw new FormatException("blob CRC mismatch (damaged or truncated)");
+      }
+      if (kind.encrypted()) {
+        if (crypt == null) {
+          throw new FormatException("blob is encrypted and no key was given (--keyfile)");
+        }
+        payload = decrypt(blob, header, pool);
+        blob.release();
+      } else {
+        blob.range(off + header, len - header);
+      }
+      if (!kind.compressed()) {
+        if (payload.length() > maxLength) {
+          throw new FormatException("blob data of " + payload.length() + " bytes exceeds the limit of " + maxLength);
+        }
+        Buffer result = payload;
+        payload = null;
+        return result;
+      }
+      return zstd.decompress(payload.array(), payload.offset(), payload.length(), expectedLength, maxLength, pool);
+    } finally {
+      if (payload != null) {
+        payload.release();
+      }
+    }
+  }
+
+  /** The decrypted payload of an encrypted blob, in a new buffer; {@code blob} is left to the caller. */
+  private Buffer decrypt(Buffer blob, int header, BufferPool pool) throws FormatException {
+    byte[] a = blob.array();
+    int off = blob.offset();
+    int ctLen = blob.length() - header;
+    if (a.length - off - blob.length() < CryptConfig.TAG_LENGTH) {
+      // no room behind the ciphertext for the tag the JCA wants there: a copy that has it
+      byte[] room = new byte[blob.length() + CryptConfig.TAG_LENGTH];
+      System.arraycopy(a, off, room, 0, blob.length());
+      a = room;
       off = 0;
-      len = payload.length;
-    } else {
-      payload = blob;
-      off = header;
-      len = blob.length - header;
     }
-    if (!kind.compressed()) {
-      if (len > maxLength) {
-        throw new FormatException("blob data of " + len + " bytes exceeds the limit of " + maxLength);
-      }
-      if (off == 0 && len == payload.length) {
-        return payload;
-      }
-      byte[] out = new byte[len];
-      System.arraycopy(payload, off, out, 0, len);
-      return out;
+    Buffer plain = Buffer.take(pool, ctLen);
+    try {
+      crypt.decrypt(a, off + 12, a, off + 28, a, off + header, ctLen, plain.array(), 0);
+      return plain;
+    } catch (AEADBadTagException e) {
+      plain.release();
+      throw new FormatException("blob authentication failed (wrong key, or data altered)");
+    } catch (RuntimeException e) {
+      plain.release();
+      throw e;
     }
-    return zstd.decompress(payload, off, len, expectedLength, maxLength);
   }
 
   /**

@@ -1,5 +1,7 @@
 package dev.thaw.format;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.security.MessageDigest;
@@ -64,31 +66,61 @@ public final class CasyncCodec implements ChunkCodec {
 
   @Override
   public byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength) throws FormatException {
-    int max = expectedLength >= 0 ? expectedLength : BlobCodec.MAX_CHUNK;
-    byte[] data = decompress(stored, expectedLength, max);
-    if (expectedLength >= 0 && data.length != expectedLength) {
-      throw new FormatException("chunk has " + data.length + " bytes, index says " + expectedLength);
-    }
-    Digest actual = id(data, 0, data.length);
-    if (!actual.equals(expected)) {
-      throw new FormatException("chunk id mismatch: data hashes to " + actual.hex() + " (" + algorithm + ")");
-    }
-    return data;
+    return decodeChunk(Buffer.wrap(stored), expected, expectedLength, null).exactArray();
   }
 
-  private byte[] decompress(byte[] stored, int expectedLength, int max) throws FormatException {
-    if (starts(stored, ZSTD)) {
-      return zstd.decompress(stored, 0, stored.length, expectedLength, max);
+  /**
+   * {@link #decodeChunk(byte[], Digest, int)}: a zstd chunk decompressed into a buffer of
+   * {@code pool} (null: a new array), an uncompressed one checked where it lies.
+   */
+  @Override
+  public Buffer decodeChunk(Buffer stored, Digest expected, int expectedLength, BufferPool pool)
+      throws FormatException {
+    int max = expectedLength >= 0 ? expectedLength : BlobCodec.MAX_CHUNK;
+    Buffer data = null;
+    try {
+      data = decompress(stored, expectedLength, max, pool);
+      if (data != stored) {
+        stored.release();
+      }
+      stored = null;
+      if (expectedLength >= 0 && data.length() != expectedLength) {
+        throw new FormatException("chunk has " + data.length() + " bytes, index says " + expectedLength);
+      }
+      Digest actual = id(data.array(), data.offset(), data.length());
+      if (!actual.equals(expected)) {
+        throw new FormatException("chunk id mismatch: data hashes to " + actual.hex() + " (" + algorithm + ")");
+      }
+      Buffer result = data;
+      data = null;
+      return result;
+    } finally {
+      if (stored != null) {
+        stored.release();
+      }
+      if (data != null) {
+        data.release();
+      }
+    }
+  }
+
+  /** The plain data of {@code stored}: a new buffer, or {@code stored} itself when not compressed. */
+  private Buffer decompress(Buffer stored, int expectedLength, int max, BufferPool pool) throws FormatException {
+    byte[] a = stored.array();
+    int off = stored.offset();
+    int len = stored.length();
+    if (starts(a, off, len, ZSTD)) {
+      return zstd.decompress(a, off, len, expectedLength, max, pool);
     }
     try {
-      if (starts(stored, XZ)) {
-        try (XZInputStream in = new XZInputStream(new ByteArrayInputStream(stored))) {
-          return Streams.readBounded(in, max, "xz");
+      if (starts(a, off, len, XZ)) {
+        try (XZInputStream in = new XZInputStream(new ByteArrayInputStream(a, off, len))) {
+          return Buffer.wrap(Streams.readBounded(in, max, "xz"));
         }
       }
-      if (starts(stored, GZIP)) {
-        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(stored))) {
-          return Streams.readBounded(in, max, "gzip");
+      if (starts(a, off, len, GZIP)) {
+        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(a, off, len))) {
+          return Buffer.wrap(Streams.readBounded(in, max, "gzip"));
         }
       }
     } catch (FormatException e) {
@@ -96,14 +128,14 @@ public final class CasyncCodec implements ChunkCodec {
     } catch (IOException | RuntimeException e) {
       throw new FormatException("compressed chunk is damaged: " + e.getMessage());
     }
-    if (stored.length > max) {
-      throw new FormatException("uncompressed chunk of " + stored.length + " bytes exceeds " + max);
+    if (len > max) {
+      throw new FormatException("uncompressed chunk of " + len + " bytes exceeds " + max);
     }
-    return stored; // no known magic: stored uncompressed; the id check below decides
+    return stored; // no known magic: stored uncompressed; the id check decides
   }
 
-  private static boolean starts(byte[] b, byte[] magic) {
-    return b.length >= magic.length && java.util.Arrays.equals(b, 0, magic.length, magic, 0, magic.length);
+  private static boolean starts(byte[] b, int off, int len, byte[] magic) {
+    return len >= magic.length && java.util.Arrays.equals(b, off, off + magic.length, magic, 0, magic.length);
   }
 
   private static MessageDigest newDigest(String algorithm) {

@@ -1,5 +1,8 @@
 package dev.thaw.format;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
+
 /**
  * Turns a chunk file's bytes into the chunk's verified plain data, and recognises all-zero
  * chunks from their digest alone so that they are never fetched. One codec per snapshot key
@@ -17,6 +20,22 @@ public interface ChunkCodec {
    * @throws FormatException on any mismatch; the message says which check failed
    */
   byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength) throws FormatException;
+
+  /**
+   * {@link #decodeChunk(byte[], Digest, int)} of the bytes in {@code stored}, the plain data in a
+   * buffer of {@code pool}, or in {@code stored} itself where the data is stored as it is (then
+   * only its range changes: no copy). Takes over the caller's reference to {@code stored}: it is
+   * released, or returned as the result; on failure everything is released. The fetch pipeline
+   * decodes this way; a codec that does not override it decodes a copy.
+   */
+  default Buffer decodeChunk(Buffer stored, Digest expected, int expectedLength, BufferPool pool)
+      throws FormatException {
+    try {
+      return Buffer.wrap(decodeChunk(stored.toArray(), expected, expectedLength));
+    } finally {
+      stored.release();
+    }
+  }
 
   /**
    * Whether {@code digest} names the all-zero chunk of {@code length} bytes. True only for such a

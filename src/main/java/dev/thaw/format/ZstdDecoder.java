@@ -4,8 +4,9 @@ import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdDecompressCtx;
 import com.github.luben.zstd.ZstdException;
 import com.github.luben.zstd.ZstdInputStreamNoFinalizer;
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 
 /**
@@ -18,9 +19,10 @@ final class ZstdDecoder {
   /**
    * Decompresses one or more frames into exactly {@code expectedLength} bytes when that is known
    * (>= 0), else into what the frame header says, else streaming; never more than
-   * {@code maxLength}.
+   * {@code maxLength}. The result is a buffer of {@code pool} (null: of its own) for the caller.
    */
-  byte[] decompress(byte[] src, int off, int len, int expectedLength, int maxLength) throws FormatException {
+  Buffer decompress(byte[] src, int off, int len, int expectedLength, int maxLength, BufferPool pool)
+      throws FormatException {
     long size = expectedLength;
     if (size < 0) {
       try {
@@ -31,17 +33,25 @@ final class ZstdDecoder {
     }
     try {
       if (size >= 0 && size <= maxLength) {
-        byte[] out = new byte[(int) size];
-        int n = dctx.get().decompressByteArray(out, 0, out.length, src, off, len);
-        if (n != out.length) {
-          throw new FormatException("zstd data decodes to " + n + " bytes, expected " + size);
+        Buffer out = Buffer.take(pool, (int) size);
+        boolean ok = false;
+        try {
+          int n = dctx.get().decompressByteArray(out.array(), 0, (int) size, src, off, len);
+          if (n != size) {
+            throw new FormatException("zstd data decodes to " + n + " bytes, expected " + size);
+          }
+          ok = true;
+          return out;
+        } finally {
+          if (!ok) {
+            out.release();
+          }
         }
-        return out;
       }
       if (size > maxLength) {
         throw new FormatException("zstd frame of " + size + " bytes exceeds the limit of " + maxLength);
       }
-      return decompressStreaming(src, off, len, maxLength);
+      return Buffer.wrap(decompressStreaming(src, off, len, maxLength));
     } catch (ZstdException e) {
       if (expectedLength >= 0 && e.getErrorCode() == Zstd.errDstSizeTooSmall()) {
         throw new FormatException("zstd data decodes to more than the chunk's " + expectedLength

@@ -6,7 +6,6 @@ import dev.thaw.fetch.LatencyHistogram;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.ChunkIndex;
 import dev.thaw.format.Digest;
-import dev.thaw.image.ChunkCache.Block;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.time.Duration;
@@ -31,11 +30,11 @@ import java.util.concurrent.atomic.LongAdder;
  *
  * <p>Each open file gets a {@link Handle} that detects sequential streams (several may run in one
  * file; a stream continues across zero chunks a reader skips). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
- * fetched at {@link Priority#READ_AHEAD} and held by the stream (as cache blocks it references)
+ * fetched at {@link Priority#READ_AHEAD} and held by the stream (chunks it references)
  * until they are read or the stream is abandoned, so that the cache cannot evict them before
- * their reader arrives. Random reads start no read-ahead. Every copy out of a cached or held
- * block happens under a reference of its own, so a block evicted meanwhile is not reused
- * before the copy ends.
+ * their reader arrives. Random reads start no read-ahead. Every copy out of a chunk happens
+ * under a reference of its own, so a chunk evicted meanwhile is not reused before the copy
+ * ends, and every reference a read takes is given back, also when it fails or times out.
  *
  * <p>A chunk that cannot be fetched or verified fails the reads that need it with an
  * {@link IOException} naming the chunk and store; nothing is remembered, so the next read tries
@@ -156,6 +155,7 @@ public final class ImageReader {
   private CompletableFuture<Chunk> fetch(int i, Priority priority, boolean demand) {
     CompletableFuture<Chunk> f = image.chunk(i, priority);
     if (demand) {
+      // the caller's reference is not given back before this ran: the cache can take its own
       f = f.whenComplete((chunk, e) -> {
         if (chunk != null) {
           cache.put(chunk);
@@ -201,10 +201,10 @@ public final class ImageReader {
   }
 
   /**
-   * One chunk of a read: a block with a reference the read releases, a fetch, or a block a
-   * read-ahead stream holds.
+   * One chunk of a read: a chunk with a reference the read releases, a fetch (whose chunk comes
+   * with a reference the read releases), or a chunk a read-ahead stream holds.
    */
-  private record Part(Block block, CompletableFuture<Chunk> fetch, CompletableFuture<Block> held) {}
+  private record Part(Chunk block, CompletableFuture<Chunk> fetch, CompletableFuture<Chunk> held) {}
 
   /** Reads of one open file. Thread-safe. */
   public final class Handle implements AutoCloseable {
@@ -226,7 +226,7 @@ public final class ImageReader {
       int ahead;
       int hits;
       long lastUse;
-      final TreeMap<Integer, CompletableFuture<Block>> held = new TreeMap<>();
+      final TreeMap<Integer, CompletableFuture<Chunk>> held = new TreeMap<>();
     }
 
     /**
@@ -266,7 +266,7 @@ public final class ImageReader {
         synchronized (this) {
           Stream s = track(offset, n);
           for (int i = first; i <= last; i++) {
-            CompletableFuture<Block> held = s != null ? s.held.get(i) : null;
+            CompletableFuture<Chunk> held = s != null ? s.held.get(i) : null;
             if (held != null) {
               readAheadHits.increment();
               parts[i - first] = new Part(null, null, held);
@@ -293,7 +293,7 @@ public final class ImageReader {
           int piece = (int) (to - from);
           Part p = parts[k];
           if (p.held != null) {
-            Block b = await(p.held, i, deadline);
+            Chunk b = await(p.held, i, deadline);
             if (b.retain()) {
               parts[k] = p = new Part(b, null, null);
               if (!cache.contains(b.digest())) {
@@ -306,12 +306,17 @@ public final class ImageReader {
             }
           }
           if (p.block != null) {
-            sink.accept(at, p.block.data(), pos, piece);
-            p.block.release();
+            sink.accept(at, p.block.data(), p.block.offset() + pos, piece);
             parts[k] = null;
+            p.block.release();
           } else {
             Chunk c = await(p.fetch, i, deadline);
-            sink.accept(at, c.data(), pos, piece);
+            parts[k] = null; // its reference is this read's now
+            try {
+              sink.accept(at, c.data(), c.offset() + pos, piece);
+            } finally {
+              c.release();
+            }
           }
           copied += piece;
         }
@@ -320,9 +325,11 @@ public final class ImageReader {
         readLatency.record(System.nanoTime() - t0);
         return copied;
       } finally {
-        for (Part p : parts) {
+        for (Part p : parts) { // a read that failed part way: its references go back
           if (p != null && p.block != null) {
-            p.block.release(); // a read that failed part way
+            p.block.release();
+          } else if (p != null && p.fetch != null) {
+            var unused = p.fetch.thenAccept(Chunk::release); // now, or once it arrives
           }
         }
       }
@@ -333,7 +340,7 @@ public final class ImageReader {
       if (image.isZero(i)) {
         return new Part(null, image.chunk(i, Priority.DEMAND), null); // completes at once
       }
-      Block b = cache.get(image.digest(i));
+      Chunk b = cache.get(image.digest(i));
       if (b != null) {
         cacheHits.increment();
         return new Part(b, null, null);
@@ -351,12 +358,12 @@ public final class ImageReader {
           if (!cache.tryReserve(idx.length(i))) {
             break; // read-ahead holds all the memory it may; the rest comes later
           }
-          Block cached = cache.get(image.digest(i));
+          Chunk cached = cache.get(image.digest(i));
           if (cached != null) {
             s.held.put(i, CompletableFuture.completedFuture(cached)); // kept until read
           } else {
             readAheadIssued.increment();
-            s.held.put(i, fetch(i, Priority.READ_AHEAD, false).thenApply(cache::copyOf));
+            s.held.put(i, fetch(i, Priority.READ_AHEAD, false)); // its reference is the stream's
           }
         }
         s.ahead = i + 1;
@@ -408,7 +415,7 @@ public final class ImageReader {
     /** Drops a failed read-ahead future, so that the next read fetches afresh. */
     private synchronized void forget(int i) {
       for (Stream s : streams) {
-        CompletableFuture<Block> f = s.held.get(i);
+        CompletableFuture<Chunk> f = s.held.get(i);
         if (f != null && f.isCompletedExceptionally()) {
           unhold(s.held.subMap(i, true, i, true));
         }
@@ -416,12 +423,12 @@ public final class ImageReader {
     }
 
     /** Stops holding the given chunks of a stream and returns their memory. */
-    private void unhold(Map<Integer, CompletableFuture<Block>> chunks) {
+    private void unhold(Map<Integer, CompletableFuture<Chunk>> chunks) {
       long bytes = 0;
-      for (Map.Entry<Integer, CompletableFuture<Block>> e : chunks.entrySet()) {
+      for (Map.Entry<Integer, CompletableFuture<Chunk>> e : chunks.entrySet()) {
         bytes += image.index().length(e.getKey());
         // the stream's reference, now or once fetched (a failed fetch holds none)
-        var unused = e.getValue().thenAccept(Block::release);
+        var unused = e.getValue().thenAccept(Chunk::release);
       }
       chunks.clear();
       if (bytes > 0) {

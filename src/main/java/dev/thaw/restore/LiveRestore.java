@@ -426,7 +426,7 @@ public final class LiveRestore implements AutoCloseable {
                 target.writeZeros(index.start(i), c.length());
               }
             } else {
-              target.write(index.start(i), c.data(), c.length());
+              target.write(index.start(i), c.data(), c.offset(), c.length());
               backgroundBytes.addAndGet(c.length());
               written += c.length();
             }
@@ -434,6 +434,7 @@ public final class LiveRestore implements AutoCloseable {
           }
         } finally {
           l.unlock();
+          c.release();
         }
         if (System.nanoTime() - lastCheckpoint > RestoreState.CHECKPOINT_NANOS) {
           makeDurable();

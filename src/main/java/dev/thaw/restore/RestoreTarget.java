@@ -1,6 +1,7 @@
 package dev.thaw.restore;
 
 import dev.thaw.io.BlockDevices;
+import dev.thaw.io.FileChannels;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -124,41 +125,22 @@ final class RestoreTarget implements AutoCloseable {
     return path;
   }
 
-  void write(long offset, byte[] data, int length) throws IOException {
-    write(offset, data, 0, length);
-  }
-
   /** Reads {@code length} bytes at {@code offset} into {@code dst} (a live restore's reads). */
   void read(long offset, byte[] dst, int dstOff, int length) throws IOException {
-    ByteBuffer b = ByteBuffer.wrap(dst, dstOff, length);
-    long pos = offset;
-    while (b.hasRemaining()) {
-      int n = channel.read(b, pos);
-      if (n < 0) {
-        throw new IOException("target " + path + " ends at " + pos + ", before the image does");
-      }
-      pos += n;
+    try {
+      FileChannels.read(channel, offset, dst, dstOff, length);
+    } catch (java.io.EOFException e) {
+      throw new IOException("target " + path + " ends before the image does (" + e.getMessage() + ")", e);
     }
   }
 
   void write(long offset, byte[] data, int from, int length) throws IOException {
-    ByteBuffer b = ByteBuffer.wrap(data, from, length);
-    long pos = offset;
-    while (b.hasRemaining()) {
-      pos += channel.write(b, pos);
-    }
+    FileChannels.write(channel, offset, data, from, length);
   }
 
   void writeZeros(long offset, int length) throws IOException {
-    long pos = offset;
-    int left = length;
-    while (left > 0) {
-      int n = Math.min(left, ZEROS.length);
-      ByteBuffer b = ByteBuffer.wrap(ZEROS, 0, n);
-      while (b.hasRemaining()) {
-        pos += channel.write(b, pos);
-      }
-      left -= n;
+    for (int done = 0; done < length; done += ZEROS.length) {
+      FileChannels.write(channel, offset + done, ZEROS, 0, Math.min(ZEROS.length, length - done));
     }
   }
 

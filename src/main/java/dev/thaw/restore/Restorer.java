@@ -187,18 +187,23 @@ public final class Restorer {
           }
         } else if (!writeFailed) {
           // a good chunk is written even after another failed: a resume need not fetch it again
+          Chunk c = a.chunk();
           try {
-            out.write(image.index().start(a.index()), a.chunk().data(), a.chunk().length());
+            out.write(image.index().start(a.index()), c.data(), c.offset(), c.length());
             state.markPresent(a.index());
             fetched++;
-            fetchedBytes.addAndGet(a.chunk().length());
-            doneBytes.addAndGet(a.chunk().length());
+            fetchedBytes.addAndGet(c.length());
+            doneBytes.addAndGet(c.length());
           } catch (IOException e) {
             writeFailed = true;
             if (failure == null) {
               failure = writeFailure(a.index(), e);
             }
+          } finally {
+            c.release(); // written (or not to be): its array takes the next chunk
           }
+        } else {
+          a.chunk().release(); // the target failed: not written
         }
       }
       if (System.nanoTime() - lastCheckpoint > RestoreState.CHECKPOINT_NANOS && !writeFailed) {

@@ -128,7 +128,12 @@ public final class Verifier {
         outstanding.requested(len);
         chunks++;
         // the arrival carries the failure, if any: the returned future adds nothing
-        var unused = img.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> arrivals.add(new Arrival(name, d, e, len)));
+        var unused = img.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> {
+          if (c != null) {
+            c.release(); // verified: the bytes are not needed
+          }
+          arrivals.add(new Arrival(name, d, e, len));
+        });
       }
     }
 

@@ -1,5 +1,7 @@
 package dev.thaw.store;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import java.io.Closeable;
 import java.io.IOException;
@@ -35,6 +37,22 @@ public interface ChunkStore extends Closeable {
    */
   default byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
     return readChunk(digest, maxBytes);
+  }
+
+  /**
+   * {@link #readChunk(Digest, int)} into a buffer of {@code pool}, bounded the same way: the
+   * caller gets the buffer's one reference. The fetch pipeline reads chunks this way; a store
+   * that knows an object's size before its bytes (a file's length, a {@code Content-Length})
+   * reads them straight into a pooled array of that size, so that no chunk-sized array is
+   * allocated or copied. A store that does not override it has its byte array wrapped.
+   */
+  default Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return Buffer.wrap(readChunk(digest, maxBytes));
+  }
+
+  /** {@link #readChunkAgain(Digest, int)} into a buffer of {@code pool}, as {@link #readChunk(Digest, int, BufferPool)}. */
+  default Buffer readChunkAgain(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return Buffer.wrap(readChunkAgain(digest, maxBytes));
   }
 
   /**

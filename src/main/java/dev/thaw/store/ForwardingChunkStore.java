@@ -1,5 +1,7 @@
 package dev.thaw.store;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import java.io.IOException;
 import java.util.List;
@@ -29,6 +31,16 @@ public abstract class ForwardingChunkStore implements ChunkStore {
   @Override
   public byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
     return store.readChunkAgain(digest, maxBytes);
+  }
+
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return store.readChunk(digest, maxBytes, pool);
+  }
+
+  @Override
+  public Buffer readChunkAgain(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return store.readChunkAgain(digest, maxBytes, pool);
   }
 
   @Override

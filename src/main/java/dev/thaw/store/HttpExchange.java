@@ -1,5 +1,7 @@
 package dev.thaw.store;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.net.ConnectException;
@@ -12,7 +14,6 @@ import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.Response;
 import okhttp3.ResponseBody;
-import okio.Buffer;
 import okio.BufferedSource;
 import okio.Okio;
 import okio.Throttler;
@@ -22,12 +23,16 @@ import okio.Throttler;
  * become {@link StoreException}s that say whether another attempt may help, and whose body is
  * read whole, through the process's rate limit when there is one, but never beyond a bound the
  * caller sets: a {@code Content-Length} above it is refused before the body is read, and a body
- * without one is read no further than one byte past it. Status codes are left to the caller,
- * which knows what a 404 or 403 means for its objects. Thread-safe.
+ * without one is read no further than one byte past it. A successful body can be read into a
+ * pooled buffer: with a {@code Content-Length}, straight into an array of that size. Status codes
+ * are left to the caller, which knows what a 404 or 403 means for its objects. Thread-safe.
  */
 final class HttpExchange {
-  /** A response read to the end. */
-  record Reply(int code, String message, Headers headers, byte[] body) {
+  /**
+   * A response read to the end: its body in {@code body}, or for a successful answer read into a
+   * pool, in {@code buffer} (the caller's reference; {@code body} is then empty).
+   */
+  record Reply(int code, String message, Headers headers, byte[] body, Buffer buffer) {
     /**
      * What an error answer means for the object, the same for every HTTP store: 404 and 410 not
      * found, 401 and 403 access denied ({@code deniedHint} says what to check), anything else a
@@ -57,6 +62,8 @@ final class HttpExchange {
     this.throttler = throttler;
   }
 
+  private static final byte[] EMPTY = new byte[0];
+
   /** Error answers are read up to this many bytes (their text goes into messages). */
   private static final long MAX_ERROR_BODY = 64 * 1024;
 
@@ -67,9 +74,12 @@ final class HttpExchange {
    * @param shown the object's URL as it may appear in messages (no credentials)
    * @param maxBytes the largest successful body the object can have; a larger one is a
    *     {@link StoreException} that no retry mends. Error answers are cut at 64 KiB.
+   * @param pool where a successful body goes ({@link Reply#buffer}), or null for a byte array
+   *     ({@link Reply#body}); the buffer goes back to the pool if the read fails
    * @throws StoreException for transport faults: retryable unless TLS failed
    */
-  Reply execute(Request request, String what, String shown, long maxBytes) throws StoreException {
+  Reply execute(Request request, String what, String shown, long maxBytes, BufferPool pool)
+      throws StoreException {
     HttpUrl url = request.url();
     try (Response resp = client.newCall(request).execute()) {
       ResponseBody body = resp.body();
@@ -83,23 +93,42 @@ final class HttpExchange {
       // a body shorter than its Content-Length fails here (retryable, below)
       BufferedSource source = throttler != null && ok
           ? Okio.buffer(throttler.source(body.source())) : body.source();
-      Buffer buf = new Buffer();
       try (source) {
+        if (ok && pool != null && declared >= 0) {
+          // the size is known: read straight into an array of it, no copy and no growing buffer
+          Buffer b = pool.take((int) declared);
+          boolean read = false;
+          try {
+            Sources.readFully(source, b.array(), 0, (int) declared);
+            read = true;
+          } finally {
+            if (!read) {
+              b.release();
+            }
+          }
+          return new Reply(resp.code(), resp.message(), resp.headers(), EMPTY, b);
+        }
+        okio.Buffer buf = new okio.Buffer();
         while (buf.size() <= limit) {
           if (source.read(buf, 64 * 1024) < 0) {
             break;
           }
         }
-      }
-      if (buf.size() > limit) {
-        if (ok) {
-          throw new StoreException(what + ": the body from " + shown + " exceeds the " + limit
-              + " bytes it can have; the object is damaged", false);
+        if (buf.size() > limit) {
+          if (ok) {
+            throw new StoreException(what + ": the body from " + shown + " exceeds the " + limit
+                + " bytes it can have; the object is damaged", false);
+          }
         }
+        if (ok && pool != null) {
+          Buffer b = pool.take((int) buf.size());
+          Sources.readFully(buf, b.array(), 0, b.length());
+          return new Reply(resp.code(), resp.message(), resp.headers(), EMPTY, b);
+        }
+        // an error page's beginning is enough for a message
+        byte[] bytes = buf.size() > limit ? buf.readByteArray(limit) : buf.readByteArray();
+        return new Reply(resp.code(), resp.message(), resp.headers(), bytes, null);
       }
-      // an error page's beginning is enough for a message
-      byte[] bytes = buf.size() > limit ? buf.readByteArray(limit) : buf.readByteArray();
-      return new Reply(resp.code(), resp.message(), resp.headers(), bytes);
     } catch (StoreException e) {
       throw e;
     } catch (UnknownHostException e) {

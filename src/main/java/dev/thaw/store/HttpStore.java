@@ -2,6 +2,8 @@ package dev.thaw.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -46,12 +48,17 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
-    return get(url(layout.path(digest)), "chunk " + digest.hex(), maxBytes);
+    return get(url(layout.path(digest)), "chunk " + digest.hex(), maxBytes, null).body();
+  }
+
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return get(url(layout.path(digest)), "chunk " + digest.hex(), maxBytes, pool).buffer();
   }
 
   /** The file {@code name} right below the store's URL (for example an index beside a store). */
   byte[] readRelative(String name, String what) throws IOException {
-    return get(url(name), what, MAX_FILE_BYTES);
+    return get(url(name), what, MAX_FILE_BYTES, null).body();
   }
 
   /** Where {@link #readRelative} reads {@code name} from, without credentials. */
@@ -61,25 +68,29 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return get(url(snapshot + "/" + SnapshotPath.checkFileName(file)), file, MAX_FILE_BYTES);
+    return get(url(snapshot + "/" + SnapshotPath.checkFileName(file)), file, MAX_FILE_BYTES, null).body();
   }
 
-  private byte[] get(HttpUrl url, String what, long maxBytes) throws IOException {
+  /** A GET answered 200, its body read into {@code pool} when not null. */
+  private HttpExchange.Reply get(HttpUrl url, String what, long maxBytes, BufferPool pool) throws IOException {
     Request.Builder rb = new Request.Builder().url(url).get();
     if (authorization != null) {
       rb.header("Authorization", authorization);
     }
-    HttpExchange.Reply r = http.execute(rb.build(), what, url.toString(), maxBytes);
+    HttpExchange.Reply r = http.execute(rb.build(), what, url.toString(), maxBytes, pool);
     int code = r.code();
     if (code == 200) {
       String type = r.headers().get("Content-Type");
       if (type != null && type.toLowerCase(java.util.Locale.ROOT).startsWith("text/html")
           && !what.equals(LISTING)) {
+        if (r.buffer() != null) {
+          r.buffer().release();
+        }
         // a web page where a backup file belongs: a wrong URL, a login or error page, a proxy
         throw new StoreException(what + ": the server sent a web page (" + type + ") instead of"
             + " the file for " + url + "; check the store URL", false);
       }
-      return r.body();
+      return r;
     }
     throw r.failure(what, url.toString(), "HTTP " + code, authorization == null
         ? "give credentials with --auth-file or $THAW_STORE_TOKEN" : "check the credentials", false);
@@ -94,7 +105,7 @@ final class HttpStore implements ChunkStore {
     HttpUrl url = url(rel);
     byte[] body;
     try {
-      body = get(url, LISTING, MAX_FILE_BYTES);
+      body = get(url, LISTING, MAX_FILE_BYTES, null).body();
     } catch (NotFoundException e) {
       return List.of();
     }

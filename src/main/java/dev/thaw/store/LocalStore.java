@@ -1,6 +1,9 @@
 package dev.thaw.store;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
+import dev.thaw.io.FileChannels;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
@@ -79,25 +82,34 @@ final class LocalStore implements WritableStore {
 
   @Override
   public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
-    byte[] blob = readWithin(chunkFile(digest), "chunk " + digest.hex(), maxBytes);
-    if (throttler == null) {
-      return blob;
-    }
-    try (okio.BufferedSource s = okio.Okio.buffer(throttler.source(new okio.Buffer().write(blob)))) {
-      return s.readByteArray();
-    }
+    return readChunk(digest, maxBytes, null).array();
+  }
+
+  /**
+   * The chunk file read into a buffer of {@code pool} of its length (null: an array of exactly
+   * that length), on this store's threads as every read.
+   */
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    Path p = chunkFile(digest);
+    return readWithin(p, "chunk " + digest.hex(), () -> read(p, "chunk " + digest.hex(), maxBytes, pool, throttler));
   }
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return readWithin(snapshotDir(snapshot).resolve(SnapshotPath.checkFileName(file)), file, MAX_FILE_BYTES);
+    Path p = snapshotDir(snapshot).resolve(SnapshotPath.checkFileName(file));
+    return readWithin(p, file, () -> read(p, file, MAX_FILE_BYTES));
   }
 
-  /** {@link #read} on one of this store's threads, given up after the read timeout. */
-  private byte[] readWithin(Path p, String what, long maxBytes) throws IOException {
-    Future<byte[]> f;
+  /**
+   * {@code read} on one of this store's threads, given up after the read timeout. A read given
+   * up still owns the buffer it took (it may still be filling it): it gives it back itself if it
+   * then fails, and if it succeeds late, its result goes to the garbage collector unread.
+   */
+  private <T> T readWithin(Path p, String what, java.util.concurrent.Callable<T> read) throws IOException {
+    Future<T> f;
     try {
-      f = readers.submit(() -> read(p, what, maxBytes));
+      f = readers.submit(read);
     } catch (RejectedExecutionException e) {
       throw new StoreException(what + ": the store " + root + " is closed", false, e);
     }
@@ -126,6 +138,17 @@ final class LocalStore implements WritableStore {
    * {@link StoreException} that no retry mends; each names {@code what} and the path.
    */
   static byte[] read(Path p, String what, long maxBytes) throws IOException {
+    Buffer b = read(p, what, maxBytes, null, null);
+    return b.array();
+  }
+
+  /**
+   * {@link #read(Path, String, long)} into a buffer of {@code pool} (null: an array of the
+   * file's exact length), through {@code throttler} when there is one. The buffer goes back to
+   * the pool when the read fails.
+   */
+  private static Buffer read(Path p, String what, long maxBytes, BufferPool pool, okio.Throttler throttler)
+      throws IOException {
     try {
       BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
       if (!a.isRegularFile()) {
@@ -138,13 +161,26 @@ final class LocalStore implements WritableStore {
           throw new StoreException(what + ": " + p + " holds " + size + " bytes, more than the "
               + maxBytes + " it can have; the file is damaged", false);
         }
-        ByteBuffer b = ByteBuffer.allocate((int) size);
-        while (b.hasRemaining()) {
-          if (ch.read(b) < 0) {
-            throw new StoreException(what + ": " + p + " shrank while it was read", true);
+        Buffer b = pool != null ? pool.take((int) size) : Buffer.wrap(new byte[(int) size]);
+        boolean ok = false;
+        try {
+          if (throttler == null) {
+            FileChannels.read(ch, 0, b.array(), 0, (int) size);
+          } else {
+            try (okio.BufferedSource s = okio.Okio.buffer(throttler.source(
+                okio.Okio.source(java.nio.channels.Channels.newInputStream(ch))))) {
+              Sources.readFully(s, b.array(), 0, (int) size);
+            }
+          }
+          ok = true;
+          return b;
+        } catch (java.io.EOFException e) {
+          throw new StoreException(what + ": " + p + " shrank while it was read", true);
+        } finally {
+          if (!ok) {
+            b.release();
           }
         }
-        return b.array();
       }
     } catch (NoSuchFileException e) {
       throw new NotFoundException(what + " not found: " + p);

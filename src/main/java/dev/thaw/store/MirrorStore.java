@@ -1,5 +1,7 @@
 package dev.thaw.store;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -73,6 +75,16 @@ final class MirrorStore implements ChunkStore {
   @Override
   public byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
     return first(s -> s.readChunk(digest, maxBytes), "chunk " + digest.hex(), 1);
+  }
+
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return first(s -> s.readChunk(digest, maxBytes, pool), "chunk " + digest.hex());
+  }
+
+  @Override
+  public Buffer readChunkAgain(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return first(s -> s.readChunk(digest, maxBytes, pool), "chunk " + digest.hex(), 1);
   }
 
   @Override

@@ -1,5 +1,7 @@
 package dev.thaw.store;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -76,20 +78,26 @@ final class S3Store implements WritableStore {
 
   @Override
   public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
-    return get(chunkKey(digest), "chunk " + digest.hex(), maxBytes);
+    return get(chunkKey(digest), "chunk " + digest.hex(), maxBytes, null).body();
+  }
+
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    return get(chunkKey(digest), "chunk " + digest.hex(), maxBytes, pool).buffer();
   }
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return get(contentKey(snapshot, file), file, MAX_FILE_BYTES);
+    return get(contentKey(snapshot, file), file, MAX_FILE_BYTES, null).body();
   }
 
-  private byte[] get(String key, String what, long maxBytes) throws IOException {
-    HttpExchange.Reply r = send(SdkHttpMethod.GET, key, Map.of(), null, what, maxBytes);
+  /** A GET answered 200, its body read into {@code pool} when not null. */
+  private HttpExchange.Reply get(String key, String what, long maxBytes, BufferPool pool) throws IOException {
+    HttpExchange.Reply r = send(SdkHttpMethod.GET, key, Map.of(), null, what, maxBytes, pool);
     if (r.code() != 200) {
       throw failure(r, what, key);
     }
-    return r.body();
+    return r;
   }
 
   @Override
@@ -295,11 +303,11 @@ final class S3Store implements WritableStore {
    */
   private HttpExchange.Reply send(SdkHttpMethod method, String key, Map<String, String> query,
       byte[] body, String what) throws StoreException {
-    return send(method, key, query, body, what, MAX_FILE_BYTES);
+    return send(method, key, query, body, what, MAX_FILE_BYTES, null);
   }
 
   private HttpExchange.Reply send(SdkHttpMethod method, String key, Map<String, String> query,
-      byte[] body, String what, long maxBytes) throws StoreException {
+      byte[] body, String what, long maxBytes, BufferPool pool) throws StoreException {
     HttpUrl base = endpoint.url();
     String host = endpoint.pathStyle() ? base.host() : bucket + "." + base.host();
     StringBuilder path = new StringBuilder();
@@ -356,7 +364,7 @@ final class S3Store implements WritableStore {
       case PUT -> rb.put(RequestBody.create(body, OCTETS));
       default -> throw new IllegalArgumentException(method.name());
     }
-    return http.execute(rb.build(), what, shown(key), maxBytes);
+    return http.execute(rb.build(), what, shown(key), maxBytes, pool);
   }
 
   /** RFC 3986 strict percent-encoding of one path segment, as SigV4 canonicalises it. */

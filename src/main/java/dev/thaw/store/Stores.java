@@ -345,6 +345,7 @@ public final class Stores {
     d.setMaxRequests(Math.max(64, o.parallel() * 2));
     d.setMaxRequestsPerHost(Math.max(5, o.parallel() + 4));
     return b
+        .socketFactory(new BufferedSockets())
         .dispatcher(d)
         .connectionPool(new ConnectionPool(Math.max(5, o.parallel() + 4), 5, TimeUnit.MINUTES))
         .connectTimeout(o.connectTimeout())

@@ -74,9 +74,9 @@ class FetchPipelineTest {
     assertInstanceOf(ChunkFetchException.class, t);
     assertTrue(t.getMessage().contains(bad.hex()) && t.getMessage().contains("Required array size"),
         t.getMessage());
-    assertArrayEquals(data(21), p.fetch(good, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).data());
+    assertArrayEquals(data(21), p.fetch(good, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray());
     store.fault = (dg, a) -> {};
-    assertArrayEquals(data(20), p.fetch(bad, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).data(),
+    assertArrayEquals(data(20), p.fetch(bad, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray(),
         "the failed fetch is not remembered: a repaired chunk reads");
     assertEquals(0, p.stats().inFlight());
   }
@@ -94,7 +94,7 @@ class FetchPipelineTest {
   void fetchesAndVerifies() throws Exception {
     Digest d = put(1);
     Chunk c = pipeline(4).fetch(d, 65536, codec, Priority.BACKGROUND).get();
-    assertArrayEquals(data(1), c.data());
+    assertArrayEquals(data(1), c.toArray());
     assertEquals(1, store.reads(d));
   }
 
@@ -116,10 +116,53 @@ class FetchPipelineTest {
     }
     release.countDown();
     for (CompletableFuture<Chunk> f : fs) {
-      assertArrayEquals(data(2), f.get().data());
+      assertArrayEquals(data(2), f.get().toArray());
     }
     assertEquals(1, store.reads(d));
     assertEquals(9, p.stats().joined());
+  }
+
+  @Test
+  void aChunkJoinedByManyCallersKeepsItsBytesUntilEachOfThemReleasedIt() throws Exception {
+    Digest d = put(30);
+    CountDownLatch release = new CountDownLatch(1);
+    store.fault = (dg, a) -> {
+      if (dg.equals(d)) {
+        try {
+          release.await();
+        } catch (InterruptedException e) {
+          throw new java.io.InterruptedIOException();
+        }
+      }
+    };
+    FetchPipeline p = pipeline(4);
+    List<CompletableFuture<Chunk>> fs = new ArrayList<>();
+    for (int i = 0; i < 5; i++) {
+      fs.add(p.fetch(d, 65536, codec, Priority.BACKGROUND));
+    }
+    release.countDown();
+    List<Chunk> held = new ArrayList<>();
+    for (CompletableFuture<Chunk> f : fs) {
+      held.add(f.get(30, TimeUnit.SECONDS));
+    }
+    Chunk last = held.get(4);
+    for (int k = 0; k < 4; k++) {
+      assertSame(last, held.get(k), "one fetch, one chunk");
+      held.get(k).release(); // every caller but one is done with it
+    }
+    // chunks fetched meanwhile take the arrays that were given back
+    for (int i = 0; i < 12; i++) {
+      Chunk c = p.fetch(put(100 + i), 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS);
+      assertArrayEquals(data(100 + i), c.toArray());
+      c.release();
+    }
+    assertArrayEquals(data(30), last.toArray(), "a chunk one caller still holds keeps its bytes");
+    long reused = p.pool().reused();
+    last.release();
+    Chunk next = p.fetch(put(200), 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS);
+    assertSame(last.data(), next.data(), "once every caller gave it back, its array takes the next chunk");
+    assertEquals(reused + 1, p.pool().reused());
+    next.release();
   }
 
   @Test
@@ -189,7 +232,7 @@ class FetchPipelineTest {
       }
     };
     FetchPipeline p = pipeline(2);
-    assertArrayEquals(data(8), p.fetch(d, 65536, codec, Priority.DEMAND).get().data());
+    assertArrayEquals(data(8), p.fetch(d, 65536, codec, Priority.DEMAND).get().toArray());
     assertEquals(3, store.reads(d));
     assertEquals(2, p.stats().retries());
   }
@@ -206,7 +249,7 @@ class FetchPipelineTest {
     assertTrue(e.getMessage().contains(d.hex()) && e.getMessage().contains("mem:.chunks/"), e.getMessage());
     assertEquals(FAST.attempts(), store.reads(d));
     store.fault = (dg, attempt) -> {};
-    assertArrayEquals(data(9), p.fetch(d, 65536, codec, Priority.DEMAND).get().data());
+    assertArrayEquals(data(9), p.fetch(d, 65536, codec, Priority.DEMAND).get().toArray());
   }
 
   @Test
@@ -237,7 +280,7 @@ class FetchPipelineTest {
         store.putRaw(d, good);
       }
     };
-    assertArrayEquals(data(11), p.fetch(d, 65536, codec, Priority.DEMAND).get().data());
+    assertArrayEquals(data(11), p.fetch(d, 65536, codec, Priority.DEMAND).get().toArray());
   }
 
   @Test

@@ -81,7 +81,7 @@ class SnapshotTest {
   private byte[] read(Image img) throws Exception {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     for (int i = 0; i < img.chunkCount(); i++) {
-      out.write(img.isZero(i) ? new byte[img.index().length(i)] : img.chunk(i, Priority.DEMAND).get().data());
+      out.write(img.isZero(i) ? new byte[img.index().length(i)] : img.chunk(i, Priority.DEMAND).get().toArray());
     }
     return out.toByteArray();
   }

@@ -117,7 +117,7 @@ class MirrorStoreTest {
     try (ChunkStore m = TestStores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2));
         dev.thaw.fetch.FetchPipeline p = new dev.thaw.fetch.FetchPipeline(m, 2, 1, dev.thaw.fetch.RetryPolicy.defaults())) {
       dev.thaw.fetch.Chunk c = p.fetch(d, data.length, codec, dev.thaw.fetch.Priority.DEMAND).get();
-      assertArrayEquals(data, c.data());
+      assertArrayEquals(data, c.toArray());
     }
   }
 }

@@ -1,5 +1,7 @@
 package dev.thaw.testing;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.NotFoundException;
@@ -33,6 +35,19 @@ public final class MemoryStore implements WritableStore {
 
   @Override
   public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
+    return read(digest, maxBytes).clone();
+  }
+
+  /** The stored bytes copied into a buffer of {@code pool}, as a store that knows the size reads. */
+  @Override
+  public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+    byte[] b = read(digest, maxBytes);
+    Buffer out = pool.take(b.length);
+    System.arraycopy(b, 0, out.array(), 0, b.length);
+    return out;
+  }
+
+  private byte[] read(Digest digest, int maxBytes) throws IOException {
     int attempt = reads.computeIfAbsent(digest, d -> new AtomicInteger()).incrementAndGet();
     int now = concurrent.incrementAndGet();
     maxConcurrent.accumulateAndGet(now, Math::max);
@@ -46,7 +61,7 @@ public final class MemoryStore implements WritableStore {
         throw new dev.thaw.store.StoreException("chunk " + digest.hex() + ": " + b.length
             + " bytes, more than the " + maxBytes + " it can have", false);
       }
-      return b.clone();
+      return b;
     } finally {
       concurrent.decrementAndGet();
     }
