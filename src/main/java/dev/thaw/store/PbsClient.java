@@ -248,7 +248,7 @@ final class PbsClient implements AutoCloseable {
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse r) {
       String ct = r.headers().get(HttpHeaderNames.CONTENT_TYPE);
-      answer.complete(new ReaderSession.Reply(r.status().code(), ct, ByteBufUtil.getBytes(r.content())));
+      answer.complete(new ReaderSession.Reply(r.status().code(), ct, ByteBufUtil.getBytes(r.content()), null));
     }
 
     @Override

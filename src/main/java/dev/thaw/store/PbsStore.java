@@ -2,6 +2,7 @@ package dev.thaw.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.Digest;
 import java.io.IOException;
 import java.net.URLEncoder;
@@ -107,10 +108,15 @@ final class PbsStore implements ChunkStore {
 
   @Override
   public byte[] readChunk(Digest digest, int maxBytes) throws IOException {
+    return readChunk(digest, maxBytes, null).exactArray();
+  }
+
+  @Override
+  public dev.thaw.buffer.Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
     long prefix = prefix(digest);
     for (Owned o : owners) {
       if (Arrays.binarySearch(o.prefixes, prefix) >= 0) {
-        return o.reader.chunk(digest, o.index, maxBytes);
+        return o.reader.chunk(digest, o.index, maxBytes, pool);
       }
     }
     throw new StoreException("chunk " + digest.hex() + ": no index read from " + describe()
@@ -179,7 +185,7 @@ final class PbsStore implements ChunkStore {
       return throttle(r.body());
     }
 
-    byte[] chunk(Digest digest, String index, int maxBytes) throws IOException {
+    dev.thaw.buffer.Buffer chunk(Digest digest, String index, int maxBytes, BufferPool pool) throws IOException {
       ReaderSession s = session();
       if (!s.registered.contains(index)) {
         synchronized (s.registration) { // a new session: download the index again to register its chunks
@@ -192,11 +198,18 @@ final class PbsStore implements ChunkStore {
           }
         }
       }
-      ReaderSession.Reply r = s.get("/chunk?digest=" + digest.hex(), maxBytes);
+      ReaderSession.Reply r = s.get("/chunk?digest=" + digest.hex(), maxBytes, pool);
       if (r.status() != 200) {
         throw refusal(r, "chunk " + digest.hex(), location(digest));
       }
-      return throttle(r.body());
+      dev.thaw.buffer.Buffer b = r.buffer() != null ? r.buffer() : dev.thaw.buffer.Buffer.wrap(r.body());
+      try {
+        pace(b.length());
+      } catch (IOException | RuntimeException e) {
+        b.release();
+        throw e;
+      }
+      return b;
     }
   }
 
@@ -250,13 +263,47 @@ final class PbsStore implements ChunkStore {
   }
 
   private byte[] throttle(byte[] body) throws IOException {
-    if (throttler == null) {
-      return body;
-    }
-    try (BufferedSource s = Okio.buffer(throttler.source(new Buffer().write(body)))) {
-      s.skip(body.length); // paces the caller to the rate limit
-    }
+    pace(body.length);
     return body;
+  }
+
+  /** Paces the caller to the rate limit for {@code n} bytes read (the bodies are read already). */
+  private void pace(long n) throws IOException {
+    if (throttler == null || n == 0) {
+      return;
+    }
+    try (BufferedSource s = Okio.buffer(throttler.source(new Zeros(n)))) {
+      s.skip(n);
+    }
+  }
+
+  /** {@code n} zero bytes, 8 KiB at a time: what {@link #pace} runs through the throttler. */
+  private static final class Zeros implements okio.Source {
+    private static final byte[] BLOCK = new byte[8192]; // never written
+    private long left;
+
+    Zeros(long n) {
+      left = n;
+    }
+
+    @Override
+    public long read(Buffer sink, long byteCount) {
+      if (left == 0) {
+        return -1;
+      }
+      int k = (int) Math.min(Math.min(byteCount, left), BLOCK.length);
+      sink.write(BLOCK, 0, k);
+      left -= k;
+      return k;
+    }
+
+    @Override
+    public okio.Timeout timeout() {
+      return okio.Timeout.NONE;
+    }
+
+    @Override
+    public void close() {}
   }
 
   // ---- listing ----

@@ -1,5 +1,7 @@
 package dev.thaw.store;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.http2.AbstractHttp2ConnectionHandlerBuilder;
@@ -52,7 +54,11 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   static final int MAX_FRAME = 4 << 20;
 
   /** A response read to its end. */
-  record Reply(int status, String contentType, byte[] body) {
+  /**
+   * A response read to its end: its body in {@code body}, or (a 200 with a length, asked for with
+   * a pool) in {@code buffer}, the caller's reference, with {@code body} empty.
+   */
+  record Reply(int status, String contentType, byte[] body, Buffer buffer) {
     /** The body as text for a message: its first line, at most 300 characters. */
     String text() {
       String s = new String(body, 0, Math.min(body.length, 2000), java.nio.charset.StandardCharsets.UTF_8).strip();
@@ -144,14 +150,18 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     final CompletableFuture<Reply> future = new CompletableFuture<>();
     final long started = System.nanoTime();
     final int maxBytes;
+    final BufferPool pool;
+    /** The pooled buffer whose array {@link #buf} is, or null. */
+    Buffer pooled;
     int status;
     String contentType;
     long expected = -1;
     byte[] buf = new byte[0];
     int len;
 
-    Pending(int maxBytes) {
+    Pending(int maxBytes, BufferPool pool) {
       this.maxBytes = maxBytes;
+      this.pool = pool;
     }
 
     void append(ByteBuf data) throws IOException {
@@ -196,12 +206,21 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
    * @throws StoreException retryable for a fault of the connection or a timeout
    */
   Reply get(String path, int maxBytes) throws IOException {
+    return get(path, maxBytes, null);
+  }
+
+  /**
+   * As {@link #get(String, int)}, a successful body of known length read straight into a buffer
+   * of {@code pool} ({@link Reply#buffer}). A request that fails after its buffer was taken
+   * leaves the buffer to the garbage collector, not to the pool.
+   */
+  Reply get(String path, int maxBytes, BufferPool pool) throws IOException {
     ChannelHandlerContext c = ctx;
     if (c == null || !isOpen()) {
       throw fault("the reader session is closed");
     }
     lastUse = System.nanoTime();
-    Pending p = new Pending(maxBytes);
+    Pending p = new Pending(maxBytes, pool);
     c.executor().execute(() -> start(path, p));
     try {
       return p.future.get(callTimeoutNanos + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
@@ -392,7 +411,10 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
             resetStream(ctx, streamId, Http2Error.CANCEL.code(), ctx.newPromise());
             return;
           }
-          if (p.expected >= 0) {
+          if (p.expected >= 0 && p.pool != null && p.status == 200) {
+            p.pooled = p.pool.take((int) p.expected);
+            p.buf = p.pooled.array();
+          } else if (p.expected >= 0) {
             p.buf = new byte[(int) p.expected];
           }
         } catch (NumberFormatException e) {
@@ -441,8 +463,12 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       p.future.completeExceptionally(fault("the response has " + p.len + " of its " + p.expected + " bytes"));
       return;
     }
+    if (p.pooled != null && p.buf == p.pooled.array()) {
+      p.future.complete(new Reply(p.status, p.contentType, new byte[0], p.pooled));
+      return;
+    }
     byte[] body = p.len == p.buf.length ? p.buf : Arrays.copyOf(p.buf, p.len);
-    p.future.complete(new Reply(p.status, p.contentType, body));
+    p.future.complete(new Reply(p.status, p.contentType, body, null));
   }
 
   @Override

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.thaw.backup.Backup;
@@ -17,6 +18,7 @@ import dev.thaw.image.Snapshot;
 import dev.thaw.restore.Restorer;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.PbsReaderDouble;
+import dev.thaw.testing.TestStores;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -134,6 +136,28 @@ class PbsStoreTest {
       assertEquals(2, all.size(), all.toString()); // vm/200 has no owner; the 2020 snapshot no manifest
       assertEquals("ct", all.get(0).type());
       assertEquals(snap, all.get(1));
+    }
+  }
+
+  @Test
+  void aChunkIsReadStraightIntoAPooledBufferWhoseArrayComesBackForTheNext() throws Exception {
+    dev.thaw.buffer.BufferPool pool = new dev.thaw.buffer.BufferPool(64L << 20);
+    try (ChunkStore s = open(); ChunkStore local = TestStores.open(dir.resolve("ds").toString(),
+        Stores.Options.defaults(2))) {
+      byte[] fidx = s.readFile(snap, "a.img.fidx"); // registers the index's chunks on the session
+      Digest d = Digest.of(fidx, 4096);
+      byte[] expected = local.readChunk(d, 1 << 24);
+      dev.thaw.buffer.Buffer b = s.readChunk(d, 1 << 24, pool);
+      assertEquals(1, pool.taken());
+      assertArrayEquals(expected, b.toArray());
+      byte[] array = b.array();
+      b.release();
+      dev.thaw.buffer.Buffer again = s.readChunk(d, 1 << 24, pool);
+      assertEquals(1, pool.reused(), "the second read got the first one's array back");
+      assertSame(array, again.array());
+      assertArrayEquals(expected, again.toArray());
+      again.release();
+      assertArrayEquals(expected, s.readChunk(d, 1 << 24), "the byte-array read is the same");
     }
   }
 
