@@ -17,8 +17,8 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "backup", mixinStandardHelpOptions = true,
     description = {"Back up files or block devices as images into a datastore.",
-        "Prints the snapshot name (TYPE/ID/TIME) as the last line. A datastore that a Proxmox",
-        "Backup Server manages is refused (see --as-datastore-owner); a new one gets PBS's .lock",
+        "Prints the snapshot name (TYPE/ID/TIME) as the last line. A datastore that a Proxmox " +
+        "Backup Server manages is refused (see --as-datastore-owner); a new one gets PBS's .lock " +
         "and .chunks (all of PBS's layout with --pbs-layout)."})
 final class BackupCommand implements Callable<Integer> {
   @Option(names = "--store", required = true, paramLabel = "DS",
@@ -40,23 +40,23 @@ final class BackupCommand implements Callable<Integer> {
   KeyOptions key;
 
   @Option(names = "--crypt-mode", paramLabel = "MODE",
-      description = {"encrypt (the default with --keyfile), sign-only (chunks stored plain, the",
+      description = {"encrypt (the default with --keyfile), sign-only (chunks stored plain, the " +
           "manifest signed with the key) or none (the default without a key)."})
   String cryptMode;
 
   @Option(names = "--owner", paramLabel = "AUTHID", defaultValue = Backup.DEFAULT_OWNER,
-      description = {"Owner written into a new backup group, as Proxmox Backup Server records it",
+      description = {"Owner written into a new backup group, as Proxmox Backup Server records it " +
           "(default: ${DEFAULT-VALUE}). An existing group keeps its owner."})
   String owner;
 
   @Option(names = "--as-datastore-owner",
-      description = {"Write into a local datastore that a Proxmox Backup Server manages: as its",
-          "owner (files get the datastore's user and group, and PBS's modes) and holding PBS's",
+      description = {"Write into a local datastore that a Proxmox Backup Server manages: as its " +
+          "owner (files get the datastore's user and group, and PBS's modes) and holding PBS's " +
           "chunk-store lock, so that its garbage collection cannot run meanwhile. Needs root."})
   boolean asDatastoreOwner;
 
   @Option(names = "--pbs-layout",
-      description = {"Make every .chunks/XXXX directory of a local datastore now, as Proxmox Backup",
+      description = {"Make every .chunks/XXXX directory of a local datastore now, as Proxmox Backup " +
           "Server does, so that a PBS can adopt the datastore (65536 directories; 256 MiB on ext4)."})
   boolean pbsLayout;
 

@@ -40,11 +40,11 @@ import picocli.CommandLine.Spec;
  * the message says how.
  */
 @Command(name = "files", mixinStandardHelpOptions = true,
-    description = {"List or copy files out of a filesystem inside a backup, without root and",
-        "without mounting: ext2/3/4 and FAT in-process (fetching only what the path and",
-        "the file need), NTFS with 7zz from a volume file. VOLUME is ARCHIVE (a filesystem",
-        "without a partition table), ARCHIVE.pN (a partition) or ARCHIVE.VG-LV (an LVM",
-        "logical volume), as 'thaw partitions' lists them. Without --store, VOLUME-FILE",
+    description = {"List or copy files out of a filesystem inside a backup, without root and " +
+        "without mounting: ext2/3/4 and FAT in-process (fetching only what the path and " +
+        "the file need), NTFS with 7zz from a volume file. VOLUME is ARCHIVE (a filesystem " +
+        "without a partition table), ARCHIVE.pN (a partition) or ARCHIVE.VG-LV (an LVM " +
+        "logical volume), as 'thaw partitions' lists them. Without --store, VOLUME-FILE " +
         "is a partition file of a mount or a filesystem image."},
     subcommands = {FilesCommand.Ls.class, FilesCommand.Cp.class})
 final class FilesCommand {
@@ -200,9 +200,9 @@ final class FilesCommand {
   }
 
   @Command(name = "cp", mixinStandardHelpOptions = true,
-      description = {"Copy a file, symlink or directory tree out of the filesystem in VOLUME to",
-          "DEST (into it when it is a directory). Modes and times are kept where the",
-          "filesystem has them, ownership when run as root; nothing that exists is",
+      description = {"Copy a file, symlink or directory tree out of the filesystem in VOLUME to " +
+          "DEST (into it when it is a directory). Modes and times are kept where the " +
+          "filesystem has them, ownership when run as root; nothing that exists is " +
           "overwritten.",
           "  thaw files cp --store DS SNAPSHOT VOLUME PATH DEST",
           "  thaw files cp --store CASTR --index CAIBX VOLUME PATH DEST",

@@ -21,7 +21,7 @@ final class IndexOptions {
   static final long WINDOW_BYTES = 64L << 20;
 
   @Option(names = "--index", paramLabel = "CAIBX",
-      description = {"A casync image index (PATH or http(s) URL of NAME.caibx); --store is then",
+      description = {"A casync image index (PATH or http(s) URL of NAME.caibx); --store is then " +
           "its casync chunk store (NAME.castr: a directory or http(s) URL)."})
   String index;
 

@@ -11,7 +11,7 @@ import picocli.CommandLine.Option;
 /** {@code --keyfile} and where its passphrase comes from. */
 final class KeyOptions {
   @Option(names = "--keyfile", paramLabel = "FILE",
-      description = {"Key file: needed for encrypted snapshots; with it, only snapshots signed by",
+      description = {"Key file: needed for encrypted snapshots; with it, only snapshots signed by " +
           "that key are opened (see --allow-unsigned). A backup encrypts with it (--crypt-mode)."})
   Path keyfile;
 

@@ -23,8 +23,8 @@ import picocli.CommandLine.Spec;
         "With SNAPSHOT: MOUNTPOINT/<archive> for each image. Without: MOUNTPOINT/<type>/<id>/<time>/<archive>.",
         "With --index NAME.caibx (and --store NAME.castr): MOUNTPOINT/NAME.",
         "MOUNTPOINT/.thaw/status reports cache, fetch and read-ahead statistics (JSON).",
-        "Through the launcher, returns once the mount answers: the mount then runs in the",
-        "background until 'thaw unmount MOUNTPOINT' (or fusermount -u). --foreground keeps it",
+        "Through the launcher, returns once the mount answers: the mount then runs in the " +
+        "background until 'thaw unmount MOUNTPOINT' (or fusermount -u). --foreground keeps it " +
         "in this terminal."})
 final class MountCommand implements Callable<Integer> {
   @Mixin
@@ -46,7 +46,7 @@ final class MountCommand implements Callable<Integer> {
   ReadOptions read;
 
   @Option(names = "--page-cache",
-      description = {"Read-only images go through the kernel's page cache (for programs that",
+      description = {"Read-only images go through the kernel's page cache (for programs that " +
           "mmap them shared) instead of direct I/O through thaw's cache."})
   boolean pageCache;
 
@@ -60,7 +60,7 @@ final class MountCommand implements Callable<Integer> {
   boolean allowOther;
 
   @Option(names = "--log", paramLabel = "FILE",
-      description = {"Log of the mount once it runs in the background (default: $XDG_STATE_HOME/thaw,",
+      description = {"Log of the mount once it runs in the background (default: $XDG_STATE_HOME/thaw, " +
           "else ~/.local/state/thaw, mount-<mountpoint>.log)."})
   Path logFile;
 
@@ -69,7 +69,7 @@ final class MountCommand implements Callable<Integer> {
   Integer readyFd;
 
   @Option(names = "--rehearse", hidden = true,
-      description = {"Open all a mount of SNAPSHOT serves and read the start of each image through the",
+      description = {"Open all a mount of SNAPSHOT serves and read the start of each image through the " +
           "FUSE callbacks, but mount nothing (the launcher's start-up training)."})
   boolean rehearse;
 

@@ -24,11 +24,11 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "partitions", mixinStandardHelpOptions = true,
-    description = {"List the partitions (MBR, GPT) and LVM logical volumes of a snapshot's",
-        "images, or of a casync image (--index): name, offset and size in the image,",
-        "type, GPT name, filesystem. Fetches only the chunks holding the tables and the",
-        "volumes' first blocks. Volumes that are not one range of the image (extended",
-        "partitions; striped, thin, raid or snapshot LVs; a volume group spread over",
+    description = {"List the partitions (MBR, GPT) and LVM logical volumes of a snapshot's " +
+        "images, or of a casync image (--index): name, offset and size in the image, " +
+        "type, GPT name, filesystem. Fetches only the chunks holding the tables and the " +
+        "volumes' first blocks. Volumes that are not one range of the image (extended " +
+        "partitions; striped, thin, raid or snapshot LVs; a volume group spread over " +
         "other images) are listed with the reason."})
 final class PartitionsCommand implements Callable<Integer> {
   enum Output { text, json }

@@ -19,7 +19,7 @@ final class ReadOptions {
   int readAhead;
 
   @Option(names = "--readahead-size", paramLabel = "SIZE", defaultValue = "64M",
-      description = {"...and at least this many bytes, so that small chunks (casync: 64 KiB)",
+      description = {"...and at least this many bytes, so that small chunks (casync: 64 KiB) " +
           "keep enough fetches going (default: ${DEFAULT-VALUE})."})
   String readAheadSize;
 

@@ -54,7 +54,7 @@ final class RestoreCommand implements Callable<Integer> {
   String progress;
 
   @Parameters(arity = "1..3", paramLabel = "[SNAPSHOT ARCHIVE] TARGET",
-      description = {"Snapshot (TYPE/ID/TIME) and image archive (e.g. drive-scsi0.img), not with --index;",
+      description = {"Snapshot (TYPE/ID/TIME) and image archive (e.g. drive-scsi0.img), not with --index; " +
           "the target: a file (new or existing) or a block device."})
   List<String> args;
 

@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
 final class S3Flags {
   @Option(names = "--s3-endpoint", paramLabel = "URL",
       description = {"S3 API endpoint, e.g. http://127.0.0.1:9000 (MinIO, Garage, Ceph RGW).",
-          "Default: AWS, https://s3.REGION.amazonaws.com. Credentials: AWS_ACCESS_KEY_ID and",
+          "Default: AWS, https://s3.REGION.amazonaws.com. Credentials: AWS_ACCESS_KEY_ID and " +
           "AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), or ~/.aws/credentials (AWS_PROFILE)."})
   String endpoint;
 

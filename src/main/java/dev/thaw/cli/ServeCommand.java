@@ -32,11 +32,11 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "serve", mixinStandardHelpOptions = true,
-    description = {"Serve a snapshot's images (or a casync image) over NBD, one export per",
+    description = {"Serve a snapshot's images (or a casync image) over NBD, one export per " +
         "archive, for qemu, qemu-img, nbdcopy and nbdinfo; chunks are fetched when read.",
-        "On a unix socket (default: $XDG_RUNTIME_DIR/thaw/nbd.sock, as root without",
+        "On a unix socket (default: $XDG_RUNTIME_DIR/thaw/nbd.sock, as root without " +
         "XDG_RUNTIME_DIR /run/thaw/nbd.sock); on TCP only with --listen.",
-        "Runs until SIGTERM or Ctrl-C: requests under way are answered, targets synced,",
+        "Runs until SIGTERM or Ctrl-C: requests under way are answered, targets synced, " +
         "the socket file removed. 'thaw status SOCKET' reads SOCKET.status."})
 final class ServeCommand implements Callable<Integer> {
   @Mixin

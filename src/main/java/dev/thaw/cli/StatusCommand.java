@@ -16,7 +16,7 @@ import picocli.CommandLine.Parameters;
  * {@code thaw serve} ({@code SOCKET.status}, or a status file named directly), for people.
  */
 @Command(name = "status", mixinStandardHelpOptions = true,
-    description = {"Show a mount's or an NBD server's images: restore progress (percent, rate, ETA),",
+    description = {"Show a mount's or an NBD server's images: restore progress (percent, rate, ETA), " +
         "cache and fetches. --json prints MOUNTPOINT/.thaw/status (or SOCKET.status) as it is."})
 final class StatusCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print the status document as JSON.")

@@ -31,15 +31,15 @@ import picocli.CommandLine.TypeConversionException;
 final class StoreOptions {
   // not required here: thaw files reads a local volume file without any store (given())
   @Option(names = "--store", paramLabel = "DS",
-      description = {"Datastore: a directory, file:///path, http(s)://host/prefix, s3://BUCKET/PREFIX",
+      description = {"Datastore: a directory, file:///path, http(s)://host/prefix, s3://BUCKET/PREFIX " +
           "or pbs://[[AUTHID@]HOST[:PORT]:]DATASTORE (a Proxmox Backup Server).",
           "Repeat to name mirrors: what the first cannot serve is read from the next."})
   List<String> stores;
 
   @Option(names = "--repository", paramLabel = "REPO",
-      description = {"A Proxmox Backup Server datastore as its client names it, [[AUTHID@]HOST[:PORT]:]DATASTORE",
-          "(default: $PBS_REPOSITORY when no --store is given). AUTHID is an API token, USER@REALM!NAME;",
-          "its secret comes from $PBS_PASSWORD or the file $PBS_PASSWORD_FILE, a self-signed server's",
+      description = {"A Proxmox Backup Server datastore as its client names it, [[AUTHID@]HOST[:PORT]:]DATASTORE " +
+          "(default: $PBS_REPOSITORY when no --store is given). AUTHID is an API token, USER@REALM!NAME; " +
+          "its secret comes from $PBS_PASSWORD or the file $PBS_PASSWORD_FILE, a self-signed server's " +
           "certificate fingerprint from $PBS_FINGERPRINT."})
   String repository;
 

@@ -8,7 +8,7 @@ import picocli.CommandLine.Option;
 /** {@code --allow-unsigned}, for the commands that open snapshots; see {@link KeyPolicy}. */
 final class TrustOptions {
   @Option(names = "--allow-unsigned",
-      description = {"With --keyfile, open a snapshot whose manifest is not signed by that key",
+      description = {"With --keyfile, open a snapshot whose manifest is not signed by that key " +
           "anyway (with a warning). Anyone who can write to the datastore can make one."})
   boolean allowUnsigned;
 

@@ -16,7 +16,7 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "verify", mixinStandardHelpOptions = true,
     description = {"Fetch, decode and check every chunk of a snapshot, or of a casync image (--index).",
-        "Lists bad or missing chunks on stdout; exit 1 if there are any. Archives it cannot check",
+        "Lists bad or missing chunks on stdout; exit 1 if there are any. Archives it cannot check " +
         "(.didx file archives of container and host backups) are named on stderr and in the summary."})
 final class VerifyCommand implements Callable<Integer> {
   @Mixin

@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
  */
 final class WritableOptions {
   @Option(names = "--restore-to", paramLabel = "DIR|ARCHIVE=PATH",
-      description = {"Live restore: images become writable and are restored in the background",
+      description = {"Live restore: images become writable and are restored in the background " +
           "into DIR/ARCHIVE, or into PATH (a file or block device) for each ARCHIVE=PATH given.",
           "Reads and writes go on meanwhile; run the same command again to resume."})
   List<String> restoreTo;
