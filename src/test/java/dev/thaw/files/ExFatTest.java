@@ -244,6 +244,25 @@ class ExFatTest {
     }
   }
 
+  @Test
+  void aNameNoFileCanHaveIsSkippedInACopiedTree() throws Exception {
+    ExFatImage x = new ExFatImage(2 << 20, 9, 0);
+    x.root.file("lone \ud800 surrogate.txt", text("unnameable\n"));
+    x.root.file("fine.txt", text("fine\n"));
+    byte[] img = x.build();
+    java.io.ByteArrayOutputStream notes = new java.io.ByteArrayOutputStream();
+    try (TreeReader r = new TreeReader(ExFat.open(ByteSource.of(img), "x.img"), ByteSource.of(img), "x.img", 2,
+        new PrintStream(notes, true, StandardCharsets.UTF_8), null)) {
+      assertEquals(2, r.list("/").size(), "listed as it is");
+      Path out = dir.resolve("lone");
+      Files.createDirectories(out);
+      Path made = r.copy("/", out);
+      assertEquals(List.of("", "fine.txt"), Mkfs.walk(made));
+      assertTrue(notes.toString(StandardCharsets.UTF_8).contains("skipped an entry of / whose name no file can have"),
+          notes.toString(StandardCharsets.UTF_8));
+    }
+  }
+
   private static TreeReader reader(byte[] img) throws IOException {
     return new TreeReader(ExFat.open(ByteSource.of(img), "x.img"), ByteSource.of(img), "x.img", 4, QUIET, null);
   }
