@@ -34,15 +34,15 @@ import picocli.CommandLine.Spec;
  * {@code thaw files ls|cp}: lists or copies out of the filesystem in an image, partition or
  * logical volume of a backup ({@code --store DS SNAPSHOT VOLUME}, or {@code --index} for a casync
  * image), or in a volume file (a partition file of a mount), as any user, without mounting
- * anything. ext2/3/4 and FAT are read in-process through the image reader without read-ahead,
+ * anything. ext2/3/4, FAT and exFAT are read in-process through the image reader without read-ahead,
  * so that only the chunks holding the metadata on the path and the file's data are fetched;
  * NTFS needs a volume file for 7zz: a {@link PrivateMount} where this user may use FUSE, else
  * the message says how.
  */
 @Command(name = "files", mixinStandardHelpOptions = true,
     description = {"List or copy files out of a filesystem inside a backup, without root and " +
-        "without mounting: ext2/3/4 and FAT in-process (fetching only what the path and " +
-        "the file need), NTFS with 7zz from a volume file. VOLUME is ARCHIVE (a filesystem " +
+        "without mounting: ext2/3/4, FAT and exFAT in-process (fetching only what the path " +
+        "and the file need), NTFS with 7zz from a volume file. VOLUME is ARCHIVE (a filesystem " +
         "without a partition table), ARCHIVE.pN (a partition) or ARCHIVE.VG-LV (an LVM " +
         "logical volume), as 'thaw partitions' lists them. Without --store, VOLUME-FILE " +
         "is a partition file of a mount or a filesystem image."},

@@ -14,8 +14,6 @@ import java.time.LocalDateTime;
 import java.time.ZoneOffset;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * FAT12, FAT16 and FAT32 read in-process, written from Microsoft's FAT specification (the BPB,
@@ -33,22 +31,16 @@ import java.util.concurrent.ConcurrentHashMap;
 final class Fat implements FileTree {
   /** Directories are at most 65536 entries long (the specification's limit). */
   private static final long MAX_DIR_BYTES = 65536L * 32;
-  private static final int FAT_BLOCK = 4096;
   private static final Charset OEM = oem();
 
   private final ByteSource dev;
   private final String where;
   private final int bytesPerSector;
-  private final long clusterSize;
-  private final long fatOffset;
   private final long rootOffset; // FAT12/16: the fixed root directory
   private final long rootBytes;
-  private final long dataOffset;
-  private final long clusterCount;
   private final int bits;
   private final long rootCluster;
-  /** FAT blocks read, by offset: a chain walks them in order. */
-  private final Map<Long, byte[]> fatBlocks = new ConcurrentHashMap<>();
+  private final FatTable table;
 
   private static Charset oem() {
     try {
@@ -73,24 +65,25 @@ final class Fat implements FileTree {
       throw damaged("impossible boot sector (" + bytesPerSector + " bytes per sector, " + spc
           + " sectors per cluster, " + reserved + " reserved, " + fats + " FATs of " + fatSize + " sectors)");
     }
-    clusterSize = (long) spc * bytesPerSector;
+    long clusterSize = (long) spc * bytesPerSector;
     long rootSectors = (rootEntries * 32 + bytesPerSector - 1) / bytesPerSector;
     long firstData = reserved + fats * fatSize + rootSectors;
     if (total <= firstData || total * bytesPerSector > dev.size()) {
       throw damaged(total + " sectors of " + bytesPerSector + " bytes, data from sector " + firstData + ", in a "
           + dev.size() + "-byte volume");
     }
-    clusterCount = (total - firstData) / spc;
+    long clusterCount = (total - firstData) / spc;
     bits = clusterCount < 4085 ? 12 : clusterCount < 65525 ? 16 : 32;
-    fatOffset = reserved * bytesPerSector;
     if (fatSize * bytesPerSector * 8 < (clusterCount + 2) * bits) {
       throw damaged("a FAT of " + fatSize + " sectors cannot hold " + clusterCount + " clusters");
     }
     rootOffset = (reserved + fats * fatSize) * bytesPerSector;
     rootBytes = rootSectors * bytesPerSector;
-    dataOffset = firstData * bytesPerSector;
+    table = new FatTable(dev, where + ": damaged FAT filesystem: ", reserved * bytesPerSector,
+        fatSize * bytesPerSector, bits, bits == 32 ? 0x0fffffffL : (1L << bits) - 1, clusterCount,
+        firstData * bytesPerSector, clusterSize);
     rootCluster = bits == 32 ? u32(bs, 44) & 0x0fffffffL : 0;
-    if (bits == 32 ? rootCluster < 2 || rootCluster >= clusterCount + 2 : rootEntries == 0) {
+    if (bits == 32 ? !table.inHeap(rootCluster) : rootEntries == 0) {
       throw damaged("no root directory");
     }
   }
@@ -109,87 +102,6 @@ final class Fat implements FileTree {
 
   private FilesException damaged(String what) {
     return new FilesException(where + ": damaged FAT filesystem: " + what);
-  }
-
-  // ---- the FAT
-
-  private long next(long cluster) throws IOException {
-    long byteOff = bits == 12 ? cluster + cluster / 2 : cluster * (bits / 8);
-    long at = fatOffset + byteOff;
-    long block = at - at % FAT_BLOCK;
-    byte[] b = fatBlock(block);
-    int i = (int) (at - block);
-    if (bits == 12) {
-      int lo = b[i] & 0xff;
-      int hi = i + 1 < b.length ? b[i + 1] & 0xff : fatBlock(block + FAT_BLOCK)[0] & 0xff;
-      int v = lo | hi << 8;
-      return (cluster & 1) == 0 ? v & 0xfff : v >>> 4;
-    }
-    return bits == 16 ? u16(b, i) : u32(b, i) & 0x0fffffffL;
-  }
-
-  private byte[] fatBlock(long offset) throws IOException {
-    byte[] b = fatBlocks.get(offset);
-    if (b == null) {
-      if (fatBlocks.size() > 4096) { // 16 MiB: a FAT32 of a huge volume is not kept whole
-        fatBlocks.clear();
-      }
-      b = dev.read(offset, (int) Math.min(FAT_BLOCK, dev.size() - offset));
-      fatBlocks.put(offset, b);
-    }
-    return b;
-  }
-
-  /** The runs of the chain from {@code first} that hold {@code length} bytes (a chain that ends or loops before is damaged). */
-  private List<Run> chain(long first, long length, String what) throws IOException {
-    List<Run> runs = new ArrayList<>();
-    long need = (length + clusterSize - 1) / clusterSize;
-    long eoc = bits == 12 ? 0xff8 : bits == 16 ? 0xfff8 : 0x0ffffff8L;
-    long c = first;
-    long fileOffset = 0;
-    java.util.BitSet seen = new java.util.BitSet();
-    for (long n = 0; n < need; n++) {
-      if (c >= 2 && c < clusterCount + 2 && seen.get((int) c)) {
-        throw damaged(what + ": its chain runs into itself at cluster " + c);
-      }
-      if (c < 2 || c >= clusterCount + 2) {
-        throw damaged(what + ": cluster " + c + " in its chain is outside the data area"
-            + (c >= eoc ? " (the chain ends before its size)" : ""));
-      }
-      seen.set((int) c);
-      long len = Math.min(clusterSize, length - fileOffset);
-      long vol = dataOffset + (c - 2) * clusterSize;
-      Run last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
-      if (last != null && last.volumeOffset() + last.length() == vol) {
-        runs.set(runs.size() - 1, new Run(last.fileOffset(), last.volumeOffset(), last.length() + len, null));
-      } else {
-        runs.add(new Run(fileOffset, vol, len, null));
-      }
-      fileOffset += len;
-      if (n + 1 < need) {
-        c = next(c);
-      }
-    }
-    return runs;
-  }
-
-  /** A directory's whole chain (it has no size): its clusters until the end mark, bounded. */
-  private long chainLength(long first, String what) throws IOException {
-    long eoc = bits == 12 ? 0xff8 : bits == 16 ? 0xfff8 : 0x0ffffff8L;
-    long c = first;
-    long n = 0;
-    while (true) {
-      if (c < 2 || c >= clusterCount + 2) {
-        throw damaged(what + ": cluster " + c + " in its chain is outside the data area");
-      }
-      if (++n * clusterSize > MAX_DIR_BYTES + clusterSize) {
-        throw damaged(what + ": a chain longer than any directory (a loop?)");
-      }
-      c = next(c);
-      if (c >= eoc) {
-        return n * clusterSize;
-      }
-    }
   }
 
   // ---- directories
@@ -212,9 +124,10 @@ final class Fat implements FileTree {
     if (first < 0) { // FAT12/16 root
       all = dev.read(rootOffset, (int) rootBytes);
     } else {
-      long len = chainLength(first, "directory at cluster " + first);
-      all = new byte[(int) len];
-      for (Run r : chain(first, len, "directory at cluster " + first)) {
+      List<Run> runs = table.wholeChain(first, MAX_DIR_BYTES, "directory at cluster " + first);
+      Run last = runs.get(runs.size() - 1);
+      all = new byte[(int) (last.fileOffset() + last.length())];
+      for (Run r : runs) {
         dev.read(r.volumeOffset(), all, (int) r.fileOffset(), (int) r.length());
       }
     }
@@ -280,10 +193,7 @@ final class Fat implements FileTree {
       boolean isDir = (attr & 0x10) != 0;
       long cluster = u16(all, at + 26) | (bits == 32 ? (long) u16(all, at + 20) << 16 : 0);
       long size = isDir ? 0 : u32(all, at + 28);
-      int mode = isDir ? 0755 : 0644;
-      if ((attr & 0x01) != 0) {
-        mode &= ~0222;
-      }
+      int mode = mode(attr);
       Instant mtime = time(u16(all, at + 24), u16(all, at + 22));
       Instant atime = time(u16(all, at + 18), 0);
       out.add(new Named(name, cluster, new Node(isDir ? cluster : -1 - at, isDir ? Entry.Kind.DIRECTORY : Entry.Kind.FILE,
@@ -320,8 +230,20 @@ final class Fat implements FileTree {
     return ext.isEmpty() ? base : base + "." + ext;
   }
 
-  /** A FAT date and time (local time, read as UTC); null when the date is not set or invalid. */
-  private static Instant time(int date, int time) {
+  /**
+   * The mode of an entry with these attributes (FAT's and exFAT's share the bits): {@code 0755}
+   * for a directory, {@code 0644} for a file, without write bits when read-only.
+   */
+  static int mode(int attributes) {
+    int mode = (attributes & 0x10) != 0 ? 0755 : 0644;
+    return (attributes & 0x01) != 0 ? mode & ~0222 : mode;
+  }
+
+  /**
+   * A FAT date and time (local time, read as UTC; exFAT's timestamps hold the same two fields);
+   * null when the date is not set or invalid.
+   */
+  static Instant time(int date, int time) {
     if (date == 0) {
       return null;
     }
@@ -341,7 +263,7 @@ final class Fat implements FileTree {
     if (file.size() == 0) {
       return List.of();
     }
-    return chain(first, file.size(), "file at cluster " + first);
+    return table.chain(first, file.size(), "file at cluster " + first);
   }
 
   @Override

@@ -10,11 +10,11 @@ import java.util.List;
 
 /**
  * Lists directories and copies files or trees out of a filesystem inside a backup, as any user,
- * without mounting it. ext2/3/4 and FAT12/16/32 are read in-process from the volume's bytes
+ * without mounting it. ext2/3/4, FAT12/16/32 and exFAT are read in-process from the volume's bytes
  * ({@link #open(String, ByteSource, int)}: through the image reader, fetching only the chunks
  * that hold the metadata on the path and the file's data); NTFS through {@code 7zz} (Debian's
  * {@code 7zip}), which needs the volume as a file ({@link #open(Path)}: a partition file of a
- * mount, or a filesystem image). XFS, Btrfs and exFAT are named with the root recipe instead.
+ * mount, or a filesystem image). XFS and Btrfs are named with the root recipe instead.
  * Copies keep modes and times where the filesystem has them, ownership when run as root, and
  * symlinks as symlinks; they land in a private staging directory beside the destination and are
  * moved into place only when whole and contained.
@@ -51,7 +51,7 @@ public interface FileSystemReader extends AutoCloseable {
 
   /**
    * A reader for the filesystem in a volume file, chosen by its signature: in-process for
-   * ext2/3/4 and FAT (debugfs for ext4 features the in-process reader does not know), 7zz for
+   * ext2/3/4, FAT and exFAT (debugfs for ext4 features the in-process reader does not know), 7zz for
    * NTFS.
    *
    * @throws FilesException when no reader here can read it without root; the message names
@@ -80,7 +80,7 @@ public interface FileSystemReader extends AutoCloseable {
   }
 
   /**
-   * A reader for the filesystem in {@code volume}, read in-process (ext2/3/4, FAT).
+   * A reader for the filesystem in {@code volume}, read in-process (ext2/3/4, FAT, exFAT).
    *
    * @param name the volume's name ({@code drive-scsi0.img.p1}), for messages
    * @param parallel pieces of file data read at once
@@ -117,14 +117,13 @@ public interface FileSystemReader extends AutoCloseable {
     return switch (fs) {
       case "ext2", "ext3", "ext4" -> Ext4.open(src, fs, name);
       case "vfat" -> Fat.open(src, name);
+      case "exfat" -> ExFat.open(src, name);
       case "ntfs" -> throw new FilesException(name + " holds ntfs, which thaw reads with 7zz from a volume file: "
           + "mount the snapshot (thaw mount, as a user who may use FUSE) and run thaw files ls MOUNT/" + name);
       case "" -> throw new FilesException(name + " holds no filesystem thaw recognises (ext2/3/4, NTFS, FAT, "
           + "exFAT, XFS, Btrfs)");
       default -> throw new FilesException(name + " holds " + fs + ", which thaw cannot read without root; as root: "
-          + recipe + (fs.equals("exfat") ? "mount.exfat-fuse -o ro" // Debian's kernel has exfat, not every container's
-              : "mount -o ro,loop" + (fs.equals("xfs") ? ",norecovery" : ""))
-          + " " + target + " /mnt/restore");
+          + recipe + "mount -o ro,loop" + (fs.equals("xfs") ? ",norecovery" : "") + " " + target + " /mnt/restore");
     };
   }
 }

@@ -12,7 +12,7 @@ import java.util.List;
  * reads several files' data at once.
  */
 interface FileTree {
-  /** The filesystem's type ({@code ext4}, {@code vfat}). */
+  /** The filesystem's type ({@code ext4}, {@code vfat}, {@code exfat}). */
   String type();
 
   /** The root directory. */
@@ -24,6 +24,15 @@ interface FileTree {
    * directory reads one inode, not all.
    */
   List<Named> list(Node dir) throws IOException;
+
+  /**
+   * Whether the entry {@code listed} answers to {@code asked} when no entry has that name
+   * exactly: never where names are case-sensitive; equal names after up-casing where the
+   * filesystem compares names so (exFAT).
+   */
+  default boolean sameName(String listed, String asked) {
+    return false;
+  }
 
   /** The node of a directory entry. */
   Node node(Named entry) throws IOException;

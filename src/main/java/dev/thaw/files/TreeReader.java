@@ -138,11 +138,19 @@ final class TreeReader implements FileSystemReader {
     return new Found(dirs.get(dirs.size() - 1), "/" + String.join("/", names));
   }
 
+  /** The entry {@code name} of {@code dir}: the one of that name, else one the filesystem takes for it (case). */
   private FileTree.Node lookup(FileTree.Node dir, String name, String dirPath) throws IOException {
+    FileTree.Named alike = null;
     for (FileTree.Named e : tree.list(dir)) {
       if (e.name().equals(name)) {
         return tree.node(e);
       }
+      if (alike == null && tree.sameName(e.name(), name)) {
+        alike = e;
+      }
+    }
+    if (alike != null) {
+      return tree.node(alike);
     }
     throw new FilesException("no such file or directory in " + volume + ": "
         + (dirPath.equals("/") ? "" : dirPath) + "/" + name);
@@ -213,8 +221,9 @@ final class TreeReader implements FileSystemReader {
           for (FileTree.Named e : tree.list(n)) {
             String name = e.name();
             String child = (path.equals("/") ? "" : path) + "/" + name;
-            if (name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0
-                || name.indexOf('\0') >= 0) {
+            Path to = name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0
+                || name.indexOf('\0') >= 0 ? null : resolve(out, name);
+            if (to == null) {
               notes.println("thaw: skipped an entry of " + path + " whose name no file can have: "
                   + name.replace("\0", "\\0"));
               continue;
@@ -224,7 +233,7 @@ final class TreeReader implements FileSystemReader {
               notes.println("thaw: skipped " + child + ": not a regular file, directory or symlink");
               continue;
             }
-            write(cn, out.resolve(name), child, ancestors, depth + 1);
+            write(cn, to, child, ancestors, depth + 1);
           }
           ancestors.remove(n.id());
         }
@@ -233,6 +242,15 @@ final class TreeReader implements FileSystemReader {
       if (depth > 0) {
         paths.add(out);
         nodes.add(n);
+      }
+    }
+
+    /** {@code dir/name}, or null when no path can hold the name (a lone UTF-16 surrogate). */
+    private Path resolve(Path dir, String name) {
+      try {
+        return dir.resolve(name);
+      } catch (InvalidPathException e) {
+        return null;
       }
     }
 
