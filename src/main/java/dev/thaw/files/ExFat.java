@@ -29,7 +29,7 @@ import java.util.List;
  *
  * <p>Every field is checked against the boot sector's bounds and those against the volume;
  * chains are walked by {@link FatTable}, directories are at most 256 MiB (the specification's
- * limit), read in 64 KiB pieces, and at most {@value #MAX_ENTRIES} entries of one are listed,
+ * limit), read in 64 KiB pieces, and at most {@value FileTree#MAX_ENTRIES} entries of one are listed,
  * so a hostile image ends in a {@link FilesException} naming the path, never a loop, an
  * unbounded allocation or a read outside the volume. Thread-safe.
  */
@@ -39,7 +39,6 @@ final class ExFat implements FileTree {
    * Entries listed from one directory at most, so that a listing fits the heap {@code thaw files}
    * runs with; a hostile 256 MiB directory would hold 2.8 million.
    */
-  static final int MAX_ENTRIES = 1 << 18;
   private static final int DIR_BLOCK = 64 << 10;
   private static final int ENTRY = 32;
   private static final int FILE = 0x85;

@@ -472,9 +472,19 @@ final class Ext4 implements FileTree {
       }
       return out;
     }
-    byte[] all = contents(dir, MAX_DIR_BYTES);
-    for (int b = 0; b + blockSize <= all.length; b += blockSize) {
-      entries(dir, Arrays.copyOfRange(all, b, b + blockSize), out);
+    if (dir.size() > MAX_DIR_BYTES) {
+      throw damaged("inode " + dir.id() + " claims " + dir.size() + " bytes for a directory");
+    }
+    byte[] block = new byte[blockSize]; // block by block: a directory is never held whole
+    for (Run r : data(dir)) {
+      for (long off = 0; off + blockSize <= r.length(); off += blockSize) {
+        if (r.literal() != null) {
+          System.arraycopy(r.literal(), (int) off, block, 0, blockSize);
+        } else {
+          dev.read(r.volumeOffset() + off, block, 0, blockSize);
+        }
+        entries(dir, block, out);
+      }
     }
     return out;
   }
@@ -497,6 +507,10 @@ final class Ext4 implements FileTree {
         if (!name.equals(".") && !name.equals("..")) {
           if (ino > inodesCount) {
             throw damaged("directory inode " + dir.id() + " names inode " + ino + " for " + name);
+          }
+          if (out.size() == MAX_ENTRIES) {
+            throw new FilesException(where + ": directory inode " + dir.id() + " holds more than " + MAX_ENTRIES
+                + " files and directories, more than thaw lists in one directory");
           }
           out.add(new Named(name, ino, null));
         }

@@ -12,6 +12,12 @@ import java.util.List;
  * reads several files' data at once.
  */
 interface FileTree {
+  /**
+   * The most entries listed of one directory: a hostile image's huge directory ends in an error
+   * instead of exhausting the heap, and no real directory comes near.
+   */
+  int MAX_ENTRIES = 1 << 18;
+
   /** The filesystem's type ({@code ext4}, {@code vfat}, {@code exfat}). */
   String type();
 

@@ -232,6 +232,53 @@ class Ext4Test {
     assertTrue(damagedError(img, "/", false).getMessage().contains("past the filesystem's end"));
   }
 
+  @Test
+  void aDirectoryOfMoreEntriesThanThawListsIsRefused() throws Exception {
+    // A regular file of 4 MiB holds packed 12-byte directory entries (341 a block, 349184 in
+    // all); the directory "many" is then pointed at its blocks, as a hostile image could be.
+    int block = 4096;
+    int perBlock = block / 12;
+    byte[] packed = new byte[4 << 20];
+    for (int b = 0; b < packed.length / block; b++) {
+      for (int e = 0; e < perBlock; e++) {
+        int at = b * block + e * 12;
+        le(packed, at, 11, 4);
+        le(packed, at + 4, e == perBlock - 1 ? block - e * 12 : 12, 2);
+        packed[at + 6] = 1;
+        packed[at + 7] = 1;
+        packed[at + 8] = 'x';
+      }
+    }
+    Path t = dir.resolve("many-src");
+    Files.createDirectories(t.resolve("many"));
+    Files.write(t.resolve("entries"), packed);
+    byte[] img = Files.readAllBytes(mkfs(t, "-b", "4096", "-O", "^metadata_csum,^inline_data"));
+    Ext4 fs = Ext4.open(ByteSource.of(img), "ext4", "many.img");
+    FileTree.Node entries = null;
+    FileTree.Node many = null;
+    for (FileTree.Named n : fs.list(fs.root())) {
+      if (n.name().equals("entries")) {
+        entries = fs.node(n);
+      } else if (n.name().equals("many")) {
+        many = fs.node(n);
+      }
+    }
+    List<FileTree.Run> runs = fs.data(java.util.Objects.requireNonNull(entries));
+    assertEquals(1, runs.size(), "the entries file lies in one extent");
+    byte[] raw = (byte[]) java.util.Objects.requireNonNull(many).ref();
+    int inode = indexOf(img, 0, raw);
+    le(img, inode + 0x04, packed.length, 4); // i_size
+    le(img, inode + 0x28 + 12 + 4, packed.length / block, 2); // the one extent's length
+    le(img, inode + 0x28 + 12 + 6, 0, 2);
+    le(img, inode + 0x28 + 12 + 8, runs.get(0).volumeOffset() / block, 4); // and start
+    Ext4 hostile = Ext4.open(ByteSource.of(img), "ext4", "many.img");
+    FileTree.Named m = hostile.list(hostile.root()).stream().filter(n -> n.name().equals("many")).findFirst()
+        .orElseThrow();
+    FilesException e = assertThrows(FilesException.class, () -> hostile.list(hostile.node(m)));
+    assertTrue(e.getMessage().startsWith("many.img: directory inode " + m.number() + " holds more than "
+        + FileTree.MAX_ENTRIES + " files and directories"), e.getMessage());
+  }
+
   private static int indexOf(byte[] b, int from, byte[] what) {
     outer:
     for (int i = from; i < b.length - what.length; i++) {
