@@ -37,19 +37,22 @@ import java.util.regex.Pattern;
  * existence check, compression, encryption and the atomic chunk write run on a pool (a bounded
  * number of chunks in memory). Only chunks the store lacks are written. A new group gets an owner
  * file; the indexes and the manifest are written last, and the snapshot becomes visible in one
- * rename. With crypt-mode {@code encrypt} chunks are encrypted under keyed digests; with
- * {@code sign-only} they are stored plain under SHA-256 digests and the key only signs the
- * manifest. An empty source is refused (PBS neither writes nor opens a size-0 image). One
- * {@link #run} per instance.
+ * rename. With crypt-mode {@code encrypt} chunks are encrypted under keyed digests; with {@code
+ * sign-only} they are stored plain under SHA-256 digests and the key only signs the manifest. An
+ * empty source is refused (PBS neither writes nor opens a size-0 image). One {@link #run} per
+ * instance.
  */
 public final class Backup {
   private static final Pattern ARCHIVE = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\\.img");
+
   /**
-   * A Proxmox auth id: {@code user@realm} or {@code user@realm!token} (pbs-api-types
-   * {@code PROXMOX_AUTH_ID_REGEX}, realm 3-32 characters, 64 at most in all).
+   * A Proxmox auth id: {@code user@realm} or {@code user@realm!token} (pbs-api-types {@code
+   * PROXMOX_AUTH_ID_REGEX}, realm 3-32 characters, 64 at most in all).
    */
-  private static final Pattern AUTH_ID = Pattern.compile(
-      "[^\\s:/\\p{Cntrl}!@]+@[A-Za-z0-9_][A-Za-z0-9._-]{2,31}(![A-Za-z0-9_][A-Za-z0-9._-]*)?");
+  private static final Pattern AUTH_ID =
+      Pattern.compile(
+          "[^\\s:/\\p{Cntrl}!@]+@[A-Za-z0-9_][A-Za-z0-9._-]{2,31}(![A-Za-z0-9_][A-Za-z0-9._-]*)?");
+
   /** The owner PBS gives a group made by root's backups. */
   public static final String DEFAULT_OWNER = "root@pam";
 
@@ -63,20 +66,23 @@ public final class Backup {
   public record Options(CryptConfig key, Manifest.CryptMode cryptMode, String owner) {
     public Options {
       if ((key == null) != (cryptMode == Manifest.CryptMode.NONE)) {
-        throw new IllegalArgumentException(key == null
-            ? "crypt-mode " + cryptMode.json() + " needs a key file (--keyfile)"
-            : "a key file was given with crypt-mode none; leave out --keyfile, or use encrypt or sign-only");
+        throw new IllegalArgumentException(
+            key == null
+                ? "crypt-mode " + cryptMode.json() + " needs a key file (--keyfile)"
+                : "a key file was given with crypt-mode none; leave out --keyfile, or use encrypt or sign-only");
       }
       if (owner.length() > 64 || !AUTH_ID.matcher(owner).matches()) {
-        throw new IllegalArgumentException("bad owner '" + owner
-            + "': give a Proxmox auth id such as root@pam or backup@pbs!token");
+        throw new IllegalArgumentException(
+            "bad owner '"
+                + owner
+                + "': give a Proxmox auth id such as root@pam or backup@pbs!token");
       }
     }
 
     /** Encrypted with {@code key}, or plain without one; owned by {@value #DEFAULT_OWNER}. */
     public static Options of(CryptConfig key) {
-      return new Options(key, key == null ? Manifest.CryptMode.NONE : Manifest.CryptMode.ENCRYPT,
-          DEFAULT_OWNER);
+      return new Options(
+          key, key == null ? Manifest.CryptMode.NONE : Manifest.CryptMode.ENCRYPT, DEFAULT_OWNER);
     }
   }
 
@@ -84,8 +90,10 @@ public final class Backup {
   public record Source(String archive, Path path) {
     public Source {
       if (!ARCHIVE.matcher(archive).matches()) {
-        throw new IllegalArgumentException("bad archive name '" + archive
-            + "': use letters, digits, '.', '_' or '-', ending in .img");
+        throw new IllegalArgumentException(
+            "bad archive name '"
+                + archive
+                + "': use letters, digits, '.', '_' or '-', ending in .img");
       }
     }
 
@@ -94,8 +102,10 @@ public final class Backup {
       int colon = spec.indexOf(':');
       if (colon > 0) {
         String name = spec.substring(0, colon);
-        if (ARCHIVE.matcher(name.endsWith(".img") ? name : name + ".img").matches() && !name.contains("/")) {
-          return new Source(name.endsWith(".img") ? name : name + ".img", Path.of(spec.substring(colon + 1)));
+        if (ARCHIVE.matcher(name.endsWith(".img") ? name : name + ".img").matches()
+            && !name.contains("/")) {
+          return new Source(
+              name.endsWith(".img") ? name : name + ".img", Path.of(spec.substring(colon + 1)));
         }
       }
       Path p = Path.of(spec);
@@ -105,7 +115,8 @@ public final class Backup {
   }
 
   /** What a backup wrote. */
-  public record Result(SnapshotPath snapshot, long bytes, int chunks, int written, long writtenBytes) {}
+  public record Result(
+      SnapshotPath snapshot, long bytes, int chunks, int written, long writtenBytes) {}
 
   private final WritableStore store;
   private final String type;
@@ -115,13 +126,16 @@ public final class Backup {
   private final int threads;
   private final dev.thaw.fetch.RetryPolicy retry = dev.thaw.fetch.RetryPolicy.defaults();
 
-  /** @param threads worker threads for hashing, compressing and writing */
+  /**
+   * @param threads worker threads for hashing, compressing and writing
+   */
   public Backup(WritableStore store, String type, String id, Options options, int threads) {
     this.store = store;
     this.type = type;
     this.id = id;
     this.options = options;
-    this.codec = new BlobCodec(options.cryptMode() == Manifest.CryptMode.ENCRYPT ? options.key() : null);
+    this.codec =
+        new BlobCodec(options.cryptMode() == Manifest.CryptMode.ENCRYPT ? options.key() : null);
     this.threads = Math.max(1, threads);
   }
 
@@ -130,16 +144,19 @@ public final class Backup {
     List<Long> sizes = new ArrayList<>();
     for (Source s : sources) {
       if (!names.add(s.archive())) {
-        throw new IllegalArgumentException("two sources have the archive name " + s.archive()
-            + "; name them with NAME.img:PATH");
+        throw new IllegalArgumentException(
+            "two sources have the archive name " + s.archive() + "; name them with NAME.img:PATH");
       }
       sizes.add(sizeOf(s.path()));
     }
-    ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
-      Thread t = new Thread(r, "thaw-backup");
-      t.setDaemon(true);
-      return t;
-    });
+    ExecutorService pool =
+        Executors.newFixedThreadPool(
+            threads,
+            r -> {
+              Thread t = new Thread(r, "thaw-backup");
+              t.setDaemon(true);
+              return t;
+            });
     try {
       long now = Instant.now().getEpochSecond();
       ConcurrentHashMap<Digest, Boolean> known = new ConcurrentHashMap<>();
@@ -154,8 +171,9 @@ public final class Backup {
         FixedIndex idx = backupOne(s, sizes.get(i), pool, known, written, writtenBytes, now);
         byte[] bytes = idx.toBytes();
         indexes.add(bytes);
-        files.add(new Manifest.FileInfo(s.archive() + ".fidx", options.cryptMode(), idx.size(),
-            idx.checksum()));
+        files.add(
+            new Manifest.FileInfo(
+                s.archive() + ".fidx", options.cryptMode(), idx.size(), idx.checksum()));
         total += idx.size();
         chunks += idx.chunkCount();
       }
@@ -176,15 +194,24 @@ public final class Backup {
       throw new IOException("cannot tell the size of " + p);
     }
     if (size == 0) {
-      throw new IOException("source " + p + " is empty (0 bytes): there is no image to back up,"
-          + " and Proxmox Backup Server cannot open an empty one");
+      throw new IOException(
+          "source "
+              + p
+              + " is empty (0 bytes): there is no image to back up,"
+              + " and Proxmox Backup Server cannot open an empty one");
     }
     return size;
   }
 
-  private FixedIndex backupOne(Source s, long size, ExecutorService pool,
-      ConcurrentHashMap<Digest, Boolean> known, AtomicInteger written, AtomicLong writtenBytes,
-      long now) throws IOException, InterruptedException {
+  private FixedIndex backupOne(
+      Source s,
+      long size,
+      ExecutorService pool,
+      ConcurrentHashMap<Digest, Boolean> known,
+      AtomicInteger written,
+      AtomicLong writtenBytes,
+      long now)
+      throws IOException, InterruptedException {
     Path p = s.path();
     int cs = FixedIndex.DEFAULT_CHUNK_SIZE;
     int count = (int) ((size + cs - 1) / cs);
@@ -200,37 +227,44 @@ public final class Backup {
         while (b.hasRemaining()) {
           int n = ch.read(b, pos + b.position());
           if (n < 0) {
-            throw new IOException("source " + p + " ended at " + (pos + b.position()) + " bytes, expected " + size);
+            throw new IOException(
+                "source " + p + " ended at " + (pos + b.position()) + " bytes, expected " + size);
           }
         }
         inMemory.acquire();
         final int idx = i;
-        tasks.add(pool.submit(() -> {
-          try {
-            Digest d = codec.digest(buf, 0, len);
-            digests[idx] = d;
-            // uploads to a remote store (S3) meet the same transient faults as fetches
-            if (known.putIfAbsent(d, Boolean.TRUE) == null && !retry.call(() -> store.hasChunk(d))) {
-              byte[] blob = codec.encode(buf, 0, len, true);
-              retry.call(() -> {
-                store.writeChunk(d, blob);
-                return null;
-              });
-              written.incrementAndGet();
-              writtenBytes.addAndGet(blob.length);
-            }
-            return null;
-          } finally {
-            inMemory.release();
-          }
-        }));
+        tasks.add(
+            pool.submit(
+                () -> {
+                  try {
+                    Digest d = codec.digest(buf, 0, len);
+                    digests[idx] = d;
+                    // uploads to a remote store (S3) meet the same transient faults as fetches
+                    if (known.putIfAbsent(d, Boolean.TRUE) == null
+                        && !retry.call(() -> store.hasChunk(d))) {
+                      byte[] blob = codec.encode(buf, 0, len, true);
+                      retry.call(
+                          () -> {
+                            store.writeChunk(d, blob);
+                            return null;
+                          });
+                      written.incrementAndGet();
+                      writtenBytes.addAndGet(blob.length);
+                    }
+                    return null;
+                  } finally {
+                    inMemory.release();
+                  }
+                }));
       }
       for (Future<?> f : tasks) {
         f.get();
       }
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
-      throw c instanceof IOException io ? io : new IOException("backup of " + p + " failed: " + c, c);
+      throw c instanceof IOException io
+          ? io
+          : new IOException("backup of " + p + " failed: " + c, c);
     }
     return FixedIndex.of(size, cs, digests, UUID.randomUUID(), now);
   }

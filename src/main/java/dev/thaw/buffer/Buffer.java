@@ -3,16 +3,16 @@ package dev.thaw.buffer;
 import java.util.Arrays;
 
 /**
- * A byte array with a reference count: chunk bytes as they move from a store through decoding to
- * a writer or a cache. The bytes are {@code array()[offset(), offset() + length())}; the array may
- * be longer.
+ * A byte array with a reference count: chunk bytes as they move from a store through decoding to a
+ * writer or a cache. The bytes are {@code array()[offset(), offset() + length())}; the array may be
+ * longer.
  *
- * <p>Whoever holds a reference may read the bytes; the one holder of a fresh buffer may also
- * write them and narrow the range ({@link #range}) before it shares the buffer. {@link #release}
- * gives a reference up; the last one hands the array back to its {@link BufferPool}, and from
- * then on this object is dead: {@link #retain} fails, so a stale handle can never reach the
- * bytes of the array's next user. A buffer whose references are never all released is simply
- * left to the garbage collector. Thread-safe.
+ * <p>Whoever holds a reference may read the bytes; the one holder of a fresh buffer may also write
+ * them and narrow the range ({@link #range}) before it shares the buffer. {@link #release} gives a
+ * reference up; the last one hands the array back to its {@link BufferPool}, and from then on this
+ * object is dead: {@link #retain} fails, so a stale handle can never reach the bytes of the array's
+ * next user. A buffer whose references are never all released is simply left to the garbage
+ * collector. Thread-safe.
  */
 public final class Buffer {
   private final BufferPool pool;
@@ -28,8 +28,8 @@ public final class Buffer {
   }
 
   /**
-   * A buffer of {@code length} bytes from {@code pool}, or over a new array of exactly that
-   * length when {@code pool} is null.
+   * A buffer of {@code length} bytes from {@code pool}, or over a new array of exactly that length
+   * when {@code pool} is null.
    */
   public static Buffer take(BufferPool pool, int length) {
     return pool != null ? pool.take(length) : wrap(new byte[length]);
@@ -40,7 +40,10 @@ public final class Buffer {
     return new Buffer(null, data, data.length);
   }
 
-  /** The array; read it only while holding a reference, within {@link #offset()} and {@link #length()}. */
+  /**
+   * The array; read it only while holding a reference, within {@link #offset()} and {@link
+   * #length()}.
+   */
   public byte[] array() {
     return array;
   }
@@ -59,8 +62,8 @@ public final class Buffer {
   }
 
   /**
-   * Sets the range of valid bytes, e.g. a blob's payload after its header. Only the one holder of
-   * a buffer not yet shared may call this.
+   * Sets the range of valid bytes, e.g. a blob's payload after its header. Only the one holder of a
+   * buffer not yet shared may call this.
    */
   public synchronized void range(int offset, int length) {
     if (offset < 0 || length < 0 || offset + length > array.length) {
@@ -70,7 +73,9 @@ public final class Buffer {
     this.length = length;
   }
 
-  /** Takes another reference; false when the buffer was freed already (then it must not be read). */
+  /**
+   * Takes another reference; false when the buffer was freed already (then it must not be read).
+   */
   public synchronized boolean retain() {
     if (refs <= 0) {
       return false;

@@ -9,13 +9,13 @@ import java.nio.file.Path;
 import jnr.ffi.LibraryLoader;
 
 /**
- * The mount process's side of the launcher's handshake for a detached mount. The launcher
- * ({@code mount-scripts/thaw}) starts one JVM in a session of its own, with the user's terminal
- * on stdin, stdout and stderr (so that errors, warnings and a passphrase prompt reach the user
- * while the mount starts) and a pipe on the descriptor {@code --ready-fd} names. Once the mount
- * answers, {@link #detach} moves stdout and stderr to the mount's log and stdin to
- * {@code /dev/null}, then writes {@code ready} on the pipe: the launcher returns and the terminal
- * is free. A mount that fails before that simply exits with its message on the terminal.
+ * The mount process's side of the launcher's handshake for a detached mount. The launcher ({@code
+ * mount-scripts/thaw}) starts one JVM in a session of its own, with the user's terminal on stdin,
+ * stdout and stderr (so that errors, warnings and a passphrase prompt reach the user while the
+ * mount starts) and a pipe on the descriptor {@code --ready-fd} names. Once the mount answers,
+ * {@link #detach} moves stdout and stderr to the mount's log and stdin to {@code /dev/null}, then
+ * writes {@code ready} on the pipe: the launcher returns and the terminal is free. A mount that
+ * fails before that simply exits with its message on the terminal.
  */
 final class Detach {
   private static final int O_RDONLY = 0;
@@ -35,8 +35,8 @@ final class Detach {
 
   /**
    * Lets go of the terminal: stdout and stderr to {@code log} (made before, without following a
-   * link: {@link MountLog#create}), stdin from {@code /dev/null}; then tells the launcher on
-   * {@code readyFd}. The messages printed before are the user's last from this process.
+   * link: {@link MountLog#create}), stdin from {@code /dev/null}; then tells the launcher on {@code
+   * readyFd}. The messages printed before are the user's last from this process.
    */
   static void detach(int readyFd, Path log) throws IOException {
     System.out.flush();
@@ -45,14 +45,16 @@ final class Detach {
     int out = c.open(log.toString(), O_WRONLY | O_APPEND, 0);
     int in = c.open("/dev/null", O_RDONLY, 0);
     if (out < 0 || in < 0) {
-      throw new IOException("cannot open the mount log " + log + " to move this process's output there");
+      throw new IOException(
+          "cannot open the mount log " + log + " to move this process's output there");
     }
     if (c.dup2(out, 1) < 0 || c.dup2(out, 2) < 0 || c.dup2(in, 0) < 0) {
       throw new IOException("cannot move this process's output to " + log);
     }
     c.close(out);
     c.close(in);
-    try (OutputStream ready = Files.newOutputStream(Path.of("/proc/self/fd", Integer.toString(readyFd)))) {
+    try (OutputStream ready =
+        Files.newOutputStream(Path.of("/proc/self/fd", Integer.toString(readyFd)))) {
       ready.write("ready\n".getBytes(StandardCharsets.US_ASCII));
     }
     c.close(readyFd);

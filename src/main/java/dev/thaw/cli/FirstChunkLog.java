@@ -11,11 +11,10 @@ import java.util.Locale;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * A store that says on stderr, once, how long after the command started its first chunk was
- * asked for: the start-up cost a user waits through before any work begins. Used with
- * {@code THAW_DEBUG}; the start is the launcher's ({@code -Dthaw.launched}, epoch seconds), else
- * the JVM process's. The line gives the JVM's CPU seconds so far as well. Thread-safe when the
- * store is.
+ * A store that says on stderr, once, how long after the command started its first chunk was asked
+ * for: the start-up cost a user waits through before any work begins. Used with {@code THAW_DEBUG};
+ * the start is the launcher's ({@code -Dthaw.launched}, epoch seconds), else the JVM process's. The
+ * line gives the JVM's CPU seconds so far as well. Thread-safe when the store is.
  */
 final class FirstChunkLog extends ForwardingChunkStore {
   private final long startMicros;
@@ -42,7 +41,9 @@ final class FirstChunkLog extends ForwardingChunkStore {
       java.math.BigDecimal s = new java.math.BigDecimal(launched);
       return s.movePointRight(6).longValue();
     }
-    return ProcessHandle.current().info().startInstant()
+    return ProcessHandle.current()
+        .info()
+        .startInstant()
         .map(i -> i.getEpochSecond() * 1_000_000 + i.getNano() / 1000)
         .orElse(System.currentTimeMillis() * 1000);
   }
@@ -52,9 +53,18 @@ final class FirstChunkLog extends ForwardingChunkStore {
       java.time.Instant now = java.time.Instant.now();
       long micros = now.getEpochSecond() * 1_000_000 + now.getNano() / 1000 - startMicros;
       // CPU time too: on a busy machine the wall time says more about the neighbours than thaw
-      double cpu = ProcessHandle.current().info().totalCpuDuration().map(d -> d.toNanos() / 1e9).orElse(-1.0);
-      err.printf(Locale.ROOT, "thaw: debug: first chunk requested %.3f s after the command started"
-          + " (JVM CPU so far %.2f s)%n", micros / 1e6, cpu);
+      double cpu =
+          ProcessHandle.current()
+              .info()
+              .totalCpuDuration()
+              .map(d -> d.toNanos() / 1e9)
+              .orElse(-1.0);
+      err.printf(
+          Locale.ROOT,
+          "thaw: debug: first chunk requested %.3f s after the command started"
+              + " (JVM CPU so far %.2f s)%n",
+          micros / 1e6,
+          cpu);
     }
   }
 

@@ -13,16 +13,20 @@ import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /**
- * {@code --index}: read a casync image (a {@code .caibx} index, its chunks in the casync store
- * that {@code --store} names) instead of a snapshot of a datastore.
+ * {@code --index}: read a casync image (a {@code .caibx} index, its chunks in the casync store that
+ * {@code --store} names) instead of a snapshot of a datastore.
  */
 final class IndexOptions {
   /** Bytes a restore or verify keeps requested, however small the chunks (casync: 64 KiB). */
   static final long WINDOW_BYTES = 64L << 20;
 
-  @Option(names = "--index", paramLabel = "CAIBX",
-      description = {"A casync image index (PATH or http(s) URL of NAME.caibx); --store is then " +
-          "its casync chunk store (NAME.castr: a directory or http(s) URL)."})
+  @Option(
+      names = "--index",
+      paramLabel = "CAIBX",
+      description = {
+        "A casync image index (PATH or http(s) URL of NAME.caibx); --store is then "
+            + "its casync chunk store (NAME.castr: a directory or http(s) URL)."
+      })
   String index;
 
   boolean given() {
@@ -30,25 +34,40 @@ final class IndexOptions {
   }
 
   /**
-   * Checks the positional arguments: {@code withIndex} of them with {@code --index}, else
-   * {@code without}; a usage error (exit 2) otherwise.
+   * Checks the positional arguments: {@code withIndex} of them with {@code --index}, else {@code
+   * without}; a usage error (exit 2) otherwise.
    */
-  void checkArguments(CommandLine.Model.CommandSpec spec, List<String> args, int withIndex, int without,
+  void checkArguments(
+      CommandLine.Model.CommandSpec spec,
+      List<String> args,
+      int withIndex,
+      int without,
       KeyOptions key) {
     int want = given() ? withIndex : without;
     if (args.size() != want) {
-      String usage = spec.commandLine().getCommandName() + " " + (given()
-          ? "--index CAIBX --store CASTR" : "--store DS") + " expects " + want + " argument(s), not "
-          + args.size() + ": " + String.join(" ", args);
+      String usage =
+          spec.commandLine().getCommandName()
+              + " "
+              + (given() ? "--index CAIBX --store CASTR" : "--store DS")
+              + " expects "
+              + want
+              + " argument(s), not "
+              + args.size()
+              + ": "
+              + String.join(" ", args);
       throw new CommandLine.ParameterException(spec.commandLine(), usage);
     }
     if (given() && key.keyfile != null) {
-      throw new CommandLine.ParameterException(spec.commandLine(),
+      throw new CommandLine.ParameterException(
+          spec.commandLine(),
           "casync images are not encrypted: --keyfile does not apply with --index");
     }
   }
 
-  /** Opens the store(s) of {@code --store}: casync chunk stores with {@code --index}, else datastores. */
+  /**
+   * Opens the store(s) of {@code --store}: casync chunk stores with {@code --index}, else
+   * datastores.
+   */
   ChunkStore openStore(StoreOptions storeOptions) throws IOException {
     return given() ? storeOptions.open(ChunkLayout.CASYNC) : storeOptions.open();
   }

@@ -13,29 +13,45 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "key", mixinStandardHelpOptions = true,
+@Command(
+    name = "key",
+    mixinStandardHelpOptions = true,
     description = "Create and inspect encryption key files.",
     subcommands = {KeyCommand.Create.class, KeyCommand.Info.class})
 final class KeyCommand implements Runnable {
-  @picocli.CommandLine.Spec
-  picocli.CommandLine.Model.CommandSpec spec;
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
-    throw new picocli.CommandLine.ParameterException(spec.commandLine(), "name a subcommand: create or info");
+    throw new picocli.CommandLine.ParameterException(
+        spec.commandLine(), "name a subcommand: create or info");
   }
 
-  @Command(name = "create", mixinStandardHelpOptions = true,
-      description = {"Create a key file with a new random key.",
-          "The passphrase comes from --password-file, $" + Passphrases.ENV + " or a terminal prompt."})
+  @Command(
+      name = "create",
+      mixinStandardHelpOptions = true,
+      description = {
+        "Create a key file with a new random key.",
+        "The passphrase comes from --password-file, $" + Passphrases.ENV + " or a terminal prompt."
+      })
   static final class Create implements Callable<Integer> {
-    enum KdfChoice { scrypt, none }
+    enum KdfChoice {
+      scrypt,
+      none
+    }
 
-    @Option(names = "--kdf", defaultValue = "scrypt", paramLabel = "KDF",
-        description = "scrypt (passphrase-protected) or none (key in the clear). Default: ${DEFAULT-VALUE}.")
+    @Option(
+        names = "--kdf",
+        defaultValue = "scrypt",
+        paramLabel = "KDF",
+        description =
+            "scrypt (passphrase-protected) or none (key in the clear). Default: ${DEFAULT-VALUE}.")
     KdfChoice kdf;
 
-    @Option(names = "--password-file", paramLabel = "FILE", description = "Read the passphrase from FILE.")
+    @Option(
+        names = "--password-file",
+        paramLabel = "FILE",
+        description = "Read the passphrase from FILE.")
     Path passwordFile;
 
     @Parameters(paramLabel = "FILE", description = "The key file to create (must not exist).")
@@ -47,25 +63,31 @@ final class KeyCommand implements Runnable {
     @Override
     public Integer call() throws Exception {
       if (Files.exists(file)) {
-        throw new IllegalArgumentException("key file " + file + " exists already; not overwriting it");
+        throw new IllegalArgumentException(
+            "key file " + file + " exists already; not overwriting it");
       }
       Kdf k = kdf == KdfChoice.scrypt ? Kdf.SCRYPT : Kdf.NONE;
-      byte[] pass = k == Kdf.NONE ? null : Passphrases.read(passwordFile, env, "New passphrase: ", true);
+      byte[] pass =
+          k == Kdf.NONE ? null : Passphrases.read(passwordFile, env, "New passphrase: ", true);
       KeyFile key = KeyFile.create(k, pass, new SecureRandom());
       Files.write(file, key.toJson(), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
       Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-------"));
       CryptConfig c = key.open(() -> pass);
-      System.err.println("created key file " + file + " (kdf " + kdf + "), fingerprint " + c.shortFingerprint());
-      System.err.println("keep a copy of it apart from the backups: without it they cannot be restored");
+      System.err.println(
+          "created key file " + file + " (kdf " + kdf + "), fingerprint " + c.shortFingerprint());
+      System.err.println(
+          "keep a copy of it apart from the backups: without it they cannot be restored");
       return 0;
     }
   }
 
-  @Command(name = "info", mixinStandardHelpOptions = true,
-      description = "Show a key file's kdf, creation time and fingerprint (asks for the passphrase).")
+  @Command(
+      name = "info",
+      mixinStandardHelpOptions = true,
+      description =
+          "Show a key file's kdf, creation time and fingerprint (asks for the passphrase).")
   static final class Info implements Callable<Integer> {
-    @picocli.CommandLine.Mixin
-    KeyOptions key;
+    @picocli.CommandLine.Mixin KeyOptions key;
 
     @Parameters(paramLabel = "FILE", description = "The key file.")
     Path file;

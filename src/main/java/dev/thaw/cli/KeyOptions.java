@@ -10,14 +10,22 @@ import picocli.CommandLine.Option;
 
 /** {@code --keyfile} and where its passphrase comes from. */
 final class KeyOptions {
-  @Option(names = "--keyfile", paramLabel = "FILE",
-      description = {"Key file: needed for encrypted snapshots; with it, only snapshots signed by " +
-          "that key are opened (see --allow-unsigned). A backup encrypts with it (--crypt-mode)."})
+  @Option(
+      names = "--keyfile",
+      paramLabel = "FILE",
+      description = {
+        "Key file: needed for encrypted snapshots; with it, only snapshots signed by "
+            + "that key are opened (see --allow-unsigned). A backup encrypts with it (--crypt-mode)."
+      })
   Path keyfile;
 
-  @Option(names = "--password-file", paramLabel = "FILE",
-      description = "Read the key passphrase from FILE (first line). Otherwise $"
-          + Passphrases.ENV + " or a terminal prompt.")
+  @Option(
+      names = "--password-file",
+      paramLabel = "FILE",
+      description =
+          "Read the key passphrase from FILE (first line). Otherwise $"
+              + Passphrases.ENV
+              + " or a terminal prompt.")
   Path passwordFile;
 
   /** Where the passphrase may come from ({@link Secrets#environment()}). */

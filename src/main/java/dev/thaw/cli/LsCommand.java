@@ -15,20 +15,26 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "ls", mixinStandardHelpOptions = true,
+@Command(
+    name = "ls",
+    mixinStandardHelpOptions = true,
     description = "List the snapshots of a datastore, or the archives of one snapshot.")
 final class LsCommand implements Callable<Integer> {
-  enum Output { text, json }
+  enum Output {
+    text,
+    json
+  }
 
-  @Mixin
-  StoreOptions storeOptions;
+  @Mixin StoreOptions storeOptions;
 
-  @Option(names = "--output", paramLabel = "FORMAT", defaultValue = "text",
+  @Option(
+      names = "--output",
+      paramLabel = "FORMAT",
+      defaultValue = "text",
       description = "text or json (default: ${DEFAULT-VALUE}).")
   Output output;
 
-  @Mixin
-  KeyOptions key;
+  @Mixin KeyOptions key;
 
   @Parameters(arity = "0..1", paramLabel = "SNAPSHOT", description = "TYPE/ID/TIME")
   String snapshot;
@@ -87,22 +93,33 @@ final class LsCommand implements Callable<Integer> {
           continue;
         }
         ObjectNode a = arr.addObject();
-        a.put("name", f.filename().substring(0, f.filename().length() - Snapshot.FIXED_INDEX_SUFFIX.length()));
+        a.put(
+            "name",
+            f.filename()
+                .substring(0, f.filename().length() - Snapshot.FIXED_INDEX_SUFFIX.length()));
         a.put("file", f.filename());
         a.put("size", f.size());
         a.put("crypt-mode", f.cryptMode().json());
       }
       ArrayNode files = o.putArray("files");
       for (Manifest.FileInfo f : m.files()) {
-        files.addObject().put("filename", f.filename()).put("size", f.size()).put("crypt-mode", f.cryptMode().json());
+        files
+            .addObject()
+            .put("filename", f.filename())
+            .put("size", f.size())
+            .put("crypt-mode", f.cryptMode().json());
       }
       System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o));
     } else {
       for (Manifest.FileInfo f : m.files()) {
-        String name = f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)
-            ? f.filename().substring(0, f.filename().length() - Snapshot.FIXED_INDEX_SUFFIX.length())
-            : f.filename();
-        System.out.printf("%-28s %12s %16d bytes  %s%n", name, Units.bytes(f.size()), f.size(), f.cryptMode().json());
+        String name =
+            f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)
+                ? f.filename()
+                    .substring(0, f.filename().length() - Snapshot.FIXED_INDEX_SUFFIX.length())
+                : f.filename();
+        System.out.printf(
+            "%-28s %12s %16d bytes  %s%n",
+            name, Units.bytes(f.size()), f.size(), f.cryptMode().json());
       }
     }
   }

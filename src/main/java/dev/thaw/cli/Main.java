@@ -9,27 +9,43 @@ import picocli.CommandLine.Command;
  * thaw's entry point: parses the command line and maps failures to messages and exit codes.
  *
  * <p>Only the command named is built: picocli builds a command's model by reflection, and all of
- * them at once (with what their fields initialise) cost a large part of a command's start. The
- * full set is built only for the top-level help, and for a name that is no command (so that
- * picocli suggests the nearest); {@code --version} builds none.
+ * them at once (with what their fields initialise) cost a large part of a command's start. The full
+ * set is built only for the top-level help, and for a name that is no command (so that picocli
+ * suggests the nearest); {@code --version} builds none.
  */
-@Command(name = "thaw", mixinStandardHelpOptions = true, version = "thaw 0.1.0",
-    description = "Back up, verify and restore chunked disk images; chunks are fetched on demand, "
-        + "in parallel, and verified before use.")
+@Command(
+    name = "thaw",
+    mixinStandardHelpOptions = true,
+    version = "thaw 0.1.0",
+    description =
+        "Back up, verify and restore chunked disk images; chunks are fetched on demand, "
+            + "in parallel, and verified before use.")
 public final class Main implements Runnable {
   /** Exit code for a failed run; usage errors exit 2. */
   static final int FAILED = 1;
 
   /** The commands, in the order help lists them. */
-  private static final List<String> COMMANDS = List.of("backup", "ls", "restore", "verify", "partitions",
-      "files", "mount", "serve", "unmount", "status", "key", "help");
+  private static final List<String> COMMANDS =
+      List.of(
+          "backup",
+          "ls",
+          "restore",
+          "verify",
+          "partitions",
+          "files",
+          "mount",
+          "serve",
+          "unmount",
+          "status",
+          "key",
+          "help");
 
-  @CommandLine.Spec
-  CommandLine.Model.CommandSpec spec;
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(spec.commandLine(), "name a command (see thaw --help)");
+    throw new CommandLine.ParameterException(
+        spec.commandLine(), "name a command (see thaw --help)");
   }
 
   public static void main(String[] args) {
@@ -56,8 +72,8 @@ public final class Main implements Runnable {
   }
 
   /**
-   * Makes what picocli instantiates, giving the option groups that read credentials the
-   * environment with the launcher's secrets ({@link Secrets#environment()}).
+   * Makes what picocli instantiates, giving the option groups that read credentials the environment
+   * with the launcher's secrets ({@link Secrets#environment()}).
    */
   private static final class Factory implements CommandLine.IFactory {
     private final java.util.Map<String, String> env;
@@ -92,7 +108,9 @@ public final class Main implements Runnable {
       }
     }
     Object named = name == null ? null : command(name, env);
-    boolean versionOnly = name == null && List.of(args).stream().anyMatch(a -> a.equals("-V") || a.equals("--version"));
+    boolean versionOnly =
+        name == null
+            && List.of(args).stream().anyMatch(a -> a.equals("-V") || a.equals("--version"));
     if (versionOnly) {
       // nothing to build
     } else if (named == null || named instanceof CommandLine.HelpCommand) {
@@ -102,15 +120,16 @@ public final class Main implements Runnable {
     } else {
       cl.addSubcommand(name, named);
     }
-    cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-      PrintWriter err = cl.getErr();
-      err.println("thaw: error: " + Errors.describe(ex));
-      if (System.getenv("THAW_DEBUG") != null) {
-        ex.printStackTrace(err);
-      }
-      err.flush();
-      return FAILED;
-    });
+    cl.setExecutionExceptionHandler(
+        (ex, cmd, parsed) -> {
+          PrintWriter err = cl.getErr();
+          err.println("thaw: error: " + Errors.describe(ex));
+          if (System.getenv("THAW_DEBUG") != null) {
+            ex.printStackTrace(err);
+          }
+          err.flush();
+          return FAILED;
+        });
     return cl;
   }
 }

@@ -9,8 +9,8 @@ import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
- * Where passphrases come from, in order: a file named on the command line, the environment
- * variable {@value #ENV}, a prompt on the terminal. Never from argv.
+ * Where passphrases come from, in order: a file named on the command line, the environment variable
+ * {@value #ENV}, a prompt on the terminal. Never from argv.
  */
 final class Passphrases {
   static final String ENV = "THAW_KEY_PASSWORD";
@@ -40,10 +40,13 @@ final class Passphrases {
       if (file != null) {
         String s = Files.readString(file, StandardCharsets.UTF_8);
         int nl = s.indexOf('\n');
-        return (nl >= 0 ? s.substring(0, nl) : s).replace("\r", "").getBytes(StandardCharsets.UTF_8);
+        return (nl >= 0 ? s.substring(0, nl) : s)
+            .replace("\r", "")
+            .getBytes(StandardCharsets.UTF_8);
       }
     } catch (IOException e) {
-      throw new UncheckedIOException(new IOException("cannot read the password file " + file + ": " + e.getMessage()));
+      throw new UncheckedIOException(
+          new IOException("cannot read the password file " + file + ": " + e.getMessage()));
     }
     String fromEnv = env.get(ENV);
     if (fromEnv != null) {
@@ -52,8 +55,8 @@ final class Passphrases {
     @SuppressWarnings("SystemConsoleNull") // null before JDK 22; isTerminal() decides after
     Console c = System.console();
     if (c == null || !isTerminal(c)) {
-      throw new IllegalStateException("a passphrase is needed: set " + ENV
-          + ", use --password-file, or run on a terminal");
+      throw new IllegalStateException(
+          "a passphrase is needed: set " + ENV + ", use --password-file, or run on a terminal");
     }
     char[] p = c.readPassword("%s", prompt);
     if (p == null) {

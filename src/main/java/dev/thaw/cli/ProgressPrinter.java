@@ -15,7 +15,12 @@ import java.util.function.Supplier;
  */
 final class ProgressPrinter implements AutoCloseable {
   /** How progress is shown. */
-  enum Mode { AUTO, TTY, PLAIN, NONE }
+  enum Mode {
+    AUTO,
+    TTY,
+    PLAIN,
+    NONE
+  }
 
   /** What the printer shows; byte counts of image data. */
   record Sample(long total, long done, long zero, long elapsedNanos) {}
@@ -39,13 +44,17 @@ final class ProgressPrinter implements AutoCloseable {
       timer = null;
       return;
     }
-    timer = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "thaw-progress");
-      t.setDaemon(true);
-      return t;
-    });
+    timer =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "thaw-progress");
+              t.setDaemon(true);
+              return t;
+            });
     long period = tty ? 250 : 5000;
-    var unused = timer.scheduleAtFixedRate(this::print, period, period, TimeUnit.MILLISECONDS); // ended by close()
+    var unused =
+        timer.scheduleAtFixedRate(
+            this::print, period, period, TimeUnit.MILLISECONDS); // ended by close()
   }
 
   static boolean stderrIsTerminal() {
@@ -71,13 +80,28 @@ final class ProgressPrinter implements AutoCloseable {
       int width = 24;
       int filled = (int) Math.min(width, Math.round(pct / 100 * width));
       String bar = "#".repeat(filled) + ".".repeat(width - filled);
-      err.printf(Locale.ROOT, "\r%s [%s] %5.1f%%  %s / %s  %7.1f MiB/s  ETA %s  zero %2.0f%%\033[K",
-          label, bar, pct, Units.bytes(s.done()), Units.bytes(s.total()), smoothRate / 1048576,
-          Units.clock(eta), zeroShare);
+      err.printf(
+          Locale.ROOT,
+          "\r%s [%s] %5.1f%%  %s / %s  %7.1f MiB/s  ETA %s  zero %2.0f%%\033[K",
+          label,
+          bar,
+          pct,
+          Units.bytes(s.done()),
+          Units.bytes(s.total()),
+          smoothRate / 1048576,
+          Units.clock(eta),
+          zeroShare);
     } else {
-      err.printf(Locale.ROOT, "%s: %.1f%% (%s of %s), %.1f MiB/s, ETA %s, zero %.0f%%%n",
-          label, pct, Units.bytes(s.done()), Units.bytes(s.total()), smoothRate / 1048576,
-          Units.clock(eta), zeroShare);
+      err.printf(
+          Locale.ROOT,
+          "%s: %.1f%% (%s of %s), %.1f MiB/s, ETA %s, zero %.0f%%%n",
+          label,
+          pct,
+          Units.bytes(s.done()),
+          Units.bytes(s.total()),
+          smoothRate / 1048576,
+          Units.clock(eta),
+          zeroShare);
     }
     err.flush();
   }

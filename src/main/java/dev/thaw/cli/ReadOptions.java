@@ -2,7 +2,6 @@ package dev.thaw.cli;
 
 import dev.thaw.image.ImageReader;
 import java.time.Duration;
-import java.util.List;
 import picocli.CommandLine.Option;
 
 /**
@@ -10,21 +9,37 @@ import picocli.CommandLine.Option;
  * read-ahead and the read timeout.
  */
 final class ReadOptions {
-  @Option(names = "--cache-size", paramLabel = "SIZE", defaultValue = "512M",
+  @Option(
+      names = "--cache-size",
+      paramLabel = "SIZE",
+      defaultValue = "512M",
       description = "Memory for verified chunks (default: ${DEFAULT-VALUE}).")
   String cacheSize;
 
-  @Option(names = "--readahead", paramLabel = "N", defaultValue = "16",
-      description = "Chunks a sequential reader keeps fetched ahead; 0 disables (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--readahead",
+      paramLabel = "N",
+      defaultValue = "16",
+      description =
+          "Chunks a sequential reader keeps fetched ahead; 0 disables (default: ${DEFAULT-VALUE}).")
   int readAhead;
 
-  @Option(names = "--readahead-size", paramLabel = "SIZE", defaultValue = "64M",
-      description = {"...and at least this many bytes, so that small chunks (casync: 64 KiB) " +
-          "keep enough fetches going (default: ${DEFAULT-VALUE})."})
+  @Option(
+      names = "--readahead-size",
+      paramLabel = "SIZE",
+      defaultValue = "64M",
+      description = {
+        "...and at least this many bytes, so that small chunks (casync: 64 KiB) "
+            + "keep enough fetches going (default: ${DEFAULT-VALUE})."
+      })
   String readAheadSize;
 
-  @Option(names = "--read-timeout", paramLabel = "SECONDS", defaultValue = "60",
-      description = "A read waiting longer than this for the store fails with EIO (default: ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--read-timeout",
+      paramLabel = "SECONDS",
+      defaultValue = "60",
+      description =
+          "A read waiting longer than this for the store fails with EIO (default: ${DEFAULT-VALUE}).")
   int readTimeout;
 
   /** The cache size in bytes, checked. */
@@ -41,7 +56,7 @@ final class ReadOptions {
 
   /** How images are read: read-ahead in chunks and bytes, the read timeout. */
   ImageReader.Settings settings() {
-    return new ImageReader.Settings(readAhead, Units.parseSize(readAheadSize), Duration.ofSeconds(readTimeout));
+    return new ImageReader.Settings(
+        readAhead, Units.parseSize(readAheadSize), Duration.ofSeconds(readTimeout));
   }
-
 }

@@ -14,17 +14,23 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The environment thaw's commands read credentials from: the process's own, plus the secrets
- * that the launcher ({@code mount-scripts/thaw}) moved out of it. The launcher takes
- * {@link #NAMES} out of the environment, where {@code /proc/PID/environ} would show them for the
- * life of the process (a mount or an NBD server lives long), and hands them over once on a pipe
- * whose descriptor the system property {@value #FD_PROPERTY} names, as {@code NAME=base64}
- * lines ended by an empty line.
+ * The environment thaw's commands read credentials from: the process's own, plus the secrets that
+ * the launcher ({@code mount-scripts/thaw}) moved out of it. The launcher takes {@link #NAMES} out
+ * of the environment, where {@code /proc/PID/environ} would show them for the life of the process
+ * (a mount or an NBD server lives long), and hands them over once on a pipe whose descriptor the
+ * system property {@value #FD_PROPERTY} names, as {@code NAME=base64} lines ended by an empty line.
  */
 final class Secrets {
   /** Variables the launcher hands over on a pipe instead of in the environment. */
-  static final List<String> NAMES = List.of(Passphrases.ENV, "THAW_STORE_TOKEN",
-      "THAW_STORE_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PBS_PASSWORD");
+  static final List<String> NAMES =
+      List.of(
+          Passphrases.ENV,
+          "THAW_STORE_TOKEN",
+          "THAW_STORE_PASSWORD",
+          "AWS_SECRET_ACCESS_KEY",
+          "AWS_SESSION_TOKEN",
+          "PBS_PASSWORD");
+
   /** The system property naming the descriptor of the launcher's pipe. */
   static final String FD_PROPERTY = "thaw.secrets.fd";
 
@@ -39,8 +45,9 @@ final class Secrets {
     try (InputStream in = Files.newInputStream(Path.of("/proc/self/fd", fd))) {
       return overlay(System.getenv(), receive(in));
     } catch (IOException e) {
-      throw new UncheckedIOException(new IOException("cannot read the secrets the launcher handed over: "
-          + e.getMessage(), e));
+      throw new UncheckedIOException(
+          new IOException(
+              "cannot read the secrets the launcher handed over: " + e.getMessage(), e));
     }
   }
 
@@ -53,8 +60,9 @@ final class Secrets {
       if (eq <= 0) {
         throw new IOException("malformed secret handover");
       }
-      m.put(line.substring(0, eq), new String(Base64.getDecoder().decode(line.substring(eq + 1)),
-          StandardCharsets.UTF_8));
+      m.put(
+          line.substring(0, eq),
+          new String(Base64.getDecoder().decode(line.substring(eq + 1)), StandardCharsets.UTF_8));
     }
     return m;
   }
@@ -62,11 +70,12 @@ final class Secrets {
   /** {@code env} with the handed-over variables of {@link #NAMES} added. */
   static Map<String, String> overlay(Map<String, String> env, Map<String, String> received) {
     Map<String, String> m = new HashMap<>(env);
-    received.forEach((k, v) -> {
-      if (NAMES.contains(k)) {
-        m.put(k, v);
-      }
-    });
+    received.forEach(
+        (k, v) -> {
+          if (NAMES.contains(k)) {
+            m.put(k, v);
+          }
+        });
     return Map.copyOf(m);
   }
 }

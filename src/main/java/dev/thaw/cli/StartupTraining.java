@@ -13,11 +13,11 @@ import java.util.Random;
 import java.util.stream.Stream;
 
 /**
- * The run from which the launcher ({@code mount-scripts/thaw}) makes its start-up archive: once
- * per JDK and jar, in the background, it runs this class under
- * {@code -XX:ArchiveClassesAtExit} (JDK 17 to 24: a class-data sharing archive) or
- * {@code -XX:AOTCacheOutput} (JDK 25 and later: an ahead-of-time cache), and later commands map
- * the classes it loaded instead of loading, parsing and verifying them again.
+ * The run from which the launcher ({@code mount-scripts/thaw}) makes its start-up archive: once per
+ * JDK and jar, in the background, it runs this class under {@code -XX:ArchiveClassesAtExit} (JDK 17
+ * to 24: a class-data sharing archive) or {@code -XX:AOTCacheOutput} (JDK 25 and later: an
+ * ahead-of-time cache), and later commands map the classes it loaded instead of loading, parsing
+ * and verifying them again.
  *
  * <p>It runs thaw's own commands, quietly, on a small image in a directory of its own below the
  * directory given, which it deletes: backup, ls, verify, restore (plain and encrypted), a mount
@@ -53,8 +53,19 @@ public final class StartupTraining {
     String ds = dir.resolve("ds").toString();
     String key = dir.resolve("key.json").toString();
     run("--help");
-    for (String c : List.of("backup", "ls", "restore", "verify", "partitions", "files", "mount", "serve",
-        "unmount", "status", "key")) {
+    for (String c :
+        List.of(
+            "backup",
+            "ls",
+            "restore",
+            "verify",
+            "partitions",
+            "files",
+            "mount",
+            "serve",
+            "unmount",
+            "status",
+            "key")) {
       run(c, "--help");
     }
     captured.reset();
@@ -65,21 +76,50 @@ public final class StartupTraining {
     run("ls", "--store", ds, "--output", "json", snapshot);
     run("verify", "--store", ds, snapshot);
     run("partitions", "--store", ds, snapshot);
-    run("restore", "--progress", "none", "--store", ds, snapshot, "disk.img", dir.resolve("out.img").toString());
+    run(
+        "restore",
+        "--progress",
+        "none",
+        "--store",
+        ds,
+        snapshot,
+        "disk.img",
+        dir.resolve("out.img").toString());
     Path mountpoint = Files.createDirectory(dir.resolve("mnt"));
     run("mount", "--rehearse", "--store", ds, snapshot, mountpoint.toString());
     run("key", "create", "--kdf", "none", key);
     captured.reset();
     run("backup", "--store", ds, "--id", "vm/101", "--keyfile", key, img.toString());
     lines = captured.toString(StandardCharsets.UTF_8).strip().split("\n");
-    run("restore", "--progress", "none", "--store", ds, "--keyfile", key, lines[lines.length - 1].strip(), "disk.img",
+    run(
+        "restore",
+        "--progress",
+        "none",
+        "--store",
+        ds,
+        "--keyfile",
+        key,
+        lines[lines.length - 1].strip(),
+        "disk.img",
         dir.resolve("out2.img").toString());
     // what a mount, a server and the remote stores load before they do anything
-    for (String c : List.of("dev.thaw.fuse.Mounter", "dev.thaw.fuse.ThawFuse", "dev.thaw.fuse.ImagesTree",
-        "dev.thaw.fuse.DatastoreTree", "dev.thaw.fuse.OpenFiles", "dev.thaw.fuse.Errno",
-        "dev.thaw.restore.LiveRestore", "dev.thaw.restore.LiveRestores", "dev.thaw.restore.ServeStatus",
-        "dev.thaw.nbd.NbdServer", "dev.thaw.store.HttpStore", "dev.thaw.store.S3Store",
-        "ru.serce.jnrfuse.FuseStubFS", "ru.serce.jnrfuse.AbstractFuseFS", "okhttp3.OkHttpClient")) {
+    for (String c :
+        List.of(
+            "dev.thaw.fuse.Mounter",
+            "dev.thaw.fuse.ThawFuse",
+            "dev.thaw.fuse.ImagesTree",
+            "dev.thaw.fuse.DatastoreTree",
+            "dev.thaw.fuse.OpenFiles",
+            "dev.thaw.fuse.Errno",
+            "dev.thaw.restore.LiveRestore",
+            "dev.thaw.restore.LiveRestores",
+            "dev.thaw.restore.ServeStatus",
+            "dev.thaw.nbd.NbdServer",
+            "dev.thaw.store.HttpStore",
+            "dev.thaw.store.S3Store",
+            "ru.serce.jnrfuse.FuseStubFS",
+            "ru.serce.jnrfuse.AbstractFuseFS",
+            "okhttp3.OkHttpClient")) {
       try {
         Class.forName(c, false, StartupTraining.class.getClassLoader());
       } catch (ClassNotFoundException | LinkageError e) {

@@ -30,50 +30,75 @@ import picocli.CommandLine.TypeConversionException;
  */
 final class StoreOptions {
   // not required here: thaw files reads a local volume file without any store (given())
-  @Option(names = "--store", paramLabel = "DS",
-      description = {"Datastore: a directory, file:///path, http(s)://host/prefix, s3://BUCKET/PREFIX " +
-          "or pbs://[[AUTHID@]HOST[:PORT]:]DATASTORE (a Proxmox Backup Server).",
-          "Repeat to name mirrors: what the first cannot serve is read from the next."})
+  @Option(
+      names = "--store",
+      paramLabel = "DS",
+      description = {
+        "Datastore: a directory, file:///path, http(s)://host/prefix, s3://BUCKET/PREFIX "
+            + "or pbs://[[AUTHID@]HOST[:PORT]:]DATASTORE (a Proxmox Backup Server).",
+        "Repeat to name mirrors: what the first cannot serve is read from the next."
+      })
   List<String> stores;
 
-  @Option(names = "--repository", paramLabel = "REPO",
-      description = {"A Proxmox Backup Server datastore as its client names it, [[AUTHID@]HOST[:PORT]:]DATASTORE " +
-          "(default: $PBS_REPOSITORY when no --store is given). AUTHID is an API token, USER@REALM!NAME; " +
-          "its secret comes from $PBS_PASSWORD or the file $PBS_PASSWORD_FILE, a self-signed server's " +
-          "certificate fingerprint from $PBS_FINGERPRINT."})
+  @Option(
+      names = "--repository",
+      paramLabel = "REPO",
+      description = {
+        "A Proxmox Backup Server datastore as its client names it, [[AUTHID@]HOST[:PORT]:]DATASTORE "
+            + "(default: $PBS_REPOSITORY when no --store is given). AUTHID is an API token, USER@REALM!NAME; "
+            + "its secret comes from $PBS_PASSWORD or the file $PBS_PASSWORD_FILE, a self-signed server's "
+            + "certificate fingerprint from $PBS_FINGERPRINT."
+      })
   String repository;
 
-  @Option(names = "--ns", paramLabel = "NS",
-      description = "Proxmox Backup Server namespace (a/b) that snapshot names are relative to (default: $PBS_NAMESPACE, else the root).")
+  @Option(
+      names = "--ns",
+      paramLabel = "NS",
+      description =
+          "Proxmox Backup Server namespace (a/b) that snapshot names are relative to (default: $PBS_NAMESPACE, else the root).")
   String namespace;
 
   @Spec(Spec.Target.MIXEE)
   CommandSpec mixee;
 
-  @Mixin
-  S3Flags s3;
+  @Mixin S3Flags s3;
 
-  @Option(names = "--rate-limit", paramLabel = "BYTES/s",
+  @Option(
+      names = "--rate-limit",
+      paramLabel = "BYTES/s",
       description = "Limit all chunk fetches together to this rate, e.g. 50M (default: no limit).")
   String rateLimit;
 
-  @Option(names = "--parallel", paramLabel = "N", defaultValue = "16",
+  @Option(
+      names = "--parallel",
+      paramLabel = "N",
+      defaultValue = "16",
       description = "Chunk fetches in flight (default: ${DEFAULT-VALUE}).")
   int parallel;
 
-  @Option(names = "--ca-file", paramLabel = "PEM",
+  @Option(
+      names = "--ca-file",
+      paramLabel = "PEM",
       description = "HTTPS: trust the CA certificates in this file instead of the system's.")
   Path caFile;
 
-  @Option(names = "--auth-file", paramLabel = "FILE",
-      description = {"HTTP(S) credentials: a first line 'bearer TOKEN' or 'basic USER:PASSWORD'.",
-          "Otherwise $THAW_STORE_TOKEN (bearer) or $THAW_STORE_USER and $THAW_STORE_PASSWORD."})
+  @Option(
+      names = "--auth-file",
+      paramLabel = "FILE",
+      description = {
+        "HTTP(S) credentials: a first line 'bearer TOKEN' or 'basic USER:PASSWORD'.",
+        "Otherwise $THAW_STORE_TOKEN (bearer) or $THAW_STORE_USER and $THAW_STORE_PASSWORD."
+      })
   Path authFile;
 
-  @Option(names = "--retry-for", paramLabel = "DURATION", defaultValue = "60s",
-      description = "How long to keep retrying a chunk fetch that failed in a way that may pass"
-          + " (unreachable store, reset, timeout, 5xx, 429), e.g. 30s or 10m; 0: no retries"
-          + " (default: ${DEFAULT-VALUE}).",
+  @Option(
+      names = "--retry-for",
+      paramLabel = "DURATION",
+      defaultValue = "60s",
+      description =
+          "How long to keep retrying a chunk fetch that failed in a way that may pass"
+              + " (unreachable store, reset, timeout, 5xx, 429), e.g. 30s or 10m; 0: no retries"
+              + " (default: ${DEFAULT-VALUE}).",
       converter = DurationConverter.class)
   Duration retryFor;
 
@@ -101,11 +126,14 @@ final class StoreOptions {
     return FirstChunkLog.wrap(retryPolicy().retryingFileReads(access().open(specs(), layout)), env);
   }
 
-  /** The stores named: every --store, then --repository (or $PBS_REPOSITORY when neither is given). */
+  /**
+   * The stores named: every --store, then --repository (or $PBS_REPOSITORY when neither is given).
+   */
   List<String> specs() {
     List<String> all = named();
     if (all.isEmpty()) { // a usage error (exit 2)
-      throw new ParameterException(mixee.commandLine(),
+      throw new ParameterException(
+          mixee.commandLine(),
           "Missing required option: name a datastore with --store or --repository (or set PBS_REPOSITORY)");
     }
     return all;
@@ -113,7 +141,8 @@ final class StoreOptions {
 
   private List<String> named() {
     List<String> all = new ArrayList<>(stores == null ? List.of() : stores);
-    String repo = repository != null ? repository : all.isEmpty() ? env.get("PBS_REPOSITORY") : null;
+    String repo =
+        repository != null ? repository : all.isEmpty() ? env.get("PBS_REPOSITORY") : null;
     if (repo != null && !repo.isBlank()) {
       all.add("pbs://" + repo.strip());
     }
@@ -131,8 +160,8 @@ final class StoreOptions {
   }
 
   /**
-   * Reads one file named on the command line (a casync index), with the stores' client and
-   * under the same retries as chunks.
+   * Reads one file named on the command line (a casync index), with the stores' client and under
+   * the same retries as chunks.
    */
   Stores.Fetched readFile(String spec, String what) throws IOException {
     try {
@@ -150,16 +179,23 @@ final class StoreOptions {
   Stores.Options options() throws IOException {
     long rate = Units.parseRate(rateLimit);
     if (rateLimit != null && rate < 4096) {
-      throw new IllegalArgumentException("--rate-limit must be at least 4K bytes/s, not " + rateLimit);
+      throw new IllegalArgumentException(
+          "--rate-limit must be at least 4K bytes/s, not " + rateLimit);
     }
-    Stores.Options o = Stores.Options.defaults(parallel).withTls(caFile, authorization()).withS3(s3.toOptions())
-        .withRateLimit(rate).withEnv(env);
-    return specs().stream().anyMatch(sp -> sp.toLowerCase(Locale.ROOT).startsWith("pbs://")) ? o.withPbs(pbs()) : o;
+    Stores.Options o =
+        Stores.Options.defaults(parallel)
+            .withTls(caFile, authorization())
+            .withS3(s3.toOptions())
+            .withRateLimit(rate)
+            .withEnv(env);
+    return specs().stream().anyMatch(sp -> sp.toLowerCase(Locale.ROOT).startsWith("pbs://"))
+        ? o.withPbs(pbs())
+        : o;
   }
 
   /**
-   * The Proxmox Backup Server settings, from the environment as the PBS client reads it: the
-   * token secret is the first line of $PBS_PASSWORD or of the file $PBS_PASSWORD_FILE.
+   * The Proxmox Backup Server settings, from the environment as the PBS client reads it: the token
+   * secret is the first line of $PBS_PASSWORD or of the file $PBS_PASSWORD_FILE.
    */
   PbsOptions pbs() throws IOException {
     String secret = env.get("PBS_PASSWORD");
@@ -167,7 +203,10 @@ final class StoreOptions {
       String file = env.get("PBS_PASSWORD_FILE");
       if (file != null && !file.isEmpty()) {
         try {
-          secret = Files.readAllLines(Path.of(file), StandardCharsets.UTF_8).stream().findFirst().orElse("");
+          secret =
+              Files.readAllLines(Path.of(file), StandardCharsets.UTF_8).stream()
+                  .findFirst()
+                  .orElse("");
         } catch (IOException e) {
           throw new IOException("cannot read PBS_PASSWORD_FILE " + file + ": " + e.getMessage(), e);
         }
@@ -183,8 +222,12 @@ final class StoreOptions {
   /** The Authorization header value from --auth-file or the environment, or null. */
   String authorization() throws IOException {
     if (authFile != null) {
-      String line = Files.readAllLines(authFile, StandardCharsets.UTF_8).stream()
-          .filter(l -> !l.isBlank()).findFirst().orElse("").strip();
+      String line =
+          Files.readAllLines(authFile, StandardCharsets.UTF_8).stream()
+              .filter(l -> !l.isBlank())
+              .findFirst()
+              .orElse("")
+              .strip();
       int sp = line.indexOf(' ');
       String kind = sp > 0 ? line.substring(0, sp).toLowerCase(Locale.ROOT) : "";
       String value = sp > 0 ? line.substring(sp + 1).strip() : "";
@@ -193,10 +236,13 @@ final class StoreOptions {
       }
       if (kind.equals("basic") && value.indexOf(':') > 0) {
         int c = value.indexOf(':');
-        return Credentials.basic(value.substring(0, c), value.substring(c + 1), StandardCharsets.UTF_8);
+        return Credentials.basic(
+            value.substring(0, c), value.substring(c + 1), StandardCharsets.UTF_8);
       }
-      throw new IllegalArgumentException("--auth-file " + authFile
-          + ": the first line must be 'bearer TOKEN' or 'basic USER:PASSWORD'");
+      throw new IllegalArgumentException(
+          "--auth-file "
+              + authFile
+              + ": the first line must be 'bearer TOKEN' or 'basic USER:PASSWORD'");
     }
     String token = env.get("THAW_STORE_TOKEN");
     if (token != null && !token.isBlank()) {
@@ -211,15 +257,16 @@ final class StoreOptions {
   }
 
   FetchPipeline pipeline(ChunkStore s) {
-    return new FetchPipeline(s, parallel, Runtime.getRuntime().availableProcessors(), retryPolicy());
+    return new FetchPipeline(
+        s, parallel, Runtime.getRuntime().availableProcessors(), retryPolicy());
   }
 
   /**
    * Chunks a restore or verify keeps requested ahead of writing: every fetch thread busy, every
    * decode slot of the pipeline ({@code 2 x cores}) filled, and two more queued, so that a fetch
    * thread finds the next request waiting. Each requested chunk holds at most one chunk-sized
-   * buffer at a time (two while it is decoded), so this also bounds what a restore holds in
-   * memory: at 4 MiB chunks, about 4 MiB x (parallel + 2 x cores + 2).
+   * buffer at a time (two while it is decoded), so this also bounds what a restore holds in memory:
+   * at 4 MiB chunks, about 4 MiB x (parallel + 2 x cores + 2).
    */
   int window() {
     return parallel + 2 * Runtime.getRuntime().availableProcessors() + 2;

@@ -13,7 +13,9 @@ final class Units {
       b /= 1024;
       i++;
     }
-    return i == 0 ? String.format(Locale.ROOT, "%.0f B", b) : String.format(Locale.ROOT, "%.1f %s", b, u[i]);
+    return i == 0
+        ? String.format(Locale.ROOT, "%.0f B", b)
+        : String.format(Locale.ROOT, "%.1f %s", b, u[i]);
   }
 
   static String rate(long bytes, long nanos) {
@@ -35,7 +37,9 @@ final class Units {
     long h = seconds / 3600;
     long m = (seconds % 3600) / 60;
     long s = seconds % 60;
-    return h > 0 ? String.format(Locale.ROOT, "%d:%02d:%02d", h, m, s) : String.format(Locale.ROOT, "%d:%02d", m, s);
+    return h > 0
+        ? String.format(Locale.ROOT, "%d:%02d:%02d", h, m, s)
+        : String.format(Locale.ROOT, "%d:%02d", m, s);
   }
 
   /** Parses a rate such as 50M or 50M/s (bytes per second, binary units); 0 for null. */
@@ -48,13 +52,14 @@ final class Units {
     String t = s.trim().toUpperCase(Locale.ROOT).replace("IB", "").replace("B", "");
     long mult = 1;
     if (!t.isEmpty() && Character.isLetter(t.charAt(t.length() - 1))) {
-      mult = switch (t.charAt(t.length() - 1)) {
-        case 'K' -> 1L << 10;
-        case 'M' -> 1L << 20;
-        case 'G' -> 1L << 30;
-        case 'T' -> 1L << 40;
-        default -> throw new IllegalArgumentException("bad size: " + s);
-      };
+      mult =
+          switch (t.charAt(t.length() - 1)) {
+            case 'K' -> 1L << 10;
+            case 'M' -> 1L << 20;
+            case 'G' -> 1L << 30;
+            case 'T' -> 1L << 40;
+            default -> throw new IllegalArgumentException("bad size: " + s);
+          };
       t = t.substring(0, t.length() - 1);
     }
     try {
@@ -66,19 +71,21 @@ final class Units {
 
   /** Parses a duration such as 90s, 500ms, 2m, 1h or a plain number of seconds. */
   static java.time.Duration parseDuration(String s) {
-    java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d{1,9})\\s*(ms|s|m|h)?")
-        .matcher(s.trim().toLowerCase(Locale.ROOT));
+    java.util.regex.Matcher m =
+        java.util.regex.Pattern.compile("(\\d{1,9})\\s*(ms|s|m|h)?")
+            .matcher(s.trim().toLowerCase(Locale.ROOT));
     if (!m.matches()) {
       throw new IllegalArgumentException("bad duration: " + s + " (use e.g. 90s, 5m or 500ms)");
     }
     long n = Long.parseLong(m.group(1));
     String unit = m.group(2) == null ? "s" : m.group(2);
-    java.time.Duration d = switch (unit) {
-      case "ms" -> java.time.Duration.ofMillis(n);
-      case "m" -> java.time.Duration.ofMinutes(n);
-      case "h" -> java.time.Duration.ofHours(n);
-      default -> java.time.Duration.ofSeconds(n);
-    };
+    java.time.Duration d =
+        switch (unit) {
+          case "ms" -> java.time.Duration.ofMillis(n);
+          case "m" -> java.time.Duration.ofMinutes(n);
+          case "h" -> java.time.Duration.ofHours(n);
+          default -> java.time.Duration.ofSeconds(n);
+        };
     if (d.compareTo(java.time.Duration.ofDays(365)) > 0) {
       throw new IllegalArgumentException("duration too long: " + s + " (at most 365 days)");
     }

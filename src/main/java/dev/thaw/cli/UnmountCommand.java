@@ -8,7 +8,10 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
-@Command(name = "unmount", aliases = "umount", mixinStandardHelpOptions = true,
+@Command(
+    name = "unmount",
+    aliases = "umount",
+    mixinStandardHelpOptions = true,
     description = "Unmount a thaw mount and wait until its process has ended.")
 final class UnmountCommand implements Callable<Integer> {
   @Parameters(paramLabel = "MOUNTPOINT")
@@ -22,7 +25,8 @@ final class UnmountCommand implements Callable<Integer> {
     }
     // a reader may be closing its files just now: a busy mount point gets two seconds of tries
     for (int attempt = 1; ; attempt++) {
-      Process p = new ProcessBuilder("fusermount", "-u", mp.toString()).redirectErrorStream(true).start();
+      Process p =
+          new ProcessBuilder("fusermount", "-u", mp.toString()).redirectErrorStream(true).start();
       String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
       if (p.waitFor() == 0) {
         break;
@@ -31,8 +35,12 @@ final class UnmountCommand implements Callable<Integer> {
         throw new IOException("cannot unmount " + mp + ": " + out);
       }
       if (attempt == 10) {
-        throw new IOException("cannot unmount " + mp
-            + ": it is busy; close the files open below it (see: fuser -vm " + mp + ")");
+        throw new IOException(
+            "cannot unmount "
+                + mp
+                + ": it is busy; close the files open below it (see: fuser -vm "
+                + mp
+                + ")");
       }
       Thread.sleep(200);
     }
@@ -43,7 +51,8 @@ final class UnmountCommand implements Callable<Integer> {
     // the serving process exits once the kernel has let go of the mount
     ProcessHandle.allProcesses()
         .filter(h -> h.info().arguments().map(a -> isServerOf(a, mp)).orElse(false))
-        .forEach(h -> h.onExit().completeOnTimeout(h, 15, java.util.concurrent.TimeUnit.SECONDS).join());
+        .forEach(
+            h -> h.onExit().completeOnTimeout(h, 15, java.util.concurrent.TimeUnit.SECONDS).join());
     System.err.println("thaw: unmounted " + mp);
     return 0;
   }

@@ -15,9 +15,9 @@ import org.bouncycastle.crypto.generators.PKCS5S2ParametersGenerator;
 import org.bouncycastle.crypto.params.KeyParameter;
 
 /**
- * The keys of an encrypted snapshot: the 32-byte AES-256-GCM encryption key and the id key
- * derived from it (PBKDF2-HMAC-SHA256, salt {@code "_id_key"}, 10 iterations) that keys chunk
- * digests and the manifest signature.
+ * The keys of an encrypted snapshot: the 32-byte AES-256-GCM encryption key and the id key derived
+ * from it (PBKDF2-HMAC-SHA256, salt {@code "_id_key"}, 10 iterations) that keys chunk digests and
+ * the manifest signature.
  *
  * <p>Immutable and thread-safe: every operation creates its own JCA objects. {@link #toString()}
  * shows only the fingerprint; key bytes never appear in messages.
@@ -90,14 +90,13 @@ public final class CryptConfig {
       if (i > 0) {
         sb.append(':');
       }
-      sb.append(Character.forDigit((fp[i] >> 4) & 0xf, 16)).append(Character.forDigit(fp[i] & 0xf, 16));
+      sb.append(Character.forDigit((fp[i] >> 4) & 0xf, 16))
+          .append(Character.forDigit(fp[i] & 0xf, 16));
     }
     return sb.toString();
   }
 
-  /**
-   * Encrypts {@code plain}: returns tag(16) || ciphertext, the order in which blobs store them.
-   */
+  /** Encrypts {@code plain}: returns tag(16) || ciphertext, the order in which blobs store them. */
   public byte[] encrypt(byte[] plain, int offset, int length, byte[] iv) {
     try {
       Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
@@ -129,23 +128,33 @@ public final class CryptConfig {
   }
 
   /**
-   * Decrypts and authenticates {@code ctLen} bytes of {@code buf} at {@code ctOff} into
-   * {@code out} at {@code outOff}; {@code tag} holds the 16-byte tag at {@code tagOff}, and
-   * {@code iv} the 16-byte IV at {@code ivOff}. The JCA wants the tag right behind the
-   * ciphertext: it is copied to {@code buf[ctOff + ctLen, +16)}, which must be free for it, so
-   * that the ciphertext itself is never copied. {@code out} must not overlap the ciphertext.
+   * Decrypts and authenticates {@code ctLen} bytes of {@code buf} at {@code ctOff} into {@code out}
+   * at {@code outOff}; {@code tag} holds the 16-byte tag at {@code tagOff}, and {@code iv} the
+   * 16-byte IV at {@code ivOff}. The JCA wants the tag right behind the ciphertext: it is copied to
+   * {@code buf[ctOff + ctLen, +16)}, which must be free for it, so that the ciphertext itself is
+   * never copied. {@code out} must not overlap the ciphertext.
    *
    * @throws AEADBadTagException when the data or tag was altered, or the key is wrong
    */
-  public void decrypt(byte[] iv, int ivOff, byte[] tag, int tagOff, byte[] buf, int ctOff, int ctLen,
-      byte[] out, int outOff) throws AEADBadTagException {
+  public void decrypt(
+      byte[] iv,
+      int ivOff,
+      byte[] tag,
+      int tagOff,
+      byte[] buf,
+      int ctOff,
+      int ctLen,
+      byte[] out,
+      int outOff)
+      throws AEADBadTagException {
     if (buf.length - ctOff - ctLen < TAG_LENGTH) {
       throw new IllegalArgumentException("no room for the tag behind the ciphertext");
     }
     System.arraycopy(tag, tagOff, buf, ctOff + ctLen, TAG_LENGTH);
     try {
       Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
-      c.init(Cipher.DECRYPT_MODE, encKey, new GCMParameterSpec(TAG_LENGTH * 8, iv, ivOff, IV_LENGTH));
+      c.init(
+          Cipher.DECRYPT_MODE, encKey, new GCMParameterSpec(TAG_LENGTH * 8, iv, ivOff, IV_LENGTH));
       c.doFinal(buf, ctOff, ctLen + TAG_LENGTH, out, outOff);
     } catch (AEADBadTagException e) {
       throw e;

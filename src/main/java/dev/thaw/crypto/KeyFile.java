@@ -22,8 +22,8 @@ import javax.crypto.spec.SecretKeySpec;
 import org.bouncycastle.crypto.generators.SCrypt;
 
 /**
- * A Proxmox Backup key file (JSON): the encryption key, either in the clear ({@code kdf: null})
- * or wrapped with AES-256-GCM under a key derived from a passphrase (scrypt or PBKDF2).
+ * A Proxmox Backup key file (JSON): the encryption key, either in the clear ({@code kdf: null}) or
+ * wrapped with AES-256-GCM under a key derived from a passphrase (scrypt or PBKDF2).
  *
  * <p>Instances are immutable. Error messages name the file's fingerprint or hint, never key
  * material or the passphrase.
@@ -31,6 +31,7 @@ import org.bouncycastle.crypto.generators.SCrypt;
 public final class KeyFile {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final int MIN_PASSPHRASE = 5;
+
   /** scrypt memory bound (bytes) accepted from a key file: 128*r*n*p must stay below. */
   private static final long SCRYPT_MAX_MEMORY = 1025L * 1024 * 1024;
 
@@ -62,9 +63,11 @@ public final class KeyFile {
     } else if (k.has("PBKDF2")) {
       kdf = Kdf.PBKDF2;
     } else {
-      throw new IOException("the \"kdf\" field must be null or an object {\"Scrypt\": {...}} or"
-          + " {\"PBKDF2\": {...}}, as Proxmox writes it; this file has " + abbreviate(k.toString())
-          + " (damaged or hand-edited?)");
+      throw new IOException(
+          "the \"kdf\" field must be null or an object {\"Scrypt\": {...}} or"
+              + " {\"PBKDF2\": {...}}, as Proxmox writes it; this file has "
+              + abbreviate(k.toString())
+              + " (damaged or hand-edited?)");
     }
     return new KeyFile(obj, kdf);
   }
@@ -114,7 +117,9 @@ public final class KeyFile {
       }
       try {
         Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
-        c.init(Cipher.DECRYPT_MODE, new SecretKeySpec(derived, "AES"),
+        c.init(
+            Cipher.DECRYPT_MODE,
+            new SecretKeySpec(derived, "AES"),
             new GCMParameterSpec(128, Arrays.copyOfRange(data, 0, 16)));
         byte[] in = new byte[data.length - 16];
         System.arraycopy(data, 32, in, 0, data.length - 32);
@@ -122,8 +127,9 @@ public final class KeyFile {
         raw = c.doFinal(in);
       } catch (AEADBadTagException e) {
         String hint = hint();
-        throw new IOException("unable to decrypt the key: wrong passphrase?"
-            + (hint != null ? " (hint: " + hint + ")" : ""));
+        throw new IOException(
+            "unable to decrypt the key: wrong passphrase?"
+                + (hint != null ? " (hint: " + hint + ")" : ""));
       } catch (GeneralSecurityException e) {
         throw new IOException("unable to decrypt the key: " + e.getMessage());
       } finally {
@@ -139,8 +145,12 @@ public final class KeyFile {
     if (fp != null && !fp.isNull()) {
       byte[] stored = parseFingerprint(fp.asText());
       if (!Arrays.equals(stored, cfg.fingerprint())) {
-        throw new IOException("key file fingerprint " + CryptConfig.formatFingerprint(stored, 8)
-            + " does not match its key (" + cfg.shortFingerprint() + ")");
+        throw new IOException(
+            "key file fingerprint "
+                + CryptConfig.formatFingerprint(stored, 8)
+                + " does not match its key ("
+                + cfg.shortFingerprint()
+                + ")");
       }
     }
     return cfg;
@@ -153,9 +163,14 @@ public final class KeyFile {
       long n = s.path("n").asLong();
       long r = s.path("r").asLong();
       long p = s.path("p").asLong();
-      if (n < 2 || (n & (n - 1)) != 0 || r < 1 || p < 1 || 128 * r * n * p > SCRYPT_MAX_MEMORY
+      if (n < 2
+          || (n & (n - 1)) != 0
+          || r < 1
+          || p < 1
+          || 128 * r * n * p > SCRYPT_MAX_MEMORY
           || n > Integer.MAX_VALUE) {
-        throw new IOException("key file has unusable scrypt parameters n=" + n + " r=" + r + " p=" + p);
+        throw new IOException(
+            "key file has unusable scrypt parameters n=" + n + " r=" + r + " p=" + p);
       }
       return SCrypt.generate(pass, base64(s.get("salt"), "salt"), (int) n, (int) r, (int) p, 32);
     }
@@ -193,18 +208,25 @@ public final class KeyFile {
       }
       case SCRYPT -> {
         if (passphrase == null || passphrase.length < MIN_PASSPHRASE) {
-          throw new IllegalArgumentException("passphrase too short (at least " + MIN_PASSPHRASE + " characters)");
+          throw new IllegalArgumentException(
+              "passphrase too short (at least " + MIN_PASSPHRASE + " characters)");
         }
         byte[] salt = new byte[32];
         random.nextBytes(salt);
         ObjectNode s = obj.putObject("kdf").putObject("Scrypt");
-        s.put("n", 65536).put("r", 8).put("p", 1).put("salt", Base64.getEncoder().encodeToString(salt));
+        s.put("n", 65536)
+            .put("r", 8)
+            .put("p", 1)
+            .put("salt", Base64.getEncoder().encodeToString(salt));
         byte[] derived = SCrypt.generate(passphrase, salt, 65536, 8, 1, 32);
         byte[] iv = new byte[16];
         random.nextBytes(iv);
         try {
           Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
-          c.init(Cipher.ENCRYPT_MODE, new SecretKeySpec(derived, "AES"), new GCMParameterSpec(128, iv));
+          c.init(
+              Cipher.ENCRYPT_MODE,
+              new SecretKeySpec(derived, "AES"),
+              new GCMParameterSpec(128, iv));
           byte[] out = c.doFinal(raw); // ciphertext(32) || tag(16)
           data = new byte[16 + 16 + 32];
           System.arraycopy(iv, 0, data, 0, 16);
@@ -216,10 +238,14 @@ public final class KeyFile {
           Arrays.fill(derived, (byte) 0);
         }
       }
-      default -> throw new IllegalArgumentException("thaw creates key files with scrypt or none, not " + kdf);
+      default ->
+          throw new IllegalArgumentException(
+              "thaw creates key files with scrypt or none, not " + kdf);
     }
-    String time = DateTimeFormatter.ISO_OFFSET_DATE_TIME.format(
-        Instant.ofEpochSecond(now).atOffset(ZoneOffset.UTC)).replace("+00:00", "Z");
+    String time =
+        DateTimeFormatter.ISO_OFFSET_DATE_TIME
+            .format(Instant.ofEpochSecond(now).atOffset(ZoneOffset.UTC))
+            .replace("+00:00", "Z");
     obj.put("created", time);
     obj.put("modified", time);
     obj.put("data", Base64.getEncoder().encodeToString(data));

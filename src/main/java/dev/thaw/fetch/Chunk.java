@@ -8,12 +8,12 @@ import java.util.Arrays;
  * A verified chunk's plain data: {@code data()[offset(), offset() + length())}, in a pooled,
  * reference-counted {@link Buffer}. Zero chunks carry no array.
  *
- * <p>Every {@link FetchPipeline#fetch} call hands its caller one reference, whether it started
- * the fetch or joined one under way; {@link #release} gives it back once the bytes are written
- * or copied, and the array goes back to the pool when no holder is left. A caller that never
- * releases leaves the array to the garbage collector (correct, only slower); one that releases
- * twice, or reads after releasing, reads bytes another chunk owns by then: don't. The bytes are
- * shared between every holder and must never be written to. Thread-safe.
+ * <p>Every {@link FetchPipeline#fetch} call hands its caller one reference, whether it started the
+ * fetch or joined one under way; {@link #release} gives it back once the bytes are written or
+ * copied, and the array goes back to the pool when no holder is left. A caller that never releases
+ * leaves the array to the garbage collector (correct, only slower); one that releases twice, or
+ * reads after releasing, reads bytes another chunk owns by then: don't. The bytes are shared
+ * between every holder and must never be written to. Thread-safe.
  */
 public final class Chunk {
   private final Digest digest;
@@ -50,7 +50,9 @@ public final class Chunk {
     return buffer == null;
   }
 
-  /** The array holding the data at {@link #offset()}; shared, do not modify. For a zero chunk, null. */
+  /**
+   * The array holding the data at {@link #offset()}; shared, do not modify. For a zero chunk, null.
+   */
   public byte[] data() {
     return buffer == null ? null : buffer.array();
   }

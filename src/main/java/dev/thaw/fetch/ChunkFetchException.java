@@ -13,7 +13,8 @@ public class ChunkFetchException extends IOException {
   private final String location;
   private final boolean missing;
 
-  ChunkFetchException(Digest digest, String location, String reason, boolean missing, Throwable cause) {
+  ChunkFetchException(
+      Digest digest, String location, String reason, boolean missing, Throwable cause) {
     super(message(digest, location, reason), cause);
     this.digest = digest;
     this.location = location;
@@ -39,7 +40,9 @@ public class ChunkFetchException extends IOException {
     return location;
   }
 
-  /** Whether the store does not have the chunk at all (as opposed to a damaged or unreachable one). */
+  /**
+   * Whether the store does not have the chunk at all (as opposed to a damaged or unreachable one).
+   */
   public boolean missing() {
     return missing;
   }

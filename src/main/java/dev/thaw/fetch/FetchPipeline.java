@@ -8,7 +8,6 @@ import dev.thaw.format.FixedIndex;
 import dev.thaw.format.FormatException;
 import dev.thaw.store.ChunkStore;
 import dev.thaw.store.NotFoundException;
-import dev.thaw.store.StoreException;
 import java.io.IOException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -31,16 +30,16 @@ import java.util.concurrent.atomic.LongAdder;
  *   <li>Single flight: concurrent requests for one digest share one fetch; a request of higher
  *       priority lifts a queued fetch to its priority.
  *   <li>Queued requests start in priority order ({@link Priority}), FIFO within a class.
- *   <li>Blobs are decoded on a CPU pool sized to the cores: CRC, decryption, decompression and
- *       the digest check. Nothing unverified is ever returned. The number of blobs waiting for
- *       decoding is bounded, so a slow CPU slows the fetches instead of filling memory.
+ *   <li>Blobs are decoded on a CPU pool sized to the cores: CRC, decryption, decompression and the
+ *       digest check. Nothing unverified is ever returned. The number of blobs waiting for decoding
+ *       is bounded, so a slow CPU slows the fetches instead of filling memory.
  *   <li>Transient store faults are retried with backoff ({@link RetryPolicy}); a body that fails
  *       verification is refetched once; a chunk the store lacks fails at once.
  *   <li>All-zero chunks complete at once without a fetch.
  *   <li>Chunk bytes live in arrays of a {@link BufferPool}: a store reads a blob into one, the
- *       codec checks it there or decodes it into one more, and the {@link Chunk} hands each
- *       caller a reference to give back when done, so that the arrays go round instead of
- *       being allocated per chunk.
+ *       codec checks it there or decodes it into one more, and the {@link Chunk} hands each caller
+ *       a reference to give back when done, so that the arrays go round instead of being allocated
+ *       per chunk.
  * </ul>
  *
  * <p>Thread-safe. The futures complete on pipeline threads: callers must not block in callbacks
@@ -56,8 +55,10 @@ public final class FetchPipeline implements AutoCloseable {
   private final ExecutorService io;
   private final ExecutorService cpu;
   private final Semaphore decodeSlots;
+
   /** Decode slots of demand chunks, apart: a demand chunk never waits for background blobs. */
   private final Semaphore demandSlots;
+
   private final int parallel;
   private final int decodeSlotCount;
   private final AtomicLong sequence = new AtomicLong();
@@ -82,12 +83,13 @@ public final class FetchPipeline implements AutoCloseable {
 
   /**
    * The free arrays a pipeline's pool keeps by default: as many chunks as the pipeline holds at
-   * most ({@link #maxChunksInMemory}). Arrays are then made only when more chunks are held at
-   * once than ever before, and never dropped to the garbage collector, where a long restore
-   * would fill the old generation with them between full collections.
+   * most ({@link #maxChunksInMemory}). Arrays are then made only when more chunks are held at once
+   * than ever before, and never dropped to the garbage collector, where a long restore would fill
+   * the old generation with them between full collections.
    */
   public static long poolBytes(int parallel, int cpuThreads) {
-    return (long) (parallel + 4 * cpuThreads) * BufferPool.capacityFor(FixedIndex.DEFAULT_CHUNK_SIZE);
+    return (long) (parallel + 4 * cpuThreads)
+        * BufferPool.capacityFor(FixedIndex.DEFAULT_CHUNK_SIZE);
   }
 
   /**
@@ -95,7 +97,8 @@ public final class FetchPipeline implements AutoCloseable {
    * @param cpuThreads decoder threads (usually the number of cores)
    * @param pool where chunk bytes are read and decoded into
    */
-  public FetchPipeline(ChunkStore store, int parallel, int cpuThreads, RetryPolicy retry, BufferPool pool) {
+  public FetchPipeline(
+      ChunkStore store, int parallel, int cpuThreads, RetryPolicy retry, BufferPool pool) {
     if (parallel < 1 || cpuThreads < 1) {
       throw new IllegalArgumentException("parallel and cpuThreads must be at least 1");
     }
@@ -105,8 +108,14 @@ public final class FetchPipeline implements AutoCloseable {
     this.io = Executors.newFixedThreadPool(parallel, daemon("thaw-fetch-"));
     // decodes run in priority order too: a demand read's chunk never waits behind a queue of
     // background chunks (tasks are Decode, comparable by request priority)
-    this.cpu = new java.util.concurrent.ThreadPoolExecutor(cpuThreads, cpuThreads, 0, TimeUnit.MILLISECONDS,
-        new PriorityBlockingQueue<>(), daemon("thaw-decode-"));
+    this.cpu =
+        new java.util.concurrent.ThreadPoolExecutor(
+            cpuThreads,
+            cpuThreads,
+            0,
+            TimeUnit.MILLISECONDS,
+            new PriorityBlockingQueue<>(),
+            daemon("thaw-decode-"));
     this.parallel = parallel;
     this.decodeSlotCount = cpuThreads * 2;
     this.decodeSlots = new Semaphore(decodeSlotCount);
@@ -117,8 +126,8 @@ public final class FetchPipeline implements AutoCloseable {
   }
 
   /**
-   * How many chunks the pipeline itself may hold in memory at once (blobs being fetched or
-   * waiting for a decoder), for callers that budget memory.
+   * How many chunks the pipeline itself may hold in memory at once (blobs being fetched or waiting
+   * for a decoder), for callers that budget memory.
    */
   public int maxChunksInMemory() {
     return parallel + 2 * decodeSlotCount;
@@ -135,11 +144,12 @@ public final class FetchPipeline implements AutoCloseable {
   }
 
   /**
-   * Returns the verified chunk {@code digest} of {@code length} bytes, decoded with
-   * {@code codec}, with one reference for the caller ({@link Chunk#release}). The future fails
-   * with {@link ChunkFetchException}.
+   * Returns the verified chunk {@code digest} of {@code length} bytes, decoded with {@code codec},
+   * with one reference for the caller ({@link Chunk#release}). The future fails with {@link
+   * ChunkFetchException}.
    */
-  public CompletableFuture<Chunk> fetch(Digest digest, int length, ChunkCodec codec, Priority priority) {
+  public CompletableFuture<Chunk> fetch(
+      Digest digest, int length, ChunkCodec codec, Priority priority) {
     if (isZero(digest, length, codec)) {
       zeroChunks.increment();
       return CompletableFuture.completedFuture(Chunk.zero(digest, length));
@@ -182,13 +192,18 @@ public final class FetchPipeline implements AutoCloseable {
       try {
         fetchOne(r);
       } catch (InterruptedException e) {
-        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest), "interrupted", false, e));
+        fail(
+            r,
+            new ChunkFetchException(
+                r.key.digest, store.location(r.key.digest), "interrupted", false, e));
         return;
       } catch (Throwable t) {
         // whatever a store throws (an Error included), the fetch ends as a named failure and
         // this thread goes on serving: a future left incomplete would hang its readers for ever
-        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
-            "reading it failed: " + t, false, t));
+        fail(
+            r,
+            new ChunkFetchException(
+                r.key.digest, store.location(r.key.digest), "reading it failed: " + t, false, t));
       }
     }
   }
@@ -226,19 +241,24 @@ public final class FetchPipeline implements AutoCloseable {
   private Buffer fetchWithRetries(Request r) throws ChunkFetchException, InterruptedException {
     Digest d = r.key.digest;
     try {
-      return retry.call(() -> {
-        long t0 = System.nanoTime();
-        try {
-          // a refetch after a body failed verification: from another copy where the store has one
-          int max = r.key.codec.maxStoredLength(r.length);
-          Buffer blob = r.refetched ? store.readChunkAgain(d, max, pool) : store.readChunk(d, max, pool);
-          latency.record(System.nanoTime() - t0);
-          bytesFetched.add(blob.length());
-          return blob;
-        } catch (RuntimeException e) {
-          throw new IOException(e.toString(), e); // a store's bug: retried like a fault
-        }
-      }, retries::increment, () -> closed);
+      return retry.call(
+          () -> {
+            long t0 = System.nanoTime();
+            try {
+              // a refetch after a body failed verification: from another copy where the store has
+              // one
+              int max = r.key.codec.maxStoredLength(r.length);
+              Buffer blob =
+                  r.refetched ? store.readChunkAgain(d, max, pool) : store.readChunk(d, max, pool);
+              latency.record(System.nanoTime() - t0);
+              bytesFetched.add(blob.length());
+              return blob;
+            } catch (RuntimeException e) {
+              throw new IOException(e.toString(), e); // a store's bug: retried like a fault
+            }
+          },
+          retries::increment,
+          () -> closed);
     } catch (NotFoundException e) {
       throw new ChunkFetchException(d, store.location(d), "missing from the store", true, e);
     } catch (IOException e) {
@@ -288,13 +308,17 @@ public final class FetchPipeline implements AutoCloseable {
         retries.increment();
         queue.add(r);
       } else {
-        fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
-            e.getMessage(), false, e));
+        fail(
+            r,
+            new ChunkFetchException(
+                r.key.digest, store.location(r.key.digest), e.getMessage(), false, e));
       }
     } catch (Throwable t) {
       // a decoder's bug or an Error: the fetch still ends, named, and the thread lives on
-      fail(r, new ChunkFetchException(r.key.digest, store.location(r.key.digest),
-          "decoding failed: " + t, false, t));
+      fail(
+          r,
+          new ChunkFetchException(
+              r.key.digest, store.location(r.key.digest), "decoding failed: " + t, false, t));
     } finally {
       slots.release();
     }
@@ -310,9 +334,18 @@ public final class FetchPipeline implements AutoCloseable {
 
   /** Current counters. */
   public PipelineStats stats() {
-    return new PipelineStats(fetched.sum(), bytesFetched.sum(), bytesDecoded.sum(), zeroChunks.sum(),
-        joined.sum(), retries.sum(), errors.sum(), inFlight.get(), queue.size(),
-        latency.quantileMicros(0.5), latency.quantileMicros(0.99));
+    return new PipelineStats(
+        fetched.sum(),
+        bytesFetched.sum(),
+        bytesDecoded.sum(),
+        zeroChunks.sum(),
+        joined.sum(),
+        retries.sum(),
+        errors.sum(),
+        inFlight.get(),
+        queue.size(),
+        latency.quantileMicros(0.5),
+        latency.quantileMicros(0.99));
   }
 
   /** Stops the threads; requests not yet complete fail. Does not close the store. */
@@ -349,8 +382,10 @@ public final class FetchPipeline implements AutoCloseable {
     volatile Priority priority;
     volatile boolean started;
     volatile boolean refetched;
+
     /** Callers waiting for this fetch, each owed a reference; guarded by this. */
     private int callers = 1;
+
     /** Whether the fetch ended (no more callers may join); guarded by this. */
     private boolean finished;
 
@@ -362,8 +397,8 @@ public final class FetchPipeline implements AutoCloseable {
     }
 
     /**
-     * Adds a caller, lifting the request to {@code p} if that is higher; false once the fetch
-     * ended (then the caller starts a new one).
+     * Adds a caller, lifting the request to {@code p} if that is higher; false once the fetch ended
+     * (then the caller starts a new one).
      */
     synchronized boolean join(Priority p) {
       if (finished) {

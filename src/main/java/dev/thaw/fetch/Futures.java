@@ -5,9 +5,9 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 
 /**
- * The failure inside a chunk future: {@link CompletableFuture}s wrap it in a
- * {@link CompletionException} or {@link ExecutionException}; readers want the
- * {@link ChunkFetchException} (or whatever failed) itself, which names the chunk. Stateless.
+ * The failure inside a chunk future: {@link CompletableFuture}s wrap it in a {@link
+ * CompletionException} or {@link ExecutionException}; readers want the {@link ChunkFetchException}
+ * (or whatever failed) itself, which names the chunk. Stateless.
  *
  * @see java.util.concurrent.CompletableFuture
  */
@@ -17,13 +17,17 @@ public final class Futures {
   /** {@code t} without the future's wrappers around it. */
   public static Throwable cause(Throwable t) {
     Throwable c = t;
-    while ((c instanceof CompletionException || c instanceof ExecutionException) && c.getCause() != null) {
+    while ((c instanceof CompletionException || c instanceof ExecutionException)
+        && c.getCause() != null) {
       c = c.getCause();
     }
     return c;
   }
 
-  /** {@link #cause} as an {@link IOException}: itself when it is one, else wrapped, its message kept. */
+  /**
+   * {@link #cause} as an {@link IOException}: itself when it is one, else wrapped, its message
+   * kept.
+   */
   public static IOException asIOException(Throwable t) {
     Throwable c = cause(t);
     return c instanceof IOException io ? io : new IOException(String.valueOf(c.getMessage()), c);

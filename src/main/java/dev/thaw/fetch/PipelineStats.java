@@ -15,6 +15,15 @@ package dev.thaw.fetch;
  * @param latencyP50Micros median store fetch latency (one attempt, incl. body)
  * @param latencyP99Micros 99th percentile of the same
  */
-public record PipelineStats(long fetched, long bytesFetched, long bytesDecoded, long zeroChunks,
-    long joined, long retries, long errors, int inFlight, int queued, long latencyP50Micros,
+public record PipelineStats(
+    long fetched,
+    long bytesFetched,
+    long bytesDecoded,
+    long zeroChunks,
+    long joined,
+    long retries,
+    long errors,
+    int inFlight,
+    int queued,
+    long latencyP50Micros,
     long latencyP99Micros) {}

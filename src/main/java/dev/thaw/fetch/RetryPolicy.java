@@ -4,18 +4,19 @@ import java.time.Duration;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * Bounded retries with exponential backoff and jitter for transient store faults, bounded both
- * in count and in time: a fetch is retried while fewer than {@code attempts} attempts were made
- * <em>and</em> the next attempt would start within {@code window} of the first one. So a store
- * that is unreachable for a while and then back is ridden out, and one that stays down ends in
- * an error after about {@code window} plus one attempt's own timeout. Immutable.
+ * Bounded retries with exponential backoff and jitter for transient store faults, bounded both in
+ * count and in time: a fetch is retried while fewer than {@code attempts} attempts were made
+ * <em>and</em> the next attempt would start within {@code window} of the first one. So a store that
+ * is unreachable for a while and then back is ridden out, and one that stays down ends in an error
+ * after about {@code window} plus one attempt's own timeout. Immutable.
  *
  * @param attempts total attempts per fetch, at least 1
  * @param initialBackoff backoff before the second attempt
  * @param maxBackoff cap on one backoff
  * @param window no attempt starts later than this after the first; zero means no retries
  */
-public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBackoff, Duration window) {
+public record RetryPolicy(
+    int attempts, Duration initialBackoff, Duration maxBackoff, Duration window) {
   /** The window of a policy bounded by count only. */
   private static final Duration UNBOUNDED = Duration.ofDays(365);
 
@@ -34,16 +35,17 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
   }
 
   /**
-   * Retries for up to 60 s (at most 40 attempts), backoff from 250 ms doubling up to 4 s, so
-   * that a store back after an outage is noticed within about 4 s.
+   * Retries for up to 60 s (at most 40 attempts), backoff from 250 ms doubling up to 4 s, so that a
+   * store back after an outage is noticed within about 4 s.
    */
   public static RetryPolicy defaults() {
-    return new RetryPolicy(40, Duration.ofMillis(250), Duration.ofSeconds(4), Duration.ofSeconds(60));
+    return new RetryPolicy(
+        40, Duration.ofMillis(250), Duration.ofSeconds(4), Duration.ofSeconds(60));
   }
 
   /**
-   * This policy with another time window. The count bound grows with a longer window, so that
-   * the window, not the count, ends the retries.
+   * This policy with another time window. The count bound grows with a longer window, so that the
+   * window, not the count, ends the retries.
    */
   public RetryPolicy withWindow(Duration window) {
     long shortestBackoff = Math.max(1, maxBackoff.toMillis() / 2);
@@ -58,10 +60,10 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
   }
 
   /**
-   * Runs {@code op} until it succeeds, fails for good (a {@link dev.thaw.store.StoreException}
-   * that is not retryable, such as not found or access denied), or this policy allows no other
-   * attempt; the last failure then carries how long thaw tried. For store operations outside the
-   * fetch pipeline (a backup's chunk uploads); the pipeline's own loop adds its counters.
+   * Runs {@code op} until it succeeds, fails for good (a {@link dev.thaw.store.StoreException} that
+   * is not retryable, such as not found or access denied), or this policy allows no other attempt;
+   * the last failure then carries how long thaw tried. For store operations outside the fetch
+   * pipeline (a backup's chunk uploads); the pipeline's own loop adds its counters.
    */
   public <T> T call(Attempt<T> op) throws java.io.IOException, InterruptedException {
     return call(op, () -> {}, () -> false);
@@ -92,8 +94,15 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
         if (attempt == 1) {
           throw fault;
         }
-        throw new dev.thaw.store.StoreException(fault.getMessage() + String.format(java.util.Locale.ROOT,
-            " (gave up after %d attempts in %.1f s)", attempt, elapsed / 1e9), false, fault);
+        throw new dev.thaw.store.StoreException(
+            fault.getMessage()
+                + String.format(
+                    java.util.Locale.ROOT,
+                    " (gave up after %d attempts in %.1f s)",
+                    attempt,
+                    elapsed / 1e9),
+            false,
+            fault);
       }
       onRetry.run();
       Thread.sleep(backoff);
@@ -116,8 +125,8 @@ public record RetryPolicy(int attempts, Duration initialBackoff, Duration maxBac
   }
 
   /**
-   * Whether another attempt may start after {@code made} attempts, {@code elapsedNanos} after
-   * the first began, once a backoff of {@code backoffMillis} has passed.
+   * Whether another attempt may start after {@code made} attempts, {@code elapsedNanos} after the
+   * first began, once a backoff of {@code backoffMillis} has passed.
    */
   boolean allowsAnother(int made, long elapsedNanos, long backoffMillis) {
     return made < attempts

@@ -8,10 +8,10 @@ import java.io.InterruptedIOException;
 import java.util.List;
 
 /**
- * A store whose snapshot files (manifests, indexes) and listings are read with the same
- * {@link RetryPolicy} as chunks, so that a store down when a command starts is ridden out like
- * one that goes down later. Chunk reads pass through untouched: the pipeline retries those and
- * counts them. Thread-safe when the store is.
+ * A store whose snapshot files (manifests, indexes) and listings are read with the same {@link
+ * RetryPolicy} as chunks, so that a store down when a command starts is ridden out like one that
+ * goes down later. Chunk reads pass through untouched: the pipeline retries those and counts them.
+ * Thread-safe when the store is.
  */
 final class RetryingFiles extends ForwardingChunkStore {
   private final RetryPolicy retry;

@@ -11,16 +11,19 @@ import java.util.Comparator;
 import java.util.stream.Stream;
 
 /**
- * The copy discipline shared by the readers: a reader (in-process or a tool) extracts into a
- * fresh staging directory beside the target; what it made is checked (regular files, directories and symlinks only,
- * nothing outside the staging directory) and renamed into place; the staging directory goes
- * in every case.
+ * The copy discipline shared by the readers: a reader (in-process or a tool) extracts into a fresh
+ * staging directory beside the target; what it made is checked (regular files, directories and
+ * symlinks only, nothing outside the staging directory) and renamed into place; the staging
+ * directory goes in every case.
  */
 final class Copier {
   /** Extracts {@code path} into a directory. */
   @FunctionalInterface
   interface Extract {
-    /** Writes the entry as {@code staging/<relative>}, where relative is what the tool makes of its path. */
+    /**
+     * Writes the entry as {@code staging/<relative>}, where relative is what the tool makes of its
+     * path.
+     */
     Path into(Path staging) throws IOException;
   }
 
@@ -48,7 +51,8 @@ final class Copier {
         throw new FilesException("the copy would leave the destination: " + made);
       }
       if (!Files.exists(made, LinkOption.NOFOLLOW_LINKS)) {
-        throw new IOException("the filesystem reader wrote nothing for " + staging.relativize(made));
+        throw new IOException(
+            "the filesystem reader wrote nothing for " + staging.relativize(made));
       }
       check(staging, made);
       try {
@@ -66,12 +70,14 @@ final class Copier {
   private static void check(Path staging, Path made) throws IOException {
     try (Stream<Path> all = Files.walk(made)) { // does not follow links
       for (Path p : (Iterable<Path>) all::iterator) {
-        BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        BasicFileAttributes a =
+            Files.readAttributes(p, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         if (!p.normalize().startsWith(staging)) {
           throw new FilesException("refusing " + p + ": it escapes the destination");
         }
         if (!(a.isRegularFile() || a.isDirectory() || a.isSymbolicLink())) {
-          throw new FilesException("not a regular file, directory or symlink: " + staging.relativize(p));
+          throw new FilesException(
+              "not a regular file, directory or symlink: " + staging.relativize(p));
         }
       }
     }
@@ -91,7 +97,8 @@ final class Copier {
       return;
     }
     try (Stream<Path> all = Files.walk(dir)) { // copied read-only directories first become writable
-      all.filter(p -> Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)).forEach(p -> p.toFile().setWritable(true, true));
+      all.filter(p -> Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS))
+          .forEach(p -> p.toFile().setWritable(true, true));
     }
     try (Stream<Path> all = Files.walk(dir)) {
       for (Path p : (Iterable<Path>) all.sorted(Comparator.reverseOrder())::iterator) {

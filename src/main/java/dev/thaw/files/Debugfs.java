@@ -9,14 +9,16 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * ext2/3/4 through e2fsprogs' {@code debugfs} opened read-only in catastrophic mode
- * ({@code -c}: no bitmaps read), so that a listing or copy reads only the superblock, group
- * descriptors, the inodes and directory blocks on the path, and the file's own blocks.
- * {@code rdump} keeps modes and times, sets ownership when run as root, and makes symlinks.
+ * ext2/3/4 through e2fsprogs' {@code debugfs} opened read-only in catastrophic mode ({@code -c}: no
+ * bitmaps read), so that a listing or copy reads only the superblock, group descriptors, the inodes
+ * and directory blocks on the path, and the file's own blocks. {@code rdump} keeps modes and times,
+ * sets ownership when run as root, and makes symlinks.
  */
 final class Debugfs implements FileSystemReader {
   /** {@code ls -p}: /inode/mode/uid/gid/name/size/ (a name cannot hold a slash). */
-  private static final Pattern LS_P = Pattern.compile("^/(\\d+)/(\\d+)/(\\d+)/(\\d+)/(.*)/(\\d*)/$");
+  private static final Pattern LS_P =
+      Pattern.compile("^/(\\d+)/(\\d+)/(\\d+)/(\\d+)/(.*)/(\\d*)/$");
+
   private static final Pattern STAT_TYPE = Pattern.compile("Type: (\\S+)");
 
   private final Tool tool = new Tool("debugfs", "e2fsprogs", 3600);
@@ -37,7 +39,9 @@ final class Debugfs implements FileSystemReader {
     return tool.run(List.of("-c", "-R", request, volume.toString()));
   }
 
-  /** debugfs reads its requests like a shell: a path goes in double quotes, which it cannot escape. */
+  /**
+   * debugfs reads its requests like a shell: a path goes in double quotes, which it cannot escape.
+   */
   private static String quoted(FsPath p) throws FilesException {
     String s = p.absolute();
     if (s.indexOf('"') >= 0 || s.indexOf('\n') >= 0) {
@@ -56,7 +60,8 @@ final class Debugfs implements FileSystemReader {
     if (r.err().contains("File not found")) {
       throw new FilesException("no such file or directory in " + volume + ": " + p.absolute());
     }
-    throw new IOException("debugfs cannot read " + p.absolute() + " in " + volume + ": " + lastLine(r.err()));
+    throw new IOException(
+        "debugfs cannot read " + p.absolute() + " in " + volume + ": " + lastLine(r.err()));
   }
 
   @Override
@@ -77,9 +82,15 @@ final class Debugfs implements FileSystemReader {
         continue;
       }
       int mode = Integer.parseInt(m.group(2), 8);
-      out.add(new Entry(name, kindOf(mode), mode & 07777,
-          Long.parseLong(m.group(3)), Long.parseLong(m.group(4)),
-          m.group(6).isEmpty() ? 0 : Long.parseLong(m.group(6)), null));
+      out.add(
+          new Entry(
+              name,
+              kindOf(mode),
+              mode & 07777,
+              Long.parseLong(m.group(3)),
+              Long.parseLong(m.group(4)),
+              m.group(6).isEmpty() ? 0 : Long.parseLong(m.group(6)),
+              null));
     }
     out.sort(Comparator.comparing(Entry::name));
     return out;
@@ -99,36 +110,46 @@ final class Debugfs implements FileSystemReader {
     FsPath p = FsPath.parse(path);
     String kind = kind(p);
     if (!kind.equals("regular") && !kind.equals("directory") && !kind.equals("symlink")) {
-      throw new FilesException("not a regular file, directory or symlink: " + p.absolute() + " (" + kind + ")");
+      throw new FilesException(
+          "not a regular file, directory or symlink: " + p.absolute() + " (" + kind + ")");
     }
     String name = p.root() ? volume.getFileName().toString() + ".root" : p.name();
     Path target = Copier.target(destination, name);
     boolean root = Copier.isRoot();
-    return Copier.copy(target, staging -> {
-      Path out = staging;
-      String source = quoted(p);
-      if (p.root()) { // rdump of / makes no directory of its own
-        out = staging.resolve(name);
-        java.nio.file.Files.createDirectory(out);
-      }
-      if (staging.toString().indexOf('"') >= 0) {
-        throw new FilesException("debugfs cannot write below a path with a double quote: " + staging);
-      }
-      Tool.Result r = request("rdump " + source + " \"" + out + "\"");
-      List<String> errors = new ArrayList<>();
-      for (String line : r.err().split("\n")) {
-        if (line.isBlank() || line.startsWith("debugfs ")
-            || (!root && line.contains("Operation not permitted while changing ownership"))) {
-          continue;
-        }
-        errors.add(line);
-      }
-      if (!errors.isEmpty()) {
-        throw new IOException("debugfs could not copy " + p.absolute() + " out of " + volume + ": "
-            + String.join("; ", errors.subList(0, Math.min(3, errors.size()))));
-      }
-      return p.root() ? out : staging.resolve(p.name());
-    });
+    return Copier.copy(
+        target,
+        staging -> {
+          Path out = staging;
+          String source = quoted(p);
+          if (p.root()) { // rdump of / makes no directory of its own
+            out = staging.resolve(name);
+            java.nio.file.Files.createDirectory(out);
+          }
+          if (staging.toString().indexOf('"') >= 0) {
+            throw new FilesException(
+                "debugfs cannot write below a path with a double quote: " + staging);
+          }
+          Tool.Result r = request("rdump " + source + " \"" + out + "\"");
+          List<String> errors = new ArrayList<>();
+          for (String line : r.err().split("\n")) {
+            if (line.isBlank()
+                || line.startsWith("debugfs ")
+                || (!root && line.contains("Operation not permitted while changing ownership"))) {
+              continue;
+            }
+            errors.add(line);
+          }
+          if (!errors.isEmpty()) {
+            throw new IOException(
+                "debugfs could not copy "
+                    + p.absolute()
+                    + " out of "
+                    + volume
+                    + ": "
+                    + String.join("; ", errors.subList(0, Math.min(3, errors.size()))));
+          }
+          return p.root() ? out : staging.resolve(p.name());
+        });
   }
 
   static String lastLine(String s) {

@@ -13,6 +13,12 @@ import java.time.Instant;
  * @param size bytes (0 for directories)
  * @param modified the modification time, or null when the reader does not tell it
  */
-public record Entry(String name, Kind kind, int mode, long uid, long gid, long size, Instant modified) {
-  public enum Kind { FILE, DIRECTORY, SYMLINK, OTHER }
+public record Entry(
+    String name, Kind kind, int mode, long uid, long gid, long size, Instant modified) {
+  public enum Kind {
+    FILE,
+    DIRECTORY,
+    SYMLINK,
+    OTHER
+  }
 }

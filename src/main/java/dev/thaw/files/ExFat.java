@@ -12,42 +12,50 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * exFAT read in-process, written from Microsoft's exFAT file system specification (2019): the
- * main boot sector with its boot checksum, the active FAT's chains and contiguous
- * ({@code NoFatChain}) allocations, and directory entry sets (File, Stream Extension and File
- * Name entries, each set's checksum verified): UTF-16 names of up to 255 characters, sizes,
- * modification and access times (10 ms increments; the UTC offset applied where the entry
- * gives one, else the time read as UTC, as FAT's), the read-only attribute. Bytes past a
- * file's valid data length read as zeros. exFAT has no owners or modes: directories get
- * {@code 0755}, files {@code 0644}, without write bits when read-only. The allocation bitmap,
- * up-case table, volume label and other benign entries are skipped.
+ * exFAT read in-process, written from Microsoft's exFAT file system specification (2019): the main
+ * boot sector with its boot checksum, the active FAT's chains and contiguous ({@code NoFatChain})
+ * allocations, and directory entry sets (File, Stream Extension and File Name entries, each set's
+ * checksum verified): UTF-16 names of up to 255 characters, sizes, modification and access times
+ * (10 ms increments; the UTC offset applied where the entry gives one, else the time read as UTC,
+ * as FAT's), the read-only attribute. Bytes past a file's valid data length read as zeros. exFAT
+ * has no owners or modes: directories get {@code 0755}, files {@code 0644}, without write bits when
+ * read-only. The allocation bitmap, up-case table, volume label and other benign entries are
+ * skipped.
  *
  * <p>Names are looked up as exFAT compares them, without regard to case: by mapping each UTF-16
- * unit to its upper case ({@link Character#toUpperCase(char)}), one unit to one as the
- * volume's up-case table does; the table itself is not read, since listed names are the
- * entries' own and only a lookup whose case differs from the entry's needs the mapping.
+ * unit to its upper case ({@link Character#toUpperCase(char)}), one unit to one as the volume's
+ * up-case table does; the table itself is not read, since listed names are the entries' own and
+ * only a lookup whose case differs from the entry's needs the mapping.
  *
- * <p>Every field is checked against the boot sector's bounds and those against the volume;
- * chains are walked by {@link FatTable}, directories are at most 256 MiB (the specification's
- * limit), read in 64 KiB pieces, and at most {@value FileTree#MAX_ENTRIES} entries of one are listed,
- * so a hostile image ends in a {@link FilesException} naming the path, never a loop, an
- * unbounded allocation or a read outside the volume. Thread-safe.
+ * <p>Every field is checked against the boot sector's bounds and those against the volume; chains
+ * are walked by {@link FatTable}, directories are at most 256 MiB (the specification's limit), read
+ * in 64 KiB pieces, and at most {@value FileTree#MAX_ENTRIES} entries of one are listed, so a
+ * hostile image ends in a {@link FilesException} naming the path, never a loop, an unbounded
+ * allocation or a read outside the volume. Thread-safe.
  */
 final class ExFat implements FileTree {
   private static final long MAX_DIR_BYTES = 256L << 20;
+
   /**
    * Entries listed from one directory at most, so that a listing fits the heap {@code thaw files}
    * runs with; a hostile 256 MiB directory would hold 2.8 million.
    */
   private static final int DIR_BLOCK = 64 << 10;
+
   private static final int ENTRY = 32;
   private static final int FILE = 0x85;
   private static final int STREAM = 0xc0;
   private static final int NAME = 0xc1;
+
   /** File, stream extension and 17 names of 15 units: 255 units. */
   private static final int MAX_SECONDARIES = 18;
+
   private static final int ATTR_DIRECTORY = 0x10;
-  /** The stream extension's GeneralSecondaryFlags bit: the clusters follow each other, the FAT does not chain them. */
+
+  /**
+   * The stream extension's GeneralSecondaryFlags bit: the clusters follow each other, the FAT does
+   * not chain them.
+   */
   private static final int NO_FAT_CHAIN = 0x02;
 
   private final ByteSource dev;
@@ -57,15 +65,16 @@ final class ExFat implements FileTree {
   private final FatTable fat;
 
   /**
-   * Where a file's or directory's bytes lie, and its path for messages (kept as the parent's
-   * path, which the entries of a directory share, and the name).
+   * Where a file's or directory's bytes lie, and its path for messages (kept as the parent's path,
+   * which the entries of a directory share, and the name).
    *
    * @param parent the parent directory's path, or null for the root
    * @param length the data length, or -1 for the root directory (a chain to its end mark)
    * @param valid the valid data length: bytes past it read as zeros
    * @param contiguous whether the clusters follow each other and the FAT does not describe them
    */
-  private record Stream(String parent, String name, long first, long length, long valid, boolean contiguous) {
+  private record Stream(
+      String parent, String name, long first, long length, long valid, boolean contiguous) {
     String path() {
       return parent == null ? "/" : parent.equals("/") ? "/" + name : parent + "/" + name;
     }
@@ -89,19 +98,49 @@ final class ExFat implements FileTree {
       throw damaged(fats + " FATs, FAT " + (flags & 1) + " active");
     }
     if (sectors < 0 || sectors > dev.size() / sector) {
-      throw damaged(Long.toUnsignedString(sectors) + " sectors of " + sector + " bytes in a " + dev.size()
-          + "-byte volume");
+      throw damaged(
+          Long.toUnsignedString(sectors)
+              + " sectors of "
+              + sector
+              + " bytes in a "
+              + dev.size()
+              + "-byte volume");
     }
-    if (fatOffset < 24 || fatLength * sector < (clusterCount + 2) * 4 || fatOffset + fatLength * fats > heapOffset
-        || clusterCount == 0 || clusterCount > 0xfffffff5L
+    if (fatOffset < 24
+        || fatLength * sector < (clusterCount + 2) * 4
+        || fatOffset + fatLength * fats > heapOffset
+        || clusterCount == 0
+        || clusterCount > 0xfffffff5L
         || heapOffset + (clusterCount << clusterShift) > sectors) {
-      throw damaged("impossible layout (FAT at sector " + fatOffset + ", " + fats + " of " + fatLength
-          + " sectors, cluster heap at sector " + heapOffset + " with " + clusterCount + " clusters of "
-          + (1L << clusterShift) + " sectors, volume of " + sectors + " sectors)");
+      throw damaged(
+          "impossible layout (FAT at sector "
+              + fatOffset
+              + ", "
+              + fats
+              + " of "
+              + fatLength
+              + " sectors, cluster heap at sector "
+              + heapOffset
+              + " with "
+              + clusterCount
+              + " clusters of "
+              + (1L << clusterShift)
+              + " sectors, volume of "
+              + sectors
+              + " sectors)");
     }
     long clusterSize = sector << clusterShift;
-    fat = new FatTable(dev, where + ": damaged exFAT filesystem: ", (fatOffset + (flags & 1) * fatLength) * sector,
-        fatLength * sector, 32, 0xffffffffL, clusterCount, heapOffset * sector, clusterSize);
+    fat =
+        new FatTable(
+            dev,
+            where + ": damaged exFAT filesystem: ",
+            (fatOffset + (flags & 1) * fatLength) * sector,
+            fatLength * sector,
+            32,
+            0xffffffffL,
+            clusterCount,
+            heapOffset * sector,
+            clusterSize);
     maxFileBytes = clusterCount * clusterSize;
     if (!fat.inHeap(rootCluster)) {
       throw damaged("the root directory's cluster " + rootCluster + " is outside the cluster heap");
@@ -112,8 +151,8 @@ final class ExFat implements FileTree {
    * Reads the main boot region of the exFAT volume in {@code dev}.
    *
    * @param where the volume's name, for messages
-   * @throws FilesException when the boot sector is not exFAT's or its fields, checksum or
-   *     layout do not hold
+   * @throws FilesException when the boot sector is not exFAT's or its fields, checksum or layout do
+   *     not hold
    */
   static ExFat open(ByteSource dev, String where) throws IOException {
     if (dev.size() < 512) {
@@ -122,11 +161,15 @@ final class ExFat implements FileTree {
     byte[] bs = dev.read(0, 512);
     String damaged = where + ": damaged exFAT filesystem: ";
     if (!new String(bs, 3, 8, java.nio.charset.StandardCharsets.ISO_8859_1).equals("EXFAT   ")) {
-      throw new FilesException(where + ": not an exFAT filesystem (no \"EXFAT   \" in its boot sector)");
+      throw new FilesException(
+          where + ": not an exFAT filesystem (no \"EXFAT   \" in its boot sector)");
     }
     if (u16(bs, 510) != 0xaa55) {
-      throw new FilesException(damaged + "the boot sector's signature is " + Integer.toHexString(u16(bs, 510))
-          + ", not aa55");
+      throw new FilesException(
+          damaged
+              + "the boot sector's signature is "
+              + Integer.toHexString(u16(bs, 510))
+              + ", not aa55");
     }
     for (int i = 11; i < 64; i++) {
       if (bs[i] != 0) {
@@ -136,12 +179,22 @@ final class ExFat implements FileTree {
     int sectorShift = u8(bs, 108);
     int clusterShift = u8(bs, 109);
     if (sectorShift < 9 || sectorShift > 12 || clusterShift > 25 - sectorShift) {
-      throw new FilesException(damaged + "impossible boot sector (sectors of 2^" + sectorShift
-          + " bytes, clusters of 2^" + clusterShift + " sectors)");
+      throw new FilesException(
+          damaged
+              + "impossible boot sector (sectors of 2^"
+              + sectorShift
+              + " bytes, clusters of 2^"
+              + clusterShift
+              + " sectors)");
     }
     if (u8(bs, 105) != 1) {
-      throw new FilesException(damaged + "revision " + u8(bs, 105) + "." + u8(bs, 104)
-          + ", where thaw reads revision 1");
+      throw new FilesException(
+          damaged
+              + "revision "
+              + u8(bs, 105)
+              + "."
+              + u8(bs, 104)
+              + ", where thaw reads revision 1");
     }
     int sector = 1 << sectorShift;
     if (dev.size() < 12L * sector) {
@@ -151,8 +204,12 @@ final class ExFat implements FileTree {
     long sum = bootChecksum(region, 11 * sector);
     for (int at = 11 * sector; at < 12 * sector; at += 4) {
       if (u32(region, at) != sum) {
-        throw new FilesException(damaged + "the boot checksum in sector 11 is " + Long.toHexString(u32(region, at))
-            + ", the boot region's sectors sum to " + Long.toHexString(sum));
+        throw new FilesException(
+            damaged
+                + "the boot checksum in sector 11 is "
+                + Long.toHexString(u32(region, at))
+                + ", the boot region's sectors sum to "
+                + Long.toHexString(sum));
       }
     }
     return new ExFat(dev, where, bs);
@@ -209,7 +266,15 @@ final class ExFat implements FileTree {
 
   @Override
   public Node root() {
-    return new Node(rootCluster, Entry.Kind.DIRECTORY, 0755, -1, -1, 0, null, null,
+    return new Node(
+        rootCluster,
+        Entry.Kind.DIRECTORY,
+        0755,
+        -1,
+        -1,
+        0,
+        null,
+        null,
         new Stream(null, "", rootCluster, -1, -1, false));
   }
 
@@ -224,7 +289,8 @@ final class ExFat implements FileTree {
       return fat.wholeChain(s.first(), MAX_DIR_BYTES, s.path());
     }
     if (s.length() > MAX_DIR_BYTES) {
-      throw damaged(s.path() + ": a directory of " + s.length() + " bytes (exFAT's are at most 256 MiB)");
+      throw damaged(
+          s.path() + ": a directory of " + s.length() + " bytes (exFAT's are at most 256 MiB)");
     }
     return stream(s, s.length());
   }
@@ -240,7 +306,9 @@ final class ExFat implements FileTree {
     if (length == 0) {
       return List.of();
     }
-    return s.contiguous() ? fat.contiguous(s.first(), length, s.path()) : fat.chain(s.first(), length, s.path());
+    return s.contiguous()
+        ? fat.contiguous(s.first(), length, s.path())
+        : fat.chain(s.first(), length, s.path());
   }
 
   @Override
@@ -261,29 +329,53 @@ final class ExFat implements FileTree {
       }
       if (type != FILE) {
         if ((type & 0x20) == 0 && type > 0x83) {
-          throw damaged(path + ": entry " + index + " has type " + Integer.toHexString(type)
-              + ", a critical entry exFAT 1.00 does not define");
+          throw damaged(
+              path
+                  + ": entry "
+                  + index
+                  + " has type "
+                  + Integer.toHexString(type)
+                  + ", a critical entry exFAT 1.00 does not define");
         }
         continue; // the allocation bitmap, up-case table, volume label, a GUID, padding
       }
       int count = u8(set, 1);
       if (count < 2 || count > MAX_SECONDARIES) {
-        throw damaged(path + ": the entry set at entry " + index + " has " + count
-            + " secondary entries (2 to " + MAX_SECONDARIES + " for a file)");
+        throw damaged(
+            path
+                + ": the entry set at entry "
+                + index
+                + " has "
+                + count
+                + " secondary entries (2 to "
+                + MAX_SECONDARIES
+                + " for a file)");
       }
       for (int i = 1; i <= count; i++) {
         if (!in.next(set, i * ENTRY)) {
-          throw damaged(path + ": the entry set at entry " + index + " runs past the directory's end");
+          throw damaged(
+              path + ": the entry set at entry " + index + " runs past the directory's end");
         }
       }
       int sum = setChecksum(set, (count + 1) * ENTRY);
       if (sum != u16(set, 2)) {
-        throw damaged(path + ": the entry set at entry " + index + " has checksum " + Integer.toHexString(u16(set, 2))
-            + ", its entries sum to " + Integer.toHexString(sum));
+        throw damaged(
+            path
+                + ": the entry set at entry "
+                + index
+                + " has checksum "
+                + Integer.toHexString(u16(set, 2))
+                + ", its entries sum to "
+                + Integer.toHexString(sum));
       }
       if (out.size() == MAX_ENTRIES) {
-        throw new FilesException(where + ": " + path + " holds more than " + MAX_ENTRIES
-            + " files and directories, more than thaw lists in one directory");
+        throw new FilesException(
+            where
+                + ": "
+                + path
+                + " holds more than "
+                + MAX_ENTRIES
+                + " files and directories, more than thaw lists in one directory");
       }
       out.add(entry(set, count, path, index));
     }
@@ -301,14 +393,27 @@ final class ExFat implements FileTree {
       throw damaged(dirPath + ": the entry set at entry " + index + " has an empty name");
     }
     if (names > count - 1) {
-      throw damaged(dirPath + ": the entry set at entry " + index + " has a name of " + nameLength
-          + " units, more than its " + (count - 1) + " name entries hold");
+      throw damaged(
+          dirPath
+              + ": the entry set at entry "
+              + index
+              + " has a name of "
+              + nameLength
+              + " units, more than its "
+              + (count - 1)
+              + " name entries hold");
     }
     char[] name = new char[names * 15];
     for (int k = 0; k < names; k++) {
       int at = (2 + k) * ENTRY;
       if (u8(set, at) != NAME) {
-        throw damaged(dirPath + ": the entry set at entry " + index + " lacks part " + (k + 1) + " of its name");
+        throw damaged(
+            dirPath
+                + ": the entry set at entry "
+                + index
+                + " lacks part "
+                + (k + 1)
+                + " of its name");
       }
       for (int j = 0; j < 15; j++) {
         name[k * 15 + j] = (char) u16(set, at + 2 + 2 * j);
@@ -321,7 +426,8 @@ final class ExFat implements FileTree {
     String n = new String(name, 0, nameLength);
     int attributes = u16(set, 4);
     boolean isDir = (attributes & ATTR_DIRECTORY) != 0;
-    Entry.Kind kind = isDir ? Entry.Kind.DIRECTORY : unknownCritical ? Entry.Kind.OTHER : Entry.Kind.FILE;
+    Entry.Kind kind =
+        isDir ? Entry.Kind.DIRECTORY : unknownCritical ? Entry.Kind.OTHER : Entry.Kind.FILE;
     int streamFlags = u8(set, ENTRY + 1);
     boolean contiguous = (streamFlags & NO_FAT_CHAIN) != 0;
     long first = u32(set, ENTRY + 20);
@@ -335,12 +441,15 @@ final class ExFat implements FileTree {
     }
     Instant atime = time(u32(set, 16), 0, u8(set, 24));
     Stream stream = new Stream(dirPath, n, first, length, valid, contiguous);
-    return new Named(n, first, new Node(first, kind, Fat.mode(attributes), -1, -1, length, mtime, atime, stream));
+    return new Named(
+        n,
+        first,
+        new Node(first, kind, Fat.mode(attributes), -1, -1, length, mtime, atime, stream));
   }
 
   /**
-   * An exFAT timestamp: FAT's date and time with 10 ms units on top, at the entry's offset from
-   * UTC when it gives one (else read as UTC); null when not set or invalid.
+   * An exFAT timestamp: FAT's date and time with 10 ms units on top, at the entry's offset from UTC
+   * when it gives one (else read as UTC); null when not set or invalid.
    */
   private static Instant time(long stamp, int tenMs, int utcOffset) {
     Instant local = Fat.time((int) (stamp >>> 16), (int) (stamp & 0xffff));
@@ -408,7 +517,12 @@ final class ExFat implements FileTree {
   public List<Run> data(Node file) throws IOException {
     Stream s = (Stream) file.ref();
     if (s.length() > maxFileBytes) {
-      throw damaged(s.path() + ": a size of " + s.length() + " bytes, more than the cluster heap's " + maxFileBytes);
+      throw damaged(
+          s.path()
+              + ": a size of "
+              + s.length()
+              + " bytes, more than the cluster heap's "
+              + maxFileBytes);
     }
     if (s.valid() > s.length()) {
       throw damaged(s.path() + ": " + s.valid() + " valid bytes of " + s.length());

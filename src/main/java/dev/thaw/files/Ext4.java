@@ -16,13 +16,13 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * ext2, ext3 and ext4 read in-process, written from the kernel's on-disk format documentation
- * ({@code Documentation/filesystems/ext4/}): superblock, group descriptors (32 or 64 bytes,
- * {@code meta_bg}), inodes, extent trees and (ext2/3) indirect blocks, linear directories
- * (an htree directory is a valid linear one), fast, slow and inline symlinks, inline data, and
- * sparse files. Reads only the superblock, the descriptors of the groups whose inodes it
- * needs, those inodes, the directory blocks on a path, extent tree nodes and the file's own
- * blocks; never the bitmaps, and never the journal (like {@code debugfs -c}: a filesystem
- * backed up while mounted reads as of its last checkpoint plus what was written in place).
+ * ({@code Documentation/filesystems/ext4/}): superblock, group descriptors (32 or 64 bytes, {@code
+ * meta_bg}), inodes, extent trees and (ext2/3) indirect blocks, linear directories (an htree
+ * directory is a valid linear one), fast, slow and inline symlinks, inline data, and sparse files.
+ * Reads only the superblock, the descriptors of the groups whose inodes it needs, those inodes, the
+ * directory blocks on a path, extent tree nodes and the file's own blocks; never the bitmaps, and
+ * never the journal (like {@code debugfs -c}: a filesystem backed up while mounted reads as of its
+ * last checkpoint plus what was written in place).
  *
  * <p>Every number read is checked against the superblock's bounds; extent trees are at most 5
  * levels deep with each level one less than its parent, and a file's mapping is bounded by its
@@ -42,6 +42,7 @@ final class Ext4 implements FileTree {
   private static final long FL_INLINE_DATA = 0x10000000L;
   private static final int EXTENT_MAGIC = 0xf30a;
   private static final int MAX_DEPTH = 5;
+
   /** Directories and symlinks larger than this are refused: no real one comes near. */
   private static final long MAX_DIR_BYTES = 1L << 30;
 
@@ -70,6 +71,7 @@ final class Ext4 implements FileTree {
   private final long firstMetaBg;
   private final boolean sparseSuper;
   private final long[] backupGroups;
+
   /** Group → first block of its inode table: one descriptor read per group. */
   private final Map<Long, Long> inodeTables = new ConcurrentHashMap<>();
 
@@ -87,7 +89,8 @@ final class Ext4 implements FileTree {
     blockSize = 1024 << logBlock;
     long incompat = u32(sb, 96);
     if ((incompat & INCOMPAT_COMPRESSION) != 0 || (incompat & INCOMPAT_DIRDATA) != 0) {
-      throw new Unsupported(where + ": ext4 with compression or dirdata, which thaw does not read in-process");
+      throw new Unsupported(
+          where + ": ext4 with compression or dirdata, which thaw does not read in-process");
     }
     if ((incompat & INCOMPAT_JOURNAL_DEV) != 0) {
       throw new FilesException(where + " is an external ext4 journal, not a filesystem");
@@ -106,10 +109,19 @@ final class Ext4 implements FileTree {
     if (descSize < 32 || descSize > blockSize || Integer.bitCount(descSize) != 1) {
       throw damaged("group descriptor size " + descSize);
     }
-    if (blocksPerGroup == 0 || inodesPerGroup == 0 || inodesPerGroup > 8L * blockSize
-        || firstDataBlock >= blocksCount || blocksCount > (Long.MAX_VALUE / blockSize)) {
-      throw damaged("impossible geometry (" + blocksCount + " blocks, " + blocksPerGroup + " per group, "
-          + inodesPerGroup + " inodes per group)");
+    if (blocksPerGroup == 0
+        || inodesPerGroup == 0
+        || inodesPerGroup > 8L * blockSize
+        || firstDataBlock >= blocksCount
+        || blocksCount > (Long.MAX_VALUE / blockSize)) {
+      throw damaged(
+          "impossible geometry ("
+              + blocksCount
+              + " blocks, "
+              + blocksPerGroup
+              + " per group, "
+              + inodesPerGroup
+              + " inodes per group)");
     }
     groupCount = (blocksCount - firstDataBlock + blocksPerGroup - 1) / blocksPerGroup;
     if (inodesCount > groupCount * inodesPerGroup || inodesCount < ROOT) {
@@ -118,7 +130,10 @@ final class Ext4 implements FileTree {
     metaBg = (incompat & INCOMPAT_META_BG) != 0;
     firstMetaBg = u32(sb, 0x104);
     sparseSuper = (u32(sb, 100) & RO_COMPAT_SPARSE_SUPER) != 0;
-    backupGroups = (u32(sb, 92) & COMPAT_SPARSE_SUPER2) != 0 ? new long[] {u32(sb, 0x24c), u32(sb, 0x250)} : null;
+    backupGroups =
+        (u32(sb, 92) & COMPAT_SPARSE_SUPER2) != 0
+            ? new long[] {u32(sb, 0x24c), u32(sb, 0x250)}
+            : null;
   }
 
   /**
@@ -145,7 +160,8 @@ final class Ext4 implements FileTree {
 
   private long blockOffset(long block, String what) throws FilesException {
     if (block < firstDataBlock || block >= blocksCount) {
-      throw damaged(what + " at block " + block + ", outside the filesystem's " + blocksCount + " blocks");
+      throw damaged(
+          what + " at block " + block + ", outside the filesystem's " + blocksCount + " blocks");
     }
     return block * blockSize;
   }
@@ -182,7 +198,9 @@ final class Ext4 implements FileTree {
     if (!metaBg || mg < firstMetaBg) {
       return firstDataBlock + 1 + mg;
     }
-    long first = mg * perBlock; // meta_bg: in the first group of its meta group (backups in the 2nd and last)
+    long first =
+        mg * perBlock; // meta_bg: in the first group of its meta group (backups in the 2nd and
+    // last)
     return firstDataBlock + first * blocksPerGroup + (hasSuper(first) ? 1 : 0);
   }
 
@@ -192,8 +210,10 @@ final class Ext4 implements FileTree {
       return t;
     }
     long perBlock = blockSize / descSize;
-    byte[] d = dev.read(blockOffset(descriptorBlock(g), "group descriptor " + g) + (g % perBlock) * descSize,
-        descSize);
+    byte[] d =
+        dev.read(
+            blockOffset(descriptorBlock(g), "group descriptor " + g) + (g % perBlock) * descSize,
+            descSize);
     long table = u32(d, 8) | (descSize >= 64 ? u32(d, 0x28) << 32 : 0);
     long tableBlocks = (inodesPerGroup * inodeSize + blockSize - 1) / blockSize;
     if (table < firstDataBlock || table > blocksCount - tableBlocks) {
@@ -212,24 +232,38 @@ final class Ext4 implements FileTree {
     long i = (ino - 1) % inodesPerGroup;
     byte[] raw = dev.read(inodeTable(g) * blockSize + i * inodeSize, inodeSize);
     int mode = u16(raw, 0);
-    Entry.Kind kind = switch (mode & 0170000) {
-      case 0100000 -> Entry.Kind.FILE;
-      case 0040000 -> Entry.Kind.DIRECTORY;
-      case 0120000 -> Entry.Kind.SYMLINK;
-      default -> Entry.Kind.OTHER;
-    };
+    Entry.Kind kind =
+        switch (mode & 0170000) {
+          case 0100000 -> Entry.Kind.FILE;
+          case 0040000 -> Entry.Kind.DIRECTORY;
+          case 0120000 -> Entry.Kind.SYMLINK;
+          default -> Entry.Kind.OTHER;
+        };
     long uid = u16(raw, 2) | (long) u16(raw, 0x78) << 16;
     long gid = u16(raw, 0x18) | (long) u16(raw, 0x7a) << 16;
-    long size = u32(raw, 4) | (kind == Entry.Kind.FILE || kind == Entry.Kind.DIRECTORY ? u32(raw, 0x6c) << 32 : 0);
+    long size =
+        u32(raw, 4)
+            | (kind == Entry.Kind.FILE || kind == Entry.Kind.DIRECTORY ? u32(raw, 0x6c) << 32 : 0);
     if (size < 0) {
       throw damaged("inode " + ino + " has size " + Long.toUnsignedString(size));
     }
     int extra = inodeSize > 128 ? u16(raw, 0x80) : 0;
-    return new Node(ino, kind, mode & 07777, uid, gid, size, time(raw, 0x10, 0x88, extra), time(raw, 0x08, 0x8c, extra),
+    return new Node(
+        ino,
+        kind,
+        mode & 07777,
+        uid,
+        gid,
+        size,
+        time(raw, 0x10, 0x88, extra),
+        time(raw, 0x08, 0x8c, extra),
         raw);
   }
 
-  /** A timestamp: 32 signed bits of seconds, plus epoch bits and nanoseconds where the inode has room. */
+  /**
+   * A timestamp: 32 signed bits of seconds, plus epoch bits and nanoseconds where the inode has
+   * room.
+   */
   private static Instant time(byte[] raw, int at, int extraAt, int extraSize) {
     long sec = (int) u32(raw, at);
     long nanos = 0;
@@ -264,7 +298,8 @@ final class Ext4 implements FileTree {
   public List<Run> data(Node n) throws IOException {
     long flags = flags(n);
     if ((flags & FL_ENCRYPT) != 0) {
-      throw new FilesException(where + ": inode " + n.id() + " is encrypted (fscrypt); thaw cannot read it");
+      throw new FilesException(
+          where + ": inode " + n.id() + " is encrypted (fscrypt); thaw cannot read it");
     }
     byte[] raw = raw(n);
     if ((flags & FL_INLINE_DATA) != 0) {
@@ -304,7 +339,8 @@ final class Ext4 implements FileTree {
     return r;
   }
 
-  private void mapIndirect(long ino, long block, int level, long first, long nblocks, Runs runs) throws IOException {
+  private void mapIndirect(long ino, long block, int level, long first, long nblocks, Runs runs)
+      throws IOException {
     if (block == 0 || first >= nblocks) {
       return; // a hole
     }
@@ -328,11 +364,15 @@ final class Ext4 implements FileTree {
    *
    * @param depth the depth its parent expects, -1 for the root in the inode
    */
-  private void extents(long ino, byte[] node, int off, int len, int depth, Runs runs) throws IOException {
+  private void extents(long ino, byte[] node, int off, int len, int depth, Runs runs)
+      throws IOException {
     int entries = u16(node, off + 2);
     int max = u16(node, off + 4);
     int d = u16(node, off + 6);
-    if (u16(node, off) != EXTENT_MAGIC || entries > max || 12 + 12L * max > len || d > MAX_DEPTH
+    if (u16(node, off) != EXTENT_MAGIC
+        || entries > max
+        || 12 + 12L * max > len
+        || d > MAX_DEPTH
         || (depth >= 0 && d != depth)) {
       throw damaged("extent tree node of inode " + ino);
     }
@@ -349,9 +389,13 @@ final class Ext4 implements FileTree {
           continue;
         }
         if (start + count > blocksCount) {
-          throw damaged("extent of inode " + ino + " at block " + start + " past the filesystem's end");
+          throw damaged(
+              "extent of inode " + ino + " at block " + start + " past the filesystem's end");
         }
-        runs.add(logical * blockSize, blockOffset(start, "extent of inode " + ino), (long) count * blockSize);
+        runs.add(
+            logical * blockSize,
+            blockOffset(start, "extent of inode " + ino),
+            (long) count * blockSize);
       } else {
         long child = u32(node, at + 4) | (long) u16(node, at + 8) << 32;
         if (logical * blockSize >= runs.size) {
@@ -366,7 +410,9 @@ final class Ext4 implements FileTree {
     }
   }
 
-  /** Runs in file order, merged when contiguous, cut at the file's size; out-of-order runs refused. */
+  /**
+   * Runs in file order, merged when contiguous, cut at the file's size; out-of-order runs refused.
+   */
   private final class Runs {
     final long size;
     final List<Run> list = new ArrayList<>();
@@ -387,9 +433,12 @@ final class Ext4 implements FileTree {
       }
       length = Math.min(length, size - fileOffset);
       Run last = list.isEmpty() ? null : list.get(list.size() - 1);
-      if (last != null && last.fileOffset() + last.length() == fileOffset
+      if (last != null
+          && last.fileOffset() + last.length() == fileOffset
           && last.volumeOffset() + last.length() == volumeOffset) {
-        list.set(list.size() - 1, new Run(last.fileOffset(), last.volumeOffset(), last.length() + length, null));
+        list.set(
+            list.size() - 1,
+            new Run(last.fileOffset(), last.volumeOffset(), last.length() + length, null));
       } else {
         list.add(new Run(fileOffset, volumeOffset, length, null));
       }
@@ -406,9 +455,12 @@ final class Ext4 implements FileTree {
     System.arraycopy(head, 0, all, 0, 60);
     System.arraycopy(rest, 0, all, 60, rest.length);
     if (n.size() > all.length) {
-      throw damaged("inode " + n.id() + " has " + n.size() + " bytes of inline data, room for " + all.length);
+      throw damaged(
+          "inode " + n.id() + " has " + n.size() + " bytes of inline data, room for " + all.length);
     }
-    return n.size() == 0 ? List.of() : List.of(new Run(0, -1, n.size(), Arrays.copyOf(all, (int) n.size())));
+    return n.size() == 0
+        ? List.of()
+        : List.of(new Run(0, -1, n.size(), Arrays.copyOf(all, (int) n.size())));
   }
 
   /** The value of the in-inode extended attribute {@code system.data}, or none. */
@@ -444,8 +496,13 @@ final class Ext4 implements FileTree {
   /** The whole content of a directory or symlink (bounded), holes as zeros. */
   private byte[] contents(Node n, long limit) throws IOException {
     if (n.size() > limit) {
-      throw damaged("inode " + n.id() + " claims " + n.size() + " bytes for a " + n.kind().name().toLowerCase(
-          java.util.Locale.ROOT));
+      throw damaged(
+          "inode "
+              + n.id()
+              + " claims "
+              + n.size()
+              + " bytes for a "
+              + n.kind().name().toLowerCase(java.util.Locale.ROOT));
     }
     byte[] out = new byte[(int) n.size()];
     for (Run r : data(n)) {
@@ -463,7 +520,8 @@ final class Ext4 implements FileTree {
   @Override
   public List<Named> list(Node dir) throws IOException {
     List<Named> out = new ArrayList<>();
-    if ((flags(dir) & FL_INLINE_DATA) != 0) { // the parent's number, then entries; more in system.data
+    if ((flags(dir) & FL_INLINE_DATA)
+        != 0) { // the parent's number, then entries; more in system.data
       byte[] raw = raw(dir);
       entries(dir, Arrays.copyOfRange(raw, 0x28 + 4, 0x28 + 60), out);
       byte[] rest = inlineXattr(dir);
@@ -500,7 +558,8 @@ final class Ext4 implements FileTree {
         if (ino == 0 && recLen == 0 && block.length - pos < 12) {
           break; // an inline area's tail
         }
-        throw damaged("directory inode " + dir.id() + " has an entry of length " + recLen + " at " + pos);
+        throw damaged(
+            "directory inode " + dir.id() + " has an entry of length " + recLen + " at " + pos);
       }
       if (ino != 0 && nameLen > 0 && 8 + nameLen <= recLen) {
         String name = new String(block, pos + 8, nameLen, StandardCharsets.UTF_8);
@@ -509,8 +568,13 @@ final class Ext4 implements FileTree {
             throw damaged("directory inode " + dir.id() + " names inode " + ino + " for " + name);
           }
           if (out.size() == MAX_ENTRIES) {
-            throw new FilesException(where + ": directory inode " + dir.id() + " holds more than " + MAX_ENTRIES
-                + " files and directories, more than thaw lists in one directory");
+            throw new FilesException(
+                where
+                    + ": directory inode "
+                    + dir.id()
+                    + " holds more than "
+                    + MAX_ENTRIES
+                    + " files and directories, more than thaw lists in one directory");
           }
           out.add(new Named(name, ino, null));
         }

@@ -16,13 +16,13 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * FAT12, FAT16 and FAT32 read in-process, written from Microsoft's FAT specification (the BPB,
- * the FAT type from the cluster count, cluster chains, 32-byte directory entries, VFAT long names
- * with their checksum): directories and files with their modification and access times (FAT
- * keeps local time without a zone; thaw reads it as UTC, as Linux mounts it by default).
- * FAT has no owners or modes: directories get {@code 0755}, files {@code 0644}, without write
- * bits when read-only. Reads the boot sector, the FAT sectors of the chains it follows, the
- * directories on a path and the file's clusters.
+ * FAT12, FAT16 and FAT32 read in-process, written from Microsoft's FAT specification (the BPB, the
+ * FAT type from the cluster count, cluster chains, 32-byte directory entries, VFAT long names with
+ * their checksum): directories and files with their modification and access times (FAT keeps local
+ * time without a zone; thaw reads it as UTC, as Linux mounts it by default). FAT has no owners or
+ * modes: directories get {@code 0755}, files {@code 0644}, without write bits when read-only. Reads
+ * the boot sector, the FAT sectors of the chains it follows, the directories on a path and the
+ * file's clusters.
  *
  * <p>Chains are bounded by the cluster count and by what a file's size needs, clusters checked
  * against the data area, so a damaged or hostile FAT ends in a {@link FilesException}, never a
@@ -31,6 +31,7 @@ import java.util.List;
 final class Fat implements FileTree {
   /** Directories are at most 65536 entries long (the specification's limit). */
   private static final long MAX_DIR_BYTES = 65536L * 32;
+
   private static final Charset OEM = oem();
 
   private final ByteSource dev;
@@ -60,17 +61,40 @@ final class Fat implements FileTree {
     long rootEntries = u16(bs, 17);
     long total = u16(bs, 19) != 0 ? u16(bs, 19) : u32(bs, 32);
     long fatSize = u16(bs, 22) != 0 ? u16(bs, 22) : u32(bs, 36);
-    if (bytesPerSector < 512 || bytesPerSector > 4096 || Integer.bitCount(bytesPerSector) != 1
-        || spc == 0 || Integer.bitCount(spc) != 1 || reserved == 0 || fats == 0 || fatSize == 0) {
-      throw damaged("impossible boot sector (" + bytesPerSector + " bytes per sector, " + spc
-          + " sectors per cluster, " + reserved + " reserved, " + fats + " FATs of " + fatSize + " sectors)");
+    if (bytesPerSector < 512
+        || bytesPerSector > 4096
+        || Integer.bitCount(bytesPerSector) != 1
+        || spc == 0
+        || Integer.bitCount(spc) != 1
+        || reserved == 0
+        || fats == 0
+        || fatSize == 0) {
+      throw damaged(
+          "impossible boot sector ("
+              + bytesPerSector
+              + " bytes per sector, "
+              + spc
+              + " sectors per cluster, "
+              + reserved
+              + " reserved, "
+              + fats
+              + " FATs of "
+              + fatSize
+              + " sectors)");
     }
     long clusterSize = (long) spc * bytesPerSector;
     long rootSectors = (rootEntries * 32 + bytesPerSector - 1) / bytesPerSector;
     long firstData = reserved + fats * fatSize + rootSectors;
     if (total <= firstData || total * bytesPerSector > dev.size()) {
-      throw damaged(total + " sectors of " + bytesPerSector + " bytes, data from sector " + firstData + ", in a "
-          + dev.size() + "-byte volume");
+      throw damaged(
+          total
+              + " sectors of "
+              + bytesPerSector
+              + " bytes, data from sector "
+              + firstData
+              + ", in a "
+              + dev.size()
+              + "-byte volume");
     }
     long clusterCount = (total - firstData) / spc;
     bits = clusterCount < 4085 ? 12 : clusterCount < 65525 ? 16 : 32;
@@ -79,9 +103,17 @@ final class Fat implements FileTree {
     }
     rootOffset = (reserved + fats * fatSize) * bytesPerSector;
     rootBytes = rootSectors * bytesPerSector;
-    table = new FatTable(dev, where + ": damaged FAT filesystem: ", reserved * bytesPerSector,
-        fatSize * bytesPerSector, bits, bits == 32 ? 0x0fffffffL : (1L << bits) - 1, clusterCount,
-        firstData * bytesPerSector, clusterSize);
+    table =
+        new FatTable(
+            dev,
+            where + ": damaged FAT filesystem: ",
+            reserved * bytesPerSector,
+            fatSize * bytesPerSector,
+            bits,
+            bits == 32 ? 0x0fffffffL : (1L << bits) - 1,
+            clusterCount,
+            firstData * bytesPerSector,
+            clusterSize);
     rootCluster = bits == 32 ? u32(bs, 44) & 0x0fffffffL : 0;
     if (bits == 32 ? !table.inHeap(rootCluster) : rootEntries == 0) {
       throw damaged("no root directory");
@@ -108,7 +140,15 @@ final class Fat implements FileTree {
 
   @Override
   public Node root() {
-    return new Node(bits == 32 ? rootCluster : 0, Entry.Kind.DIRECTORY, 0755, -1, -1, 0, null, null,
+    return new Node(
+        bits == 32 ? rootCluster : 0,
+        Entry.Kind.DIRECTORY,
+        0755,
+        -1,
+        -1,
+        0,
+        null,
+        null,
         bits == 32 ? rootCluster : -1L);
   }
 
@@ -196,8 +236,20 @@ final class Fat implements FileTree {
       int mode = mode(attr);
       Instant mtime = time(u16(all, at + 24), u16(all, at + 22));
       Instant atime = time(u16(all, at + 18), 0);
-      out.add(new Named(name, cluster, new Node(isDir ? cluster : -1 - at, isDir ? Entry.Kind.DIRECTORY : Entry.Kind.FILE,
-          mode, -1, -1, size, mtime, atime, cluster)));
+      out.add(
+          new Named(
+              name,
+              cluster,
+              new Node(
+                  isDir ? cluster : -1 - at,
+                  isDir ? Entry.Kind.DIRECTORY : Entry.Kind.FILE,
+                  mode,
+                  -1,
+                  -1,
+                  size,
+                  mtime,
+                  atime,
+                  cluster)));
     }
     return out;
   }
@@ -231,8 +283,8 @@ final class Fat implements FileTree {
   }
 
   /**
-   * The mode of an entry with these attributes (FAT's and exFAT's share the bits): {@code 0755}
-   * for a directory, {@code 0644} for a file, without write bits when read-only.
+   * The mode of an entry with these attributes (FAT's and exFAT's share the bits): {@code 0755} for
+   * a directory, {@code 0644} for a file, without write bits when read-only.
    */
   static int mode(int attributes) {
     int mode = (attributes & 0x10) != 0 ? 0755 : 0644;
@@ -248,8 +300,14 @@ final class Fat implements FileTree {
       return null;
     }
     try {
-      return LocalDateTime.of(1980 + (date >>> 9), (date >>> 5) & 15, date & 31, time >>> 11, (time >>> 5) & 63,
-          Math.min(59, (time & 31) * 2)).toInstant(ZoneOffset.UTC);
+      return LocalDateTime.of(
+              1980 + (date >>> 9),
+              (date >>> 5) & 15,
+              date & 31,
+              time >>> 11,
+              (time >>> 5) & 63,
+              Math.min(59, (time & 31) * 2))
+          .toInstant(ZoneOffset.UTC);
     } catch (DateTimeException e) {
       return null;
     }

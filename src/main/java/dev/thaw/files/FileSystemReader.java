@@ -11,13 +11,13 @@ import java.util.List;
 /**
  * Lists directories and copies files or trees out of a filesystem inside a backup, as any user,
  * without mounting it. ext2/3/4, FAT12/16/32 and exFAT are read in-process from the volume's bytes
- * ({@link #open(String, ByteSource, int)}: through the image reader, fetching only the chunks
- * that hold the metadata on the path and the file's data); NTFS through {@code 7zz} (Debian's
- * {@code 7zip}), which needs the volume as a file ({@link #open(Path)}: a partition file of a
- * mount, or a filesystem image). XFS and Btrfs are named with the root recipe instead.
- * Copies keep modes and times where the filesystem has them, ownership when run as root, and
- * symlinks as symlinks; they land in a private staging directory beside the destination and are
- * moved into place only when whole and contained.
+ * ({@link #open(String, ByteSource, int)}: through the image reader, fetching only the chunks that
+ * hold the metadata on the path and the file's data); NTFS through {@code 7zz} (Debian's {@code
+ * 7zip}), which needs the volume as a file ({@link #open(Path)}: a partition file of a mount, or a
+ * filesystem image). XFS and Btrfs are named with the root recipe instead. Copies keep modes and
+ * times where the filesystem has them, ownership when run as root, and symlinks as symlinks; they
+ * land in a private staging directory beside the destination and are moved into place only when
+ * whole and contained.
  *
  * <p>Not thread-safe; one reader per command, closed after use.
  */
@@ -34,12 +34,12 @@ public interface FileSystemReader extends AutoCloseable {
   List<Entry> list(String path) throws IOException;
 
   /**
-   * Copies the file, symlink or directory tree at {@code path} to {@code destination}: into it
-   * when it is an existing directory (as {@code destination/NAME}), else as it.
+   * Copies the file, symlink or directory tree at {@code path} to {@code destination}: into it when
+   * it is an existing directory (as {@code destination/NAME}), else as it.
    *
    * @return the path created
-   * @throws FilesException when the path does not exist, escapes the root, is not a regular
-   *     file, directory or symlink, or the target exists
+   * @throws FilesException when the path does not exist, escapes the root, is not a regular file,
+   *     directory or symlink, or the target exists
    */
   Path copy(String path, Path destination) throws IOException;
 
@@ -50,19 +50,19 @@ public interface FileSystemReader extends AutoCloseable {
   int PARALLEL = 16;
 
   /**
-   * A reader for the filesystem in a volume file, chosen by its signature: in-process for
-   * ext2/3/4, FAT and exFAT (debugfs for ext4 features the in-process reader does not know), 7zz for
-   * NTFS.
+   * A reader for the filesystem in a volume file, chosen by its signature: in-process for ext2/3/4,
+   * FAT and exFAT (debugfs for ext4 features the in-process reader does not know), 7zz for NTFS.
    *
-   * @throws FilesException when no reader here can read it without root; the message names
-   *     the recipe as root
+   * @throws FilesException when no reader here can read it without root; the message names the
+   *     recipe as root
    */
   static FileSystemReader open(Path volume) throws IOException {
     FileChannel ch = FileChannel.open(volume, StandardOpenOption.READ);
     try {
       ByteSource src = ByteSource.of(ch);
       String fs = Filesystems.probe(src);
-      String name = volume.getFileName() == null ? volume.toString() : volume.getFileName().toString();
+      String name =
+          volume.getFileName() == null ? volume.toString() : volume.getFileName().toString();
       if (fs.equals("ntfs")) {
         ch.close();
         return new SevenZip(volume, fs);
@@ -88,13 +88,18 @@ public interface FileSystemReader extends AutoCloseable {
    *     {@link #needsFile}) or root; the message says what to do
    */
   static FileSystemReader open(String name, ByteSource volume, int parallel) throws IOException {
-    return new TreeReader(tree(name, volume, Filesystems.probe(volume), null), volume, name, parallel, System.err,
+    return new TreeReader(
+        tree(name, volume, Filesystems.probe(volume), null),
+        volume,
+        name,
+        parallel,
+        System.err,
         null);
   }
 
   /**
-   * A reader that runs a tool on {@code volume} without reading it in this process (the file may
-   * be served by this process's own FUSE mount, which it must never read itself).
+   * A reader that runs a tool on {@code volume} without reading it in this process (the file may be
+   * served by this process's own FUSE mount, which it must never read itself).
    *
    * @param filesystem what the volume holds, as probed; one that {@link #needsFile}
    */
@@ -110,20 +115,43 @@ public interface FileSystemReader extends AutoCloseable {
     return filesystem.equals("ntfs");
   }
 
-  /** @param file the volume file, or null for a volume of an image in a store */
-  private static FileTree tree(String name, ByteSource src, String fs, Path file) throws IOException {
-    String recipe = file != null ? "mkdir -p /mnt/restore && " : "thaw mount the snapshot, then mkdir -p /mnt/restore && ";
+  /**
+   * @param file the volume file, or null for a volume of an image in a store
+   */
+  private static FileTree tree(String name, ByteSource src, String fs, Path file)
+      throws IOException {
+    String recipe =
+        file != null
+            ? "mkdir -p /mnt/restore && "
+            : "thaw mount the snapshot, then mkdir -p /mnt/restore && ";
     String target = file != null ? file.toString() : "MOUNT/" + name;
     return switch (fs) {
       case "ext2", "ext3", "ext4" -> Ext4.open(src, fs, name);
       case "vfat" -> Fat.open(src, name);
       case "exfat" -> ExFat.open(src, name);
-      case "ntfs" -> throw new FilesException(name + " holds ntfs, which thaw reads with 7zz from a volume file: "
-          + "mount the snapshot (thaw mount, as a user who may use FUSE) and run thaw files ls MOUNT/" + name);
-      case "" -> throw new FilesException(name + " holds no filesystem thaw recognises (ext2/3/4, NTFS, FAT, "
-          + "exFAT, XFS, Btrfs)");
-      default -> throw new FilesException(name + " holds " + fs + ", which thaw cannot read without root; as root: "
-          + recipe + "mount -o ro,loop" + (fs.equals("xfs") ? ",norecovery" : "") + " " + target + " /mnt/restore");
+      case "ntfs" ->
+          throw new FilesException(
+              name
+                  + " holds ntfs, which thaw reads with 7zz from a volume file: "
+                  + "mount the snapshot (thaw mount, as a user who may use FUSE) and run thaw files ls MOUNT/"
+                  + name);
+      case "" ->
+          throw new FilesException(
+              name
+                  + " holds no filesystem thaw recognises (ext2/3/4, NTFS, FAT, "
+                  + "exFAT, XFS, Btrfs)");
+      default ->
+          throw new FilesException(
+              name
+                  + " holds "
+                  + fs
+                  + ", which thaw cannot read without root; as root: "
+                  + recipe
+                  + "mount -o ro,loop"
+                  + (fs.equals("xfs") ? ",norecovery" : "")
+                  + " "
+                  + target
+                  + " /mnt/restore");
     };
   }
 }

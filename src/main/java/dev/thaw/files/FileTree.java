@@ -5,11 +5,11 @@ import java.time.Instant;
 import java.util.List;
 
 /**
- * A filesystem read in-process from its volume's bytes: nodes, directory listings, symlink
- * targets and where a file's bytes lie. Implementations check every structure they read
- * (bounds, counts, magic numbers) and fail with a {@link FilesException} naming what is damaged,
- * never with a loop or an allocation the volume's size does not justify. Thread-safe: a copy
- * reads several files' data at once.
+ * A filesystem read in-process from its volume's bytes: nodes, directory listings, symlink targets
+ * and where a file's bytes lie. Implementations check every structure they read (bounds, counts,
+ * magic numbers) and fail with a {@link FilesException} naming what is damaged, never with a loop
+ * or an allocation the volume's size does not justify. Thread-safe: a copy reads several files'
+ * data at once.
  */
 interface FileTree {
   /**
@@ -25,16 +25,16 @@ interface FileTree {
   Node root() throws IOException;
 
   /**
-   * The entries of directory {@code dir}, without {@code .} and {@code ..}, in on-disk order.
-   * Their nodes may be read only when asked for ({@link #node}): a path lookup in a large
-   * directory reads one inode, not all.
+   * The entries of directory {@code dir}, without {@code .} and {@code ..}, in on-disk order. Their
+   * nodes may be read only when asked for ({@link #node}): a path lookup in a large directory reads
+   * one inode, not all.
    */
   List<Named> list(Node dir) throws IOException;
 
   /**
-   * Whether the entry {@code listed} answers to {@code asked} when no entry has that name
-   * exactly: never where names are case-sensitive; equal names after up-casing where the
-   * filesystem compares names so (exFAT).
+   * Whether the entry {@code listed} answers to {@code asked} when no entry has that name exactly:
+   * never where names are case-sensitive; equal names after up-casing where the filesystem compares
+   * names so (exFAT).
    */
   default boolean sameName(String listed, String asked) {
     return false;
@@ -47,8 +47,8 @@ interface FileTree {
   String readLink(Node link) throws IOException;
 
   /**
-   * Where the bytes of regular file {@code file} lie: runs in file order, not overlapping,
-   * within the file's size; what no run covers reads as zeros (a hole).
+   * Where the bytes of regular file {@code file} lie: runs in file order, not overlapping, within
+   * the file's size; what no run covers reads as zeros (a hole).
    */
   List<Run> data(Node file) throws IOException;
 
@@ -63,7 +63,15 @@ interface FileTree {
    * @param atime the access time, or null
    * @param ref the implementation's own reference to the node (an inode's bytes, a cluster)
    */
-  record Node(long id, Entry.Kind kind, int mode, long uid, long gid, long size, Instant mtime, Instant atime,
+  record Node(
+      long id,
+      Entry.Kind kind,
+      int mode,
+      long uid,
+      long gid,
+      long size,
+      Instant mtime,
+      Instant atime,
       Object ref) {
     Entry entry(String name) {
       return new Entry(name, kind, mode, uid, gid, kind == Entry.Kind.DIRECTORY ? 0 : size, mtime);
@@ -73,14 +81,15 @@ interface FileTree {
   /**
    * A directory entry: a name, and its node or what finds it.
    *
-   * @param number the implementation's number of the node (an inode number) when {@code node} is null
+   * @param number the implementation's number of the node (an inode number) when {@code node} is
+   *     null
    * @param node the node when the directory itself holds it (FAT), else null
    */
   record Named(String name, long number, Node node) {}
 
   /**
-   * {@code length} bytes of a file from {@code fileOffset}: at {@code volumeOffset} of the
-   * volume, or the bytes of {@code literal} when it is not null (data kept inside an inode).
+   * {@code length} bytes of a file from {@code fileOffset}: at {@code volumeOffset} of the volume,
+   * or the bytes of {@code literal} when it is not null (data kept inside an inode).
    */
   record Run(long fileOffset, long volumeOffset, long length, byte[] literal) {}
 }

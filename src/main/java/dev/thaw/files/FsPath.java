@@ -3,7 +3,9 @@ package dev.thaw.files;
 import java.util.ArrayList;
 import java.util.List;
 
-/** A path inside a filesystem, normalised: components without {@code .}, {@code ..} or empty names. */
+/**
+ * A path inside a filesystem, normalised: components without {@code .}, {@code ..} or empty names.
+ */
 record FsPath(List<String> parts) {
   /**
    * Parses {@code /a/b}, {@code a/./b} or {@code a/x/../b}.

@@ -14,10 +14,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * NTFS and FAT through 7-Zip's {@code 7zz} (Debian package {@code 7zip}): {@code l -slt} lists
- * the whole filesystem (7-Zip reads NTFS's MFT or FAT's tables and directories to build it),
- * {@code x -snl} extracts a file or tree with its times, making symlinks as symlinks.
- * System files ({@code [SYSTEM]}, {@code $MFT}...) and alternate data streams are left out.
+ * NTFS and FAT through 7-Zip's {@code 7zz} (Debian package {@code 7zip}): {@code l -slt} lists the
+ * whole filesystem (7-Zip reads NTFS's MFT or FAT's tables and directories to build it), {@code x
+ * -snl} extracts a file or tree with its times, making symlinks as symlinks. System files ({@code
+ * [SYSTEM]}, {@code $MFT}...) and alternate data streams are left out.
  */
 final class SevenZip implements FileSystemReader {
   private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
@@ -42,9 +42,12 @@ final class SevenZip implements FileSystemReader {
     if (index != null) {
       return index;
     }
-    Tool.Result r = tool.run(List.of("l", "-slt", "-t" + (type.equals("vfat") ? "FAT" : "NTFS"), volume.toString()));
+    Tool.Result r =
+        tool.run(
+            List.of("l", "-slt", "-t" + (type.equals("vfat") ? "FAT" : "NTFS"), volume.toString()));
     if (r.exit() != 0) {
-      throw new IOException("7zz cannot list " + volume + ": " + Debugfs.lastLine(r.err() + "\n" + r.out()));
+      throw new IOException(
+          "7zz cannot list " + volume + ": " + Debugfs.lastLine(r.err() + "\n" + r.out()));
     }
     Map<String, Entry> all = new HashMap<>();
     all.put("", new Entry("/", Entry.Kind.DIRECTORY, -1, -1, -1, 0, null));
@@ -59,15 +62,20 @@ final class SevenZip implements FileSystemReader {
         }
       }
       String path = f.get("Path");
-      if (path == null || path.startsWith("[SYSTEM]") || path.startsWith("[DELETED]") || path.contains(":")
+      if (path == null
+          || path.startsWith("[SYSTEM]")
+          || path.startsWith("[DELETED]")
+          || path.contains(":")
           || path.startsWith("$")) {
         continue;
       }
       String attrs = f.getOrDefault("Attributes", "");
       boolean dir = "+".equals(f.get("Folder")) || attrs.startsWith("D");
       String link = f.get("Link");
-      Entry.Kind kind = dir ? Entry.Kind.DIRECTORY
-          : link != null && !link.isEmpty() ? Entry.Kind.SYMLINK : Entry.Kind.FILE;
+      Entry.Kind kind =
+          dir
+              ? Entry.Kind.DIRECTORY
+              : link != null && !link.isEmpty() ? Entry.Kind.SYMLINK : Entry.Kind.FILE;
       Instant mtime = null;
       String m = f.get("Modified");
       if (m != null && m.length() >= 19) {
@@ -125,21 +133,36 @@ final class SevenZip implements FileSystemReader {
     }
     String name = p.root() ? volume.getFileName().toString() + ".root" : p.name();
     Path target = Copier.target(destination, name);
-    return Copier.copy(target, staging -> {
-      Path out = staging.resolve("x");
-      List<String> args = new ArrayList<>(List.of("x", "-snl", "-y", "-bd",
-          "-t" + (type.equals("vfat") ? "FAT" : "NTFS"), "-o" + out, volume.toString()));
-      args.add(p.root() ? "-x![SYSTEM]" : "-i!" + p.relative());
-      Tool.Result r = tool.run(args);
-      if (r.exit() != 0) {
-        throw new IOException("7zz could not copy " + p.absolute() + " out of " + volume + ": "
-            + Debugfs.lastLine(r.err() + "\n" + r.out()));
-      }
-      if (p.root()) {
-        Files.createDirectories(out);
-        return out;
-      }
-      return out.resolve(p.relative());
-    });
+    return Copier.copy(
+        target,
+        staging -> {
+          Path out = staging.resolve("x");
+          List<String> args =
+              new ArrayList<>(
+                  List.of(
+                      "x",
+                      "-snl",
+                      "-y",
+                      "-bd",
+                      "-t" + (type.equals("vfat") ? "FAT" : "NTFS"),
+                      "-o" + out,
+                      volume.toString()));
+          args.add(p.root() ? "-x![SYSTEM]" : "-i!" + p.relative());
+          Tool.Result r = tool.run(args);
+          if (r.exit() != 0) {
+            throw new IOException(
+                "7zz could not copy "
+                    + p.absolute()
+                    + " out of "
+                    + volume
+                    + ": "
+                    + Debugfs.lastLine(r.err() + "\n" + r.out()));
+          }
+          if (p.root()) {
+            Files.createDirectories(out);
+            return out;
+          }
+          return out.resolve(p.relative());
+        });
   }
 }

@@ -25,7 +25,8 @@ final class Tool {
 
   /** The program's path on $PATH (also /sbin, /usr/sbin), or null. */
   Path find() {
-    List<String> dirs = new ArrayList<>(List.of(System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")));
+    List<String> dirs =
+        new ArrayList<>(List.of(System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")));
     dirs.addAll(List.of("/usr/sbin", "/sbin", "/usr/bin", "/bin"));
     for (String d : dirs) {
       Path p = Path.of(d.isEmpty() ? "." : d, program);
@@ -39,8 +40,13 @@ final class Tool {
   Result run(List<String> args) throws IOException {
     Path exe = find();
     if (exe == null) {
-      throw new FilesException("this needs " + program + " (Debian package " + debianPackage + "): apt-get install "
-          + debianPackage);
+      throw new FilesException(
+          "this needs "
+              + program
+              + " (Debian package "
+              + debianPackage
+              + "): apt-get install "
+              + debianPackage);
     }
     List<String> cmd = new ArrayList<>();
     cmd.add(exe.toString());
@@ -65,7 +71,9 @@ final class Tool {
         throw new java.io.InterruptedIOException(program + " interrupted");
       }
       // names need not be UTF-8: decode leniently
-      return new Result(p.exitValue(), new String(Files.readAllBytes(out), StandardCharsets.UTF_8),
+      return new Result(
+          p.exitValue(),
+          new String(Files.readAllBytes(out), StandardCharsets.UTF_8),
           new String(Files.readAllBytes(err), StandardCharsets.UTF_8));
     } finally {
       Files.deleteIfExists(out);

@@ -33,10 +33,10 @@ import java.util.concurrent.Semaphore;
  * within the filesystem (at most 40), the last component is taken as it is. A copy creates
  * directories and symlinks as it walks and reads files' data in pieces of at most 1 MiB on a pool
  * of threads, several pieces in flight at once, so that the chunks a file spans are fetched in
- * parallel; holes are left unwritten. Modes and times are set once the data is written
- * (directories last, deepest first), ownership only when running as root. Entries that are not
- * files, directories or symlinks inside a copied tree are skipped with a note; one named
- * directly is refused.
+ * parallel; holes are left unwritten. Modes and times are set once the data is written (directories
+ * last, deepest first), ownership only when running as root. Entries that are not files,
+ * directories or symlinks inside a copied tree are skipped with a note; one named directly is
+ * refused.
  *
  * <p>Not thread-safe; one reader per command. {@link #close} stops the pool.
  */
@@ -60,17 +60,26 @@ final class TreeReader implements FileSystemReader {
    * @param notes where skipped entries are named
    * @param onClose closed with the reader (the volume file's channel), or null
    */
-  TreeReader(FileTree tree, ByteSource dev, String volume, int parallel, PrintStream notes, java.io.Closeable onClose) {
+  TreeReader(
+      FileTree tree,
+      ByteSource dev,
+      String volume,
+      int parallel,
+      PrintStream notes,
+      java.io.Closeable onClose) {
     this.onClose = onClose;
     this.tree = tree;
     this.dev = dev;
     this.volume = volume;
     this.notes = notes;
-    this.pool = Executors.newFixedThreadPool(parallel, r -> {
-      Thread t = new Thread(r, "thaw-files");
-      t.setDaemon(true);
-      return t;
-    });
+    this.pool =
+        Executors.newFixedThreadPool(
+            parallel,
+            r -> {
+              Thread t = new Thread(r, "thaw-files");
+              t.setDaemon(true);
+              return t;
+            });
     this.inFlight = new Semaphore(2 * parallel);
   }
 
@@ -91,7 +100,9 @@ final class TreeReader implements FileSystemReader {
 
   private record Found(FileTree.Node node, String path) {}
 
-  /** The node at {@code p}; symlinks before the last component are followed within the filesystem. */
+  /**
+   * The node at {@code p}; symlinks before the last component are followed within the filesystem.
+   */
   private Found resolve(FsPath p) throws IOException {
     Deque<String> todo = new ArrayDeque<>(p.parts());
     List<FileTree.Node> dirs = new ArrayList<>(List.of(tree.root()));
@@ -117,7 +128,8 @@ final class TreeReader implements FileSystemReader {
       FileTree.Node n = lookup(dir, name, here);
       if (n.kind() == Entry.Kind.SYMLINK && !todo.isEmpty()) {
         if (++links > MAX_LINKS) {
-          throw new FilesException("too many levels of symlinks in " + volume + ": " + p.absolute());
+          throw new FilesException(
+              "too many levels of symlinks in " + volume + ": " + p.absolute());
         }
         String target = tree.readLink(n);
         List<String> parts = List.of(target.split("/"));
@@ -138,7 +150,10 @@ final class TreeReader implements FileSystemReader {
     return new Found(dirs.get(dirs.size() - 1), "/" + String.join("/", names));
   }
 
-  /** The entry {@code name} of {@code dir}: the one of that name, else one the filesystem takes for it (case). */
+  /**
+   * The entry {@code name} of {@code dir}: the one of that name, else one the filesystem takes for
+   * it (case).
+   */
   private FileTree.Node lookup(FileTree.Node dir, String name, String dirPath) throws IOException {
     FileTree.Named alike = null;
     for (FileTree.Named e : tree.list(dir)) {
@@ -152,8 +167,13 @@ final class TreeReader implements FileSystemReader {
     if (alike != null) {
       return tree.node(alike);
     }
-    throw new FilesException("no such file or directory in " + volume + ": "
-        + (dirPath.equals("/") ? "" : dirPath) + "/" + name);
+    throw new FilesException(
+        "no such file or directory in "
+            + volume
+            + ": "
+            + (dirPath.equals("/") ? "" : dirPath)
+            + "/"
+            + name);
   }
 
   @Override
@@ -184,12 +204,15 @@ final class TreeReader implements FileSystemReader {
     String name = p.root() ? volume + ".root" : p.name();
     Path target = Copier.target(destination, name);
     Copy c = new Copy();
-    Path made = Copier.copy(target, staging -> {
-      Path out = staging.resolve(name);
-      c.write(n, out, f.path(), new HashSet<>(), 0);
-      c.finish();
-      return out;
-    });
+    Path made =
+        Copier.copy(
+            target,
+            staging -> {
+              Path out = staging.resolve(name);
+              c.write(n, out, f.path(), new HashSet<>(), 0);
+              c.finish();
+              return out;
+            });
     // the top's attributes after the move: a directory without write permission cannot be
     // moved to another parent, and the move changes its times
     attributes(made, n);
@@ -202,7 +225,8 @@ final class TreeReader implements FileSystemReader {
     private final List<Path> paths = new ArrayList<>();
     private final List<FileTree.Node> nodes = new ArrayList<>();
 
-    void write(FileTree.Node n, Path out, String path, Set<Long> ancestors, int depth) throws IOException {
+    void write(FileTree.Node n, Path out, String path, Set<Long> ancestors, int depth)
+        throws IOException {
       switch (n.kind()) {
         case FILE -> file(n, out, path);
         case SYMLINK -> {
@@ -210,27 +234,39 @@ final class TreeReader implements FileSystemReader {
           try {
             Files.createSymbolicLink(out, Path.of(target));
           } catch (InvalidPathException e) {
-            throw new FilesException("symlink " + path + " in " + volume + " has a target no file can hold");
+            throw new FilesException(
+                "symlink " + path + " in " + volume + " has a target no file can hold");
           }
         }
         case DIRECTORY -> {
           if (depth > MAX_DEPTH || !ancestors.add(n.id())) {
-            throw new FilesException(volume + ": damaged filesystem: the directory " + path + " contains itself");
+            throw new FilesException(
+                volume + ": damaged filesystem: the directory " + path + " contains itself");
           }
           Files.createDirectory(out);
           for (FileTree.Named e : tree.list(n)) {
             String name = e.name();
             String child = (path.equals("/") ? "" : path) + "/" + name;
-            Path to = name.isEmpty() || name.equals(".") || name.equals("..") || name.indexOf('/') >= 0
-                || name.indexOf('\0') >= 0 ? null : resolve(out, name);
+            Path to =
+                name.isEmpty()
+                        || name.equals(".")
+                        || name.equals("..")
+                        || name.indexOf('/') >= 0
+                        || name.indexOf('\0') >= 0
+                    ? null
+                    : resolve(out, name);
             if (to == null) {
-              notes.println("thaw: skipped an entry of " + path + " whose name no file can have: "
-                  + name.replace("\0", "\\0"));
+              notes.println(
+                  "thaw: skipped an entry of "
+                      + path
+                      + " whose name no file can have: "
+                      + name.replace("\0", "\\0"));
               continue;
             }
             FileTree.Node cn = tree.node(e);
             if (cn.kind() == Entry.Kind.OTHER) {
-              notes.println("thaw: skipped " + child + ": not a regular file, directory or symlink");
+              notes.println(
+                  "thaw: skipped " + child + ": not a regular file, directory or symlink");
               continue;
             }
             write(cn, to, child, ancestors, depth + 1);
@@ -289,23 +325,26 @@ final class TreeReader implements FileSystemReader {
         throw new InterruptedIOException("copy interrupted");
       }
       try {
-        pieces.add(pool.submit(() -> {
-          try {
-            byte[] b = new byte[len];
-            dev.read(vol, b, 0, len);
-            try (FileChannel ch = FileChannel.open(out, StandardOpenOption.WRITE)) {
-              ByteBuffer buf = ByteBuffer.wrap(b);
-              while (buf.hasRemaining()) {
-                ch.write(buf, at + buf.position());
-              }
-            }
-            return null;
-          } catch (IOException e) {
-            throw new IOException("cannot copy " + path + " out of " + volume + ": " + e.getMessage(), e);
-          } finally {
-            inFlight.release();
-          }
-        }));
+        pieces.add(
+            pool.submit(
+                () -> {
+                  try {
+                    byte[] b = new byte[len];
+                    dev.read(vol, b, 0, len);
+                    try (FileChannel ch = FileChannel.open(out, StandardOpenOption.WRITE)) {
+                      ByteBuffer buf = ByteBuffer.wrap(b);
+                      while (buf.hasRemaining()) {
+                        ch.write(buf, at + buf.position());
+                      }
+                    }
+                    return null;
+                  } catch (IOException e) {
+                    throw new IOException(
+                        "cannot copy " + path + " out of " + volume + ": " + e.getMessage(), e);
+                  } finally {
+                    inFlight.release();
+                  }
+                }));
       } catch (RuntimeException e) {
         inFlight.release();
         throw e;
@@ -346,8 +385,11 @@ final class TreeReader implements FileSystemReader {
     }
     if (n.mtime() != null) {
       try {
-        Files.getFileAttributeView(p, BasicFileAttributeView.class, opts).setTimes(FileTime.from(n.mtime()),
-            n.atime() == null ? null : FileTime.from(n.atime()), null);
+        Files.getFileAttributeView(p, BasicFileAttributeView.class, opts)
+            .setTimes(
+                FileTime.from(n.mtime()),
+                n.atime() == null ? null : FileTime.from(n.atime()),
+                null);
       } catch (IOException | UnsupportedOperationException e) {
         if (!link) {
           throw e;

@@ -16,13 +16,14 @@ import javax.crypto.AEADBadTagException;
  * Encodes and decodes Proxmox Backup DataBlobs (chunk files and {@code *.blob} files): CRC-32,
  * optional AES-256-GCM, optional zstd, and the chunk digest check.
  *
- * <p>Thread-safe. Each thread that uses a codec gets its own zstd contexts, created once and
- * reused (a context per call is the expensive part of zstd for 4 MiB chunks); share one codec
- * per snapshot key and call it from a fixed CPU pool.
+ * <p>Thread-safe. Each thread that uses a codec gets its own zstd contexts, created once and reused
+ * (a context per call is the expensive part of zstd for 4 MiB chunks); share one codec per snapshot
+ * key and call it from a fixed CPU pool.
  */
 public final class BlobCodec implements ChunkCodec {
   /** Largest blob accepted. */
   public static final int MAX_BLOB = 128 * 1024 * 1024;
+
   /** Largest decoded chunk accepted. */
   public static final int MAX_CHUNK = 16 * 1024 * 1024;
 
@@ -31,12 +32,14 @@ public final class BlobCodec implements ChunkCodec {
 
   private final CryptConfig crypt;
   private final ZstdDecoder zstd = new ZstdDecoder();
-  private final ThreadLocal<ZstdCompressCtx> cctx = ThreadLocal.withInitial(() -> {
-    ZstdCompressCtx c = new ZstdCompressCtx();
-    c.setLevel(1);
-    c.setContentSize(true);
-    return c;
-  });
+  private final ThreadLocal<ZstdCompressCtx> cctx =
+      ThreadLocal.withInitial(
+          () -> {
+            ZstdCompressCtx c = new ZstdCompressCtx();
+            c.setLevel(1);
+            c.setContentSize(true);
+            return c;
+          });
   private final ThreadLocal<MessageDigest> sha = ThreadLocal.withInitial(BlobCodec::newSha256);
   private final SecureRandom random = new SecureRandom();
   private final java.util.concurrent.ConcurrentHashMap<Integer, Digest> zeroDigests =
@@ -67,10 +70,12 @@ public final class BlobCodec implements ChunkCodec {
    * are served as zeros and never fetched. Computed once per length.
    */
   public Digest zeroDigest(int length) {
-    return zeroDigests.computeIfAbsent(length, n -> {
-      byte[] zeros = new byte[n];
-      return digest(zeros, 0, n);
-    });
+    return zeroDigests.computeIfAbsent(
+        length,
+        n -> {
+          byte[] zeros = new byte[n];
+          return digest(zeros, 0, n);
+        });
   }
 
   @Override
@@ -95,39 +100,43 @@ public final class BlobCodec implements ChunkCodec {
 
   /**
    * Decodes a chunk blob and checks that its data hashes to {@code expected}. A codec with a key
-   * takes encrypted chunks only and a codec without one plain chunks only, as an index's
-   * crypt-mode demands (PBS refuses "Index and chunk CryptMode don't match" the same way).
+   * takes encrypted chunks only and a codec without one plain chunks only, as an index's crypt-mode
+   * demands (PBS refuses "Index and chunk CryptMode don't match" the same way).
    *
-   * @param expectedLength the chunk length the index says, or -1 when only bounded by
-   *     {@link #MAX_CHUNK}
+   * @param expectedLength the chunk length the index says, or -1 when only bounded by {@link
+   *     #MAX_CHUNK}
    * @throws FormatException on any mismatch; the message says which check failed
    */
   @Override
-  public byte[] decodeChunk(byte[] blob, Digest expected, int expectedLength) throws FormatException {
+  public byte[] decodeChunk(byte[] blob, Digest expected, int expectedLength)
+      throws FormatException {
     return decodeChunk(Buffer.wrap(blob), expected, expectedLength, null).exactArray();
   }
 
   /**
    * {@link #decodeChunk(byte[], Digest, int)} without copies: an uncompressed plain chunk is
    * checked where it lies in {@code blob} (CRC and digest) and returned as that buffer, its range
-   * narrowed to the data; a compressed or encrypted one is decoded into one buffer of
-   * {@code pool} (null: a new array), and {@code blob} released.
+   * narrowed to the data; a compressed or encrypted one is decoded into one buffer of {@code pool}
+   * (null: a new array), and {@code blob} released.
    */
   @Override
   public Buffer decodeChunk(Buffer blob, Digest expected, int expectedLength, BufferPool pool)
       throws FormatException {
     Buffer data = null;
     try {
-      if (blob.length() >= 8 && kind(blob.array(), blob.offset(), blob.length()).encrypted() != (crypt != null)) {
-        throw new FormatException(crypt != null
-            ? "chunk is not encrypted, but its archive is (crypt-mode encrypt)"
-            : "chunk is encrypted, but its archive is not (crypt-mode none or sign-only)");
+      if (blob.length() >= 8
+          && kind(blob.array(), blob.offset(), blob.length()).encrypted() != (crypt != null)) {
+        throw new FormatException(
+            crypt != null
+                ? "chunk is not encrypted, but its archive is (crypt-mode encrypt)"
+                : "chunk is encrypted, but its archive is not (crypt-mode none or sign-only)");
       }
       Buffer b = blob;
       blob = null;
       data = decode(b, expectedLength, MAX_CHUNK, pool);
       if (expectedLength >= 0 && data.length() != expectedLength) {
-        throw new FormatException("chunk has " + data.length() + " bytes, index says " + expectedLength);
+        throw new FormatException(
+            "chunk has " + data.length() + " bytes, index says " + expectedLength);
       }
       Digest actual = digest(data.array(), data.offset(), data.length());
       if (!actual.equals(expected)) {
@@ -160,7 +169,8 @@ public final class BlobCodec implements ChunkCodec {
    * {@link #decode(byte[], int, int)} of the bytes in {@code blob}, with the ownership rules of
    * {@link #decodeChunk(Buffer, Digest, int, BufferPool)}.
    */
-  private Buffer decode(Buffer blob, int expectedLength, int maxLength, BufferPool pool) throws FormatException {
+  private Buffer decode(Buffer blob, int expectedLength, int maxLength, BufferPool pool)
+      throws FormatException {
     Buffer payload = blob; // what this call holds and must release unless it returns it
     try {
       byte[] a = blob.array();
@@ -191,13 +201,15 @@ public final class BlobCodec implements ChunkCodec {
       }
       if (!kind.compressed()) {
         if (payload.length() > maxLength) {
-          throw new FormatException("blob data of " + payload.length() + " bytes exceeds the limit of " + maxLength);
+          throw new FormatException(
+              "blob data of " + payload.length() + " bytes exceeds the limit of " + maxLength);
         }
         Buffer result = payload;
         payload = null;
         return result;
       }
-      return zstd.decompress(payload.array(), payload.offset(), payload.length(), expectedLength, maxLength, pool);
+      return zstd.decompress(
+          payload.array(), payload.offset(), payload.length(), expectedLength, maxLength, pool);
     } finally {
       if (payload != null) {
         payload.release();
@@ -205,7 +217,10 @@ public final class BlobCodec implements ChunkCodec {
     }
   }
 
-  /** The decrypted payload of an encrypted blob, in a new buffer; {@code blob} is left to the caller. */
+  /**
+   * The decrypted payload of an encrypted blob, in a new buffer; {@code blob} is left to the
+   * caller.
+   */
   private Buffer decrypt(Buffer blob, int header, BufferPool pool) throws FormatException {
     byte[] a = blob.array();
     int off = blob.offset();
@@ -257,7 +272,8 @@ public final class BlobCodec implements ChunkCodec {
     return assemble(kind, iv, tagAndCt, tagAndCt, 16, tagAndCt.length - 16);
   }
 
-  private static byte[] assemble(BlobKind kind, byte[] iv, byte[] tag, byte[] body, int off, int len) {
+  private static byte[] assemble(
+      BlobKind kind, byte[] iv, byte[] tag, byte[] body, int off, int len) {
     int header = kind.encrypted() ? CRYPT_HEADER : PLAIN_HEADER;
     byte[] out = new byte[header + len];
     System.arraycopy(kind.magic(), 0, out, 0, 8);

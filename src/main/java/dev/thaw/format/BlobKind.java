@@ -9,6 +9,7 @@ public enum BlobKind {
 
   @SuppressWarnings("ImmutableEnumChecker") // never written, and handed out only as a copy
   private final byte[] magic;
+
   private final boolean compressed;
   private final boolean encrypted;
 

@@ -5,11 +5,11 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 
 /**
- * A casync blob index ({@code NAME.caibx}): a 48-byte header (size, type, feature flags, chunk
- * size min/avg/max), a table header, one 40-byte item per chunk (exclusive end offset, chunk
- * id) and a 40-byte tail ending in a marker. Chunks have variable sizes: chunk {@code i} spans
- * {@code [end(i-1), end(i))}, and {@link #chunkAt} is a binary search over the end offsets.
- * Immutable and thread-safe.
+ * A casync blob index ({@code NAME.caibx}): a 48-byte header (size, type, feature flags, chunk size
+ * min/avg/max), a table header, one 40-byte item per chunk (exclusive end offset, chunk id) and a
+ * 40-byte tail ending in a marker. Chunks have variable sizes: chunk {@code i} spans {@code
+ * [end(i-1), end(i))}, and {@link #chunkAt} is a binary search over the end offsets. Immutable and
+ * thread-safe.
  */
 public final class CaibxIndex implements ChunkIndex {
   /** Suffix of casync blob index files. */
@@ -18,8 +18,10 @@ public final class CaibxIndex implements ChunkIndex {
   static final long TYPE_INDEX = 0x96824d9c7b129ff9L;
   static final long TYPE_TABLE = 0xe75b9e112f17417dL;
   static final long TABLE_MARKER = 0x4b4f050e5549ecd1L;
+
   /** Feature flag: chunk ids are SHA-512/256 (else SHA-256). */
   static final long FLAG_SHA512_256 = 0x2000000000000000L;
+
   static final int HEADER = 48;
   static final int TABLE_HEADER = 16;
   static final int ITEM = 40;
@@ -58,38 +60,65 @@ public final class CaibxIndex implements ChunkIndex {
   public static CaibxIndex parse(byte[] data, String name) throws FormatException {
     String where = name + ": ";
     if (data.length < HEADER + TABLE_HEADER + TAIL) {
-      throw new FormatException(where + "not a casync index: " + data.length + " bytes is too short");
+      throw new FormatException(
+          where + "not a casync index: " + data.length + " bytes is too short");
     }
     ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
     if (b.getLong(0) != HEADER || b.getLong(8) != TYPE_INDEX) {
-      throw new FormatException(where + "not a casync index (wrong header size or type: "
-          + hex(b.getLong(0)) + ", " + hex(b.getLong(8)) + ")");
+      throw new FormatException(
+          where
+              + "not a casync index (wrong header size or type: "
+              + hex(b.getLong(0))
+              + ", "
+              + hex(b.getLong(8))
+              + ")");
     }
     long flags = b.getLong(16);
     long min = b.getLong(24);
     long avg = b.getLong(32);
     long max = b.getLong(40);
     if (min < 1 || min > avg || avg > max || max > BlobCodec.MAX_CHUNK) {
-      throw new FormatException(where + "bad chunk size limits (min " + min + ", avg " + avg
-          + ", max " + max + "; max may be at most " + BlobCodec.MAX_CHUNK + ")");
+      throw new FormatException(
+          where
+              + "bad chunk size limits (min "
+              + min
+              + ", avg "
+              + avg
+              + ", max "
+              + max
+              + "; max may be at most "
+              + BlobCodec.MAX_CHUNK
+              + ")");
     }
     if (b.getLong(HEADER) != -1L || b.getLong(HEADER + 8) != TYPE_TABLE) {
-      throw new FormatException(where + "wrong table header (type " + hex(b.getLong(HEADER + 8)) + ")");
+      throw new FormatException(
+          where + "wrong table header (type " + hex(b.getLong(HEADER + 8)) + ")");
     }
     int tail = data.length - TAIL;
     if (b.getLong(tail + 32) != TABLE_MARKER) {
       throw new FormatException(where + "no table tail marker at the end: truncated or damaged");
     }
     if ((data.length - HEADER - TABLE_HEADER - TAIL) % ITEM != 0) {
-      throw new FormatException(where + "table length " + (data.length - HEADER) + " is not whole items");
+      throw new FormatException(
+          where + "table length " + (data.length - HEADER) + " is not whole items");
     }
     int n = (data.length - HEADER - TABLE_HEADER - TAIL) / ITEM;
     long tableSize = TABLE_HEADER + (long) ITEM * n + TAIL;
-    if (b.getLong(tail) != 0 || b.getLong(tail + 8) != 0 || b.getLong(tail + 16) != HEADER
+    if (b.getLong(tail) != 0
+        || b.getLong(tail + 8) != 0
+        || b.getLong(tail + 16) != HEADER
         || b.getLong(tail + 24) != tableSize) {
-      throw new FormatException(where + "table tail does not match the file (offset "
-          + b.getLong(tail + 16) + ", size " + b.getLong(tail + 24) + ", expected " + HEADER + ", "
-          + tableSize + ")");
+      throw new FormatException(
+          where
+              + "table tail does not match the file (offset "
+              + b.getLong(tail + 16)
+              + ", size "
+              + b.getLong(tail + 24)
+              + ", expected "
+              + HEADER
+              + ", "
+              + tableSize
+              + ")");
     }
     long[] ends = new long[n];
     byte[] ids = new byte[n * Digest.LENGTH];
@@ -98,12 +127,25 @@ public final class CaibxIndex implements ChunkIndex {
       int at = HEADER + TABLE_HEADER + i * ITEM;
       long end = b.getLong(at);
       if (end <= prev) {
-        throw new FormatException(where + "chunk " + i + " end offset " + end
-            + " does not increase (previous " + prev + ")");
+        throw new FormatException(
+            where
+                + "chunk "
+                + i
+                + " end offset "
+                + end
+                + " does not increase (previous "
+                + prev
+                + ")");
       }
       if (end - prev > max) {
-        throw new FormatException(where + "chunk " + i + " has " + (end - prev)
-            + " bytes, more than the index's maximum chunk size " + max);
+        throw new FormatException(
+            where
+                + "chunk "
+                + i
+                + " has "
+                + (end - prev)
+                + " bytes, more than the index's maximum chunk size "
+                + max);
       }
       ends[i] = end;
       System.arraycopy(data, at + 8, ids, i * Digest.LENGTH, Digest.LENGTH);
@@ -128,8 +170,8 @@ public final class CaibxIndex implements ChunkIndex {
       s = s.substring(0, s.length() - SUFFIX.length());
     }
     if (s.isEmpty() || s.startsWith(".")) {
-      throw new IllegalArgumentException("cannot name an image after the index " + location
-          + " (expected NAME.caibx)");
+      throw new IllegalArgumentException(
+          "cannot name an image after the index " + location + " (expected NAME.caibx)");
     }
     return s;
   }
@@ -197,7 +239,10 @@ public final class CaibxIndex implements ChunkIndex {
     return maxSize;
   }
 
-  /** SHA-256 over the item table (end offsets and ids): identifies this index, e.g. to a resumed restore. */
+  /**
+   * SHA-256 over the item table (end offsets and ids): identifies this index, e.g. to a resumed
+   * restore.
+   */
   @Override
   public byte[] checksum() {
     return checksum.clone();

@@ -11,8 +11,8 @@ import org.tukaani.xz.XZInputStream;
 
 /**
  * Decodes casync chunk files ({@code .cacnk}): the compression is detected per chunk by its magic
- * (zstd, xz, gzip, or none), then the length and the chunk id are checked; the id is SHA-512/256
- * or SHA-256 of the uncompressed data, as the index's feature flags say.
+ * (zstd, xz, gzip, or none), then the length and the chunk id are checked; the id is SHA-512/256 or
+ * SHA-256 of the uncompressed data, as the index's feature flags say.
  *
  * <p>All-zero chunks: casync cuts runs of zeros into chunks of the index's maximum size, so the
  * codec knows the id of an all-zero chunk of that size and recognises it without a fetch.
@@ -65,13 +65,14 @@ public final class CasyncCodec implements ChunkCodec {
   }
 
   @Override
-  public byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength) throws FormatException {
+  public byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength)
+      throws FormatException {
     return decodeChunk(Buffer.wrap(stored), expected, expectedLength, null).exactArray();
   }
 
   /**
-   * {@link #decodeChunk(byte[], Digest, int)}: a zstd chunk decompressed into a buffer of
-   * {@code pool} (null: a new array), an uncompressed one checked where it lies.
+   * {@link #decodeChunk(byte[], Digest, int)}: a zstd chunk decompressed into a buffer of {@code
+   * pool} (null: a new array), an uncompressed one checked where it lies.
    */
   @Override
   public Buffer decodeChunk(Buffer stored, Digest expected, int expectedLength, BufferPool pool)
@@ -85,11 +86,13 @@ public final class CasyncCodec implements ChunkCodec {
       }
       stored = null;
       if (expectedLength >= 0 && data.length() != expectedLength) {
-        throw new FormatException("chunk has " + data.length() + " bytes, index says " + expectedLength);
+        throw new FormatException(
+            "chunk has " + data.length() + " bytes, index says " + expectedLength);
       }
       Digest actual = id(data.array(), data.offset(), data.length());
       if (!actual.equals(expected)) {
-        throw new FormatException("chunk id mismatch: data hashes to " + actual.hex() + " (" + algorithm + ")");
+        throw new FormatException(
+            "chunk id mismatch: data hashes to " + actual.hex() + " (" + algorithm + ")");
       }
       Buffer result = data;
       data = null;
@@ -104,8 +107,11 @@ public final class CasyncCodec implements ChunkCodec {
     }
   }
 
-  /** The plain data of {@code stored}: a new buffer, or {@code stored} itself when not compressed. */
-  private Buffer decompress(Buffer stored, int expectedLength, int max, BufferPool pool) throws FormatException {
+  /**
+   * The plain data of {@code stored}: a new buffer, or {@code stored} itself when not compressed.
+   */
+  private Buffer decompress(Buffer stored, int expectedLength, int max, BufferPool pool)
+      throws FormatException {
     byte[] a = stored.array();
     int off = stored.offset();
     int len = stored.length();
@@ -135,7 +141,8 @@ public final class CasyncCodec implements ChunkCodec {
   }
 
   private static boolean starts(byte[] b, int off, int len, byte[] magic) {
-    return len >= magic.length && java.util.Arrays.equals(b, off, off + magic.length, magic, 0, magic.length);
+    return len >= magic.length
+        && java.util.Arrays.equals(b, off, off + magic.length, magic, 0, magic.length);
   }
 
   private static MessageDigest newDigest(String algorithm) {

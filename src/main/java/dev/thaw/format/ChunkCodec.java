@@ -4,10 +4,10 @@ import dev.thaw.buffer.Buffer;
 import dev.thaw.buffer.BufferPool;
 
 /**
- * Turns a chunk file's bytes into the chunk's verified plain data, and recognises all-zero
- * chunks from their digest alone so that they are never fetched. One codec per snapshot key
- * (Proxmox DataBlobs, {@link BlobCodec}) or per casync index ({@link CasyncCodec}); the fetch
- * pipeline, cache, image reader and restorer see only this interface.
+ * Turns a chunk file's bytes into the chunk's verified plain data, and recognises all-zero chunks
+ * from their digest alone so that they are never fetched. One codec per snapshot key (Proxmox
+ * DataBlobs, {@link BlobCodec}) or per casync index ({@link CasyncCodec}); the fetch pipeline,
+ * cache, image reader and restorer see only this interface.
  *
  * <p>Implementations are thread-safe and are called from the pipeline's CPU pool.
  */
@@ -47,8 +47,8 @@ public interface ChunkCodec {
   /**
    * The most bytes a stored chunk of {@code length} plain bytes can take: its header, and
    * compression's worst-case growth (zstd, xz and gzip grow incompressible data by well under
-   * 1/16). A store reads no more than this, so that a damaged or hostile chunk file (a gigabyte,
-   * a link to {@code /dev/zero}) is refused instead of filling memory.
+   * 1/16). A store reads no more than this, so that a damaged or hostile chunk file (a gigabyte, a
+   * link to {@code /dev/zero}) is refused instead of filling memory.
    */
   default int maxStoredLength(int length) {
     return (int) Math.min(Integer.MAX_VALUE - 16, length + (long) length / 16 + 4096);

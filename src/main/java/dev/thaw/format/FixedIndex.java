@@ -8,13 +8,14 @@ import java.util.Arrays;
 import java.util.UUID;
 
 /**
- * A Proxmox Backup fixed-size chunk index ({@code NAME.img.fidx}): a 4096-byte header (magic,
- * uuid, ctime, index checksum, image size, chunk size) followed by one 32-byte digest per chunk.
+ * A Proxmox Backup fixed-size chunk index ({@code NAME.img.fidx}): a 4096-byte header (magic, uuid,
+ * ctime, index checksum, image size, chunk size) followed by one 32-byte digest per chunk.
  * Immutable and thread-safe.
  */
 public final class FixedIndex implements ChunkIndex {
   /** Header length in bytes. */
   public static final int HEADER = 4096;
+
   /** The chunk size of VM images. */
   public static final int DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
@@ -43,13 +44,15 @@ public final class FixedIndex implements ChunkIndex {
    */
   public static FixedIndex parse(byte[] data, String name) throws FormatException {
     if (data.length < HEADER) {
-      throw new FormatException(name + ": truncated fixed index (" + data.length + " bytes, header is 4096)");
+      throw new FormatException(
+          name + ": truncated fixed index (" + data.length + " bytes, header is 4096)");
     }
     if (!Magic.matches(Magic.FIXED_INDEX, data, 0)) {
       throw new FormatException(name + ": not a fixed index (wrong magic)");
     }
     ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
-    UUID uuid = new UUID(ByteBuffer.wrap(data, 8, 8).getLong(), ByteBuffer.wrap(data, 16, 8).getLong());
+    UUID uuid =
+        new UUID(ByteBuffer.wrap(data, 8, 8).getLong(), ByteBuffer.wrap(data, 16, 8).getLong());
     long ctime = b.getLong(24);
     byte[] csum = Arrays.copyOfRange(data, 32, 64);
     long size = b.getLong(64);
@@ -62,13 +65,30 @@ public final class FixedIndex implements ChunkIndex {
     }
     long count = size / chunkSize + (size % chunkSize == 0 ? 0 : 1); // no overflow near 2^63
     if (count > (Integer.MAX_VALUE - HEADER) / Digest.LENGTH) {
-      throw new FormatException(name + ": image size " + size + " needs " + count + " chunks of "
-          + chunkSize + " bytes, more than an index can hold; damaged");
+      throw new FormatException(
+          name
+              + ": image size "
+              + size
+              + " needs "
+              + count
+              + " chunks of "
+              + chunkSize
+              + " bytes, more than an index can hold; damaged");
     }
     if (data.length != HEADER + Digest.LENGTH * count) {
-      throw new FormatException(name + ": index length " + data.length + " does not match image size "
-          + size + " (" + count + " chunks of " + chunkSize + " need " + (HEADER + Digest.LENGTH * count)
-          + " bytes); truncated or damaged");
+      throw new FormatException(
+          name
+              + ": index length "
+              + data.length
+              + " does not match image size "
+              + size
+              + " ("
+              + count
+              + " chunks of "
+              + chunkSize
+              + " need "
+              + (HEADER + Digest.LENGTH * count)
+              + " bytes); truncated or damaged");
     }
     byte[] digests = Arrays.copyOfRange(data, HEADER, data.length);
     if (!Arrays.equals(sha256(digests), csum)) {
@@ -98,7 +118,9 @@ public final class FixedIndex implements ChunkIndex {
     byte[] out = new byte[HEADER + digests.length];
     ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
     System.arraycopy(Magic.FIXED_INDEX, 0, out, 0, 8);
-    ByteBuffer.wrap(out, 8, 16).putLong(uuid.getMostSignificantBits()).putLong(uuid.getLeastSignificantBits());
+    ByteBuffer.wrap(out, 8, 16)
+        .putLong(uuid.getMostSignificantBits())
+        .putLong(uuid.getLeastSignificantBits());
     b.putLong(24, ctime);
     System.arraycopy(csum, 0, out, 32, 32);
     b.putLong(64, size);

@@ -27,7 +27,6 @@ final class Magic {
   }
 
   static boolean matches(byte[] magic, byte[] data, int offset) {
-    return data.length - offset >= 8
-        && Arrays.equals(magic, 0, 8, data, offset, offset + 8);
+    return data.length - offset >= 8 && Arrays.equals(magic, 0, 8, data, offset, offset + 8);
   }
 }

@@ -17,21 +17,23 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * A snapshot manifest ({@code index.json.blob}'s JSON): backup type, id and time, and the files
- * of the snapshot with size, checksum and crypt mode. Signed with HMAC-SHA256 under the key's
- * HMAC key when the snapshot was made with a key (crypt-mode {@code encrypt} or
- * {@code sign-only}), the key's fingerprint beside it in {@code unprotected}, as Proxmox Backup
- * Server's {@code BackupManifest} does. Parsing records whether the manifest is signed and
- * whether that signature was checked; what to trust is decided by the caller. Immutable.
+ * A snapshot manifest ({@code index.json.blob}'s JSON): backup type, id and time, and the files of
+ * the snapshot with size, checksum and crypt mode. Signed with HMAC-SHA256 under the key's HMAC key
+ * when the snapshot was made with a key (crypt-mode {@code encrypt} or {@code sign-only}), the
+ * key's fingerprint beside it in {@code unprotected}, as Proxmox Backup Server's {@code
+ * BackupManifest} does. Parsing records whether the manifest is signed and whether that signature
+ * was checked; what to trust is decided by the caller. Immutable.
  */
 public final class Manifest {
   /** The manifest's file name in a snapshot directory. */
   public static final String FILE_NAME = "index.json.blob";
+
   /**
-   * The most files a manifest may list (Proxmox writes a handful per snapshot): more is refused,
-   * so that a hostile manifest cannot make listing or mounting a snapshot crawl.
+   * The most files a manifest may list (Proxmox writes a handful per snapshot): more is refused, so
+   * that a hostile manifest cannot make listing or mounting a snapshot crawl.
    */
   public static final int MAX_FILES = 10_000;
+
   /** The most bytes of manifest JSON read. */
   public static final int MAX_JSON_BYTES = 8 << 20;
 
@@ -39,7 +41,9 @@ public final class Manifest {
 
   /** How a file of the snapshot is protected. */
   public enum CryptMode {
-    NONE("none"), ENCRYPT("encrypt"), SIGN_ONLY("sign-only");
+    NONE("none"),
+    ENCRYPT("encrypt"),
+    SIGN_ONLY("sign-only");
 
     private final String json;
 
@@ -94,13 +98,24 @@ public final class Manifest {
   private final boolean signatureChecked;
 
   /** A manifest to write (unsigned until {@link #toJson} is given a key). */
-  public Manifest(String backupType, String backupId, long backupTime, List<FileInfo> files,
+  public Manifest(
+      String backupType,
+      String backupId,
+      long backupTime,
+      List<FileInfo> files,
       String keyFingerprint) {
     this(backupType, backupId, backupTime, files, keyFingerprint, List.of(), false, false);
   }
 
-  private Manifest(String backupType, String backupId, long backupTime, List<FileInfo> files,
-      String keyFingerprint, List<String> warnings, boolean signed, boolean signatureChecked) {
+  private Manifest(
+      String backupType,
+      String backupId,
+      long backupTime,
+      List<FileInfo> files,
+      String keyFingerprint,
+      List<String> warnings,
+      boolean signed,
+      boolean signatureChecked) {
     this.backupType = backupType;
     this.backupId = backupId;
     this.backupTime = backupTime;
@@ -117,10 +132,10 @@ public final class Manifest {
   }
 
   /**
-   * Parses manifest JSON. When {@code crypt} is given and the manifest is signed, checks that
-   * the key's fingerprint is the one the manifest names (when it names one) and that the
-   * signature verifies; either failing is an error. An unsigned manifest parses with or without
-   * a key: {@link #signatureChecked()} tells the caller that nothing vouches for it.
+   * Parses manifest JSON. When {@code crypt} is given and the manifest is signed, checks that the
+   * key's fingerprint is the one the manifest names (when it names one) and that the signature
+   * verifies; either failing is an error. An unsigned manifest parses with or without a key: {@link
+   * #signatureChecked()} tells the caller that nothing vouches for it.
    */
   public static Manifest parse(byte[] json, CryptConfig crypt) throws FormatException {
     JsonNode root;
@@ -143,11 +158,15 @@ public final class Manifest {
     boolean signed = sig != null && sig.isTextual();
     if (crypt != null && signed) {
       if (fp != null && !sameFingerprint(fp, crypt)) {
-        throw new FormatException("wrong key: the snapshot was made with key "
-            + shortFp(fp) + ", the given key is " + crypt.shortFingerprint());
+        throw new FormatException(
+            "wrong key: the snapshot was made with key "
+                + shortFp(fp)
+                + ", the given key is "
+                + crypt.shortFingerprint());
       }
       String expected = HexFormat.of().formatHex(signature(obj, crypt));
-      if (!MessageDigest.isEqual(expected.getBytes(java.nio.charset.StandardCharsets.US_ASCII),
+      if (!MessageDigest.isEqual(
+          expected.getBytes(java.nio.charset.StandardCharsets.US_ASCII),
           sig.asText().getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
         throw new FormatException("manifest signature does not verify (altered, or wrong key)");
       }
@@ -157,8 +176,12 @@ public final class Manifest {
     Set<String> names = new HashSet<>();
     JsonNode list = obj.path("files");
     if (list.size() > MAX_FILES) {
-      throw new FormatException("manifest lists " + list.size() + " files, more than the " + MAX_FILES
-          + " a snapshot may have; damaged or not a backup manifest");
+      throw new FormatException(
+          "manifest lists "
+              + list.size()
+              + " files, more than the "
+              + MAX_FILES
+              + " a snapshot may have; damaged or not a backup manifest");
     }
     for (JsonNode f : list) {
       String name = f.path("filename").asText(null);
@@ -172,14 +195,17 @@ public final class Manifest {
       } catch (IllegalArgumentException e) {
         throw new FormatException("manifest has a malformed csum for " + name);
       }
-      CryptMode mode = f.has("crypt-mode") ? CryptMode.parse(f.get("crypt-mode").asText()) : CryptMode.NONE;
+      CryptMode mode =
+          f.has("crypt-mode") ? CryptMode.parse(f.get("crypt-mode").asText()) : CryptMode.NONE;
       long size = f.get("size").asLong();
       // an entry that is no plain file name, or a second one of a name, is left out (with a
       // warning) so that the snapshot's other files stay reachable and no path can escape
-      String bad = !isPlainName(name) ? "is not a plain file name"
-          : size < 0 ? "has a negative size (" + size + ")"
-          : !names.add(name) ? "is listed twice (the first entry is used)"
-          : null;
+      String bad =
+          !isPlainName(name)
+              ? "is not a plain file name"
+              : size < 0
+                  ? "has a negative size (" + size + ")"
+                  : !names.add(name) ? "is listed twice (the first entry is used)" : null;
       if (bad != null) {
         warnings.add("manifest entry '" + printable(name) + "' " + bad + "; left out");
         continue;
@@ -192,7 +218,14 @@ public final class Manifest {
     if (type == null || id == null || time == null || !time.canConvertToLong()) {
       throw new FormatException("manifest lacks backup-type, backup-id or backup-time");
     }
-    return new Manifest(type.asText(), id.asText(), time.asLong(), files, fp, warnings, signed,
+    return new Manifest(
+        type.asText(),
+        id.asText(),
+        time.asLong(),
+        files,
+        fp,
+        warnings,
+        signed,
         crypt != null && signed);
   }
 
@@ -221,8 +254,7 @@ public final class Manifest {
   }
 
   private static boolean sameFingerprint(String fp, CryptConfig crypt) {
-    return fp.replace(":", "").equalsIgnoreCase(
-        HexFormat.of().formatHex(crypt.fingerprint()));
+    return fp.replace(":", "").equalsIgnoreCase(HexFormat.of().formatHex(crypt.fingerprint()));
   }
 
   private static String shortFp(String fp) {

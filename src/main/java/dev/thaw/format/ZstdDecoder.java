@@ -14,14 +14,16 @@ import java.io.IOException;
  * the expensive part for large chunks). Thread-safe; one instance per codec.
  */
 final class ZstdDecoder {
-  private final ThreadLocal<ZstdDecompressCtx> dctx = ThreadLocal.withInitial(ZstdDecompressCtx::new);
+  private final ThreadLocal<ZstdDecompressCtx> dctx =
+      ThreadLocal.withInitial(ZstdDecompressCtx::new);
 
   /**
    * Decompresses one or more frames into exactly {@code expectedLength} bytes when that is known
-   * (>= 0), else into what the frame header says, else streaming; never more than
-   * {@code maxLength}. The result is a buffer of {@code pool} (null: of its own) for the caller.
+   * (>= 0), else into what the frame header says, else streaming; never more than {@code
+   * maxLength}. The result is a buffer of {@code pool} (null: of its own) for the caller.
    */
-  Buffer decompress(byte[] src, int off, int len, int expectedLength, int maxLength, BufferPool pool)
+  Buffer decompress(
+      byte[] src, int off, int len, int expectedLength, int maxLength, BufferPool pool)
       throws FormatException {
     long size = expectedLength;
     if (size < 0) {
@@ -49,13 +51,16 @@ final class ZstdDecoder {
         }
       }
       if (size > maxLength) {
-        throw new FormatException("zstd frame of " + size + " bytes exceeds the limit of " + maxLength);
+        throw new FormatException(
+            "zstd frame of " + size + " bytes exceeds the limit of " + maxLength);
       }
       return Buffer.wrap(decompressStreaming(src, off, len, maxLength));
     } catch (ZstdException e) {
       if (expectedLength >= 0 && e.getErrorCode() == Zstd.errDstSizeTooSmall()) {
-        throw new FormatException("zstd data decodes to more than the chunk's " + expectedLength
-            + " bytes (the index's length)");
+        throw new FormatException(
+            "zstd data decodes to more than the chunk's "
+                + expectedLength
+                + " bytes (the index's length)");
       }
       throw new FormatException("zstd data is damaged: " + e.getMessage());
     }

@@ -13,10 +13,10 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * A whole datastore as {@code TYPE/ID/TIME/ARCHIVE}, listed lazily from a {@link Catalog}:
- * a snapshot is opened (its indexes read and checked) when its directory is first looked at.
- * Beside each image, its partitions and logical volumes as files. Snapshots in namespaces are not
- * shown. Thread-safe.
+ * A whole datastore as {@code TYPE/ID/TIME/ARCHIVE}, listed lazily from a {@link Catalog}: a
+ * snapshot is opened (its indexes read and checked) when its directory is first looked at. Beside
+ * each image, its partitions and logical volumes as files. Snapshots in namespaces are not shown.
+ * Thread-safe.
  */
 record DatastoreTree(Catalog catalog, long mountTime, ImageVolumes volumes) implements MountTree {
   @Override
@@ -59,14 +59,17 @@ record DatastoreTree(Catalog catalog, long mountTime, ImageVolumes volumes) impl
       if (parts.isEmpty()) {
         return Optional.of(new Dir(MountTree.imagesAndVolumes(readers, Map.of(), volumes), mtime));
       }
-      return parts.size() != 1 ? Optional.empty()
-          : MountTree.imageOrVolume(parts.get(0), readers, Map.of(), volumes, name -> s + "/" + name, mtime);
+      return parts.size() != 1
+          ? Optional.empty()
+          : MountTree.imageOrVolume(
+              parts.get(0), readers, Map.of(), volumes, name -> s + "/" + name, mtime);
     }
     Catalog.Locked l = (Catalog.Locked) e;
     if (parts.isEmpty()) {
       return Optional.of(new Dir(Snapshot.images(l.manifest()), mtime));
     }
-    return l.manifest().file(parts.get(0) + Snapshot.FIXED_INDEX_SUFFIX)
+    return l.manifest()
+        .file(parts.get(0) + Snapshot.FIXED_INDEX_SUFFIX)
         .map(f -> new LockedFile(f.size(), mtime, l.reason()));
   }
 }

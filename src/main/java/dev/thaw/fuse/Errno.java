@@ -6,10 +6,10 @@ import java.time.Instant;
 import ru.serce.jnrfuse.ErrorCodes;
 
 /**
- * The FUSE boundary's one way to turn a failure into an errno: every callback runs through
- * {@link #call}, which catches everything (jffi would turn an escaping exception into a 0 return:
- * a read would look like the end of the file, a getattr like success), logs it, and answers a
- * negative errno. Thread-safe.
+ * The FUSE boundary's one way to turn a failure into an errno: every callback runs through {@link
+ * #call}, which catches everything (jffi would turn an escaping exception into a 0 return: a read
+ * would look like the end of the file, a getattr like success), logs it, and answers a negative
+ * errno. Thread-safe.
  */
 final class Errno {
   /** A callback's body; returns its result (a negative errno for an expected refusal). */
@@ -24,13 +24,22 @@ final class Errno {
     this.log = log;
   }
 
-  /** Runs {@code body}; a failure is logged as {@code op path: reason} and answered with its errno. */
+  /**
+   * Runs {@code body}; a failure is logged as {@code op path: reason} and answered with its errno.
+   */
   int call(String op, String path, Body body) {
     try {
       return body.run();
     } catch (Throwable t) {
       try {
-        warn(op + " " + path + " failed: " + (t instanceof IOException && t.getMessage() != null ? t.getMessage() : t.toString()));
+        warn(
+            op
+                + " "
+                + path
+                + " failed: "
+                + (t instanceof IOException && t.getMessage() != null
+                    ? t.getMessage()
+                    : t.toString()));
       } catch (Throwable ignored) {
         // logging must never turn an errno into a 0
       }

@@ -8,9 +8,9 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * Images at the root of a mount by name: one snapshot's images (writable where a live restore
- * or overlay has a target), or images opened beforehand; beside each read-only image, its
- * partitions and logical volumes as files. Immutable and thread-safe.
+ * Images at the root of a mount by name: one snapshot's images (writable where a live restore or
+ * overlay has a target), or images opened beforehand; beside each read-only image, its partitions
+ * and logical volumes as files. Immutable and thread-safe.
  *
  * @param readers the images by name, in the order they are listed
  * @param lives the writable ones among them
@@ -18,8 +18,13 @@ import java.util.Optional;
  * @param volumes where the read-only images' partitions and logical volumes are found; each is a
  *     file beside its image
  */
-record ImagesTree(Map<String, ImageReader> readers, Map<String, LiveRestore> lives, long mtime,
-    long mountTime, ImageVolumes volumes) implements MountTree {
+record ImagesTree(
+    Map<String, ImageReader> readers,
+    Map<String, LiveRestore> lives,
+    long mtime,
+    long mountTime,
+    ImageVolumes volumes)
+    implements MountTree {
   ImagesTree {
     if (readers.containsKey(STATUS_DIR)) {
       throw new IllegalArgumentException("an image may not be named " + STATUS_DIR);
@@ -31,7 +36,8 @@ record ImagesTree(Map<String, ImageReader> readers, Map<String, LiveRestore> liv
     if (parts.isEmpty()) {
       return Optional.of(new Dir(MountTree.imagesAndVolumes(readers, lives, volumes), mtime));
     }
-    return parts.size() != 1 ? Optional.empty()
+    return parts.size() != 1
+        ? Optional.empty()
         : MountTree.imageOrVolume(parts.get(0), readers, lives, volumes, name -> name, mtime);
   }
 }

@@ -2,9 +2,9 @@ package dev.thaw.fuse;
 
 import dev.thaw.image.ImageReader;
 import dev.thaw.restore.LiveRestore;
-import java.io.IOException;
 import dev.thaw.volume.ImageVolumes;
 import dev.thaw.volume.Volume;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -13,10 +13,10 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * The file tree of a mount, independent of FUSE: what a path names. Two shapes: a whole
- * datastore ({@link DatastoreTree}: {@code TYPE/ID/TIME/ARCHIVE}) and a flat set of images at the
- * root ({@link ImagesTree}: one snapshot's images, or images opened beforehand such as a casync
- * image). Both have {@code .thaw/status} at the root. Thread-safe.
+ * The file tree of a mount, independent of FUSE: what a path names. Two shapes: a whole datastore
+ * ({@link DatastoreTree}: {@code TYPE/ID/TIME/ARCHIVE}) and a flat set of images at the root
+ * ({@link ImagesTree}: one snapshot's images, or images opened beforehand such as a casync image).
+ * Both have {@code .thaw/status} at the root. Thread-safe.
  */
 sealed interface MountTree permits DatastoreTree, ImagesTree {
   String STATUS_DIR = ".thaw";
@@ -40,8 +40,8 @@ sealed interface MountTree permits DatastoreTree, ImagesTree {
   }
 
   /**
-   * A partition or logical volume of a read-only image, as a read-only file of its own beside
-   * the image: reads are offset reads of the image through its reader.
+   * A partition or logical volume of a read-only image, as a read-only file of its own beside the
+   * image: reads are offset reads of the image through its reader.
    */
   record VolumeFile(Volume volume, ImageReader reader, long mtime) implements Node {}
 
@@ -52,36 +52,42 @@ sealed interface MountTree permits DatastoreTree, ImagesTree {
   record StatusFile() implements Node {}
 
   /**
-   * The entries of a directory of images: each image's name followed by the names of its
-   * exposed volumes (read-only images only: a writable image's table and filesystems change
-   * under the guest's writes), each image scanned now if it was not yet. A volume whose name
-   * another entry has is left out.
+   * The entries of a directory of images: each image's name followed by the names of its exposed
+   * volumes (read-only images only: a writable image's table and filesystems change under the
+   * guest's writes), each image scanned now if it was not yet. A volume whose name another entry
+   * has is left out.
    */
-  static List<String> imagesAndVolumes(Map<String, ImageReader> readers, Map<String, LiveRestore> lives,
-      ImageVolumes volumes) {
+  static List<String> imagesAndVolumes(
+      Map<String, ImageReader> readers, Map<String, LiveRestore> lives, ImageVolumes volumes) {
     List<String> out = new ArrayList<>();
     Set<String> names = new HashSet<>(readers.keySet());
-    readers.forEach((name, r) -> {
-      out.add(name);
-      if (!lives.containsKey(name)) {
-        for (Volume v : volumes.exposed(r.image().name(), r)) {
-          if (names.add(v.name())) {
-            out.add(v.name());
+    readers.forEach(
+        (name, r) -> {
+          out.add(name);
+          if (!lives.containsKey(name)) {
+            for (Volume v : volumes.exposed(r.image().name(), r)) {
+              if (names.add(v.name())) {
+                out.add(v.name());
+              }
+            }
           }
-        }
-      }
-    });
+        });
     return out;
   }
 
   /**
-   * What {@code name} names in a directory of images: an image, or an exposed volume of a
-   * read-only image (only the image whose name {@code name} extends is scanned).
+   * What {@code name} names in a directory of images: an image, or an exposed volume of a read-only
+   * image (only the image whose name {@code name} extends is scanned).
    *
    * @param path the image's name in the status document, given the image's name
    */
-  static Optional<Node> imageOrVolume(String name, Map<String, ImageReader> readers, Map<String, LiveRestore> lives,
-      ImageVolumes volumes, java.util.function.UnaryOperator<String> path, long mtime) {
+  static Optional<Node> imageOrVolume(
+      String name,
+      Map<String, ImageReader> readers,
+      Map<String, LiveRestore> lives,
+      ImageVolumes volumes,
+      java.util.function.UnaryOperator<String> path,
+      long mtime) {
     ImageReader r = readers.get(name);
     if (r != null) {
       return Optional.of(new ImageFile(path.apply(name), r, lives.get(name), mtime));
@@ -122,7 +128,8 @@ sealed interface MountTree permits DatastoreTree, ImagesTree {
         return Optional.of(new Dir(List.of(STATUS_FILE), mountTime()));
       }
       return parts.size() == 2 && parts.get(1).equals(STATUS_FILE)
-          ? Optional.of(new StatusFile()) : Optional.empty();
+          ? Optional.of(new StatusFile())
+          : Optional.empty();
     }
     Optional<Node> n = resolveBelowRoot(parts);
     if (parts.isEmpty() && n.isPresent() && n.get() instanceof Dir root) {

@@ -19,20 +19,20 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.LinkedHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.function.Supplier;
 
 /**
- * Mounts a datastore, one snapshot of it, or images opened beforehand (casync indexes) with
- * FUSE, read-only or with writable images ({@link LiveRestores.Targets}), and serves it until it
- * is unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process
- * dying: {@code auto_unmount} then cleans up the mount point). Beside each read-only image, its
- * partitions and LVM logical volumes are read-only files ({@link ImageVolumes}: scanned when the
- * image's directory is first listed). Everything a mount serves is
- * opened before it mounts, so that a bad store, snapshot or target fails the mount, not a read.
+ * Mounts a datastore, one snapshot of it, or images opened beforehand (casync indexes) with FUSE,
+ * read-only or with writable images ({@link LiveRestores.Targets}), and serves it until it is
+ * unmounted ({@code thaw unmount}, {@code fusermount -u}, SIGINT/SIGTERM, or the process dying:
+ * {@code auto_unmount} then cleans up the mount point). Beside each read-only image, its partitions
+ * and LVM logical volumes are read-only files ({@link ImageVolumes}: scanned when the image's
+ * directory is first listed). Everything a mount serves is opened before it mounts, so that a bad
+ * store, snapshot or target fails the mount, not a read.
  */
 public final class Mounter {
   /**
@@ -42,20 +42,31 @@ public final class Mounter {
    * @param reads how images are read (read-ahead, read timeout)
    * @param allowOther let other users read the mount (needs user_allow_other for non-root)
    * @param writable images writable through live restores or overlays, or null (read-only)
-   * @param pageCache read-only images go through the kernel's page cache (which shared mmap
-   *     needs) instead of direct I/O, where every read comes to thaw's own cache: one copy less
-   *     per byte, and no second cache of the same data
+   * @param pageCache read-only images go through the kernel's page cache (which shared mmap needs)
+   *     instead of direct I/O, where every read comes to thaw's own cache: one copy less per byte,
+   *     and no second cache of the same data
    */
-  public record Options(long cacheBytes, ImageReader.Settings reads, boolean allowOther,
-      LiveRestores.Targets writable, boolean pageCache) {}
+  public record Options(
+      long cacheBytes,
+      ImageReader.Settings reads,
+      boolean allowOther,
+      LiveRestores.Targets writable,
+      boolean pageCache) {}
 
   private Mounter() {}
 
   /** The libfuse options thaw mounts with. */
   static List<String> fuseOptions(Options o) {
-    List<String> opts = new ArrayList<>(List.of("fsname=thaw", "subtype=thaw",
-        "default_permissions", "auto_unmount", "max_background=64", "congestion_threshold=48",
-        "max_read=131072"));
+    List<String> opts =
+        new ArrayList<>(
+            List.of(
+                "fsname=thaw",
+                "subtype=thaw",
+                "default_permissions",
+                "auto_unmount",
+                "max_background=64",
+                "congestion_threshold=48",
+                "max_read=131072"));
     if (o.writable() == null) {
       opts.add(0, "ro");
     } else {
@@ -74,8 +85,15 @@ public final class Mounter {
    *
    * @param key which snapshots to trust and how their archives decode
    */
-  public static void run(ChunkStore store, FetchPipeline pipeline, KeyPolicy key, Path mountpoint,
-      Options options, PrintStream log, Runnable onReady) throws IOException {
+  public static void run(
+      ChunkStore store,
+      FetchPipeline pipeline,
+      KeyPolicy key,
+      Path mountpoint,
+      Options options,
+      PrintStream log,
+      Runnable onReady)
+      throws IOException {
     checkMountpoint(mountpoint);
     if (options.writable() != null) {
       throw new IOException("a writable mount (live restore or overlay) needs a SNAPSHOT");
@@ -85,41 +103,90 @@ public final class Mounter {
     catalog.snapshots(); // fail before mounting if the store cannot be listed
     ImageVolumes volumes = volumes(log);
     MountTree tree = new DatastoreTree(catalog, now(), volumes);
-    serve(tree, () -> ServeStatus.of(store.describe(), null, cache, pipeline.stats(), catalog.readers(),
-        Map.of(), volumes).toJson(), null, mountpoint, options, log, onReady);
+    serve(
+        tree,
+        () ->
+            ServeStatus.of(
+                    store.describe(),
+                    null,
+                    cache,
+                    pipeline.stats(),
+                    catalog.readers(),
+                    Map.of(),
+                    volumes)
+                .toJson(),
+        null,
+        mountpoint,
+        options,
+        log,
+        onReady);
   }
 
   /**
    * Mounts one snapshot's images at {@code mountpoint}, writable where {@link Options#writable}
-   * gives a target, and blocks until unmounted. Every image's index is read first: a damaged one
-   * is left out with a warning on {@code log}.
+   * gives a target, and blocks until unmounted. Every image's index is read first: a damaged one is
+   * left out with a warning on {@code log}.
    */
-  public static void run(ChunkStore store, FetchPipeline pipeline, KeyPolicy key, SnapshotPath snapshot,
-      Path mountpoint, Options options, PrintStream log, Runnable onReady) throws IOException {
+  public static void run(
+      ChunkStore store,
+      FetchPipeline pipeline,
+      KeyPolicy key,
+      SnapshotPath snapshot,
+      Path mountpoint,
+      Options options,
+      PrintStream log,
+      Runnable onReady)
+      throws IOException {
     checkMountpoint(mountpoint);
     ChunkCache cache = cache(options, pipeline);
-    SnapshotImages images = SnapshotImages.open(Snapshot.open(store, snapshot, key), pipeline, cache,
-        options.reads());
+    SnapshotImages images =
+        SnapshotImages.open(Snapshot.open(store, snapshot, key), pipeline, cache, options.reads());
     images.warnings().forEach(w -> warn(log, w));
     if (images.readers().isEmpty()) {
-      throw new IOException("snapshot " + snapshot + " has no image that can be opened"
-          + (images.warnings().isEmpty() ? "" : " (see the warnings above)"));
+      throw new IOException(
+          "snapshot "
+              + snapshot
+              + " has no image that can be opened"
+              + (images.warnings().isEmpty() ? "" : " (see the warnings above)"));
     }
-    LiveRestores lives = options.writable() == null ? null : LiveRestores.open(images, options.writable());
+    LiveRestores lives =
+        options.writable() == null ? null : LiveRestores.open(images, options.writable());
     Map<String, LiveRestore> writable = lives == null ? Map.of() : lives.all();
     ImageVolumes volumes = volumes(log);
-    MountTree tree = new ImagesTree(images.readers(), writable, images.snapshot().manifest().backupTime(), now(),
-        volumes);
-    serve(tree, () -> ServeStatus.of(store.describe(), snapshot.toString(), cache, pipeline.stats(),
-        images.readers(), writable, volumes).toJson(), lives, mountpoint, options, log, onReady);
+    MountTree tree =
+        new ImagesTree(
+            images.readers(), writable, images.snapshot().manifest().backupTime(), now(), volumes);
+    serve(
+        tree,
+        () ->
+            ServeStatus.of(
+                    store.describe(),
+                    snapshot.toString(),
+                    cache,
+                    pipeline.stats(),
+                    images.readers(),
+                    writable,
+                    volumes)
+                .toJson(),
+        lives,
+        mountpoint,
+        options,
+        log,
+        onReady);
   }
 
   /**
-   * Mounts images opened beforehand (each {@code MOUNTPOINT/<name>}, read through
-   * {@code pipeline}) at {@code mountpoint} and blocks until unmounted.
+   * Mounts images opened beforehand (each {@code MOUNTPOINT/<name>}, read through {@code pipeline})
+   * at {@code mountpoint} and blocks until unmounted.
    */
-  public static void run(List<Image> images, FetchPipeline pipeline, Path mountpoint, Options options,
-      PrintStream log, Runnable onReady) throws IOException {
+  public static void run(
+      List<Image> images,
+      FetchPipeline pipeline,
+      Path mountpoint,
+      Options options,
+      PrintStream log,
+      Runnable onReady)
+      throws IOException {
     checkMountpoint(mountpoint);
     ChunkCache cache = cache(options, pipeline);
     Map<String, ImageReader> readers = new LinkedHashMap<>();
@@ -131,30 +198,68 @@ public final class Mounter {
     long now = now();
     ImageVolumes volumes = volumes(log);
     MountTree tree = new ImagesTree(readers, Map.of(), now, now, volumes);
-    serve(tree, () -> ServeStatus.of(pipeline.store().describe(), null, cache, pipeline.stats(), readers,
-        Map.of(), volumes).toJson(), null, mountpoint, options, log, onReady);
+    serve(
+        tree,
+        () ->
+            ServeStatus.of(
+                    pipeline.store().describe(),
+                    null,
+                    cache,
+                    pipeline.stats(),
+                    readers,
+                    Map.of(),
+                    volumes)
+                .toJson(),
+        null,
+        mountpoint,
+        options,
+        log,
+        onReady);
   }
 
   /**
    * What {@link #run(ChunkStore, FetchPipeline, KeyPolicy, SnapshotPath, Path, Options,
    * PrintStream, Runnable)} does for a read-only mount, but with no kernel mount: opens the
-   * snapshot's images, loads libfuse, and reads the status file and the first {@code bytes} of
-   * each file at the root (images and their volumes) through the FUSE callbacks. The launcher's start-up training runs it, so that a
-   * mount's classes are in its start-up archive; it needs no /dev/fuse.
+   * snapshot's images, loads libfuse, and reads the status file and the first {@code bytes} of each
+   * file at the root (images and their volumes) through the FUSE callbacks. The launcher's start-up
+   * training runs it, so that a mount's classes are in its start-up archive; it needs no /dev/fuse.
    *
    * @return the bytes read
    */
-  public static long rehearse(ChunkStore store, FetchPipeline pipeline, KeyPolicy key, SnapshotPath snapshot,
-      Options options, long bytes) throws IOException {
+  public static long rehearse(
+      ChunkStore store,
+      FetchPipeline pipeline,
+      KeyPolicy key,
+      SnapshotPath snapshot,
+      Options options,
+      long bytes)
+      throws IOException {
     ChunkCache cache = cache(options, pipeline);
-    SnapshotImages images = SnapshotImages.open(Snapshot.open(store, snapshot, key), pipeline, cache,
-        options.reads());
+    SnapshotImages images =
+        SnapshotImages.open(Snapshot.open(store, snapshot, key), pipeline, cache, options.reads());
     PrintStream quiet = new PrintStream(java.io.OutputStream.nullOutputStream());
     ImageVolumes volumes = volumes(quiet);
-    MountTree tree = new ImagesTree(images.readers(), Map.of(), images.snapshot().manifest().backupTime(), now(),
-        volumes);
-    ThawFuse fs = new ThawFuse(tree, () -> ServeStatus.of(store.describe(), snapshot.toString(), cache,
-        pipeline.stats(), images.readers(), Map.of(), volumes).toJson(), quiet, 0, 0, options.pageCache(), () -> {});
+    MountTree tree =
+        new ImagesTree(
+            images.readers(), Map.of(), images.snapshot().manifest().backupTime(), now(), volumes);
+    ThawFuse fs =
+        new ThawFuse(
+            tree,
+            () ->
+                ServeStatus.of(
+                        store.describe(),
+                        snapshot.toString(),
+                        cache,
+                        pipeline.stats(),
+                        images.readers(),
+                        Map.of(),
+                        volumes)
+                    .toJson(),
+            quiet,
+            0,
+            0,
+            options.pageCache(),
+            () -> {});
     return new Rehearsal(fs).run(bytes);
   }
 
@@ -193,27 +298,45 @@ public final class Mounter {
    * whatever happens, they are closed (stopped, made durable) before a shutdown hook lets the JVM
    * end.
    */
-  private static void serve(MountTree tree, Supplier<byte[]> status, LiveRestores lives, Path mountpoint,
-      Options options, PrintStream log, Runnable onReady) throws IOException {
+  private static void serve(
+      MountTree tree,
+      Supplier<byte[]> status,
+      LiveRestores lives,
+      Path mountpoint,
+      Options options,
+      PrintStream log,
+      Runnable onReady)
+      throws IOException {
     CountDownLatch unmounted = new CountDownLatch(1);
     Thread hook = null;
     try {
       long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
       long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
-      ThawFuse fs = new ThawFuse(tree, status, log, uid, gid, options.pageCache(), () -> {
-        if (lives != null) {
-          lives.start(); // after the mount is up: the first read should not wait for it
-        }
-        onReady.run();
-      });
-      hook = new Thread(() -> {
-        fs.umount(); // SIGINT/SIGTERM: leave no mount behind
-        try {
-          unmounted.await();
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-        }
-      }, "thaw-unmount");
+      ThawFuse fs =
+          new ThawFuse(
+              tree,
+              status,
+              log,
+              uid,
+              gid,
+              options.pageCache(),
+              () -> {
+                if (lives != null) {
+                  lives.start(); // after the mount is up: the first read should not wait for it
+                }
+                onReady.run();
+              });
+      hook =
+          new Thread(
+              () -> {
+                fs.umount(); // SIGINT/SIGTERM: leave no mount behind
+                try {
+                  unmounted.await();
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              },
+              "thaw-unmount");
       Runtime.getRuntime().addShutdownHook(hook);
       List<String> args = new ArrayList<>();
       args.add("-o");
@@ -247,7 +370,9 @@ public final class Mounter {
       for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
         String[] f = line.split(" ");
         int dash = line.indexOf(" - ");
-        if (f.length > 5 && dash > 0 && unescape(f[4]).equals(mp)
+        if (f.length > 5
+            && dash > 0
+            && unescape(f[4]).equals(mp)
             && line.substring(dash + 3).startsWith("fuse.thaw ")) {
           return true;
         }

@@ -9,14 +9,17 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The files a mount has open, by FUSE file handle. Each open file is one of four kinds: a
- * read-only image, a volume of one, a writable image (a live restore or overlay), or a copy of
- * the status document taken when it was opened. Thread-safe.
+ * The files a mount has open, by FUSE file handle. Each open file is one of four kinds: a read-only
+ * image, a volume of one, a writable image (a live restore or overlay), or a copy of the status
+ * document taken when it was opened. Thread-safe.
  */
 final class OpenFiles {
   /** One open file. Reads and writes of one file may come from several FUSE threads at once. */
   sealed interface OpenFile permits ReadOnlyImage, WritableImage, VolumeOfImage, StatusCopy {
-    /** Reads up to {@code len} bytes at {@code offset} into {@code sink}; the bytes read, 0 at the end. */
+    /**
+     * Reads up to {@code len} bytes at {@code offset} into {@code sink}; the bytes read, 0 at the
+     * end.
+     */
     int read(long offset, int len, ImageReader.Sink sink) throws IOException;
 
     /** Ends this open file. */
@@ -36,7 +39,9 @@ final class OpenFiles {
     }
   }
 
-  /** A partition or logical volume of a read-only image: offset reads through its own image handle. */
+  /**
+   * A partition or logical volume of a read-only image: offset reads through its own image handle.
+   */
   record VolumeOfImage(ImageReader.Handle handle, Volume volume) implements OpenFile {
     @Override
     public int read(long offset, int len, ImageReader.Sink sink) throws IOException {
@@ -54,7 +59,8 @@ final class OpenFiles {
    *
    * @param writing opened for writing (a read-only open of a writable image may not write)
    */
-  record WritableImage(ImageReader.Handle handle, LiveRestore live, boolean writing) implements OpenFile {
+  record WritableImage(ImageReader.Handle handle, LiveRestore live, boolean writing)
+      implements OpenFile {
     @Override
     public int read(long offset, int len, ImageReader.Sink sink) throws IOException {
       return live.read(handle, offset, len, sink);

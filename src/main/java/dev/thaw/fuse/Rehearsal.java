@@ -10,9 +10,9 @@ import ru.serce.jnrfuse.struct.FileStat;
 import ru.serce.jnrfuse.struct.FuseFileInfo;
 
 /**
- * Drives a file system's callbacks as the kernel does for {@code cp} of each file, without a
- * mount: getattr and readdir of the root, then open, sequential 128 KiB reads of the first
- * {@code bytesPerFile}, and release of each file. Not thread-safe; one at a time.
+ * Drives a file system's callbacks as the kernel does for {@code cp} of each file, without a mount:
+ * getattr and readdir of the root, then open, sequential 128 KiB reads of the first {@code
+ * bytesPerFile}, and release of each file. Not thread-safe; one at a time.
  */
 final class Rehearsal {
   private static final int REQUEST = 128 * 1024; // what libfuse 2 asks for at most
@@ -24,21 +24,26 @@ final class Rehearsal {
   }
 
   /**
-   * Lists the root, then reads the status file and every file the root lists through the
-   * callbacks; returns the bytes read.
+   * Lists the root, then reads the status file and every file the root lists through the callbacks;
+   * returns the bytes read.
    */
   long run(long bytesPerFile) {
     fs.getattr("/", stat());
     List<String> files = new ArrayList<>(List.of("/.thaw/status"));
-    fs.readdir("/", null, (buf, name, st, off) -> {
-      String n = StandardCharsets.UTF_8.decode(name).toString();
-      int nul = n.indexOf('\0');
-      n = nul >= 0 ? n.substring(0, nul) : n;
-      if (!n.equals(".") && !n.equals("..") && !n.equals(".thaw")) {
-        files.add("/" + n);
-      }
-      return 0;
-    }, 0, info());
+    fs.readdir(
+        "/",
+        null,
+        (buf, name, st, off) -> {
+          String n = StandardCharsets.UTF_8.decode(name).toString();
+          int nul = n.indexOf('\0');
+          n = nul >= 0 ? n.substring(0, nul) : n;
+          if (!n.equals(".") && !n.equals("..") && !n.equals(".thaw")) {
+            files.add("/" + n);
+          }
+          return 0;
+        },
+        0,
+        info());
     long total = 0;
     Pointer buf = Memory.allocateDirect(rt, REQUEST);
     for (String f : files) {

@@ -14,13 +14,14 @@ public final class CasyncImage {
   private CasyncImage() {}
 
   /**
-   * Parses and checks an index and binds it to {@code pipeline}, whose store must have the
-   * casync layout. The image is named after the index file without {@code .caibx}.
+   * Parses and checks an index and binds it to {@code pipeline}, whose store must have the casync
+   * layout. The image is named after the index file without {@code .caibx}.
    *
    * @param location the index's path or URL (without credentials), for the name and messages
    * @throws FormatException naming {@code location} when the index is malformed
    */
-  public static Image open(String location, byte[] index, FetchPipeline pipeline) throws FormatException {
+  public static Image open(String location, byte[] index, FetchPipeline pipeline)
+      throws FormatException {
     CaibxIndex idx = CaibxIndex.parse(index, location);
     return Image.of(CaibxIndex.imageName(location), idx, CasyncCodec.forIndex(idx), pipeline);
   }

@@ -13,12 +13,11 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
 
 /**
- * Every snapshot of a store, for a front end that shows a whole datastore: the list re-read at
- * most every 30 s, and each snapshot opened once, when it is first asked for
- * ({@link SnapshotImages}; its warnings go to the given consumer). A snapshot the key policy
- * refuses (made with a key the catalog was not given, or not signed by the one it was) is
- * {@link Locked}: its manifest is known, its images are not opened.
- * Thread-safe.
+ * Every snapshot of a store, for a front end that shows a whole datastore: the list re-read at most
+ * every 30 s, and each snapshot opened once, when it is first asked for ({@link SnapshotImages};
+ * its warnings go to the given consumer). A snapshot the key policy refuses (made with a key the
+ * catalog was not given, or not signed by the one it was) is {@link Locked}: its manifest is known,
+ * its images are not opened. Thread-safe.
  */
 public final class Catalog {
   private static final long LIST_TTL_NANOS = Duration.ofSeconds(30).toNanos();
@@ -53,8 +52,13 @@ public final class Catalog {
    * @param key which snapshots to trust and how their archives decode
    * @param warnings receives what opening a snapshot left out (its images whose index is damaged)
    */
-  public Catalog(ChunkStore store, KeyPolicy key, FetchPipeline pipeline, ChunkCache cache,
-      ImageReader.Settings settings, Consumer<String> warnings) {
+  public Catalog(
+      ChunkStore store,
+      KeyPolicy key,
+      FetchPipeline pipeline,
+      ChunkCache cache,
+      ImageReader.Settings settings,
+      Consumer<String> warnings) {
     this.store = store;
     this.key = key;
     this.pipeline = pipeline;
@@ -109,11 +113,12 @@ public final class Catalog {
   /** Every image opened so far, by {@code TYPE/ID/TIME/ARCHIVE}. */
   public Map<String, ImageReader> readers() {
     Map<String, ImageReader> m = new java.util.TreeMap<>();
-    entries.forEach((path, e) -> {
-      if (e instanceof Opened o) {
-        o.images().readers().forEach((archive, r) -> m.put(path + "/" + archive, r));
-      }
-    });
+    entries.forEach(
+        (path, e) -> {
+          if (e instanceof Opened o) {
+            o.images().readers().forEach((archive, r) -> m.put(path + "/" + archive, r));
+          }
+        });
     return m;
   }
 }

@@ -9,19 +9,19 @@ import dev.thaw.format.Digest;
 /**
  * Verified chunks kept in memory, keyed by digest and shared by every image of a mount (a chunk
  * common to two snapshots is held and fetched once). Bounded by the bytes of the chunks it holds;
- * eviction runs on the calling thread, so the bound holds at every moment rather than
- * eventually. Zero chunks are never cached (they cost nothing to serve).
+ * eviction runs on the calling thread, so the bound holds at every moment rather than eventually.
+ * Zero chunks are never cached (they cost nothing to serve).
  *
  * <p>The cache holds the pipeline's own {@link Chunk}s, each with a reference of its own: no copy
- * is made, and an evicted chunk's array goes back to the pipeline's pool once its last holder
- * (the cache, a stream's read-ahead hold, a read copying out) lets go, to take the next chunk.
- * So a mount streaming through an image many times the cache size allocates almost nothing that
- * lives long (a garbage collector would otherwise copy and compact every cached chunk), and a
- * reader copying out of a chunk that is evicted meanwhile still reads its bytes.
+ * is made, and an evicted chunk's array goes back to the pipeline's pool once its last holder (the
+ * cache, a stream's read-ahead hold, a read copying out) lets go, to take the next chunk. So a
+ * mount streaming through an image many times the cache size allocates almost nothing that lives
+ * long (a garbage collector would otherwise copy and compact every cached chunk), and a reader
+ * copying out of a chunk that is evicted meanwhile still reads its bytes.
  *
- * <p>Read-ahead draws on the same memory: {@link #tryReserve} sets bytes aside for chunks a
- * reader holds outside the cache (at most half of the bound), and the cache shrinks by as much,
- * so that cached plus held chunks never exceed the bound. Thread-safe.
+ * <p>Read-ahead draws on the same memory: {@link #tryReserve} sets bytes aside for chunks a reader
+ * holds outside the cache (at most half of the bound), and the cache shrinks by as much, so that
+ * cached plus held chunks never exceed the bound. Thread-safe.
  */
 public final class ChunkCache {
   /** Bookkeeping per entry on top of the chunk's bytes. */
@@ -37,22 +37,25 @@ public final class ChunkCache {
    * leave (at least half).
    */
   public static ChunkCache within(long cacheBytes, dev.thaw.fetch.FetchPipeline pipeline) {
-    long inFlight = (long) pipeline.maxChunksInMemory() * dev.thaw.format.FixedIndex.DEFAULT_CHUNK_SIZE;
+    long inFlight =
+        (long) pipeline.maxChunksInMemory() * dev.thaw.format.FixedIndex.DEFAULT_CHUNK_SIZE;
     return new ChunkCache(Math.max(cacheBytes / 2, cacheBytes - inFlight));
   }
 
   public ChunkCache(long maxBytes) {
     this.maxBytes = maxBytes;
-    this.cache = Caffeine.newBuilder()
-        .maximumWeight(maxBytes)
-        .weigher((Digest d, Chunk c) -> c.capacity() + ENTRY_OVERHEAD)
-        .executor(Runnable::run)
-        .removalListener((Digest d, Chunk c, RemovalCause cause) -> {
-          if (c != null) {
-            c.release(); // the cache's reference
-          }
-        })
-        .build();
+    this.cache =
+        Caffeine.newBuilder()
+            .maximumWeight(maxBytes)
+            .weigher((Digest d, Chunk c) -> c.capacity() + ENTRY_OVERHEAD)
+            .executor(Runnable::run)
+            .removalListener(
+                (Digest d, Chunk c, RemovalCause cause) -> {
+                  if (c != null) {
+                    c.release(); // the cache's reference
+                  }
+                })
+            .build();
   }
 
   /** The chunk with a reference for the caller (release it), or null if not cached. */
@@ -67,11 +70,13 @@ public final class ChunkCache {
   }
 
   /**
-   * Caches a verified chunk unless it is zero or cached already; the cache takes a reference of
-   * its own (the caller keeps its reference). No copy is made.
+   * Caches a verified chunk unless it is zero or cached already; the cache takes a reference of its
+   * own (the caller keeps its reference). No copy is made.
    */
   void put(Chunk chunk) {
-    if (chunk.isZero() || chunk.capacity() + ENTRY_OVERHEAD > maxBytes || contains(chunk.digest())
+    if (chunk.isZero()
+        || chunk.capacity() + ENTRY_OVERHEAD > maxBytes
+        || contains(chunk.digest())
         || !chunk.retain()) {
       return;
     }

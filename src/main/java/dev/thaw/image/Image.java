@@ -10,9 +10,9 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * One disk image: its chunk index (fixed or variable chunk sizes) bound to the fetch pipeline and
- * the codec its chunks need (a snapshot's {@link dev.thaw.format.BlobCodec}, or a
- * {@link dev.thaw.format.CasyncCodec}). Restore, verify and the FUSE adapter all read images
- * through this class. Immutable and thread-safe.
+ * the codec its chunks need (a snapshot's {@link dev.thaw.format.BlobCodec}, or a {@link
+ * dev.thaw.format.CasyncCodec}). Restore, verify and the FUSE adapter all read images through this
+ * class. Immutable and thread-safe.
  */
 public final class Image {
   private final String name;

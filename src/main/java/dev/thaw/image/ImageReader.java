@@ -5,7 +5,6 @@ import dev.thaw.fetch.Futures;
 import dev.thaw.fetch.LatencyHistogram;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.ChunkIndex;
-import dev.thaw.format.Digest;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.time.Duration;
@@ -23,26 +22,28 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * Random-access reads of one image through a {@link ChunkCache}, with sequential read-ahead:
- * the read path a mount uses. A read maps to the chunks it touches; cached chunks are served at
- * once, zero chunks without a fetch, missing chunks are fetched at {@link Priority#DEMAND},
- * all of a read's chunks in parallel.
+ * Random-access reads of one image through a {@link ChunkCache}, with sequential read-ahead: the
+ * read path a mount uses. A read maps to the chunks it touches; cached chunks are served at once,
+ * zero chunks without a fetch, missing chunks are fetched at {@link Priority#DEMAND}, all of a
+ * read's chunks in parallel.
  *
  * <p>Each open file gets a {@link Handle} that detects sequential streams (several may run in one
- * file; a stream continues across zero chunks a reader skips). Once a stream has read sequentially twice, the next {@code readAhead} chunks are
- * fetched at {@link Priority#READ_AHEAD} and held by the stream (chunks it references)
- * until they are read or the stream is abandoned, so that the cache cannot evict them before
- * their reader arrives. Random reads start no read-ahead. Every copy out of a chunk happens
- * under a reference of its own, so a chunk evicted meanwhile is not reused before the copy
- * ends, and every reference a read takes is given back, also when it fails or times out.
+ * file; a stream continues across zero chunks a reader skips). Once a stream has read sequentially
+ * twice, the next {@code readAhead} chunks are fetched at {@link Priority#READ_AHEAD} and held by
+ * the stream (chunks it references) until they are read or the stream is abandoned, so that the
+ * cache cannot evict them before their reader arrives. Random reads start no read-ahead. Every copy
+ * out of a chunk happens under a reference of its own, so a chunk evicted meanwhile is not reused
+ * before the copy ends, and every reference a read takes is given back, also when it fails or times
+ * out.
  *
- * <p>A chunk that cannot be fetched or verified fails the reads that need it with an
- * {@link IOException} naming the chunk and store; nothing is remembered, so the next read tries
- * again. Thread-safe; handles may be used from several threads at once.
+ * <p>A chunk that cannot be fetched or verified fails the reads that need it with an {@link
+ * IOException} naming the chunk and store; nothing is remembered, so the next read tries again.
+ * Thread-safe; handles may be used from several threads at once.
  */
 public final class ImageReader {
   /** A read this close to where a stream stands continues it (kernel requests may reorder). */
   private static final long STREAM_SLACK = 1 << 20;
+
   private static final int MAX_STREAMS = 4;
 
   private final Image image;
@@ -62,13 +63,15 @@ public final class ImageReader {
   private final LatencyHistogram readLatency = new LatencyHistogram();
   private final java.util.concurrent.ConcurrentHashMap<Integer, CompletableFuture<Chunk>> inFlight =
       new java.util.concurrent.ConcurrentHashMap<>();
+
   /**
-   * The fetch of a chunk a read last gave up waiting for, and when. A read of the same fetch
-   * within {@link #RETRY_GRACE_NANOS} after fails at once: the kernel retries a failed read
-   * straight away, which would otherwise double the wait a user sees.
+   * The fetch of a chunk a read last gave up waiting for, and when. A read of the same fetch within
+   * {@link #RETRY_GRACE_NANOS} after fails at once: the kernel retries a failed read straight away,
+   * which would otherwise double the wait a user sees.
    */
   private final java.util.concurrent.ConcurrentHashMap<Integer, TimedOut> timedOut =
       new java.util.concurrent.ConcurrentHashMap<>();
+
   private static final long RETRY_GRACE_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   /** A fetch a read stopped waiting for, and when. */
@@ -78,8 +81,8 @@ public final class ImageReader {
    * How a reader reads.
    *
    * @param readAhead chunks a sequential stream keeps ahead (0 disables read-ahead)
-   * @param readAheadBytes and at least this many bytes ahead, so that small chunks (casync's
-   *     are 64 KiB on average) do not starve a stream; 0 counts chunks only
+   * @param readAheadBytes and at least this many bytes ahead, so that small chunks (casync's are 64
+   *     KiB on average) do not starve a stream; 0 counts chunks only
    * @param readTimeout how long a read waits for a chunk before it fails (the fetch goes on)
    */
   public record Settings(int readAhead, long readAheadBytes, Duration readTimeout) {
@@ -107,32 +110,50 @@ public final class ImageReader {
   }
 
   /**
-   * Starts a reader for a client that keeps many requests in flight (an NBD connection): reads
-   * that reach it out of order by up to {@code reorder} bytes still continue one stream, so that
-   * its read-ahead is neither restarted nor fetched twice. Reads that near each other count as
-   * a stream too.
+   * Starts a reader for a client that keeps many requests in flight (an NBD connection): reads that
+   * reach it out of order by up to {@code reorder} bytes still continue one stream, so that its
+   * read-ahead is neither restarted nor fetched twice. Reads that near each other count as a stream
+   * too.
    */
   public Handle open(long reorder) {
     return new Handle(Math.max(STREAM_SLACK, reorder), readAhead);
   }
 
   /**
-   * Starts a reader that never reads ahead, for a few small reads whose neighbours nobody may
-   * want (a partition table scan): read-ahead would fetch chunks only to drop them at close.
+   * Starts a reader that never reads ahead, for a few small reads whose neighbours nobody may want
+   * (a partition table scan): read-ahead would fetch chunks only to drop them at close.
    */
   public Handle openWithoutReadAhead() {
     return new Handle(STREAM_SLACK, 0);
   }
 
   /** Counters of this image's reads. */
-  public record Stats(long reads, long bytesRead, long cacheHits, long cacheMisses, long readAheadHits,
-      long readAheadIssued, long fetched, long bytesFetched, long errors, long readP50Micros,
+  public record Stats(
+      long reads,
+      long bytesRead,
+      long cacheHits,
+      long cacheMisses,
+      long readAheadHits,
+      long readAheadIssued,
+      long fetched,
+      long bytesFetched,
+      long errors,
+      long readP50Micros,
       long readP99Micros) {}
 
   public Stats stats() {
-    return new Stats(reads.sum(), bytesRead.sum(), cacheHits.sum(), cacheMisses.sum(), readAheadHits.sum(),
-        readAheadIssued.sum(), fetched.sum(), bytesFetched.sum(), errors.sum(),
-        readLatency.quantileMicros(0.5), readLatency.quantileMicros(0.99));
+    return new Stats(
+        reads.sum(),
+        bytesRead.sum(),
+        cacheHits.sum(),
+        cacheMisses.sum(),
+        readAheadHits.sum(),
+        readAheadIssued.sum(),
+        fetched.sum(),
+        bytesFetched.sum(),
+        errors.sum(),
+        readLatency.quantileMicros(0.5),
+        readLatency.quantileMicros(0.99));
   }
 
   /** Chunks of this image held in the cache now (zero chunks count as held). */
@@ -148,38 +169,42 @@ public final class ImageReader {
   }
 
   /**
-   * Fetches chunk {@code i} (not zero, not cached) at {@code priority}, joining and lifting a
-   * fetch under way. A demand fetch enters the cache when it completes; a read-ahead fetch stays
-   * with the stream that holds it until read.
+   * Fetches chunk {@code i} (not zero, not cached) at {@code priority}, joining and lifting a fetch
+   * under way. A demand fetch enters the cache when it completes; a read-ahead fetch stays with the
+   * stream that holds it until read.
    */
   private CompletableFuture<Chunk> fetch(int i, Priority priority, boolean demand) {
     CompletableFuture<Chunk> f = image.chunk(i, priority);
     if (demand) {
       // the caller's reference is not given back before this ran: the cache can take its own
-      f = f.whenComplete((chunk, e) -> {
-        if (chunk != null) {
-          cache.put(chunk);
-        }
-      });
+      f =
+          f.whenComplete(
+              (chunk, e) -> {
+                if (chunk != null) {
+                  cache.put(chunk);
+                }
+              });
     }
     CompletableFuture<Chunk> fetch = f;
     if (inFlight.putIfAbsent(i, fetch) == null) { // count each fetch once, however many wait on it
-      var unused = fetch.whenComplete((chunk, e) -> {
-        inFlight.remove(i, fetch);
-        timedOut.computeIfPresent(i, (k, t) -> t.fetch() == fetch ? null : t);
-        if (chunk != null) {
-          fetched.increment();
-          bytesFetched.add(chunk.length());
-        }
-      });
+      var unused =
+          fetch.whenComplete(
+              (chunk, e) -> {
+                inFlight.remove(i, fetch);
+                timedOut.computeIfPresent(i, (k, t) -> t.fetch() == fetch ? null : t);
+                if (chunk != null) {
+                  fetched.increment();
+                  bytesFetched.add(chunk.length());
+                }
+              });
     }
     return f;
   }
 
   /**
-   * Copies chunk {@code i} whole into {@code dst} at {@code dstOff}, for a writer that completes
-   * a chunk before changing part of it (a live restore): zero, cached, or fetched at demand
-   * priority; waits at most the read timeout.
+   * Copies chunk {@code i} whole into {@code dst} at {@code dstOff}, for a writer that completes a
+   * chunk before changing part of it (a live restore): zero, cached, or fetched at demand priority;
+   * waits at most the read timeout.
    *
    * @throws IOException naming the chunk and store when it cannot be had
    */
@@ -191,9 +216,9 @@ public final class ImageReader {
   }
 
   /**
-   * Receives the pieces of a read in order: {@code length} bytes for the read's bytes
-   * {@code [dstOffset, dstOffset + length)} taken from {@code data} at {@code from}, or zeros
-   * when {@code data} is null. The data array is shared: copy out of it, never into it.
+   * Receives the pieces of a read in order: {@code length} bytes for the read's bytes {@code
+   * [dstOffset, dstOffset + length)} taken from {@code data} at {@code from}, or zeros when {@code
+   * data} is null. The data array is shared: copy out of it, never into it.
    */
   @FunctionalInterface
   public interface Sink {
@@ -209,10 +234,13 @@ public final class ImageReader {
   /** Reads of one open file. Thread-safe. */
   public final class Handle implements AutoCloseable {
     private final List<Stream> streams = new ArrayList<>();
+
     /** How far from where a stream stands a read may be and still continue it. */
     private final long slack;
+
     /** Chunks a stream of this handle keeps ahead (the reader's, or 0). */
     private final int ahead;
+
     private long clock;
 
     private Handle(long slack, int ahead) {
@@ -222,27 +250,32 @@ public final class ImageReader {
 
     private static final class Stream {
       long next;
+
       /** The first chunk read-ahead has not yet considered (issued, skipped as zero or passed). */
       int ahead;
+
       int hits;
       long lastUse;
       final TreeMap<Integer, CompletableFuture<Chunk>> held = new TreeMap<>();
     }
 
     /**
-     * Reads up to {@code len} bytes at {@code offset} into {@code dst}; returns the bytes read
-     * (0 at or past the end of the image).
+     * Reads up to {@code len} bytes at {@code offset} into {@code dst}; returns the bytes read (0
+     * at or past the end of the image).
      *
      * @throws IOException naming the chunk and store when a chunk cannot be had
      */
     public int read(long offset, byte[] dst, int dstOff, int len) throws IOException {
-      return read(offset, len, (at, data, from, n) -> {
-        if (data == null) {
-          Arrays.fill(dst, dstOff + at, dstOff + at + n, (byte) 0);
-        } else {
-          System.arraycopy(data, from, dst, dstOff + at, n);
-        }
-      });
+      return read(
+          offset,
+          len,
+          (at, data, from, n) -> {
+            if (data == null) {
+              Arrays.fill(dst, dstOff + at, dstOff + at + n, (byte) 0);
+            } else {
+              System.arraycopy(data, from, dst, dstOff + at, n);
+            }
+          });
     }
 
     /**
@@ -387,7 +420,9 @@ public final class ImageReader {
       try {
         CompletableFuture<Chunk> current = inFlight.get(i);
         TimedOut t = timedOut.get(i);
-        if (!f.isDone() && t != null && t.fetch() == current
+        if (!f.isDone()
+            && t != null
+            && t.fetch() == current
             && System.nanoTime() - t.at() < RETRY_GRACE_NANOS) {
           deadline = 0; // the same stuck fetch a read gave up on a moment ago
         }
@@ -403,9 +438,17 @@ public final class ImageReader {
           timedOut.put(i, new TimedOut(current, System.nanoTime()));
         }
         forget(i);
-        throw new IOException("chunk " + image.digest(i).hex() + " (" + image.name() + " chunk " + i
-            + "): no answer from the store within " + readTimeout.toSeconds() + " s"
-            + " (the fetch goes on; a later read tries again once it ends)");
+        throw new IOException(
+            "chunk "
+                + image.digest(i).hex()
+                + " ("
+                + image.name()
+                + " chunk "
+                + i
+                + "): no answer from the store within "
+                + readTimeout.toSeconds()
+                + " s"
+                + " (the fetch goes on; a later read tries again once it ends)");
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new InterruptedIOException("read interrupted");
@@ -484,7 +527,9 @@ public final class ImageReader {
       }
       ChunkIndex idx = image.index();
       long data = 0;
-      for (int i = idx.chunkAt(from); i < idx.chunkCount() && idx.start(i) < to && data <= slack; i++) {
+      for (int i = idx.chunkAt(from);
+          i < idx.chunkCount() && idx.start(i) < to && data <= slack;
+          i++) {
         if (!image.isZero(i)) {
           data += Math.min(to, idx.end(i)) - Math.max(from, idx.start(i));
         }
@@ -510,6 +555,5 @@ public final class ImageReader {
       }
       return n;
     }
-
   }
 }

@@ -34,18 +34,19 @@ public final class Snapshot {
   }
 
   /**
-   * Reads a snapshot's manifest and admits it under {@code policy} (see {@link KeyPolicy}: with
-   * a key, only a manifest signed by it; without, nothing encrypted).
+   * Reads a snapshot's manifest and admits it under {@code policy} (see {@link KeyPolicy}: with a
+   * key, only a manifest signed by it; without, nothing encrypted).
    */
-  public static Snapshot open(ChunkStore store, SnapshotPath path, KeyPolicy policy) throws IOException {
+  public static Snapshot open(ChunkStore store, SnapshotPath path, KeyPolicy policy)
+      throws IOException {
     Manifest m = readManifest(store, path, policy.key());
     policy.admit(path, m);
     return new Snapshot(store, path, m, policy);
   }
 
   /**
-   * Reads and parses a snapshot's manifest; checks its signature when {@code key} is given and
-   * the manifest is signed, but unlike {@link #open} admits nothing (for listing).
+   * Reads and parses a snapshot's manifest; checks its signature when {@code key} is given and the
+   * manifest is signed, but unlike {@link #open} admits nothing (for listing).
    */
   public static Manifest readManifest(ChunkStore store, SnapshotPath path, CryptConfig key)
       throws IOException {
@@ -54,15 +55,22 @@ public final class Snapshot {
     try {
       blob = store.readFile(path, Manifest.FILE_NAME);
     } catch (NotFoundException e) {
-      throw new NotFoundException("snapshot " + path + " not found in " + store.describe()
-          + " (no " + where + "; a snapshot directory without it is a backup in progress or an"
-          + " aborted one)");
+      throw new NotFoundException(
+          "snapshot "
+              + path
+              + " not found in "
+              + store.describe()
+              + " (no "
+              + where
+              + "; a snapshot directory without it is a backup in progress or an"
+              + " aborted one)");
     }
     try {
       byte[] json = new BlobCodec(null).decode(blob, -1, Manifest.MAX_JSON_BYTES);
       return Manifest.parse(json, key);
     } catch (FormatException e) {
-      throw new FormatException("snapshot " + path + ": manifest " + where + ": " + e.getMessage(), e);
+      throw new FormatException(
+          "snapshot " + path + ": manifest " + where + ": " + e.getMessage(), e);
     }
   }
 
@@ -95,9 +103,18 @@ public final class Snapshot {
 
   private Manifest.FileInfo imageInfo(String archive) throws NotFoundException {
     String file = archive.endsWith(FIXED_INDEX_SUFFIX) ? archive : archive + FIXED_INDEX_SUFFIX;
-    return manifest.file(file).orElseThrow(() -> new NotFoundException(
-        "snapshot " + path + " has no image archive '" + archive + "' (it has: "
-            + String.join(", ", images()) + ")"));
+    return manifest
+        .file(file)
+        .orElseThrow(
+            () ->
+                new NotFoundException(
+                    "snapshot "
+                        + path
+                        + " has no image archive '"
+                        + archive
+                        + "' (it has: "
+                        + String.join(", ", images())
+                        + ")"));
   }
 
   /**
@@ -110,16 +127,23 @@ public final class Snapshot {
     String where = store.location(path, info.filename());
     FixedIndex index = FixedIndex.parse(store.readFile(path, info.filename()), where);
     if (index.size() != info.size() || !MessageDigest.isEqual(index.checksum(), info.csum())) {
-      throw new FormatException(where + ": index does not match the manifest (size "
-          + index.size() + " vs " + info.size() + ", or checksum differs)");
+      throw new FormatException(
+          where
+              + ": index does not match the manifest (size "
+              + index.size()
+              + " vs "
+              + info.size()
+              + ", or checksum differs)");
     }
     return index;
   }
 
   /** Opens an image for reading through {@code pipeline}, with the codec its crypt-mode needs. */
   public Image openImage(String archive, FetchPipeline pipeline) throws IOException {
-    String name = archive.endsWith(FIXED_INDEX_SUFFIX)
-        ? archive.substring(0, archive.length() - FIXED_INDEX_SUFFIX.length()) : archive;
+    String name =
+        archive.endsWith(FIXED_INDEX_SUFFIX)
+            ? archive.substring(0, archive.length() - FIXED_INDEX_SUFFIX.length())
+            : archive;
     return Image.of(name, readIndex(archive), codec(imageInfo(archive)), pipeline);
   }
 

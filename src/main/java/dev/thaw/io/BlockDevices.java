@@ -33,7 +33,9 @@ public final class BlockDevices {
     long major = ((r >>> 8) & 0xfff) | ((r >>> 32) & ~0xfffL);
     long minor = (r & 0xff) | ((r >>> 12) & ~0xffL);
     try {
-      return Long.parseLong(Files.readString(Path.of("/sys/dev/block/" + major + ":" + minor + "/size")).trim()) * 512;
+      return Long.parseLong(
+              Files.readString(Path.of("/sys/dev/block/" + major + ":" + minor + "/size")).trim())
+          * 512;
     } catch (IOException | NumberFormatException e) {
       return -1;
     }

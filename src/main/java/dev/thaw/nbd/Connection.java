@@ -12,17 +12,18 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
 
 /**
- * One client: the handshake, then the transmission phase. This connection's thread reads
- * requests (and write payloads) in order and hands each to the server's worker pool; workers
- * answer in any order, each reply written whole under the socket's write lock. At most
- * {@value #MAX_IN_FLIGHT} requests of one connection are in flight; reading waits beyond that.
- * {@code NBD_CMD_DISC} or the end of the stream ends the connection once its requests are
- * answered.
+ * One client: the handshake, then the transmission phase. This connection's thread reads requests
+ * (and write payloads) in order and hands each to the server's worker pool; workers answer in any
+ * order, each reply written whole under the socket's write lock. At most {@value #MAX_IN_FLIGHT}
+ * requests of one connection are in flight; reading waits beyond that. {@code NBD_CMD_DISC} or the
+ * end of the stream ends the connection once its requests are answered.
  */
 final class Connection implements Runnable {
   static final int MAX_IN_FLIGHT = 64;
+
   /** The longest extent a block status descriptor can state, a multiple of 512 below 2^32. */
   private static final long MAX_EXTENT = 0xffff_fe00L;
+
   /** Extents in one block status reply at most (the protocol's recommended bound). */
   private static final int MAX_EXTENTS = 1 << 20;
 
@@ -33,7 +34,8 @@ final class Connection implements Runnable {
   private Handshake.Negotiated session;
   private Export.Handle handle;
 
-  private record Request(int flags, int type, long cookie, long offset, long length, byte[] payload, int reserved) {}
+  private record Request(
+      int flags, int type, long cookie, long offset, long length, byte[] payload, int reserved) {}
 
   /** A request refused before it reached the export: answered with {@code errno}, not logged. */
   private static final class Refusal extends Exception {
@@ -59,8 +61,16 @@ final class Connection implements Runnable {
         return;
       }
       Export e = session.export();
-      server.log("connection " + id + ": " + e.name() + " (" + (e.writable() ? "writable" : "read-only")
-          + (session.structured() ? ", structured replies" : "") + (session.allocation() ? ", base:allocation" : "") + ")");
+      server.log(
+          "connection "
+              + id
+              + ": "
+              + e.name()
+              + " ("
+              + (e.writable() ? "writable" : "read-only")
+              + (session.structured() ? ", structured replies" : "")
+              + (session.allocation() ? ", base:allocation" : "")
+              + ")");
       handle = e.open();
       try {
         transmit();
@@ -123,7 +133,14 @@ final class Connection implements Runnable {
       int reserved = 0;
       if (type == CMD_WRITE) {
         if (length > MAX_PAYLOAD) {
-          server.log("connection " + id + ": a write of " + length + " bytes, more than " + MAX_PAYLOAD + "; disconnecting");
+          server.log(
+              "connection "
+                  + id
+                  + ": a write of "
+                  + length
+                  + " bytes, more than "
+                  + MAX_PAYLOAD
+                  + "; disconnecting");
           return;
         }
         reserved = server.reserve((int) length);
@@ -186,7 +203,8 @@ final class Connection implements Runnable {
       error(r, e.errno, e.getMessage());
     } catch (IOException | RuntimeException e) {
       server.failed();
-      String what = session.export().name() + " " + command(r.type) + " at " + r.offset + "+" + r.length;
+      String what =
+          session.export().name() + " " + command(r.type) + " at " + r.offset + "+" + r.length;
       server.log(what + " failed: " + e.getMessage());
       error(r, errno(e), what + ": " + e.getMessage());
     } finally {
@@ -198,7 +216,9 @@ final class Connection implements Runnable {
   /** Flags other than FUA (valid on every command) and {@code extra} are refused. */
   private static void allow(Request r, int extra) throws Refusal {
     if ((r.flags & ~(CMD_FLAG_FUA | extra)) != 0) {
-      throw new Refusal(EINVAL, "flags 0x" + Integer.toHexString(r.flags) + " are not valid for " + command(r.type));
+      throw new Refusal(
+          EINVAL,
+          "flags 0x" + Integer.toHexString(r.flags) + " are not valid for " + command(r.type));
     }
   }
 
@@ -213,8 +233,16 @@ final class Connection implements Runnable {
   private void inRange(Request r, int errno) throws Refusal {
     long size = session.export().size();
     if (r.offset < 0 || r.offset > size - r.length) {
-      throw new Refusal(errno, r.offset + "+" + r.length + " reaches past the end of "
-          + session.export().name() + " (" + size + " bytes)");
+      throw new Refusal(
+          errno,
+          r.offset
+              + "+"
+              + r.length
+              + " reaches past the end of "
+              + session.export().name()
+              + " ("
+              + size
+              + " bytes)");
     }
   }
 
@@ -229,7 +257,9 @@ final class Connection implements Runnable {
   private void read(Request r) throws IOException, Refusal {
     allow(r, session.structured() ? CMD_FLAG_DF : 0);
     if (r.length > MAX_PAYLOAD) {
-      throw new Refusal(session.structured() ? EOVERFLOW : EINVAL, "a read of more than " + MAX_PAYLOAD + " bytes");
+      throw new Refusal(
+          session.structured() ? EOVERFLOW : EINVAL,
+          "a read of more than " + MAX_PAYLOAD + " bytes");
     }
     inRange(r, EINVAL);
     int len = (int) r.length;
@@ -239,20 +269,23 @@ final class Connection implements Runnable {
     // runs of data and of zeros, for structured replies that state holes as such
     List<long[]> runs = structured && (r.flags & CMD_FLAG_DF) == 0 ? new ArrayList<>() : null;
     if (len > 0) {
-      handle.read(r.offset, len, (at, data, from, n) -> {
-        if (data != null) {
-          System.arraycopy(data, from, buf, head + at, n);
-        }
-        if (runs != null) {
-          long hole = data == null ? 1 : 0;
-          long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
-          if (last != null && last[2] == hole) {
-            last[1] += n;
-          } else {
-            runs.add(new long[] {at, n, hole});
-          }
-        }
-      });
+      handle.read(
+          r.offset,
+          len,
+          (at, data, from, n) -> {
+            if (data != null) {
+              System.arraycopy(data, from, buf, head + at, n);
+            }
+            if (runs != null) {
+              long hole = data == null ? 1 : 0;
+              long[] last = runs.isEmpty() ? null : runs.get(runs.size() - 1);
+              if (last != null && last[2] == hole) {
+                last[1] += n;
+              } else {
+                runs.add(new long[] {at, n, hole});
+              }
+            }
+          });
     }
     server.read(len);
     ByteBuffer b = ByteBuffer.wrap(buf);
@@ -261,8 +294,12 @@ final class Connection implements Runnable {
     } else if (len == 0) {
       wire.send(chunk(r, REPLY_FLAG_DONE, REPLY_TYPE_NONE, 0, 0).flip());
     } else if (runs == null || (runs.size() == 1 && runs.get(0)[2] == 0)) {
-      b.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE).putShort((short) REPLY_TYPE_OFFSET_DATA)
-          .putLong(r.cookie).putInt(8 + len).putLong(r.offset);
+      b.putInt(STRUCTURED_REPLY_MAGIC)
+          .putShort((short) REPLY_FLAG_DONE)
+          .putShort((short) REPLY_TYPE_OFFSET_DATA)
+          .putLong(r.cookie)
+          .putInt(8 + len)
+          .putLong(r.offset);
       wire.send(b.rewind());
     } else {
       List<ByteBuffer> out = new ArrayList<>();
@@ -270,9 +307,16 @@ final class Connection implements Runnable {
         long[] run = runs.get(k);
         int flags = k == runs.size() - 1 ? REPLY_FLAG_DONE : 0;
         if (run[2] == 1) {
-          out.add(chunk(r, flags, REPLY_TYPE_OFFSET_HOLE, 12, 12).putLong(r.offset + run[0]).putInt((int) run[1]).flip());
+          out.add(
+              chunk(r, flags, REPLY_TYPE_OFFSET_HOLE, 12, 12)
+                  .putLong(r.offset + run[0])
+                  .putInt((int) run[1])
+                  .flip());
         } else {
-          out.add(chunk(r, flags, REPLY_TYPE_OFFSET_DATA, 8 + (int) run[1], 8).putLong(r.offset + run[0]).flip());
+          out.add(
+              chunk(r, flags, REPLY_TYPE_OFFSET_DATA, 8 + (int) run[1], 8)
+                  .putLong(r.offset + run[0])
+                  .flip());
           out.add(ByteBuffer.wrap(buf, head + (int) run[0], (int) run[1]));
         }
       }
@@ -304,7 +348,8 @@ final class Connection implements Runnable {
         break; // the client asks again from where this reply ends
       }
     }
-    wire.send(chunk(r, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, 4 + 8 * count, 0).flip(), p.flip());
+    wire.send(
+        chunk(r, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, 4 + 8 * count, 0).flip(), p.flip());
   }
 
   /**
@@ -312,23 +357,39 @@ final class Connection implements Runnable {
    * payload's first {@code fields} bytes (the caller puts them, then flips).
    */
   private static ByteBuffer chunk(Request r, int flags, int type, int length, int fields) {
-    return ByteBuffer.allocate(20 + fields).putInt(STRUCTURED_REPLY_MAGIC).putShort((short) flags)
-        .putShort((short) type).putLong(r.cookie).putInt(length);
+    return ByteBuffer.allocate(20 + fields)
+        .putInt(STRUCTURED_REPLY_MAGIC)
+        .putShort((short) flags)
+        .putShort((short) type)
+        .putLong(r.cookie)
+        .putInt(length);
   }
 
   private void ok(Request r) throws IOException {
-    wire.send(ByteBuffer.allocate(16).putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie).flip());
+    wire.send(
+        ByteBuffer.allocate(16).putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie).flip());
   }
 
-  /** Answers {@code r} with an error: a structured error chunk with the message where negotiated. */
+  /**
+   * Answers {@code r} with an error: a structured error chunk with the message where negotiated.
+   */
   private void error(Request r, int errno, String message) {
     try {
       if (session.structured()) {
         byte[] m = Handshake.utf8(message);
-        wire.send(chunk(r, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, 6 + m.length, 6 + m.length)
-            .putInt(errno).putShort((short) m.length).put(m).flip());
+        wire.send(
+            chunk(r, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, 6 + m.length, 6 + m.length)
+                .putInt(errno)
+                .putShort((short) m.length)
+                .put(m)
+                .flip());
       } else {
-        wire.send(ByteBuffer.allocate(16).putInt(SIMPLE_REPLY_MAGIC).putInt(errno).putLong(r.cookie).flip());
+        wire.send(
+            ByteBuffer.allocate(16)
+                .putInt(SIMPLE_REPLY_MAGIC)
+                .putInt(errno)
+                .putLong(r.cookie)
+                .flip());
       }
     } catch (IOException e) {
       abort(); // the client is gone
@@ -339,8 +400,10 @@ final class Connection implements Runnable {
   static int errno(Throwable e) {
     for (Throwable c = e; c != null; c = c.getCause()) {
       String m = c.getMessage();
-      if (m != null && (m.contains("No space left on device") || m.contains("Disk quota exceeded")
-          || m.contains("File too large"))) {
+      if (m != null
+          && (m.contains("No space left on device")
+              || m.contains("Disk quota exceeded")
+              || m.contains("File too large"))) {
         return ENOSPC;
       }
     }

@@ -5,11 +5,11 @@ import java.io.IOException;
 import java.util.List;
 
 /**
- * A disk image as the NBD server serves it: a fixed size, reads, and for a writable export
- * writes, zeroing, discards and flushes; and an allocation map in which chunks that read as zeros
- * without being stored anywhere are holes. The server checks ranges, permissions and flags
- * before it calls an export; an export never answers with wrong bytes: what it cannot read it
- * fails with an {@link IOException}.
+ * A disk image as the NBD server serves it: a fixed size, reads, and for a writable export writes,
+ * zeroing, discards and flushes; and an allocation map in which chunks that read as zeros without
+ * being stored anywhere are holes. The server checks ranges, permissions and flags before it calls
+ * an export; an export never answers with wrong bytes: what it cannot read it fails with an {@link
+ * IOException}.
  *
  * <p>Made by {@link Exports}. Thread-safe; a {@link Handle} serves one client connection and is
  * called from several threads at once.
@@ -36,8 +36,8 @@ public interface Export {
   /** One connection's access to the export. Thread-safe. */
   interface Handle extends AutoCloseable {
     /**
-     * Reads {@code length} bytes at {@code offset} (within the export), handing them to
-     * {@code sink} in order; zeros that need no copy come as {@code data == null}.
+     * Reads {@code length} bytes at {@code offset} (within the export), handing them to {@code
+     * sink} in order; zeros that need no copy come as {@code data == null}.
      *
      * @throws IOException naming the chunk and store when a chunk cannot be had
      */
@@ -53,15 +53,15 @@ public interface Export {
     void discard(long offset, long length) throws IOException;
 
     /**
-     * Makes every write that returned before this call durable, on this connection or any other
-     * of the same export. A no-op for a read-only export.
+     * Makes every write that returned before this call durable, on this connection or any other of
+     * the same export. A no-op for a read-only export.
      */
     void flush() throws IOException;
 
     /**
-     * The allocation map from {@code offset}: consecutive extents covering at least
-     * {@code length} bytes or up to the end of the export (the last may reach past
-     * {@code offset + length}, to the end of its chunk).
+     * The allocation map from {@code offset}: consecutive extents covering at least {@code length}
+     * bytes or up to the end of the export (the last may reach past {@code offset + length}, to the
+     * end of its chunk).
      */
     List<Extent> extents(long offset, long length);
 

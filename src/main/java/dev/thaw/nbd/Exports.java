@@ -11,33 +11,33 @@ import java.util.List;
 import java.util.function.IntPredicate;
 
 /**
- * Exports over thaw's images: read-only over an {@link ImageReader}, writable over a
- * {@link LiveRestore}. The cache, read-ahead, verification, read timeout and the live restore's
- * rules all stay in those classes; these adapters only map calls. Stateless.
+ * Exports over thaw's images: read-only over an {@link ImageReader}, writable over a {@link
+ * LiveRestore}. The cache, read-ahead, verification, read timeout and the live restore's rules all
+ * stay in those classes; these adapters only map calls. Stateless.
  */
 public final class Exports {
   /**
-   * How far out of order a connection's reads may reach its reader: a client keeps many requests
-   * in flight (nbdcopy 64 of 256 KiB, qemu 16 of up to 2 MiB) and the workers start them in
-   * about that order.
+   * How far out of order a connection's reads may reach its reader: a client keeps many requests in
+   * flight (nbdcopy 64 of 256 KiB, qemu 16 of up to 2 MiB) and the workers start them in about that
+   * order.
    */
   private static final long REORDER = 32L << 20;
 
   private Exports() {}
 
   /**
-   * A read-only export of {@code reader}'s image. Each connection reads through its own
-   * {@link ImageReader.Handle}, so that each sequential stream gets read-ahead. Zero chunks are
-   * holes in the allocation map.
+   * A read-only export of {@code reader}'s image. Each connection reads through its own {@link
+   * ImageReader.Handle}, so that each sequential stream gets read-ahead. Zero chunks are holes in
+   * the allocation map.
    */
   public static Export readOnly(ImageReader reader) {
     return new ImageExport(reader, null, "read-only");
   }
 
   /**
-   * A writable export of {@code live}'s image, read through {@code reader} (the reader
-   * {@code live} was opened with). Chunks not yet in the target that are zero in the backup are
-   * holes in the allocation map.
+   * A writable export of {@code live}'s image, read through {@code reader} (the reader {@code live}
+   * was opened with). Chunks not yet in the target that are zero in the backup are holes in the
+   * allocation map.
    *
    * @param description where the writes go, e.g. {@code live restore into /var/lib/vm/a.img}
    */
@@ -49,9 +49,9 @@ public final class Exports {
   }
 
   /**
-   * A read-only export of a partition or logical volume of {@code reader}'s image: reads are
-   * offset reads of the image through {@link Volume#read}; the allocation map is the image's,
-   * mapped through the volume's extents.
+   * A read-only export of a partition or logical volume of {@code reader}'s image: reads are offset
+   * reads of the image through {@link Volume#read}; the allocation map is the image's, mapped
+   * through the volume's extents.
    */
   public static Export volume(ImageReader reader, Volume volume) {
     if (!volume.exposed()) {
@@ -75,7 +75,9 @@ public final class Exports {
 
       @Override
       public String description() {
-        return "read-only " + (volume.kind() == Volume.Kind.PARTITION ? "partition" : "logical volume") + " of "
+        return "read-only "
+            + (volume.kind() == Volume.Kind.PARTITION ? "partition" : "logical volume")
+            + " of "
             + reader.image().name();
       }
 
@@ -88,8 +90,16 @@ public final class Exports {
           public void read(long offset, int length, ImageReader.Sink sink) throws IOException {
             int n = volume.read(h, offset, length, sink);
             if (n != length) {
-              throw new IOException("short read of " + volume.name() + " at " + offset + ": " + n + " of " + length
-                  + " bytes");
+              throw new IOException(
+                  "short read of "
+                      + volume.name()
+                      + " at "
+                      + offset
+                      + ": "
+                      + n
+                      + " of "
+                      + length
+                      + " bytes");
             }
           }
 
@@ -121,7 +131,9 @@ public final class Exports {
               long to = Math.min(end, start + e.length());
               if (from < to) { // the image's map of this piece, cut to it
                 long left = to - from;
-                for (Extent x : Exports.extents(image.index(), e.offset() + from - start, left, image::isZero)) {
+                for (Extent x :
+                    Exports.extents(
+                        image.index(), e.offset() + from - start, left, image::isZero)) {
                   long n = Math.min(left, x.length());
                   if (!out.isEmpty() && out.get(out.size() - 1).hole() == x.hole()) {
                     Extent last = out.remove(out.size() - 1);
@@ -191,7 +203,16 @@ public final class Exports {
         public void read(long offset, int length, ImageReader.Sink sink) throws IOException {
           int n = live == null ? h.read(offset, length, sink) : live.read(h, offset, length, sink);
           if (n != length) {
-            throw new IOException("short read of " + image.name() + " at " + offset + ": " + n + " of " + length + " bytes");
+            throw new IOException(
+                "short read of "
+                    + image.name()
+                    + " at "
+                    + offset
+                    + ": "
+                    + n
+                    + " of "
+                    + length
+                    + " bytes");
           }
         }
 
@@ -238,8 +259,8 @@ public final class Exports {
   }
 
   /**
-   * The allocation map of {@code length} bytes at {@code offset}, chunk by chunk, runs of the
-   * same kind merged; the last extent reaches to the end of its chunk.
+   * The allocation map of {@code length} bytes at {@code offset}, chunk by chunk, runs of the same
+   * kind merged; the last extent reaches to the end of its chunk.
    */
   static List<Export.Extent> extents(ChunkIndex idx, long offset, long length, IntPredicate hole) {
     List<Export.Extent> out = new ArrayList<>();

@@ -14,12 +14,14 @@ import java.util.function.BooleanSupplier;
 
 /**
  * The fixed newstyle handshake of one connection: greeting, client flags, then options until the
- * client enters transmission ({@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}) or leaves.
- * Options thaw does not know are answered {@code NBD_REP_ERR_UNSUP}; malformed ones
- * {@code NBD_REP_ERR_INVALID}; no TLS is offered. Runs on the connection's thread.
+ * client enters transmission ({@code NBD_OPT_GO} or {@code NBD_OPT_EXPORT_NAME}) or leaves. Options
+ * thaw does not know are answered {@code NBD_REP_ERR_UNSUP}; malformed ones {@code
+ * NBD_REP_ERR_INVALID}; no TLS is offered. Runs on the connection's thread.
  */
 final class Handshake {
-  /** The outcome: the export chosen, structured replies, and whether base:allocation was selected. */
+  /**
+   * The outcome: the export chosen, structured replies, and whether base:allocation was selected.
+   */
   record Negotiated(Export export, boolean structured, boolean allocation, boolean noZeroes) {}
 
   /** A malformed option: answered NBD_REP_ERR_INVALID, and the haggling goes on. */
@@ -36,6 +38,7 @@ final class Handshake {
   private final ExportTable exports;
   private final BooleanSupplier shuttingDown;
   private boolean structured;
+
   /** The export for which base:allocation was selected last, or null. */
   private String allocationFor;
 
@@ -47,8 +50,12 @@ final class Handshake {
 
   /** Runs the handshake; null when the client aborted or sent what cannot be answered. */
   Negotiated run() throws IOException {
-    wire.send(ByteBuffer.allocate(18).putLong(NBDMAGIC).putLong(IHAVEOPT)
-        .putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)).flip());
+    wire.send(
+        ByteBuffer.allocate(18)
+            .putLong(NBDMAGIC)
+            .putLong(IHAVEOPT)
+            .putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+            .flip());
     int clientFlags = wire.read(4).getInt();
     if ((clientFlags & ~(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) != 0) {
       return null; // the protocol says: close on client flags we do not know
@@ -90,7 +97,8 @@ final class Handshake {
   }
 
   /** Answers one option; returns the outcome when it ends the handshake. */
-  private Negotiated option(int option, ByteBuffer data, boolean noZeroes) throws IOException, Invalid {
+  private Negotiated option(int option, ByteBuffer data, boolean noZeroes)
+      throws IOException, Invalid {
     switch (option) {
       case OPT_EXPORT_NAME -> {
         Export e = exports.find(string(data, data.remaining()));
@@ -100,7 +108,8 @@ final class Handshake {
         ByteBuffer b = ByteBuffer.allocate(noZeroes ? 10 : 134);
         b.putLong(e.size()).putShort((short) transmissionFlags(e, structured));
         wire.send(b.position(b.capacity()).flip());
-        return new Negotiated(e, structured, allocationFor != null && allocationFor.equals(e.name()), noZeroes);
+        return new Negotiated(
+            e, structured, allocationFor != null && allocationFor.equals(e.name()), noZeroes);
       }
       case OPT_LIST -> {
         if (data.hasRemaining()) {
@@ -109,8 +118,14 @@ final class Handshake {
         for (Export e : exports.all()) {
           byte[] name = utf8(e.name());
           byte[] desc = utf8(e.description());
-          reply(option, REP_SERVER, ByteBuffer.allocate(4 + name.length + desc.length)
-              .putInt(name.length).put(name).put(desc).flip());
+          reply(
+              option,
+              REP_SERVER,
+              ByteBuffer.allocate(4 + name.length + desc.length)
+                  .putInt(name.length)
+                  .put(name)
+                  .put(desc)
+                  .flip());
         }
         reply(option, REP_ACK, null);
       }
@@ -132,7 +147,8 @@ final class Handshake {
         info(option, e, requests);
         reply(option, REP_ACK, null);
         if (option == OPT_GO) {
-          return new Negotiated(e, structured, allocationFor != null && allocationFor.equals(e.name()), noZeroes);
+          return new Negotiated(
+              e, structured, allocationFor != null && allocationFor.equals(e.name()), noZeroes);
         }
       }
       case OPT_STRUCTURED_REPLY -> {
@@ -146,28 +162,53 @@ final class Handshake {
         reply(option, REP_ACK, null);
       }
       case OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT -> metaContext(option, data);
-      case OPT_STARTTLS -> error(option, REP_ERR_POLICY,
-          "thaw offers no TLS: serve on a unix socket, or on a trusted network only");
+      case OPT_STARTTLS ->
+          error(
+              option,
+              REP_ERR_POLICY,
+              "thaw offers no TLS: serve on a unix socket, or on a trusted network only");
       default -> error(option, REP_ERR_UNSUP, "option " + option + " is not supported");
     }
     return null;
   }
 
-  /** NBD_REP_INFO replies for an export: always its size and flags; name, description and block sizes when asked. */
+  /**
+   * NBD_REP_INFO replies for an export: always its size and flags; name, description and block
+   * sizes when asked.
+   */
   private void info(int option, Export e, List<Integer> requests) throws IOException {
-    reply(option, REP_INFO, ByteBuffer.allocate(12).putShort((short) INFO_EXPORT).putLong(e.size())
-        .putShort((short) transmissionFlags(e, structured)).flip());
+    reply(
+        option,
+        REP_INFO,
+        ByteBuffer.allocate(12)
+            .putShort((short) INFO_EXPORT)
+            .putLong(e.size())
+            .putShort((short) transmissionFlags(e, structured))
+            .flip());
     if (requests.contains(INFO_NAME)) {
       byte[] name = utf8(e.name());
-      reply(option, REP_INFO, ByteBuffer.allocate(2 + name.length).putShort((short) INFO_NAME).put(name).flip());
+      reply(
+          option,
+          REP_INFO,
+          ByteBuffer.allocate(2 + name.length).putShort((short) INFO_NAME).put(name).flip());
     }
     if (requests.contains(INFO_DESCRIPTION)) {
       byte[] d = utf8(e.description());
-      reply(option, REP_INFO, ByteBuffer.allocate(2 + d.length).putShort((short) INFO_DESCRIPTION).put(d).flip());
+      reply(
+          option,
+          REP_INFO,
+          ByteBuffer.allocate(2 + d.length).putShort((short) INFO_DESCRIPTION).put(d).flip());
     }
     if (requests.contains(INFO_BLOCK_SIZE)) {
-      reply(option, REP_INFO, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK)
-          .putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip());
+      reply(
+          option,
+          REP_INFO,
+          ByteBuffer.allocate(14)
+              .putShort((short) INFO_BLOCK_SIZE)
+              .putInt(MIN_BLOCK)
+              .putInt(PREFERRED_BLOCK)
+              .putInt(MAX_PAYLOAD)
+              .flip());
     }
   }
 
@@ -200,8 +241,13 @@ final class Handshake {
     }
     if (match) {
       byte[] ctx = utf8(BASE_ALLOCATION);
-      reply(option, REP_META_CONTEXT, ByteBuffer.allocate(4 + ctx.length)
-          .putInt(set ? ALLOCATION_CONTEXT_ID : 0).put(ctx).flip());
+      reply(
+          option,
+          REP_META_CONTEXT,
+          ByteBuffer.allocate(4 + ctx.length)
+              .putInt(set ? ALLOCATION_CONTEXT_ID : 0)
+              .put(ctx)
+              .flip());
       if (set) {
         allocationFor = e.name();
       }
@@ -209,13 +255,18 @@ final class Handshake {
     reply(option, REP_ACK, null);
   }
 
-  /** The transmission flags of an export: every export may be read over several connections at once. */
+  /**
+   * The transmission flags of an export: every export may be read over several connections at once.
+   */
   static int transmissionFlags(Export e, boolean structured) {
     // Multi-conn holds for writable exports too: every connection writes the same target and
     // reads its state, and a flush syncs the target and records every present chunk, whichever
     // connection wrote it.
     int f = FLAG_HAS_FLAGS | FLAG_CAN_MULTI_CONN;
-    f |= e.writable() ? FLAG_SEND_FLUSH | FLAG_SEND_FUA | FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES : FLAG_READ_ONLY;
+    f |=
+        e.writable()
+            ? FLAG_SEND_FLUSH | FLAG_SEND_FUA | FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES
+            : FLAG_READ_ONLY;
     return structured ? f | FLAG_SEND_DF : f;
   }
 
@@ -233,8 +284,11 @@ final class Handshake {
     ByteBuffer s = data.slice(data.position(), length);
     data.position(data.position() + length);
     try {
-      return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-          .decode(s).toString();
+      return StandardCharsets.UTF_8
+          .newDecoder()
+          .onMalformedInput(CodingErrorAction.REPORT)
+          .decode(s)
+          .toString();
     } catch (CharacterCodingException e) {
       throw new Invalid("a string is not UTF-8");
     }
@@ -251,7 +305,13 @@ final class Handshake {
 
   private void reply(int option, int type, ByteBuffer data) throws IOException {
     int n = data == null ? 0 : data.remaining();
-    ByteBuffer h = ByteBuffer.allocate(20).putLong(OPTION_REPLY_MAGIC).putInt(option).putInt(type).putInt(n).flip();
+    ByteBuffer h =
+        ByteBuffer.allocate(20)
+            .putLong(OPTION_REPLY_MAGIC)
+            .putInt(option)
+            .putInt(type)
+            .putInt(n)
+            .flip();
     if (data == null) {
       wire.send(h);
     } else {

@@ -54,7 +54,12 @@ public final class NbdServer implements AutoCloseable {
   }
 
   /** What the server has done so far. */
-  public record Stats(int connections, long connectionsTotal, long requests, long bytesRead, long bytesWritten,
+  public record Stats(
+      int connections,
+      long connectionsTotal,
+      long requests,
+      long bytesRead,
+      long bytesWritten,
       long errors) {}
 
   private final ExportTable exports;
@@ -74,8 +79,8 @@ public final class NbdServer implements AutoCloseable {
   private final LongAdder errors = new LongAdder();
 
   /**
-   * @param exports the exports, by their names; the first is also the default export (the
-   *     empty name)
+   * @param exports the exports, by their names; the first is also the default export (the empty
+   *     name)
    * @param log where connections and failed requests are reported
    */
   public NbdServer(List<Export> exports, Options options, PrintStream log) {
@@ -84,12 +89,18 @@ public final class NbdServer implements AutoCloseable {
     this.log = log;
     this.buffers = new Semaphore(options.bufferBytes(), true);
     AtomicLong n = new AtomicLong();
-    this.workers = new ThreadPoolExecutor(options.workers(), options.workers(), 30, TimeUnit.SECONDS,
-        new LinkedBlockingQueue<>(), r -> {
-          Thread t = new Thread(r, "thaw-nbd-worker-" + n.incrementAndGet());
-          t.setDaemon(true);
-          return t;
-        });
+    this.workers =
+        new ThreadPoolExecutor(
+            options.workers(),
+            options.workers(),
+            30,
+            TimeUnit.SECONDS,
+            new LinkedBlockingQueue<>(),
+            r -> {
+              Thread t = new Thread(r, "thaw-nbd-worker-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
   }
 
   /**
@@ -132,7 +143,8 @@ public final class NbdServer implements AutoCloseable {
     if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
       return;
     }
-    if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) || Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)
+    if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)
+        || Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)
         || Files.isSymbolicLink(p)) {
       throw new IOException(p + " exists and is not a socket; name another --socket");
     }
@@ -160,8 +172,10 @@ public final class NbdServer implements AutoCloseable {
       }
       try {
         if (shuttingDown.get() || connections.size() >= options.maxConnections()) {
-          log(shuttingDown.get() ? "shutting down: a new connection closed"
-              : "more than " + options.maxConnections() + " connections: a new one closed");
+          log(
+              shuttingDown.get()
+                  ? "shutting down: a new connection closed"
+                  : "more than " + options.maxConnections() + " connections: a new one closed");
           c.close();
           continue;
         }
@@ -181,13 +195,18 @@ public final class NbdServer implements AutoCloseable {
   }
 
   public Stats stats() {
-    return new Stats(connections.size(), connectionIds.get(), requests.sum(), bytesRead.sum(),
-        bytesWritten.sum(), errors.sum());
+    return new Stats(
+        connections.size(),
+        connectionIds.get(),
+        requests.sum(),
+        bytesRead.sum(),
+        bytesWritten.sum(),
+        errors.sum());
   }
 
   /**
-   * Stops the server: no new connections, {@code NBD_ESHUTDOWN} for new requests, then waits up
-   * to {@code grace} for the requests under way and closes every connection. Returns when done.
+   * Stops the server: no new connections, {@code NBD_ESHUTDOWN} for new requests, then waits up to
+   * {@code grace} for the requests under way and closes every connection. Returns when done.
    */
   public void shutdown(Duration grace) {
     if (!shuttingDown.compareAndSet(false, true)) {

@@ -95,11 +95,15 @@ final class Protocol {
 
   /** The largest read or write payload thaw accepts (the protocol's default maximum). */
   static final int MAX_PAYLOAD = 32 << 20;
+
   /** Size constraints advertised with NBD_INFO_BLOCK_SIZE: any alignment, 4 KiB preferred. */
   static final int MIN_BLOCK = 1;
+
   static final int PREFERRED_BLOCK = 4096;
+
   /** Options carry names and queries of at most a few KiB; more is not a client to serve. */
   static final int MAX_OPTION_DATA = 1 << 20;
+
   /** Longest string (export name, message) the protocol allows. */
   static final int MAX_STRING = 4096;
 }

@@ -6,10 +6,10 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 
 /**
- * One client's socket: blocking reads by the connection's own thread, and writes of whole
- * messages under a lock, so that replies finished on several threads never interleave. Large
- * buffers move in slices, so that the JDK's per-thread temporary direct buffers stay small.
- * Thread-safe for one reader and many writers.
+ * One client's socket: blocking reads by the connection's own thread, and writes of whole messages
+ * under a lock, so that replies finished on several threads never interleave. Large buffers move in
+ * slices, so that the JDK's per-thread temporary direct buffers stay small. Thread-safe for one
+ * reader and many writers.
  */
 final class Wire implements AutoCloseable {
   private static final int SLICE = 256 << 10;

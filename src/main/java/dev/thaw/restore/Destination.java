@@ -6,22 +6,25 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Where a restore or live restore writes: its target and the state file that records which
- * chunks the target holds durably, opened together and locked for this restore alone (target
- * first, then state; {@link ExclusiveUse}). The callers decide what an existing state means
- * (resume, or refuse); {@link #abandon} undoes the open when they refuse, {@link #begin} starts a
- * restore. Not thread-safe; the target and state it holds follow their own rules.
+ * Where a restore or live restore writes: its target and the state file that records which chunks
+ * the target holds durably, opened together and locked for this restore alone (target first, then
+ * state; {@link ExclusiveUse}). The callers decide what an existing state means (resume, or
+ * refuse); {@link #abandon} undoes the open when they refuse, {@link #begin} starts a restore. Not
+ * thread-safe; the target and state it holds follow their own rules.
  *
  * @param targetExisted whether the target was there before (a file thaw did not create)
  */
-record Destination(RestoreTarget target, RestoreState state, boolean targetExisted) implements AutoCloseable {
+record Destination(RestoreTarget target, RestoreState state, boolean targetExisted)
+    implements AutoCloseable {
   /** Opens and locks {@code target} and {@code stateFile} for {@code image}. */
   static Destination open(Path target, Path stateFile, Image image) throws IOException {
     boolean existed = Files.exists(target);
     RestoreTarget t = RestoreTarget.open(target, image.size());
     try {
-      return new Destination(t, RestoreState.open(stateFile, image.index().checksum(), image.size(),
-          image.chunkCount()), existed);
+      return new Destination(
+          t,
+          RestoreState.open(stateFile, image.index().checksum(), image.size(), image.chunkCount()),
+          existed);
     } catch (IOException | RuntimeException e) {
       t.discard();
       throw e;

@@ -10,10 +10,10 @@ import java.util.List;
 
 /**
  * Keeps two restores (or a restore and a live restore) from writing one target: each holds an
- * exclusive advisory lock ({@code fcntl}) on its target and its state file for as long as it
- * runs. The kernel drops such a lock with the process that held it, so a restore killed with
- * SIGKILL never leaves a stale lock behind. The second restore is refused with the pid of the
- * first, read from {@code /proc/locks}. Stateless.
+ * exclusive advisory lock ({@code fcntl}) on its target and its state file for as long as it runs.
+ * The kernel drops such a lock with the process that held it, so a restore killed with SIGKILL
+ * never leaves a stale lock behind. The second restore is refused with the pid of the first, read
+ * from {@code /proc/locks}. Stateless.
  */
 final class ExclusiveUse {
   private ExclusiveUse() {}
@@ -38,9 +38,14 @@ final class ExclusiveUse {
   }
 
   private static IOException inUse(String what, Path path, String by) {
-    return new IOException(what + " " + path + " is in use by " + by
-        + ": another restore or live restore is writing it. Wait for it to end, or end it"
-        + " (thaw unmount, or Ctrl-C), then run this command again.");
+    return new IOException(
+        what
+            + " "
+            + path
+            + " is in use by "
+            + by
+            + ": another restore or live restore is writing it. Wait for it to end, or end it"
+            + " (thaw unmount, or Ctrl-C), then run this command again.");
   }
 
   /** "pid N" of the process holding a lock on {@code path}, from /proc/locks, if it can tell. */

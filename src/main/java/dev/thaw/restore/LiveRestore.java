@@ -22,23 +22,23 @@ import java.util.concurrent.locks.ReentrantLock;
  * restores every chunk at background priority) and for an overlay (only chunks the guest writes
  * move into a sparse file; the backup stays the source of the rest).
  *
- * <p>Reads of a chunk present in the target come from the target, others from the backup
- * through the image's {@link ImageReader}. A write into a chunk not yet present first completes
- * the chunk in the target (fetched, or nothing to fetch when the write covers it whole), then
- * applies the write. A write returns only once the chunk it lands in is durably recorded as
- * present in the state file, so that a restart never fetches that chunk again over the write.
- * {@link #flush()} (the guest's fsync) makes the target and the state durable.
+ * <p>Reads of a chunk present in the target come from the target, others from the backup through
+ * the image's {@link ImageReader}. A write into a chunk not yet present first completes the chunk
+ * in the target (fetched, or nothing to fetch when the write covers it whole), then applies the
+ * write. A write returns only once the chunk it lands in is durably recorded as present in the
+ * state file, so that a restart never fetches that chunk again over the write. {@link #flush()}
+ * (the guest's fsync) makes the target and the state durable.
  *
  * <p>The state file is a {@code restore} state file (the same format as {@code thaw restore
- * --resume} uses): after a crash or SIGKILL, opening the same target and state again resumes
- * with every recorded chunk kept. A state file of another image is refused.
+ * --resume} uses): after a crash or SIGKILL, opening the same target and state again resumes with
+ * every recorded chunk kept. A state file of another image is refused.
  *
  * <p>Thread-safe: FUSE or NBD threads call {@link #read}, {@link #write}, {@link #writeZeros},
- * {@link #discard} and {@link #flush} concurrently; a per-chunk lock (striped) orders the moves
- * of one chunk into the target, and is held only for target writes: a chunk's old bytes are
- * fetched before the lock is taken, so no thread waits for the store under it. {@link #flush}
- * covers every write that returned before it, whichever thread made it; it and the background's
- * checkpoints share one monitor, taken after no chunk lock.
+ * {@link #discard} and {@link #flush} concurrently; a per-chunk lock (striped) orders the moves of
+ * one chunk into the target, and is held only for target writes: a chunk's old bytes are fetched
+ * before the lock is taken, so no thread waits for the store under it. {@link #flush} covers every
+ * write that returned before it, whichever thread made it; it and the background's checkpoints
+ * share one monitor, taken after no chunk lock.
  */
 public final class LiveRestore implements AutoCloseable {
   private static final int LOCK_STRIPES = 256;
@@ -47,17 +47,25 @@ public final class LiveRestore implements AutoCloseable {
   /**
    * What moves into the target, and how fast.
    *
-   * @param background restore every chunk in the background (live restore); false for an
-   *     overlay
-   * @param window background fetches outstanding at most; below the pipeline's parallelism, so
-   *     that demand reads always find a free fetch thread
+   * @param background restore every chunk in the background (live restore); false for an overlay
+   * @param window background fetches outstanding at most; below the pipeline's parallelism, so that
+   *     demand reads always find a free fetch thread
    * @param rateLimit background restore bytes per second, 0 for no limit
    */
   public record Options(boolean background, int window, long rateLimit) {}
 
   /** Progress of the move into the target. */
-  public record Progress(int chunks, int present, long bytesPresent, long size, long backgroundBytes,
-      long backgroundNanos, boolean complete, boolean background, long guestWrites, String error) {
+  public record Progress(
+      int chunks,
+      int present,
+      long bytesPresent,
+      long size,
+      long backgroundBytes,
+      long backgroundNanos,
+      boolean complete,
+      boolean background,
+      long guestWrites,
+      String error) {
     /** Background restore rate in bytes per second so far. */
     public double rate() {
       return backgroundNanos <= 0 ? 0 : backgroundBytes * 1e9 / backgroundNanos;
@@ -71,17 +79,25 @@ public final class LiveRestore implements AutoCloseable {
   private final Options options;
   private final ChunkIndex index;
   private final AtomicLongArray present;
+
   /** Chunks recorded as present in the state file (a subset of {@link #present}). */
   private final AtomicLongArray recorded;
+
   private final AtomicInteger presentCount = new AtomicInteger();
   private final AtomicLong presentBytes = new AtomicLong();
   private final ReentrantLock[] locks = new ReentrantLock[LOCK_STRIPES];
+
   /** Per reading thread: reads from the target go through it, so a read makes no garbage. */
   private final ThreadLocal<byte[]> readBuffer = ThreadLocal.withInitial(() -> new byte[128 << 10]);
+
   private final Object durability = new Object();
   private final AtomicInteger demandWaiting = new AtomicInteger();
-  /** When a guest read last needed the store: the background restore holds back for a while after. */
+
+  /**
+   * When a guest read last needed the store: the background restore holds back for a while after.
+   */
   private volatile long lastDemandNanos = System.nanoTime() - TimeUnit.MINUTES.toNanos(1);
+
   private final AtomicLong backgroundBytes = new AtomicLong();
   private final AtomicLong guestWrites = new AtomicLong();
   private final boolean holesAreZero;
@@ -91,8 +107,8 @@ public final class LiveRestore implements AutoCloseable {
   private volatile boolean closed;
   private Thread worker;
 
-  private LiveRestore(Image image, ImageReader reader, RestoreTarget target, RestoreState state,
-      Options options) {
+  private LiveRestore(
+      Image image, ImageReader reader, RestoreTarget target, RestoreState state, Options options) {
     this.image = image;
     this.reader = reader;
     this.target = target;
@@ -115,12 +131,12 @@ public final class LiveRestore implements AutoCloseable {
 
   /**
    * Opens (or resumes) the move of {@code reader}'s image into {@code targetPath}, keeping the
-   * state in {@code stateFile}. A new target file is created sparse; an existing target with
-   * no state file is refused (it may hold anything), as is a state file of another image.
-   * The background restore begins with {@link #start()}.
+   * state in {@code stateFile}. A new target file is created sparse; an existing target with no
+   * state file is refused (it may hold anything), as is a state file of another image. The
+   * background restore begins with {@link #start()}.
    */
-  public static LiveRestore open(ImageReader reader, Path targetPath, Path stateFile, Options options)
-      throws IOException {
+  public static LiveRestore open(
+      ImageReader reader, Path targetPath, Path stateFile, Options options) throws IOException {
     Image image = reader.image();
     boolean regular = java.nio.file.Files.isRegularFile(targetPath);
     // target and state stay locked for the life of this live restore: a second live restore or
@@ -128,12 +144,20 @@ public final class LiveRestore implements AutoCloseable {
     Destination d = Destination.open(targetPath, stateFile, image);
     try {
       if (!d.state().resumed() && d.targetExisted() && regular) {
-        throw new IOException("target " + targetPath + " exists but has no state file " + stateFile
-            + "; refusing to treat its contents as restored. Remove it, or name a new target.");
+        throw new IOException(
+            "target "
+                + targetPath
+                + " exists but has no state file "
+                + stateFile
+                + "; refusing to treat its contents as restored. Remove it, or name a new target.");
       }
       if (d.state().resumed() && !d.targetExisted()) {
-        throw new IOException("state file " + stateFile + " exists but its target " + targetPath
-            + " does not; delete the state file to start over");
+        throw new IOException(
+            "state file "
+                + stateFile
+                + " exists but its target "
+                + targetPath
+                + " does not; delete the state file to start over");
       }
       d.begin();
     } catch (IOException | RuntimeException e) {
@@ -175,10 +199,11 @@ public final class LiveRestore implements AutoCloseable {
   }
 
   /**
-   * Reads up to {@code len} bytes at {@code offset}: chunks present from the target, the rest
-   * from the backup through {@code handle}. Returns the bytes read (0 at the end).
+   * Reads up to {@code len} bytes at {@code offset}: chunks present from the target, the rest from
+   * the backup through {@code handle}. Returns the bytes read (0 at the end).
    */
-  public int read(ImageReader.Handle handle, long offset, int len, ImageReader.Sink sink) throws IOException {
+  public int read(ImageReader.Handle handle, long offset, int len, ImageReader.Sink sink)
+      throws IOException {
     long size = image.size();
     if (offset >= size || len <= 0) {
       return 0;
@@ -201,7 +226,9 @@ public final class LiveRestore implements AutoCloseable {
         demandWaiting.incrementAndGet();
         lastDemandNanos = System.nanoTime();
         try {
-          int got = handle.read(pos, piece, (dst, data, from, cnt) -> sink.accept(at + dst, data, from, cnt));
+          int got =
+              handle.read(
+                  pos, piece, (dst, data, from, cnt) -> sink.accept(at + dst, data, from, cnt));
           if (got != piece) {
             throw new IOException("short read of " + image.name() + " at " + pos);
           }
@@ -215,13 +242,14 @@ public final class LiveRestore implements AutoCloseable {
   }
 
   /**
-   * Writes {@code len} bytes of {@code data} at {@code offset}. Returns once every chunk the
-   * write touches is durably recorded as present (the write itself becomes durable with
-   * {@link #flush()}, like a disk's cache).
+   * Writes {@code len} bytes of {@code data} at {@code offset}. Returns once every chunk the write
+   * touches is durably recorded as present (the write itself becomes durable with {@link #flush()},
+   * like a disk's cache).
    */
   public void write(long offset, byte[] data, int from, int len) throws IOException {
     if (offset < 0 || offset + len > image.size()) {
-      throw new IOException("write past the end of " + image.name() + " (" + image.size() + " bytes)");
+      throw new IOException(
+          "write past the end of " + image.name() + " (" + image.size() + " bytes)");
     }
     guestWrites.incrementAndGet();
     boolean mustRecord = false;
@@ -250,9 +278,9 @@ public final class LiveRestore implements AutoCloseable {
 
   /**
    * Zeroes {@code length} bytes at {@code offset} (a guest's write-zeroes). Every chunk the range
-   * covers whole is written with zeros and becomes present without being fetched; a chunk it
-   * covers in part is completed first, like a write. Returns once every chunk it touches is
-   * durably recorded as present.
+   * covers whole is written with zeros and becomes present without being fetched; a chunk it covers
+   * in part is completed first, like a write. Returns once every chunk it touches is durably
+   * recorded as present.
    */
   public void writeZeros(long offset, long length) throws IOException {
     changeChunks(offset, length, true);
@@ -260,10 +288,10 @@ public final class LiveRestore implements AutoCloseable {
 
   /**
    * Discards the chunks that {@code length} bytes at {@code offset} cover whole and that are not
-   * present yet (a guest's trim): they become present without being fetched, and read as zeros
-   * (or, in a target this restore created, as whatever an interrupted run left there: the
-   * guest's own earlier writes or the backup's bytes). Present chunks and chunks covered in part
-   * are left as they are: a discard is a hint. Returns once they are durably recorded.
+   * present yet (a guest's trim): they become present without being fetched, and read as zeros (or,
+   * in a target this restore created, as whatever an interrupted run left there: the guest's own
+   * earlier writes or the backup's bytes). Present chunks and chunks covered in part are left as
+   * they are: a discard is a hint. Returns once they are durably recorded.
    */
   public void discard(long offset, long length) throws IOException {
     changeChunks(offset, length, false);
@@ -271,8 +299,16 @@ public final class LiveRestore implements AutoCloseable {
 
   private void changeChunks(long offset, long length, boolean zero) throws IOException {
     if (offset < 0 || length < 0 || offset > image.size() - length) {
-      throw new IOException("range " + offset + "+" + length + " past the end of " + image.name()
-          + " (" + image.size() + " bytes)");
+      throw new IOException(
+          "range "
+              + offset
+              + "+"
+              + length
+              + " past the end of "
+              + image.name()
+              + " ("
+              + image.size()
+              + " bytes)");
     }
     guestWrites.incrementAndGet();
     boolean mustRecord = false;
@@ -307,9 +343,9 @@ public final class LiveRestore implements AutoCloseable {
 
   /**
    * Moves chunk {@code i} into the target with the bytes of a write laid over it, unless another
-   * writer (or the background restore) moved it meanwhile, then writes only the piece. The
-   * chunk's old bytes are fetched before its lock is taken: no thread waits for the store while
-   * it holds a lock.
+   * writer (or the background restore) moved it meanwhile, then writes only the piece. The chunk's
+   * old bytes are fetched before its lock is taken: no thread waits for the store while it holds a
+   * lock.
    */
   private void complete(int i, long pos, byte[] data, int from, int piece) throws IOException {
     long start = index.start(i);
@@ -340,8 +376,8 @@ public final class LiveRestore implements AutoCloseable {
   }
 
   /**
-   * Makes everything written so far durable: syncs the target, then records every present chunk
-   * in the state file. Concurrent callers share one sync where they can.
+   * Makes everything written so far durable: syncs the target, then records every present chunk in
+   * the state file. Concurrent callers share one sync where they can.
    */
   public void flush() throws IOException {
     makeDurable();
@@ -375,8 +411,8 @@ public final class LiveRestore implements AutoCloseable {
   // --- background restore ------------------------------------------------------------------
 
   /**
-   * Starts the background restore (a no-op for an overlay or when started already). A mount
-   * calls it once the file system answers, so that the mount comes up first.
+   * Starts the background restore (a no-op for an overlay or when started already). A mount calls
+   * it once the file system answers, so that the mount comes up first.
    */
   public synchronized void start() {
     if (!options.background() || worker != null || closed) {
@@ -400,7 +436,8 @@ public final class LiveRestore implements AutoCloseable {
         // keep the window full, but leave room for demand reads while they wait
         // while the guest reads from the store (and for a second after), an eighth of the window:
         // background fetches share the link with the guest's, so fewer of them means faster reads
-        boolean guestActive = demandWaiting.get() > 0 || System.nanoTime() - lastDemandNanos < DEMAND_QUIET_NANOS;
+        boolean guestActive =
+            demandWaiting.get() > 0 || System.nanoTime() - lastDemandNanos < DEMAND_QUIET_NANOS;
         int limit = guestActive ? window.chunks() / 8 : window.chunks();
         while (window.hasRoomWithin(limit) && next < index.chunkCount()) {
           int i = next++;
@@ -468,8 +505,14 @@ public final class LiveRestore implements AutoCloseable {
       }
     } catch (java.util.concurrent.ExecutionException e) {
       IOException c = Futures.asIOException(e);
-      throw new IOException("background restore of " + image.name() + " stopped at chunk " + i + ": "
-          + c.getMessage(), c);
+      throw new IOException(
+          "background restore of "
+              + image.name()
+              + " stopped at chunk "
+              + i
+              + ": "
+              + c.getMessage(),
+          c);
     }
   }
 
@@ -487,9 +530,17 @@ public final class LiveRestore implements AutoCloseable {
   /** Where the move stands. */
   public Progress progress() {
     long end = backgroundEnd != 0 ? backgroundEnd : System.nanoTime();
-    return new Progress(index.chunkCount(), presentCount.get(), presentBytes.get(), image.size(),
-        backgroundBytes.get(), backgroundStart == 0 ? 0 : end - backgroundStart,
-        presentCount.get() == index.chunkCount(), options.background(), guestWrites.get(), error);
+    return new Progress(
+        index.chunkCount(),
+        presentCount.get(),
+        presentBytes.get(),
+        image.size(),
+        backgroundBytes.get(),
+        backgroundStart == 0 ? 0 : end - backgroundStart,
+        presentCount.get() == index.chunkCount(),
+        options.background(),
+        guestWrites.get(),
+        error);
   }
 
   /** Stops the background restore and makes everything durable. */

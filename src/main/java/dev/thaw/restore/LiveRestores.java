@@ -9,17 +9,17 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The writable images of a mount or export of one snapshot: a {@link LiveRestore} (a live
- * restore, or an overlay) for every image that has a target. All targets are opened (and locked)
- * when this opens, so that a bad or busy target fails before anything is served; background
- * restores begin with {@link #start()}. Thread-safe.
+ * The writable images of a mount or export of one snapshot: a {@link LiveRestore} (a live restore,
+ * or an overlay) for every image that has a target. All targets are opened (and locked) when this
+ * opens, so that a bad or busy target fails before anything is served; background restores begin
+ * with {@link #start()}. Thread-safe.
  */
 public final class LiveRestores implements AutoCloseable {
   /**
    * Where each image's chunks move.
    *
-   * @param dir the target of an archive is {@code dir/ARCHIVE} unless {@code pairs} names one;
-   *     null when only {@code pairs} are given
+   * @param dir the target of an archive is {@code dir/ARCHIVE} unless {@code pairs} names one; null
+   *     when only {@code pairs} are given
    * @param pairs archive name to target path (a file or block device)
    * @param live a live restore (background restore) or an overlay, and its limits
    */
@@ -45,14 +45,20 @@ public final class LiveRestores implements AutoCloseable {
    * Opens the live restore of every image of {@code images} that {@code targets} gives a target
    * (its state file where {@link Restorer#defaultStateFile} puts it).
    *
-   * @throws IOException when a target cannot be used or is in use, when an archive named in
-   *     {@code targets} is not in the snapshot, or when no image has a target
+   * @throws IOException when a target cannot be used or is in use, when an archive named in {@code
+   *     targets} is not in the snapshot, or when no image has a target
    */
   public static LiveRestores open(SnapshotImages images, Targets targets) throws IOException {
     for (String a : targets.pairs().keySet()) {
       if (!images.readers().containsKey(a)) {
-        throw new IOException("snapshot " + images.snapshot().path() + " has no image archive '" + a
-            + "' (it has: " + String.join(", ", images.readers().keySet()) + ")");
+        throw new IOException(
+            "snapshot "
+                + images.snapshot().path()
+                + " has no image archive '"
+                + a
+                + "' (it has: "
+                + String.join(", ", images.readers().keySet())
+                + ")");
       }
     }
     Map<String, LiveRestore> lives = new LinkedHashMap<>();
@@ -60,8 +66,10 @@ public final class LiveRestores implements AutoCloseable {
       for (Map.Entry<String, ImageReader> e : images.readers().entrySet()) {
         Path target = targets.targetFor(e.getKey());
         if (target != null) {
-          lives.put(e.getKey(), LiveRestore.open(e.getValue(), target, Restorer.defaultStateFile(target),
-              targets.live()));
+          lives.put(
+              e.getKey(),
+              LiveRestore.open(
+                  e.getValue(), target, Restorer.defaultStateFile(target), targets.live()));
         }
       }
       if (lives.isEmpty()) {
@@ -84,7 +92,9 @@ public final class LiveRestores implements AutoCloseable {
     return lives;
   }
 
-  /** Starts the background restores (once the front end answers, so the first read does not wait). */
+  /**
+   * Starts the background restores (once the front end answers, so the first read does not wait).
+   */
   public void start() {
     lives.values().forEach(LiveRestore::start);
   }

@@ -15,25 +15,28 @@ import java.util.zip.CRC32C;
 
 /**
  * Which chunks of an image are present in a restore's target, recorded durably in a small file
- * beside the target so that an interrupted restore can resume. The file names the image (index checksum,
- * size, chunk count) and refuses to resume a different one.
+ * beside the target so that an interrupted restore can resume. The file names the image (index
+ * checksum, size, chunk count) and refuses to resume a different one.
  *
- * <p>The file is created at its full size when the restore starts and afterwards only
- * overwritten in place, so that saving needs no free space (a restore that fills the disk can
- * still record how far it got). It holds two slots; each save writes the older one with a
- * higher sequence number and a CRC and syncs it, so a crash mid-save leaves the other slot, the
- * previous state, intact. The file is locked while it is open ({@link ExclusiveUse}), so one
- * restore at a time uses it. Not thread-safe.
+ * <p>The file is created at its full size when the restore starts and afterwards only overwritten
+ * in place, so that saving needs no free space (a restore that fills the disk can still record how
+ * far it got). It holds two slots; each save writes the older one with a higher sequence number and
+ * a CRC and syncs it, so a crash mid-save leaves the other slot, the previous state, intact. The
+ * file is locked while it is open ({@link ExclusiveUse}), so one restore at a time uses it. Not
+ * thread-safe.
  */
 final class RestoreState implements AutoCloseable {
   /**
-   * How often a restore syncs its target and saves: at most this much work is fetched again
-   * after a crash or a cancel.
+   * How often a restore syncs its target and saves: at most this much work is fetched again after a
+   * crash or a cancel.
    */
   static final long CHECKPOINT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(2);
+
   private static final byte[] MAGIC = "THAWRST3".getBytes(StandardCharsets.US_ASCII);
+
   /** magic, index checksum, image size, chunk count, flags. */
   private static final int HEADER = 8 + 32 + 8 + 4 + 4;
+
   private static final int FLAG_HOLES_ARE_ZERO = 1;
   private static final int SLOT_HEADER = 8 + 4; // sequence, crc32c of the bitmap
 
@@ -49,7 +52,8 @@ final class RestoreState implements AutoCloseable {
   private long sequence;
   private FileChannel channel;
 
-  private RestoreState(Path file, byte[] indexChecksum, long size, int chunks, BitSet present, long sequence) {
+  private RestoreState(
+      Path file, byte[] indexChecksum, long size, int chunks, BitSet present, long sequence) {
     this.file = file;
     this.indexChecksum = indexChecksum.clone();
     this.size = size;
@@ -69,26 +73,33 @@ final class RestoreState implements AutoCloseable {
   }
 
   /**
-   * Opens the state file of an image, creating it (empty) when there is none, and locks it for
-   * this restore alone: a second restore with the same state file is refused, naming the pid that
-   * holds it. An empty file means no progress yet, so that a crash right after the creation is
-   * harmless. Refuses a state file of another image, or a damaged one.
+   * Opens the state file of an image, creating it (empty) when there is none, and locks it for this
+   * restore alone: a second restore with the same state file is refused, naming the pid that holds
+   * it. An empty file means no progress yet, so that a crash right after the creation is harmless.
+   * Refuses a state file of another image, or a damaged one.
    */
-  static RestoreState open(Path file, byte[] indexChecksum, long size, int chunks) throws IOException {
+  static RestoreState open(Path file, byte[] indexChecksum, long size, int chunks)
+      throws IOException {
     Path dir = file.toAbsolutePath().getParent();
     if (dir != null) {
       Files.createDirectories(dir); // a device's state lives under ~/.local/state/thaw
     }
-    FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-        StandardOpenOption.WRITE);
+    FileChannel ch =
+        FileChannel.open(
+            file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
     try {
       ExclusiveUse.lock(ch, file, "restore state");
       RestoreState st = new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);
       long length = ch.size();
       if (length > 0) {
         if (length > st.fileSize() + 4096) {
-          throw new IOException("restore state " + file + " is damaged or not a thaw state file"
-              + " (" + length + " bytes); delete it to start over");
+          throw new IOException(
+              "restore state "
+                  + file
+                  + " is damaged or not a thaw state file"
+                  + " ("
+                  + length
+                  + " bytes); delete it to start over");
         }
         ByteBuffer b = ByteBuffer.allocate((int) length);
         while (b.hasRemaining() && ch.read(b, b.position()) >= 0) {
@@ -108,7 +119,10 @@ final class RestoreState implements AutoCloseable {
   /** Reads a saved state: the header must name this image, one slot must be intact. */
   private void parse(byte[] data) throws IOException {
     if (data.length < HEADER || !Arrays.equals(MAGIC, 0, 8, data, 0, 8)) {
-      throw new IOException("restore state " + file + " is damaged or not a thaw state file; delete it to start over");
+      throw new IOException(
+          "restore state "
+              + file
+              + " is damaged or not a thaw state file; delete it to start over");
     }
     ByteBuffer b = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
     byte[] csum = Arrays.copyOfRange(data, 8, 40);
@@ -116,8 +130,14 @@ final class RestoreState implements AutoCloseable {
     int n = b.getInt(48);
     int flags = b.getInt(52);
     if (!MessageDigest.isEqual(csum, indexChecksum) || s != size || n != chunks) {
-      throw new IOException("restore state " + file + " belongs to a different image (size " + s
-          + ", " + n + " chunks); refusing to resume. Delete it to start over.");
+      throw new IOException(
+          "restore state "
+              + file
+              + " belongs to a different image (size "
+              + s
+              + ", "
+              + n
+              + " chunks); refusing to resume. Delete it to start over.");
     }
     long bestSeq = -1;
     BitSet best = null;
@@ -132,11 +152,14 @@ final class RestoreState implements AutoCloseable {
       c.update(data, off + SLOT_HEADER, bitmapBytes);
       if ((int) c.getValue() == crc && seq > bestSeq && seq % 2 == slot) {
         bestSeq = seq;
-        best = BitSet.valueOf(Arrays.copyOfRange(data, off + SLOT_HEADER, off + SLOT_HEADER + bitmapBytes));
+        best =
+            BitSet.valueOf(
+                Arrays.copyOfRange(data, off + SLOT_HEADER, off + SLOT_HEADER + bitmapBytes));
       }
     }
     if (best == null) {
-      throw new IOException("restore state " + file + " is damaged (no valid record); delete it to start over");
+      throw new IOException(
+          "restore state " + file + " is damaged (no valid record); delete it to start over");
     }
     present.or(best);
     sequence = bestSeq;
@@ -149,8 +172,8 @@ final class RestoreState implements AutoCloseable {
   }
 
   /**
-   * Whether the target was created by this restore, so that ranges not yet written read as
-   * zeros (zero chunks need no writing, also after a resume). Set before the first save.
+   * Whether the target was created by this restore, so that ranges not yet written read as zeros
+   * (zero chunks need no writing, also after a resume). Set before the first save.
    */
   boolean holesAreZero() {
     return holesAreZero;
@@ -181,7 +204,11 @@ final class RestoreState implements AutoCloseable {
     }
     if (!initialised && channel.size() < fileSize()) {
       ByteBuffer h = ByteBuffer.allocate((int) fileSize()).order(ByteOrder.LITTLE_ENDIAN);
-      h.put(MAGIC).put(indexChecksum).putLong(size).putInt(chunks).putInt(holesAreZero ? FLAG_HOLES_ARE_ZERO : 0);
+      h.put(MAGIC)
+          .put(indexChecksum)
+          .putLong(size)
+          .putInt(chunks)
+          .putInt(holesAreZero ? FLAG_HOLES_ARE_ZERO : 0);
       // slot 0 holds sequence 0 with an empty bitmap: nothing present yet
       CRC32C empty = new CRC32C();
       empty.update(new byte[bitmapBytes]);

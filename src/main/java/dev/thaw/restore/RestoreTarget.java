@@ -12,9 +12,9 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
 /**
- * Where a restore writes: a new or existing regular file, or a block device. Positional reads
- * and writes (FileChannel's positional I/O is safe from several threads; callers keep writers of
- * one range apart); {@link #sync()} makes written data durable.
+ * Where a restore writes: a new or existing regular file, or a block device. Positional reads and
+ * writes (FileChannel's positional I/O is safe from several threads; callers keep writers of one
+ * range apart); {@link #sync()} makes written data durable.
  */
 final class RestoreTarget implements AutoCloseable {
   private static final byte[] ZEROS = new byte[1 << 20];
@@ -26,8 +26,13 @@ final class RestoreTarget implements AutoCloseable {
   private final boolean characterDevice;
   private final long size;
 
-  private RestoreTarget(Path path, FileChannel channel, boolean created, boolean device,
-      boolean characterDevice, long size) {
+  private RestoreTarget(
+      Path path,
+      FileChannel channel,
+      boolean created,
+      boolean device,
+      boolean characterDevice,
+      long size) {
     this.path = path;
     this.channel = channel;
     this.created = created;
@@ -37,13 +42,13 @@ final class RestoreTarget implements AutoCloseable {
   }
 
   /**
-   * Opens or creates the target for an image of {@code size} bytes and locks it for this
-   * restore alone ({@link ExclusiveUse}; a character device such as {@code /dev/null} is not
-   * locked). A new regular file is created empty; {@link #fitToImage} then gives it the image's
-   * size. A block device must hold at least {@code size} bytes.
+   * Opens or creates the target for an image of {@code size} bytes and locks it for this restore
+   * alone ({@link ExclusiveUse}; a character device such as {@code /dev/null} is not locked). A new
+   * regular file is created empty; {@link #fitToImage} then gives it the image's size. A block
+   * device must hold at least {@code size} bytes.
    *
-   * @throws IOException naming the target when it cannot be used, or when another restore
-   *     holds it (with that process's pid)
+   * @throws IOException naming the target when it cannot be used, or when another restore holds it
+   *     (with that process's pid)
    */
   static RestoreTarget open(Path path, long size) throws IOException {
     boolean exists = Files.exists(path);
@@ -54,22 +59,37 @@ final class RestoreTarget implements AutoCloseable {
     if (device) {
       long devSize = BlockDevices.size(path);
       if (devSize >= 0 && devSize < size) {
-        throw new IOException("target device " + path + " holds " + devSize + " bytes, the image needs "
-            + size + " bytes");
+        throw new IOException(
+            "target device "
+                + path
+                + " holds "
+                + devSize
+                + " bytes, the image needs "
+                + size
+                + " bytes");
       }
     }
     FileChannel ch;
     try {
-      ch = exists
-          ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
-          : FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
+      ch =
+          exists
+              ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
+              : FileChannel.open(
+                  path,
+                  StandardOpenOption.READ,
+                  StandardOpenOption.WRITE,
+                  StandardOpenOption.CREATE_NEW);
     } catch (AccessDeniedException e) {
       throw new IOException("target " + path + " is not writable (permission denied)");
     } catch (NoSuchFileException e) {
       throw new IOException("cannot create target " + path + ": its directory does not exist");
     } catch (java.nio.file.FileAlreadyExistsException e) {
-      throw new IOException("target " + path + " appeared while this restore started: "
-          + ExclusiveUse.holder(path) + " created it");
+      throw new IOException(
+          "target "
+              + path
+              + " appeared while this restore started: "
+              + ExclusiveUse.holder(path)
+              + " created it");
     }
     boolean characterDevice = device && !BlockDevices.isBlockDevice(path);
     try {
@@ -84,8 +104,8 @@ final class RestoreTarget implements AutoCloseable {
   }
 
   /**
-   * Gives a regular file the image's size: a new one is extended sparsely, an existing one cut
-   * or extended. Devices keep theirs. Call once the restore has decided to write here.
+   * Gives a regular file the image's size: a new one is extended sparsely, an existing one cut or
+   * extended. Devices keep theirs. Call once the restore has decided to write here.
    */
   void fitToImage() throws IOException {
     if (device) {
@@ -98,13 +118,14 @@ final class RestoreTarget implements AutoCloseable {
         channel.write(ByteBuffer.wrap(new byte[1]), size - 1); // extend sparsely
       }
     } catch (IOException e) {
-      throw new IOException("cannot size target " + path + " to " + size + " bytes: " + e.getMessage(), e);
+      throw new IOException(
+          "cannot size target " + path + " to " + size + " bytes: " + e.getMessage(), e);
     }
   }
 
   /**
-   * Removes a file this restore created and closes it, when the restore decides not to run
-   * after all; a file or device that existed before is only closed.
+   * Removes a file this restore created and closes it, when the restore decides not to run after
+   * all; a file or device that existed before is only closed.
    */
   void discard() throws IOException {
     try {
@@ -130,7 +151,8 @@ final class RestoreTarget implements AutoCloseable {
     try {
       FileChannels.read(channel, offset, dst, dstOff, length);
     } catch (java.io.EOFException e) {
-      throw new IOException("target " + path + " ends before the image does (" + e.getMessage() + ")", e);
+      throw new IOException(
+          "target " + path + " ends before the image does (" + e.getMessage() + ")", e);
     }
   }
 

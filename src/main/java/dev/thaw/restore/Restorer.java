@@ -14,18 +14,18 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Restores one image to a file or block device. Chunks are requested from the fetch pipeline at
- * background priority, at most {@code window} at a time, and written out of order at their
- * offsets by the calling thread as they arrive. Zero chunks are never fetched: a file thaw
- * creates keeps them as holes; an existing file or device gets zeros written unless the caller
- * promises it is zeroed already.
+ * background priority, at most {@code window} at a time, and written out of order at their offsets
+ * by the calling thread as they arrive. Zero chunks are never fetched: a file thaw creates keeps
+ * them as holes; an existing file or device gets zeros written unless the caller promises it is
+ * zeroed already.
  *
- * <p>Progress is kept in a state file beside the target: every few seconds the target is synced
- * and then the chunks written so far are recorded, so a resumed restore never trusts data that
- * was not durable. On failure or {@link #cancel()} the state is saved and kept for
- * {@code --resume}; on success it is deleted.
+ * <p>Progress is kept in a state file beside the target: every few seconds the target is synced and
+ * then the chunks written so far are recorded, so a resumed restore never trusts data that was not
+ * durable. On failure or {@link #cancel()} the state is saved and kept for {@code --resume}; on
+ * success it is deleted.
  *
- * <p>{@link #run()} is called once, from one thread; {@link #progress()} and {@link #cancel()}
- * may be called from any thread.
+ * <p>{@link #run()} is called once, from one thread; {@link #progress()} and {@link #cancel()} may
+ * be called from any thread.
  */
 public final class Restorer {
   /** Suffix of the state file kept beside a regular-file target. */
@@ -37,20 +37,20 @@ public final class Restorer {
    * @param resume continue from an existing state file
    * @param targetIsZero the target reads as zeros already: skip writing zero chunks
    * @param window chunks requested but not yet written: at least this many are kept requested
-   * @param windowBytes and at least this many bytes (small chunks must not starve the fetches);
-   *     the window is the smallest that satisfies both
+   * @param windowBytes and at least this many bytes (small chunks must not starve the fetches); the
+   *     window is the smallest that satisfies both
    * @param stateFile where to keep progress; null for the default beside the target
    */
-  public record Options(boolean resume, boolean targetIsZero, int window, long windowBytes, Path stateFile) {
-  }
+  public record Options(
+      boolean resume, boolean targetIsZero, int window, long windowBytes, Path stateFile) {}
 
   /** A progress snapshot; byte counts are of image data. */
-  public record Progress(long totalBytes, long doneBytes, long zeroBytes, long fetchedBytes,
-      long elapsedNanos) {}
+  public record Progress(
+      long totalBytes, long doneBytes, long zeroBytes, long fetchedBytes, long elapsedNanos) {}
 
   /** What a finished restore did. */
-  public record Result(long size, int fetched, int zero, int alreadyDone, long fetchedBytes,
-      long elapsedNanos) {}
+  public record Result(
+      long size, int fetched, int zero, int alreadyDone, long fetchedBytes, long elapsedNanos) {}
 
   private final Image image;
   private final Path target;
@@ -69,13 +69,14 @@ public final class Restorer {
 
   /**
    * The state file used for {@code target} when none is named: beside a file; for a device (whose
-   * directory, /dev, is no place for files) in {@code $XDG_STATE_HOME/thaw}, by default
-   * {@code $HOME/.local/state/thaw}.
+   * directory, /dev, is no place for files) in {@code $XDG_STATE_HOME/thaw}, by default {@code
+   * $HOME/.local/state/thaw}.
    */
   public static Path defaultStateFile(Path target) {
     Path abs = target.toAbsolutePath().normalize();
     if (Files.exists(abs) && !Files.isRegularFile(abs)) {
-      return dev.thaw.io.UserDirs.state().resolve(abs.toString().substring(1).replace('/', '_') + STATE_SUFFIX);
+      return dev.thaw.io.UserDirs.state()
+          .resolve(abs.toString().substring(1).replace('/', '_') + STATE_SUFFIX);
     }
     return abs.resolveSibling(abs.getFileName() + STATE_SUFFIX);
   }
@@ -90,7 +91,11 @@ public final class Restorer {
   }
 
   public Progress progress() {
-    return new Progress(image.size(), doneBytes.get(), zeroBytes.get(), fetchedBytes.get(),
+    return new Progress(
+        image.size(),
+        doneBytes.get(),
+        zeroBytes.get(),
+        fetchedBytes.get(),
         System.nanoTime() - startNanos);
   }
 
@@ -103,7 +108,8 @@ public final class Restorer {
     startNanos = System.nanoTime();
     Path parent = target.toAbsolutePath().getParent();
     if (parent != null && !Files.isDirectory(parent)) {
-      throw new IOException("cannot create target " + target + ": directory " + parent + " does not exist");
+      throw new IOException(
+          "cannot create target " + target + ": directory " + parent + " does not exist");
     }
     Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
     // target and state stay locked until the restore ends: a second restore into either is
@@ -112,12 +118,20 @@ public final class Restorer {
     try (d) {
       try {
         if (d.state().resumed() && !options.resume()) {
-          throw new IOException("an interrupted restore into " + target + " left " + stateFile
-              + ": run the same command with --resume to continue it, or delete that file to start over");
+          throw new IOException(
+              "an interrupted restore into "
+                  + target
+                  + " left "
+                  + stateFile
+                  + ": run the same command with --resume to continue it, or delete that file to start over");
         }
         if (d.state().resumed() && !d.targetExisted()) {
-          throw new IOException("cannot resume: " + stateFile + " exists but the target " + target
-              + " is gone; delete the state file to start over");
+          throw new IOException(
+              "cannot resume: "
+                  + stateFile
+                  + " exists but the target "
+                  + target
+                  + " is gone; delete the state file to start over");
         }
         d.begin();
       } catch (IOException | RuntimeException e) {
@@ -169,8 +183,10 @@ public final class Restorer {
           window.requested(len);
           final int idx = i;
           // the arrival carries the failure, if any: the returned future adds nothing
-          var unused = image.chunk(i, Priority.BACKGROUND)
-              .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
+          var unused =
+              image
+                  .chunk(i, Priority.BACKGROUND)
+                  .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
         }
       }
       if (window.outstanding() == 0 || cancelled) {
@@ -223,15 +239,26 @@ public final class Restorer {
       // a cancelled restore does not sync the target (that can take long with much written):
       // the state saved at the last checkpoint is still true, and a resume refetches the rest
       if (failure != null) {
-        throw new IOException(failure.getMessage() + "; progress kept in " + state.file()
-            + ", run again with --resume to continue", failure);
+        throw new IOException(
+            failure.getMessage()
+                + "; progress kept in "
+                + state.file()
+                + ", run again with --resume to continue",
+            failure);
       }
-      throw new IOException("restore interrupted; progress kept in " + state.file()
-          + ", run again with --resume to continue");
+      throw new IOException(
+          "restore interrupted; progress kept in "
+              + state.file()
+              + ", run again with --resume to continue");
     }
     out.sync();
     state.delete();
-    return new Result(image.size(), fetched, zero, alreadyDone, fetchedBytes.get(),
+    return new Result(
+        image.size(),
+        fetched,
+        zero,
+        alreadyDone,
+        fetchedBytes.get(),
         System.nanoTime() - startNanos);
   }
 
@@ -241,10 +268,19 @@ public final class Restorer {
   }
 
   private IOException writeFailure(int chunk, IOException e) {
-    String reason = e.getMessage() != null && e.getMessage().contains("No space left")
-        ? "no space left on the device" : String.valueOf(e.getMessage());
-    return new IOException("cannot write chunk " + chunk + " to " + target + " at offset "
-        + image.index().start(chunk) + ": " + reason, e);
+    String reason =
+        e.getMessage() != null && e.getMessage().contains("No space left")
+            ? "no space left on the device"
+            : String.valueOf(e.getMessage());
+    return new IOException(
+        "cannot write chunk "
+            + chunk
+            + " to "
+            + target
+            + " at offset "
+            + image.index().start(chunk)
+            + ": "
+            + reason,
+        e);
   }
-
 }

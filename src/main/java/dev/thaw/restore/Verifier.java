@@ -1,8 +1,8 @@
 package dev.thaw.restore;
 
 import dev.thaw.fetch.ChunkFetchException;
-import dev.thaw.fetch.Futures;
 import dev.thaw.fetch.FetchPipeline;
+import dev.thaw.fetch.Futures;
 import dev.thaw.fetch.Priority;
 import dev.thaw.format.BlobCodec;
 import dev.thaw.format.Digest;
@@ -36,7 +36,8 @@ public final class Verifier {
   public record NotChecked(String file, String reason) {}
 
   /** What was checked, what was found, and what was left unchecked. */
-  public record Report(int chunks, long bytes, List<Problem> problems, List<NotChecked> notChecked) {}
+  public record Report(
+      int chunks, long bytes, List<Problem> problems, List<NotChecked> notChecked) {}
 
   private static final String DYNAMIC_INDEX_SUFFIX = ".didx";
 
@@ -53,14 +54,15 @@ public final class Verifier {
   }
 
   /**
-   * Checks one image's chunks, keeping at least {@code window} chunks and at least
-   * {@code windowBytes} bytes requested.
+   * Checks one image's chunks, keeping at least {@code window} chunks and at least {@code
+   * windowBytes} bytes requested.
    */
   public Verifier(Image image, int window, long windowBytes) {
     this(null, null, image, window, windowBytes);
   }
 
-  private Verifier(Snapshot snapshot, FetchPipeline pipeline, Image image, int window, long windowBytes) {
+  private Verifier(
+      Snapshot snapshot, FetchPipeline pipeline, Image image, int window, long windowBytes) {
     this.snapshot = snapshot;
     this.pipeline = pipeline;
     this.image = image;
@@ -84,11 +86,15 @@ public final class Verifier {
         if (f.filename().endsWith(".blob")) {
           checkBlob(f, checks.problems);
         } else if (f.filename().endsWith(DYNAMIC_INDEX_SUFFIX)) {
-          checks.notChecked.add(new NotChecked(f.filename(), "a dynamic index (a file archive or"
-              + " catalog of a container or host backup); thaw checks image archives (.fidx) and"
-              + " blobs only"));
+          checks.notChecked.add(
+              new NotChecked(
+                  f.filename(),
+                  "a dynamic index (a file archive or"
+                      + " catalog of a container or host backup); thaw checks image archives (.fidx) and"
+                      + " blobs only"));
         } else if (!f.filename().endsWith(Snapshot.FIXED_INDEX_SUFFIX)) {
-          checks.notChecked.add(new NotChecked(f.filename(), "an archive of a kind thaw does not know"));
+          checks.notChecked.add(
+              new NotChecked(f.filename(), "an archive of a kind thaw does not know"));
         }
       }
       for (String name : snapshot.images()) {
@@ -96,7 +102,8 @@ public final class Verifier {
         try {
           img = snapshot.openImage(name, pipeline);
         } catch (IOException e) {
-          checks.problems.add(new Problem(name + Snapshot.FIXED_INDEX_SUFFIX, null, e.getMessage(), false));
+          checks.problems.add(
+              new Problem(name + Snapshot.FIXED_INDEX_SUFFIX, null, e.getMessage(), false));
           continue;
         }
         checks.image(name, img);
@@ -128,12 +135,15 @@ public final class Verifier {
         outstanding.requested(len);
         chunks++;
         // the arrival carries the failure, if any: the returned future adds nothing
-        var unused = img.chunk(i, Priority.BACKGROUND).whenComplete((c, e) -> {
-          if (c != null) {
-            c.release(); // verified: the bytes are not needed
-          }
-          arrivals.add(new Arrival(name, d, e, len));
-        });
+        var unused =
+            img.chunk(i, Priority.BACKGROUND)
+                .whenComplete(
+                    (c, e) -> {
+                      if (c != null) {
+                        c.release(); // verified: the bytes are not needed
+                      }
+                      arrivals.add(new Arrival(name, d, e, len));
+                    });
       }
     }
 
@@ -166,9 +176,14 @@ public final class Verifier {
         return;
       }
       if (BlobCodec.kind(raw).encrypted() != f.encrypted()) {
-        problems.add(new Problem(f.filename(), null, f.encrypted()
-            ? "blob is not encrypted, but its crypt-mode is encrypt"
-            : "blob is encrypted, but its crypt-mode is " + f.cryptMode().json(), false));
+        problems.add(
+            new Problem(
+                f.filename(),
+                null,
+                f.encrypted()
+                    ? "blob is not encrypted, but its crypt-mode is encrypt"
+                    : "blob is encrypted, but its crypt-mode is " + f.cryptMode().json(),
+                false));
         return;
       }
       snapshot.codec(f).decode(raw, -1, BlobCodec.MAX_BLOB);

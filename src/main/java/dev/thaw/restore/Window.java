@@ -3,8 +3,8 @@ package dev.thaw.restore;
 /**
  * The chunks a restore, live restore or verify has requested and not yet received: it keeps at
  * least {@code chunks} of them and at least {@code bytes} outstanding, whichever is more, so that
- * small chunks (casync's are 64 KiB on average) keep as many bytes on the way as 4 MiB chunks
- * do. Not thread-safe: the one thread that requests and receives uses it.
+ * small chunks (casync's are 64 KiB on average) keep as many bytes on the way as 4 MiB chunks do.
+ * Not thread-safe: the one thread that requests and receives uses it.
  */
 final class Window {
   private final int chunks;

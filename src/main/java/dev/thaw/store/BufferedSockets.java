@@ -11,9 +11,9 @@ import javax.net.SocketFactory;
 /**
  * Plain TCP sockets whose input is read from the kernel in gulps of up to {@link #GULP} bytes.
  * OkHttp's I/O library asks a socket for at most 8 KiB per read, so a 4 MiB chunk body took 512
- * system calls, each through the JDK's socket read path; behind a buffer of this size it takes
- * 32. TLS, when used, runs on top of these sockets and gains the same. Thread-safe as sockets
- * are: one reader at a time.
+ * system calls, each through the JDK's socket read path; behind a buffer of this size it takes 32.
+ * TLS, when used, runs on top of these sockets and gains the same. Thread-safe as sockets are: one
+ * reader at a time.
  */
 final class BufferedSockets extends SocketFactory {
   /** The most the JDK reads from a socket in one call (its temporary direct buffer). */
@@ -30,7 +30,8 @@ final class BufferedSockets extends SocketFactory {
   }
 
   @Override
-  public Socket createSocket(String host, int port, InetAddress localHost, int localPort) throws IOException {
+  public Socket createSocket(String host, int port, InetAddress localHost, int localPort)
+      throws IOException {
     Socket s = new BufferedSocket();
     s.bind(new InetSocketAddress(localHost, localPort));
     s.connect(new InetSocketAddress(host, port));

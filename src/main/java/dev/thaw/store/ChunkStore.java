@@ -16,8 +16,8 @@ import java.util.List;
 public interface ChunkStore extends Closeable {
   /**
    * The largest snapshot file (index, manifest, blob) a store reads: a fixed index of this size
-   * maps a 32 TiB image. A larger file is refused before it is read, so that a damaged or
-   * hostile store cannot exhaust memory.
+   * maps a 32 TiB image. A larger file is refused before it is read, so that a damaged or hostile
+   * store cannot exhaust memory.
    */
   long MAX_FILE_BYTES = 256L << 20;
 
@@ -32,25 +32,28 @@ public interface ChunkStore extends Closeable {
   byte[] readChunk(Digest digest, int maxBytes) throws IOException;
 
   /**
-   * The raw blob of a chunk once more, after the copy read before failed verification. A store
-   * with several copies (mirrors) reads another one; others read the same object again.
+   * The raw blob of a chunk once more, after the copy read before failed verification. A store with
+   * several copies (mirrors) reads another one; others read the same object again.
    */
   default byte[] readChunkAgain(Digest digest, int maxBytes) throws IOException {
     return readChunk(digest, maxBytes);
   }
 
   /**
-   * {@link #readChunk(Digest, int)} into a buffer of {@code pool}, bounded the same way: the
-   * caller gets the buffer's one reference. The fetch pipeline reads chunks this way; a store
-   * that knows an object's size before its bytes (a file's length, a {@code Content-Length})
-   * reads them straight into a pooled array of that size, so that no chunk-sized array is
-   * allocated or copied. A store that does not override it has its byte array wrapped.
+   * {@link #readChunk(Digest, int)} into a buffer of {@code pool}, bounded the same way: the caller
+   * gets the buffer's one reference. The fetch pipeline reads chunks this way; a store that knows
+   * an object's size before its bytes (a file's length, a {@code Content-Length}) reads them
+   * straight into a pooled array of that size, so that no chunk-sized array is allocated or copied.
+   * A store that does not override it has its byte array wrapped.
    */
   default Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
     return Buffer.wrap(readChunk(digest, maxBytes));
   }
 
-  /** {@link #readChunkAgain(Digest, int)} into a buffer of {@code pool}, as {@link #readChunk(Digest, int, BufferPool)}. */
+  /**
+   * {@link #readChunkAgain(Digest, int)} into a buffer of {@code pool}, as {@link
+   * #readChunk(Digest, int, BufferPool)}.
+   */
   default Buffer readChunkAgain(Digest digest, int maxBytes, BufferPool pool) throws IOException {
     return Buffer.wrap(readChunkAgain(digest, maxBytes));
   }

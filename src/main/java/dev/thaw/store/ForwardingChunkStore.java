@@ -7,9 +7,9 @@ import java.io.IOException;
 import java.util.List;
 
 /**
- * A store that passes every call to another: the base of a decorator that changes one or two
- * calls (retries of snapshot files, a debug log) and forwards the rest. Thread-safe when the
- * store it forwards to is and the subclass's additions are.
+ * A store that passes every call to another: the base of a decorator that changes one or two calls
+ * (retries of snapshot files, a debug log) and forwards the rest. Thread-safe when the store it
+ * forwards to is and the subclass's additions are.
  */
 public abstract class ForwardingChunkStore implements ChunkStore {
   private final ChunkStore store;

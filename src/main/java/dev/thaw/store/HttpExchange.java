@@ -20,12 +20,12 @@ import okio.Throttler;
 
 /**
  * One HTTP request as the HTTP and S3 stores make it: a single attempt whose transport faults
- * become {@link StoreException}s that say whether another attempt may help, and whose body is
- * read whole, through the process's rate limit when there is one, but never beyond a bound the
- * caller sets: a {@code Content-Length} above it is refused before the body is read, and a body
- * without one is read no further than one byte past it. A successful body can be read into a
- * pooled buffer: with a {@code Content-Length}, straight into an array of that size. Status codes
- * are left to the caller, which knows what a 404 or 403 means for its objects. Thread-safe.
+ * become {@link StoreException}s that say whether another attempt may help, and whose body is read
+ * whole, through the process's rate limit when there is one, but never beyond a bound the caller
+ * sets: a {@code Content-Length} above it is refused before the body is read, and a body without
+ * one is read no further than one byte past it. A successful body can be read into a pooled buffer:
+ * with a {@code Content-Length}, straight into an array of that size. Status codes are left to the
+ * caller, which knows what a 404 or 403 means for its objects. Thread-safe.
  */
 final class HttpExchange {
   /**
@@ -41,14 +41,17 @@ final class HttpExchange {
      * @param where the object as messages show it (a URL without credentials, s3://...)
      * @param detail the status as messages show it ("HTTP 503", "HTTP 403 AccessDenied")
      */
-    StoreException failure(String what, String where, String detail, String deniedHint, boolean alsoRetryable) {
+    StoreException failure(
+        String what, String where, String detail, String deniedHint, boolean alsoRetryable) {
       if (code == 404 || code == 410) {
         return new NotFoundException(what + " not found: " + where + " (" + detail + ")");
       }
       if (code == 401 || code == 403) {
-        return new StoreException(what + ": access denied (" + detail + ") for " + where + ": " + deniedHint, false);
+        return new StoreException(
+            what + ": access denied (" + detail + ") for " + where + ": " + deniedHint, false);
       }
-      return new StoreException(what + ": " + detail + " " + message + " from " + where,
+      return new StoreException(
+          what + ": " + detail + " " + message + " from " + where,
           retryableStatus(code) || alsoRetryable);
     }
   }
@@ -56,7 +59,9 @@ final class HttpExchange {
   private final OkHttpClient client;
   private final Throttler throttler;
 
-  /** @param throttler the process-wide rate limit, or null for none */
+  /**
+   * @param throttler the process-wide rate limit, or null for none
+   */
   HttpExchange(OkHttpClient client, Throttler throttler) {
     this.client = client;
     this.throttler = throttler;
@@ -72,8 +77,8 @@ final class HttpExchange {
    *
    * @param what the object, for messages ("chunk 12ab…", "index.json.blob")
    * @param shown the object's URL as it may appear in messages (no credentials)
-   * @param maxBytes the largest successful body the object can have; a larger one is a
-   *     {@link StoreException} that no retry mends. Error answers are cut at 64 KiB.
+   * @param maxBytes the largest successful body the object can have; a larger one is a {@link
+   *     StoreException} that no retry mends. Error answers are cut at 64 KiB.
    * @param pool where a successful body goes ({@link Reply#buffer}), or null for a byte array
    *     ({@link Reply#body}); the buffer goes back to the pool if the read fails
    * @throws StoreException for transport faults: retryable unless TLS failed
@@ -87,12 +92,20 @@ final class HttpExchange {
       long limit = ok ? maxBytes : MAX_ERROR_BODY;
       long declared = body.contentLength();
       if (ok && declared > limit) {
-        throw new StoreException(what + ": the server announces " + declared + " bytes for " + shown
-            + ", more than the " + limit + " it can have; the object is damaged", false);
+        throw new StoreException(
+            what
+                + ": the server announces "
+                + declared
+                + " bytes for "
+                + shown
+                + ", more than the "
+                + limit
+                + " it can have; the object is damaged",
+            false);
       }
       // a body shorter than its Content-Length fails here (retryable, below)
-      BufferedSource source = throttler != null && ok
-          ? Okio.buffer(throttler.source(body.source())) : body.source();
+      BufferedSource source =
+          throttler != null && ok ? Okio.buffer(throttler.source(body.source())) : body.source();
       try (source) {
         if (ok && pool != null && declared >= 0) {
           // the size is known: read straight into an array of it, no copy and no growing buffer
@@ -116,8 +129,14 @@ final class HttpExchange {
         }
         if (buf.size() > limit) {
           if (ok) {
-            throw new StoreException(what + ": the body from " + shown + " exceeds the " + limit
-                + " bytes it can have; the object is damaged", false);
+            throw new StoreException(
+                what
+                    + ": the body from "
+                    + shown
+                    + " exceeds the "
+                    + limit
+                    + " bytes it can have; the object is damaged",
+                false);
           }
         }
         if (ok && pool != null) {
@@ -134,16 +153,27 @@ final class HttpExchange {
     } catch (UnknownHostException e) {
       throw new StoreException(what + ": unknown host in " + shown, true, e);
     } catch (SSLException e) {
-      String why = String.valueOf(e.getMessage()).contains("PKIX")
-          ? "the server's certificate is not signed by a trusted CA (name its CA with --ca-file)"
-          : e.getMessage();
+      String why =
+          String.valueOf(e.getMessage()).contains("PKIX")
+              ? "the server's certificate is not signed by a trusted CA (name its CA with --ca-file)"
+              : e.getMessage();
       throw new StoreException(what + ": TLS failure with " + shown + ": " + why, false, e);
     } catch (ConnectException e) {
-      throw new StoreException(what + ": cannot connect to " + url.host() + ":" + url.port()
-          + " (connection refused or unreachable) for " + shown, true, e);
+      throw new StoreException(
+          what
+              + ": cannot connect to "
+              + url.host()
+              + ":"
+              + url.port()
+              + " (connection refused or unreachable) for "
+              + shown,
+          true,
+          e);
     } catch (SocketTimeoutException e) {
-      throw new StoreException(what + ": timed out talking to " + url.host() + ":" + url.port()
-          + " for " + shown, true, e);
+      throw new StoreException(
+          what + ": timed out talking to " + url.host() + ":" + url.port() + " for " + shown,
+          true,
+          e);
     } catch (InterruptedIOException e) {
       throw new StoreException(what + ": timed out fetching " + shown, true, e);
     } catch (IOException e) {
@@ -156,7 +186,9 @@ final class HttpExchange {
     return code >= 500 || code == 429 || code == 408;
   }
 
-  /** Closes the client's idle connections and threads (the client may be shared: only idle ones). */
+  /**
+   * Closes the client's idle connections and threads (the client may be shared: only idle ones).
+   */
   void close() {
     client.connectionPool().evictAll();
   }

@@ -12,14 +12,15 @@ import okhttp3.HttpUrl;
 import okhttp3.Request;
 
 /**
- * A read-only datastore served by a static HTTP(S) server (nginx, for example) under a URL
- * prefix, with the same relative paths as on disk. Listing snapshots needs a JSON directory
- * index ({@code autoindex_format json} in nginx); explicit snapshot names always work.
- * Thread-safe; the OkHttp client may be shared with other stores of the process.
+ * A read-only datastore served by a static HTTP(S) server (nginx, for example) under a URL prefix,
+ * with the same relative paths as on disk. Listing snapshots needs a JSON directory index ({@code
+ * autoindex_format json} in nginx); explicit snapshot names always work. Thread-safe; the OkHttp
+ * client may be shared with other stores of the process.
  */
 final class HttpStore implements ChunkStore {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final String LISTING = "directory listing";
+
   /** Snapshot directories listed at once to find their manifests. */
   private static final int LISTING_PARALLEL = 8;
 
@@ -29,16 +30,23 @@ final class HttpStore implements ChunkStore {
   private final ChunkLayout layout;
 
   /**
-   * @param base the datastore's URL; user and password in it become a basic-auth header and
-   *     are kept out of every URL that appears in a message
+   * @param base the datastore's URL; user and password in it become a basic-auth header and are
+   *     kept out of every URL that appears in a message
    * @param layout where chunks live below {@code base}
    */
   HttpStore(HttpUrl base, HttpExchange http, String authorization, ChunkLayout layout) {
     this.layout = layout;
-    this.authorization = authorization != null ? authorization : base.username().isEmpty() ? null
-        : okhttp3.Credentials.basic(base.username(), base.password());
+    this.authorization =
+        authorization != null
+            ? authorization
+            : base.username().isEmpty()
+                ? null
+                : okhttp3.Credentials.basic(base.username(), base.password());
     HttpUrl b = base.newBuilder().username("").password("").build();
-    this.base = b.pathSegments().get(b.pathSize() - 1).isEmpty() ? b : b.newBuilder().addPathSegment("").build();
+    this.base =
+        b.pathSegments().get(b.pathSize() - 1).isEmpty()
+            ? b
+            : b.newBuilder().addPathSegment("").build();
     this.http = http;
   }
 
@@ -68,11 +76,13 @@ final class HttpStore implements ChunkStore {
 
   @Override
   public byte[] readFile(SnapshotPath snapshot, String file) throws IOException {
-    return get(url(snapshot + "/" + SnapshotPath.checkFileName(file)), file, MAX_FILE_BYTES, null).body();
+    return get(url(snapshot + "/" + SnapshotPath.checkFileName(file)), file, MAX_FILE_BYTES, null)
+        .body();
   }
 
   /** A GET answered 200, its body read into {@code pool} when not null. */
-  private HttpExchange.Reply get(HttpUrl url, String what, long maxBytes, BufferPool pool) throws IOException {
+  private HttpExchange.Reply get(HttpUrl url, String what, long maxBytes, BufferPool pool)
+      throws IOException {
     Request.Builder rb = new Request.Builder().url(url).get();
     if (authorization != null) {
       rb.header("Authorization", authorization);
@@ -81,19 +91,33 @@ final class HttpStore implements ChunkStore {
     int code = r.code();
     if (code == 200) {
       String type = r.headers().get("Content-Type");
-      if (type != null && type.toLowerCase(java.util.Locale.ROOT).startsWith("text/html")
+      if (type != null
+          && type.toLowerCase(java.util.Locale.ROOT).startsWith("text/html")
           && !what.equals(LISTING)) {
         if (r.buffer() != null) {
           r.buffer().release();
         }
         // a web page where a backup file belongs: a wrong URL, a login or error page, a proxy
-        throw new StoreException(what + ": the server sent a web page (" + type + ") instead of"
-            + " the file for " + url + "; check the store URL", false);
+        throw new StoreException(
+            what
+                + ": the server sent a web page ("
+                + type
+                + ") instead of"
+                + " the file for "
+                + url
+                + "; check the store URL",
+            false);
       }
       return r;
     }
-    throw r.failure(what, url.toString(), "HTTP " + code, authorization == null
-        ? "give credentials with --auth-file or $THAW_STORE_TOKEN" : "check the credentials", false);
+    throw r.failure(
+        what,
+        url.toString(),
+        "HTTP " + code,
+        authorization == null
+            ? "give credentials with --auth-file or $THAW_STORE_TOKEN"
+            : "check the credentials",
+        false);
   }
 
   @Override
@@ -116,13 +140,19 @@ final class HttpStore implements ChunkStore {
       arr = null;
     }
     if (arr == null || !arr.isArray()) {
-      throw new StoreException("cannot list snapshots: " + url + " did not return a JSON directory"
-          + " index (nginx: autoindex on; autoindex_format json;). Name the snapshot explicitly"
-          + " instead.", false);
+      throw new StoreException(
+          "cannot list snapshots: "
+              + url
+              + " did not return a JSON directory"
+              + " index (nginx: autoindex on; autoindex_format json;). Name the snapshot explicitly"
+              + " instead.",
+          false);
     }
     List<SnapshotLister.Entry> out = new ArrayList<>();
     for (JsonNode e : arr) {
-      out.add(new SnapshotLister.Entry(e.path("name").asText(), "directory".equals(e.path("type").asText())));
+      out.add(
+          new SnapshotLister.Entry(
+              e.path("name").asText(), "directory".equals(e.path("type").asText())));
     }
     return out;
   }

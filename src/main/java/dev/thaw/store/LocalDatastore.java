@@ -18,46 +18,51 @@ import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * How a backup writes into a local datastore directory without harming the Proxmox Backup
- * Server that may manage it ({@code pbs-datastore/src/chunk_store.rs}):
+ * How a backup writes into a local datastore directory without harming the Proxmox Backup Server
+ * that may manage it ({@code pbs-datastore/src/chunk_store.rs}):
  *
  * <ul>
  *   <li>A datastore of this user's without a {@code .lock} (a new one, or one an earlier thaw
- *       wrote) gets what PBS makes at its root: an empty {@code .lock} (mode 0644) and
- *       {@code .chunks} (0750) in a root of 0755; prefix
- *       directories ({@code .chunks/XXXX}, 0750) are made as chunks need them. PBS makes all
- *       65536 of them when it creates a datastore and needs them all to adopt one; with
- *       {@code fullLayout} they are all made (or completed) now. That is not the default: on
- *       ext4 they take 256 MiB and seconds to make and to delete.
- *   <li>A datastore whose {@code .lock} or {@code .chunks} belongs to another user is managed by
- *       a PBS (its {@code backup} user). Files written as this user would break it: PBS's garbage
+ *       wrote) gets what PBS makes at its root: an empty {@code .lock} (mode 0644) and {@code
+ *       .chunks} (0750) in a root of 0755; prefix directories ({@code .chunks/XXXX}, 0750) are made
+ *       as chunks need them. PBS makes all 65536 of them when it creates a datastore and needs them
+ *       all to adopt one; with {@code fullLayout} they are all made (or completed) now. That is not
+ *       the default: on ext4 they take 256 MiB and seconds to make and to delete.
+ *   <li>A datastore whose {@code .lock} or {@code .chunks} belongs to another user is managed by a
+ *       PBS (its {@code backup} user). Files written as this user would break it: PBS's garbage
  *       collection touches every chunk in use ({@code utimensat}), fails with EPERM on a chunk it
  *       does not own, and stops cleaning the datastore. Such a datastore is refused, unless the
- *       caller asks to write as its owner (root only): then every file and directory written
- *       gets the datastore's user and group.
- *   <li>Files get PBS's modes (directories 0755, {@code .chunks} and its prefix directories
- *       0750, files 0644), and while the datastore is open PBS's chunk-store lock is held shared
- *       (an fcntl read lock on {@code .lock}, as PBS's backup sessions hold it), so that a PBS
- *       garbage collection, which needs it exclusively, cannot run meanwhile; one that is running
- *       makes opening fail.
+ *       caller asks to write as its owner (root only): then every file and directory written gets
+ *       the datastore's user and group.
+ *   <li>Files get PBS's modes (directories 0755, {@code .chunks} and its prefix directories 0750,
+ *       files 0644), and while the datastore is open PBS's chunk-store lock is held shared (an
+ *       fcntl read lock on {@code .lock}, as PBS's backup sessions hold it), so that a PBS garbage
+ *       collection, which needs it exclusively, cannot run meanwhile; one that is running makes
+ *       opening fail.
  * </ul>
  *
- * <p>Thread-safe; {@link #close()} releases the lock. POSIX record locks belong to the process:
- * a second datastore open on the same directory in one process shares the first one's lock, and
+ * <p>Thread-safe; {@link #close()} releases the lock. POSIX record locks belong to the process: a
+ * second datastore open on the same directory in one process shares the first one's lock, and
  * closing either releases it.
  */
 final class LocalDatastore implements Closeable {
   static final String LOCK_FILE = ".lock";
   static final String CHUNK_DIR = ".chunks";
   private static final int PREFIXES = 1 << 16;
-  private static final Set<PosixFilePermission> DIR_MODE = PosixFilePermissions.fromString("rwxr-xr-x");
-  private static final Set<PosixFilePermission> CHUNK_DIR_MODE = PosixFilePermissions.fromString("rwxr-x---");
-  private static final Set<PosixFilePermission> FILE_MODE = PosixFilePermissions.fromString("rw-r--r--");
+  private static final Set<PosixFilePermission> DIR_MODE =
+      PosixFilePermissions.fromString("rwxr-xr-x");
+  private static final Set<PosixFilePermission> CHUNK_DIR_MODE =
+      PosixFilePermissions.fromString("rwxr-x---");
+  private static final Set<PosixFilePermission> FILE_MODE =
+      PosixFilePermissions.fromString("rw-r--r--");
 
   private final Path root;
+
   /** The user and group written files get, or -1 to keep this process's. */
   private final int uid;
+
   private final int gid;
+
   /** The open {@code .lock} whose shared lock this datastore holds, or null. */
   private final FileChannel lockFile;
 
@@ -77,8 +82,8 @@ final class LocalDatastore implements Closeable {
    * Opens a datastore for a backup: creates or completes PBS's layout in a datastore of this
    * user's, refuses one that a PBS manages unless {@code asOwner}, and takes PBS's shared lock.
    *
-   * @throws StoreException when the datastore is managed by a PBS (and not {@code asOwner}), or
-   *     its garbage collection holds the lock
+   * @throws StoreException when the datastore is managed by a PBS (and not {@code asOwner}), or its
+   *     garbage collection holds the lock
    */
   static LocalDatastore openForWriting(Path root, WriteOptions options) throws IOException {
     root = root.toAbsolutePath().normalize();
@@ -86,27 +91,40 @@ final class LocalDatastore implements Closeable {
     Path lockPath = root.resolve(LOCK_FILE);
     Path chunks = root.resolve(CHUNK_DIR);
     int me = ownerOf(Path.of("/proc/self"));
-    Path foreign = Files.exists(lockPath) && ownerOf(lockPath) != me ? lockPath
-        : Files.isDirectory(chunks) && ownerOf(chunks) != me ? chunks : null;
+    Path foreign =
+        Files.exists(lockPath) && ownerOf(lockPath) != me
+            ? lockPath
+            : Files.isDirectory(chunks) && ownerOf(chunks) != me ? chunks : null;
     int uid = -1;
     int gid = -1;
     if (foreign != null) {
       String who = Files.getOwner(foreign, LinkOption.NOFOLLOW_LINKS).getName();
       if (!asOwner) {
-        throw new StoreException("refusing to write into " + root + ": a Proxmox Backup Server manages"
-            + " it (its " + foreign.getFileName() + " belongs to user " + who + ", not to this user)."
-            + " Chunks written by this user would stop that server's garbage collection (it cannot"
-            + " touch them) and the datastore would no longer be cleaned. Back up into that server"
-            + " with proxmox-backup-client, or into another datastore directory; or, as root, add"
-            + " --as-datastore-owner to write as " + who + " with the server's lock held. Reading"
-            + " it (ls, restore, mount, verify) is always safe", false);
+        throw new StoreException(
+            "refusing to write into "
+                + root
+                + ": a Proxmox Backup Server manages"
+                + " it (its "
+                + foreign.getFileName()
+                + " belongs to user "
+                + who
+                + ", not to this user)."
+                + " Chunks written by this user would stop that server's garbage collection (it cannot"
+                + " touch them) and the datastore would no longer be cleaned. Back up into that server"
+                + " with proxmox-backup-client, or into another datastore directory; or, as root, add"
+                + " --as-datastore-owner to write as "
+                + who
+                + " with the server's lock held. Reading"
+                + " it (ls, restore, mount, verify) is always safe",
+            false);
       }
       if (me != 0) {
-        throw new StoreException("cannot write into " + root + " as its owner " + who
-            + ": that needs root", false);
+        throw new StoreException(
+            "cannot write into " + root + " as its owner " + who + ": that needs root", false);
       }
       uid = ownerOf(foreign);
-      gid = ((Number) Files.getAttribute(foreign, "unix:gid", LinkOption.NOFOLLOW_LINKS)).intValue();
+      gid =
+          ((Number) Files.getAttribute(foreign, "unix:gid", LinkOption.NOFOLLOW_LINKS)).intValue();
     }
     if (foreign == null && (options.fullLayout() || !Files.exists(lockPath))) {
       // new, or written by an earlier thaw: what PBS has at a datastore's root
@@ -127,9 +145,14 @@ final class LocalDatastore implements Closeable {
       }
       if (held == null && !ours) {
         ch.close();
-        throw new StoreException("cannot write into " + root + ": another process holds its lock "
-            + lockPath + " exclusively (a Proxmox Backup Server garbage collection runs); try again"
-            + " when it has finished", true);
+        throw new StoreException(
+            "cannot write into "
+                + root
+                + ": another process holds its lock "
+                + lockPath
+                + " exclusively (a Proxmox Backup Server garbage collection runs); try again"
+                + " when it has finished",
+            true);
       }
     }
     return new LocalDatastore(root, uid, gid, ch);
@@ -168,8 +191,8 @@ final class LocalDatastore implements Closeable {
   }
 
   /**
-   * Creates {@code dir} and its missing parents below the root, each with PBS's mode
-   * ({@code .chunks} and its prefix directories 0750, others 0755) and the datastore's owner.
+   * Creates {@code dir} and its missing parents below the root, each with PBS's mode ({@code
+   * .chunks} and its prefix directories 0750, others 0755) and the datastore's owner.
    */
   void createDirectories(Path dir) throws IOException {
     if (Files.isDirectory(dir)) {
@@ -251,11 +274,15 @@ final class LocalDatastore implements Closeable {
   }
 
   private Path writeTemporary(Path target, byte[] data) throws IOException {
-    Path tmp = target.resolveSibling(target.getFileName() + ".tmp"
-        + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+    Path tmp =
+        target.resolveSibling(
+            target.getFileName()
+                + ".tmp"
+                + Long.toHexString(ThreadLocalRandom.current().nextLong()));
     boolean done = false;
     try {
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      try (FileChannel ch =
+          FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
         ByteBuffer b = ByteBuffer.wrap(data);
         while (b.hasRemaining()) {
           ch.write(b);

@@ -6,7 +6,6 @@ import dev.thaw.format.Digest;
 import dev.thaw.io.FileChannels;
 import java.io.IOException;
 import java.io.InterruptedIOException;
-import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.DirectoryStream;
@@ -36,12 +35,12 @@ import java.util.stream.Stream;
  * A datastore directory on a local filesystem. Writes go to a temporary file that is synced and
  * then renamed, so that a crash never leaves a partial chunk or snapshot behind.
  *
- * <p>Reads are bounded like an HTTP store's: a file larger than the caller's limit, or one that
- * is not a regular file (a FIFO, a device, a link to {@code /dev/zero}), is refused before it is
- * read; and a read that gets no data within the read timeout (a hung network filesystem) is given
- * up as a retryable fault. The read itself runs on a thread of this store, so that a read the
- * kernel never finishes strands that thread and not the caller. How files are made next to
- * Proxmox Backup Server (modes, owner, lock) is {@link LocalDatastore}'s. Thread-safe.
+ * <p>Reads are bounded like an HTTP store's: a file larger than the caller's limit, or one that is
+ * not a regular file (a FIFO, a device, a link to {@code /dev/zero}), is refused before it is read;
+ * and a read that gets no data within the read timeout (a hung network filesystem) is given up as a
+ * retryable fault. The read itself runs on a thread of this store, so that a read the kernel never
+ * finishes strands that thread and not the caller. How files are made next to Proxmox Backup Server
+ * (modes, owner, lock) is {@link LocalDatastore}'s. Thread-safe.
  */
 final class LocalStore implements WritableStore {
   private final Path root;
@@ -57,11 +56,23 @@ final class LocalStore implements WritableStore {
    * @param readTimeout how long one read may wait for the filesystem
    */
   LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout, Duration readTimeout) {
-    this(root, throttler, layout, readTimeout, LocalDatastore.forReading(root.toAbsolutePath().normalize()));
+    this(
+        root,
+        throttler,
+        layout,
+        readTimeout,
+        LocalDatastore.forReading(root.toAbsolutePath().normalize()));
   }
 
-  /** A datastore opened for writing by {@link LocalDatastore#openForWriting}; closed with this store. */
-  LocalStore(Path root, okio.Throttler throttler, ChunkLayout layout, Duration readTimeout,
+  /**
+   * A datastore opened for writing by {@link LocalDatastore#openForWriting}; closed with this
+   * store.
+   */
+  LocalStore(
+      Path root,
+      okio.Throttler throttler,
+      ChunkLayout layout,
+      Duration readTimeout,
       LocalDatastore datastore) {
     this.datastore = datastore;
     this.root = root.toAbsolutePath().normalize();
@@ -69,11 +80,13 @@ final class LocalStore implements WritableStore {
     this.layout = layout;
     this.readTimeout = readTimeout;
     AtomicInteger n = new AtomicInteger();
-    this.readers = Executors.newCachedThreadPool(r -> {
-      Thread t = new Thread(r, "thaw-local-read-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    this.readers =
+        Executors.newCachedThreadPool(
+            r -> {
+              Thread t = new Thread(r, "thaw-local-read-" + n.incrementAndGet());
+              t.setDaemon(true);
+              return t;
+            });
   }
 
   private Path chunkFile(Digest digest) {
@@ -86,13 +99,16 @@ final class LocalStore implements WritableStore {
   }
 
   /**
-   * The chunk file read into a buffer of {@code pool} of its length (null: an array of exactly
-   * that length), on this store's threads as every read.
+   * The chunk file read into a buffer of {@code pool} of its length (null: an array of exactly that
+   * length), on this store's threads as every read.
    */
   @Override
   public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
     Path p = chunkFile(digest);
-    return readWithin(p, "chunk " + digest.hex(), () -> read(p, "chunk " + digest.hex(), maxBytes, pool, throttler));
+    return readWithin(
+        p,
+        "chunk " + digest.hex(),
+        () -> read(p, "chunk " + digest.hex(), maxBytes, pool, throttler));
   }
 
   @Override
@@ -102,11 +118,12 @@ final class LocalStore implements WritableStore {
   }
 
   /**
-   * {@code read} on one of this store's threads, given up after the read timeout. A read given
-   * up still owns the buffer it took (it may still be filling it): it gives it back itself if it
-   * then fails, and if it succeeds late, its result goes to the garbage collector unread.
+   * {@code read} on one of this store's threads, given up after the read timeout. A read given up
+   * still owns the buffer it took (it may still be filling it): it gives it back itself if it then
+   * fails, and if it succeeds late, its result goes to the garbage collector unread.
    */
-  private <T> T readWithin(Path p, String what, java.util.concurrent.Callable<T> read) throws IOException {
+  private <T> T readWithin(Path p, String what, java.util.concurrent.Callable<T> read)
+      throws IOException {
     Future<T> f;
     try {
       f = readers.submit(read);
@@ -123,8 +140,14 @@ final class LocalStore implements WritableStore {
       throw new StoreException(what + ": cannot read " + p + ": " + c, false, c);
     } catch (TimeoutException e) {
       f.cancel(true);
-      throw new StoreException(what + ": no data from " + p + " within " + readTimeout.toSeconds()
-          + " s (is the filesystem hung?)", true);
+      throw new StoreException(
+          what
+              + ": no data from "
+              + p
+              + " within "
+              + readTimeout.toSeconds()
+              + " s (is the filesystem hung?)",
+          true);
     } catch (InterruptedException e) {
       f.cancel(true);
       Thread.currentThread().interrupt();
@@ -133,9 +156,9 @@ final class LocalStore implements WritableStore {
   }
 
   /**
-   * Reads a whole regular file of at most {@code maxBytes} bytes. A missing one is a
-   * {@link NotFoundException}, a larger one or one that is not a regular file a
-   * {@link StoreException} that no retry mends; each names {@code what} and the path.
+   * Reads a whole regular file of at most {@code maxBytes} bytes. A missing one is a {@link
+   * NotFoundException}, a larger one or one that is not a regular file a {@link StoreException}
+   * that no retry mends; each names {@code what} and the path.
    */
   static byte[] read(Path p, String what, long maxBytes) throws IOException {
     Buffer b = read(p, what, maxBytes, null, null);
@@ -143,23 +166,38 @@ final class LocalStore implements WritableStore {
   }
 
   /**
-   * {@link #read(Path, String, long)} into a buffer of {@code pool} (null: an array of the
-   * file's exact length), through {@code throttler} when there is one. The buffer goes back to
-   * the pool when the read fails.
+   * {@link #read(Path, String, long)} into a buffer of {@code pool} (null: an array of the file's
+   * exact length), through {@code throttler} when there is one. The buffer goes back to the pool
+   * when the read fails.
    */
-  private static Buffer read(Path p, String what, long maxBytes, BufferPool pool, okio.Throttler throttler)
+  private static Buffer read(
+      Path p, String what, long maxBytes, BufferPool pool, okio.Throttler throttler)
       throws IOException {
     try {
       BasicFileAttributes a = Files.readAttributes(p, BasicFileAttributes.class);
       if (!a.isRegularFile()) {
-        throw new StoreException(what + ": " + p + " is not a regular file ("
-            + (a.isDirectory() ? "a directory" : "a FIFO, device or socket") + ")", false);
+        throw new StoreException(
+            what
+                + ": "
+                + p
+                + " is not a regular file ("
+                + (a.isDirectory() ? "a directory" : "a FIFO, device or socket")
+                + ")",
+            false);
       }
       try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
         long size = ch.size();
         if (size > maxBytes) {
-          throw new StoreException(what + ": " + p + " holds " + size + " bytes, more than the "
-              + maxBytes + " it can have; the file is damaged", false);
+          throw new StoreException(
+              what
+                  + ": "
+                  + p
+                  + " holds "
+                  + size
+                  + " bytes, more than the "
+                  + maxBytes
+                  + " it can have; the file is damaged",
+              false);
         }
         Buffer b = pool != null ? pool.take((int) size) : Buffer.wrap(new byte[(int) size]);
         boolean ok = false;
@@ -167,8 +205,10 @@ final class LocalStore implements WritableStore {
           if (throttler == null) {
             FileChannels.read(ch, 0, b.array(), 0, (int) size);
           } else {
-            try (okio.BufferedSource s = okio.Okio.buffer(throttler.source(
-                okio.Okio.source(java.nio.channels.Channels.newInputStream(ch))))) {
+            try (okio.BufferedSource s =
+                okio.Okio.buffer(
+                    throttler.source(
+                        okio.Okio.source(java.nio.channels.Channels.newInputStream(ch))))) {
               Sources.readFully(s, b.array(), 0, (int) size);
             }
           }
@@ -198,23 +238,27 @@ final class LocalStore implements WritableStore {
     if (!Files.isDirectory(root)) {
       throw new NotFoundException("datastore not found: " + root);
     }
-    return SnapshotLister.list(rel -> {
-      List<SnapshotLister.Entry> entries = new ArrayList<>();
-      Path dir = rel.isEmpty() ? root : root.resolve(rel);
-      try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
-        for (Path p : ds) {
-          entries.add(new SnapshotLister.Entry(p.getFileName().toString(), Files.isDirectory(p)));
-        }
-      } catch (NoSuchFileException e) {
-        return List.of();
-      } catch (AccessDeniedException e) {
-        // no retry mends a permission: say so at once, naming the directory
-        throw new StoreException("cannot list the datastore: permission denied: " + dir, false, e);
-      } catch (IOException e) {
-        throw new StoreException("cannot list the datastore directory " + dir + ": " + e, false, e);
-      }
-      return entries;
-    });
+    return SnapshotLister.list(
+        rel -> {
+          List<SnapshotLister.Entry> entries = new ArrayList<>();
+          Path dir = rel.isEmpty() ? root : root.resolve(rel);
+          try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir)) {
+            for (Path p : ds) {
+              entries.add(
+                  new SnapshotLister.Entry(p.getFileName().toString(), Files.isDirectory(p)));
+            }
+          } catch (NoSuchFileException e) {
+            return List.of();
+          } catch (AccessDeniedException e) {
+            // no retry mends a permission: say so at once, naming the directory
+            throw new StoreException(
+                "cannot list the datastore: permission denied: " + dir, false, e);
+          } catch (IOException e) {
+            throw new StoreException(
+                "cannot list the datastore directory " + dir + ": " + e, false, e);
+          }
+          return entries;
+        });
   }
 
   @Override
@@ -248,7 +292,8 @@ final class LocalStore implements WritableStore {
   public boolean ensureGroupOwner(SnapshotPath snapshot, String authId) throws IOException {
     Path group = snapshotDir(snapshot).getParent();
     datastore.createDirectories(group);
-    return datastore.writeIfAbsent(group.resolve(GROUP_OWNER_FILE),
+    return datastore.writeIfAbsent(
+        group.resolve(GROUP_OWNER_FILE),
         (authId + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
   }
 
@@ -256,8 +301,12 @@ final class LocalStore implements WritableStore {
   public SnapshotWriter createSnapshot(SnapshotPath snapshot) throws IOException {
     Path dir = snapshotDir(snapshot);
     datastore.createDirectories(dir.getParent());
-    Path tmp = dir.resolveSibling(".tmp-" + snapshot.timeString() + "-"
-        + Long.toHexString(ThreadLocalRandom.current().nextLong()));
+    Path tmp =
+        dir.resolveSibling(
+            ".tmp-"
+                + snapshot.timeString()
+                + "-"
+                + Long.toHexString(ThreadLocalRandom.current().nextLong()));
     Files.createDirectory(tmp);
     datastore.adoptDirectory(tmp);
     return new SnapshotWriter() {

@@ -9,11 +9,11 @@ import java.util.List;
 import java.util.TreeSet;
 
 /**
- * Several copies of one datastore ({@code --store A --store B}): every read goes to the first
- * store and, when that one cannot serve it (missing, refused, down), to the next. A read fails
- * only when every store failed; it is retryable if any store's failure was, and "not found" only
- * if every store lacks the object. Snapshots are the union of what the stores list. Thread-safe
- * when the stores are.
+ * Several copies of one datastore ({@code --store A --store B}): every read goes to the first store
+ * and, when that one cannot serve it (missing, refused, down), to the next. A read fails only when
+ * every store failed; it is retryable if any store's failure was, and "not found" only if every
+ * store lacks the object. Snapshots are the union of what the stores list. Thread-safe when the
+ * stores are.
  */
 final class MirrorStore implements ChunkStore {
   private final List<ChunkStore> stores;
@@ -118,8 +118,12 @@ final class MirrorStore implements ChunkStore {
 
   @Override
   public String location(Digest digest) {
-    return stores.get(0).location(digest) + " (or " + (stores.size() - 1) + " mirror"
-        + (stores.size() > 2 ? "s" : "") + ")";
+    return stores.get(0).location(digest)
+        + " (or "
+        + (stores.size() - 1)
+        + " mirror"
+        + (stores.size() > 2 ? "s" : "")
+        + ")";
   }
 
   @Override

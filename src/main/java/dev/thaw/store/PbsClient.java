@@ -39,8 +39,8 @@ import java.net.ConnectException;
 import java.net.UnknownHostException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.charset.StandardCharsets;
-import java.security.GeneralSecurityException;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
@@ -54,9 +54,9 @@ import javax.net.ssl.SSLException;
  * TLS connections to one Proxmox Backup Server. {@link #get} makes one HTTP/1.1 request on a
  * connection of its own (the API, such as the snapshot listing); {@link #openReader} sends the
  * reader protocol's upgrade request and, once the server answered 101, runs HTTP/2 with prior
- * knowledge on the same connection ({@link ReaderSession}). Every request carries the API token
- * in {@code Authorization: PBSAPIToken ID:SECRET}; the header never appears in a message.
- * Connections are Netty NIO channels on one event-loop thread of this client. Thread-safe.
+ * knowledge on the same connection ({@link ReaderSession}). Every request carries the API token in
+ * {@code Authorization: PBSAPIToken ID:SECRET}; the header never appears in a message. Connections
+ * are Netty NIO channels on one event-loop thread of this client. Thread-safe.
  */
 // Netty's channel operations return futures whose failures reach the pipeline (a failed write is
 // fired as an exception, a closed channel as channelInactive) and fail the answer there.
@@ -64,6 +64,7 @@ import javax.net.ssl.SSLException;
 final class PbsClient implements AutoCloseable {
   /** The reader protocol's name in the {@code Upgrade} header. */
   static final String READER_PROTOCOL = "proxmox-backup-reader-protocol-v1";
+
   private static final int MAX_API_BODY = 64 << 20;
 
   /** What the server answered instead of switching to the reader protocol. */
@@ -93,19 +94,40 @@ final class PbsClient implements AutoCloseable {
   /**
    * @param secret the API token's secret (percent-encoded on the wire as the PBS client does)
    * @param caFile PEM file of the CA certificates to trust instead of the system's, or null
-   * @param fingerprint the server certificate's fingerprint to accept when validation fails, or null
+   * @param fingerprint the server certificate's fingerprint to accept when validation fails, or
+   *     null
    */
-  PbsClient(PbsRepository repo, String secret, Path caFile, String fingerprint,
-      Duration connectTimeout, Duration readTimeout, Duration callTimeout) {
+  PbsClient(
+      PbsRepository repo,
+      String secret,
+      Path caFile,
+      String fingerprint,
+      Duration connectTimeout,
+      Duration readTimeout,
+      Duration callTimeout) {
     // BoringSSL (netty-tcnative) where it is available: TLS decryption then costs about a
     // quarter of the restore's CPU less than the JDK's engine; elsewhere the JDK's
-    this(repo, secret, caFile, fingerprint, connectTimeout, readTimeout, callTimeout,
+    this(
+        repo,
+        secret,
+        caFile,
+        fingerprint,
+        connectTimeout,
+        readTimeout,
+        callTimeout,
         OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK);
   }
 
   /** As above, with the given TLS implementation. */
-  PbsClient(PbsRepository repo, String secret, Path caFile, String fingerprint,
-      Duration connectTimeout, Duration readTimeout, Duration callTimeout, SslProvider tls) {
+  PbsClient(
+      PbsRepository repo,
+      String secret,
+      Path caFile,
+      String fingerprint,
+      Duration connectTimeout,
+      Duration readTimeout,
+      Duration callTimeout,
+      SslProvider tls) {
     this.repo = repo;
     this.authorization = "PBSAPIToken " + repo.authId() + ":" + encodeSecret(secret);
     this.peer = repo.host() + ":" + repo.port();
@@ -113,29 +135,36 @@ final class PbsClient implements AutoCloseable {
     this.readTimeout = readTimeout;
     this.callTimeout = callTimeout;
     try {
-      this.ssl = SslContextBuilder.forClient()
-          .sslProvider(tls)
-          .trustManager(new PbsTrust(PbsTrust.chainValidation(caFile), fingerprint))
-          .endpointIdentificationAlgorithm("HTTPS")
-          .build();
+      this.ssl =
+          SslContextBuilder.forClient()
+              .sslProvider(tls)
+              .trustManager(new PbsTrust(PbsTrust.chainValidation(caFile), fingerprint))
+              .endpointIdentificationAlgorithm("HTTPS")
+              .build();
     } catch (GeneralSecurityException | IOException e) {
-      throw new IllegalArgumentException("cannot set up TLS" + (caFile != null ? " with --ca-file " + caFile : "")
-          + ": " + e.getMessage(), e);
+      throw new IllegalArgumentException(
+          "cannot set up TLS"
+              + (caFile != null ? " with --ca-file " + caFile : "")
+              + ": "
+              + e.getMessage(),
+          e);
     }
-    this.group = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("thaw-pbs", true),
-        NioIoHandler.newFactory());
+    this.group =
+        new MultiThreadIoEventLoopGroup(
+            1, new DefaultThreadFactory("thaw-pbs", true), NioIoHandler.newFactory());
   }
 
   /**
-   * Percent-encodes a token secret as the PBS client does (controls, space, {@code "#<>`?{}},
-   * DEL and non-ASCII bytes), and '%' too, so that the server's decoding gives the secret back.
+   * Percent-encodes a token secret as the PBS client does (controls, space, {@code "#<>`?{}}, DEL
+   * and non-ASCII bytes), and '%' too, so that the server's decoding gives the secret back.
    */
   static String encodeSecret(String secret) {
     StringBuilder sb = new StringBuilder();
     for (byte b : secret.getBytes(StandardCharsets.UTF_8)) {
       int c = b & 0xff;
       if (c < 0x20 || c >= 0x7f || " \"#<>`?{}%".indexOf(c) >= 0) {
-        sb.append('%').append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
+        sb.append('%')
+            .append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
             .append(Character.toUpperCase(Character.forDigit(c & 15, 16)));
       } else {
         sb.append((char) c);
@@ -152,19 +181,22 @@ final class PbsClient implements AutoCloseable {
   /** One HTTP/1.1 GET of the API on a connection of its own. */
   ReaderSession.Reply get(String pathAndQuery) throws IOException {
     CompletableFuture<Object> answer = new CompletableFuture<>();
-    Channel ch = connect(new ChannelInitializer<SocketChannel>() {
-      @Override
-      protected void initChannel(SocketChannel c) {
-        ChannelPipeline p = c.pipeline();
-        p.addLast(new ReadTimeoutHandler(readTimeout.toMillis(), TimeUnit.MILLISECONDS));
-        p.addLast(ssl.newHandler(c.alloc(), repo.socketHost(), repo.port()));
-        p.addLast(new HttpClientCodec());
-        p.addLast(new HttpObjectAggregator(MAX_API_BODY));
-        p.addLast(new Answer(answer));
-      }
-    });
+    Channel ch =
+        connect(
+            new ChannelInitializer<SocketChannel>() {
+              @Override
+              protected void initChannel(SocketChannel c) {
+                ChannelPipeline p = c.pipeline();
+                p.addLast(new ReadTimeoutHandler(readTimeout.toMillis(), TimeUnit.MILLISECONDS));
+                p.addLast(ssl.newHandler(c.alloc(), repo.socketHost(), repo.port()));
+                p.addLast(new HttpClientCodec());
+                p.addLast(new HttpObjectAggregator(MAX_API_BODY));
+                p.addLast(new Answer(answer));
+              }
+            });
     try {
-      ch.writeAndFlush(request(pathAndQuery)).addListener(ChannelFutureListener.FIRE_EXCEPTION_ON_FAILURE);
+      ch.writeAndFlush(request(pathAndQuery))
+          .addListener(ChannelFutureListener.FIRE_EXCEPTION_ON_FAILURE);
       return (ReaderSession.Reply) await(answer);
     } finally {
       ch.close();
@@ -172,30 +204,35 @@ final class PbsClient implements AutoCloseable {
   }
 
   /**
-   * Starts a reader session: the upgrade request to {@code pathAndQuery}, then HTTP/2 on the
-   * same connection.
+   * Starts a reader session: the upgrade request to {@code pathAndQuery}, then HTTP/2 on the same
+   * connection.
    *
    * @throws Rejected when the server answered something else than 101 (its status and text)
    */
   ReaderSession openReader(String pathAndQuery) throws IOException {
     CompletableFuture<Object> answer = new CompletableFuture<>();
-    Channel ch = connect(new ChannelInitializer<SocketChannel>() {
-      @Override
-      protected void initChannel(SocketChannel c) {
-        ChannelPipeline p = c.pipeline();
-        p.addLast("timeout", new ReadTimeoutHandler(readTimeout.toMillis(), TimeUnit.MILLISECONDS));
-        p.addLast(ssl.newHandler(c.alloc(), repo.socketHost(), repo.port()));
-        HttpClientCodec http = new HttpClientCodec();
-        p.addLast(http);
-        p.addLast(new HttpClientUpgradeHandler(http, new ReaderUpgrade(), MAX_API_BODY));
-        // a refusal passes the upgrade handler in parts: aggregate it here
-        p.addLast("aggregate", new HttpObjectAggregator(MAX_API_BODY));
-        p.addLast(new Answer(answer));
-      }
-    });
+    Channel ch =
+        connect(
+            new ChannelInitializer<SocketChannel>() {
+              @Override
+              protected void initChannel(SocketChannel c) {
+                ChannelPipeline p = c.pipeline();
+                p.addLast(
+                    "timeout",
+                    new ReadTimeoutHandler(readTimeout.toMillis(), TimeUnit.MILLISECONDS));
+                p.addLast(ssl.newHandler(c.alloc(), repo.socketHost(), repo.port()));
+                HttpClientCodec http = new HttpClientCodec();
+                p.addLast(http);
+                p.addLast(new HttpClientUpgradeHandler(http, new ReaderUpgrade(), MAX_API_BODY));
+                // a refusal passes the upgrade handler in parts: aggregate it here
+                p.addLast("aggregate", new HttpObjectAggregator(MAX_API_BODY));
+                p.addLast(new Answer(answer));
+              }
+            });
     Object o;
     try {
-      ch.writeAndFlush(request(pathAndQuery)).addListener(ChannelFutureListener.FIRE_EXCEPTION_ON_FAILURE);
+      ch.writeAndFlush(request(pathAndQuery))
+          .addListener(ChannelFutureListener.FIRE_EXCEPTION_ON_FAILURE);
       o = await(answer);
     } catch (IOException | RuntimeException e) {
       ch.close();
@@ -209,7 +246,8 @@ final class PbsClient implements AutoCloseable {
   }
 
   private FullHttpRequest request(String pathAndQuery) {
-    FullHttpRequest r = new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET, pathAndQuery);
+    FullHttpRequest r =
+        new DefaultFullHttpRequest(HttpVersion.HTTP_1_1, HttpMethod.GET, pathAndQuery);
     r.headers().set(HttpHeaderNames.HOST, peer);
     r.headers().set(HttpHeaderNames.AUTHORIZATION, authorization);
     r.headers().set(HttpHeaderNames.USER_AGENT, "thaw");
@@ -225,15 +263,19 @@ final class PbsClient implements AutoCloseable {
     }
 
     @Override
-    public Collection<CharSequence> setUpgradeHeaders(ChannelHandlerContext ctx, HttpRequest upgradeRequest) {
+    public Collection<CharSequence> setUpgradeHeaders(
+        ChannelHandlerContext ctx, HttpRequest upgradeRequest) {
       return List.of(); // "Connection: upgrade" and "Upgrade: <protocol>" only
     }
 
     @Override
     public void upgradeTo(ChannelHandlerContext ctx, FullHttpResponse upgradeResponse) {
       ctx.pipeline().remove("timeout"); // the session times its own requests
-      ctx.pipeline().addAfter(ctx.name(), "reader", ReaderSession.create(peer, peer,
-          readTimeout.toNanos(), callTimeout.toNanos()));
+      ctx.pipeline()
+          .addAfter(
+              ctx.name(),
+              "reader",
+              ReaderSession.create(peer, peer, readTimeout.toNanos(), callTimeout.toNanos()));
     }
   }
 
@@ -248,7 +290,8 @@ final class PbsClient implements AutoCloseable {
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse r) {
       String ct = r.headers().get(HttpHeaderNames.CONTENT_TYPE);
-      answer.complete(new ReaderSession.Reply(r.status().code(), ct, ByteBufUtil.getBytes(r.content()), null));
+      answer.complete(
+          new ReaderSession.Reply(r.status().code(), ct, ByteBufUtil.getBytes(r.content()), null));
     }
 
     @Override
@@ -263,7 +306,8 @@ final class PbsClient implements AutoCloseable {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) throws Exception {
-      answer.completeExceptionally(new StoreException(peer + " closed the connection before it answered", true));
+      answer.completeExceptionally(
+          new StoreException(peer + " closed the connection before it answered", true));
       super.channelInactive(ctx);
     }
 
@@ -275,11 +319,16 @@ final class PbsClient implements AutoCloseable {
   }
 
   private Channel connect(ChannelInitializer<SocketChannel> init) throws IOException {
-    Bootstrap b = new Bootstrap().group(group).channel(NioSocketChannel.class)
-        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE, connectTimeout.toMillis()))
-        .option(ChannelOption.TCP_NODELAY, true)
-        .option(ChannelOption.SO_KEEPALIVE, true)
-        .handler(init);
+    Bootstrap b =
+        new Bootstrap()
+            .group(group)
+            .channel(NioSocketChannel.class)
+            .option(
+                ChannelOption.CONNECT_TIMEOUT_MILLIS,
+                (int) Math.min(Integer.MAX_VALUE, connectTimeout.toMillis()))
+            .option(ChannelOption.TCP_NODELAY, true)
+            .option(ChannelOption.SO_KEEPALIVE, true)
+            .handler(init);
     ChannelFuture cf = b.connect(repo.socketHost(), repo.port());
     try {
       if (!cf.await(connectTimeout.toMillis() + 1000)) {
@@ -297,12 +346,14 @@ final class PbsClient implements AutoCloseable {
         throw new StoreException("unknown host " + repo.host(), true, c);
       }
       if (c instanceof ConnectException) {
-        throw new StoreException("cannot connect to " + peer + " (connection refused or unreachable)", true, c);
+        throw new StoreException(
+            "cannot connect to " + peer + " (connection refused or unreachable)", true, c);
       }
       throw new StoreException("cannot connect to " + peer + ": " + c.getMessage(), true, c);
     }
     Channel ch = cf.channel();
-    io.netty.util.concurrent.Future<Channel> hs = ch.pipeline().get(SslHandler.class).handshakeFuture();
+    io.netty.util.concurrent.Future<Channel> hs =
+        ch.pipeline().get(SslHandler.class).handshakeFuture();
     try {
       if (!hs.await(readTimeout.toMillis() + 1000)) {
         ch.close();
@@ -324,7 +375,8 @@ final class PbsClient implements AutoCloseable {
     try {
       return answer.get(callTimeout.toMillis() + 1000, TimeUnit.MILLISECONDS);
     } catch (TimeoutException e) {
-      throw new StoreException("no answer from " + peer + " in " + callTimeout.toSeconds() + " s", true, e);
+      throw new StoreException(
+          "no answer from " + peer + " in " + callTimeout.toSeconds() + " s", true, e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted waiting for " + peer);

@@ -14,6 +14,7 @@ import java.util.regex.Pattern;
  */
 public record PbsOptions(String namespace, String fingerprint, String secret) {
   private static final Pattern FINGERPRINT = Pattern.compile("(?:[0-9a-f]{2}:){31}[0-9a-f]{2}");
+
   /** No namespace, fingerprint or secret. */
   public static final PbsOptions NONE = new PbsOptions("", null, null);
 
@@ -23,15 +24,20 @@ public record PbsOptions(String namespace, String fingerprint, String secret) {
     if (fingerprint != null) {
       fingerprint = fingerprint.strip().toLowerCase(java.util.Locale.ROOT);
       if (!FINGERPRINT.matcher(fingerprint).matches()) {
-        throw new IllegalArgumentException("PBS_FINGERPRINT must be the SHA-256 fingerprint of the"
-            + " server's certificate as PBS shows it: 32 hex pairs joined by ':'");
+        throw new IllegalArgumentException(
+            "PBS_FINGERPRINT must be the SHA-256 fingerprint of the"
+                + " server's certificate as PBS shows it: 32 hex pairs joined by ':'");
       }
     }
   }
 
   @Override
   public String toString() {
-    return "PbsOptions[ns=" + namespace + ", fingerprint=" + fingerprint
-        + (secret != null ? ", secret=***" : "") + "]";
+    return "PbsOptions[ns="
+        + namespace
+        + ", fingerprint="
+        + fingerprint
+        + (secret != null ? ", secret=***" : "")
+        + "]";
   }
 }

@@ -26,29 +26,45 @@ import okio.Okio;
 import okio.Throttler;
 
 /**
- * A datastore on a Proxmox Backup Server, read over its reader protocol: one reader session
- * (an HTTP/2 connection after an HTTP/1.1 upgrade) per snapshot, opened on the first file or
- * chunk of that snapshot, chunks as concurrent streams on it; snapshots listed through the API
- * ({@code /api2/json/admin/datastore/STORE/snapshots}). Snapshot names are relative to the
- * namespace of {@link PbsOptions#namespace()}; a name's own {@code ns/X/} parts go below it.
- * Read-only: nothing is ever written to the server.
+ * A datastore on a Proxmox Backup Server, read over its reader protocol: one reader session (an
+ * HTTP/2 connection after an HTTP/1.1 upgrade) per snapshot, opened on the first file or chunk of
+ * that snapshot, chunks as concurrent streams on it; snapshots listed through the API ({@code
+ * /api2/json/admin/datastore/STORE/snapshots}). Snapshot names are relative to the namespace of
+ * {@link PbsOptions#namespace()}; a name's own {@code ns/X/} parts go below it. Read-only: nothing
+ * is ever written to the server.
  *
- * <p>PBS lets a session read a chunk only after the session downloaded an index that holds it.
- * The store remembers which index of which snapshot holds each chunk (8 bytes per chunk), and
- * before a chunk is read on a session that has not downloaded that index (a new session after a
- * dropped connection), the index is downloaded again on it. Sessions idle for a minute are
- * closed, so that the server's lock on the snapshot is not held by a mount nobody reads; the
- * next read opens a new one. Single attempts: a dropped connection or timeout is a retryable
- * {@link StoreException}, a refused token or missing privilege is not. Thread-safe.
+ * <p>PBS lets a session read a chunk only after the session downloaded an index that holds it. The
+ * store remembers which index of which snapshot holds each chunk (8 bytes per chunk), and before a
+ * chunk is read on a session that has not downloaded that index (a new session after a dropped
+ * connection), the index is downloaded again on it. Sessions idle for a minute are closed, so that
+ * the server's lock on the snapshot is not held by a mount nobody reads; the next read opens a new
+ * one. Single attempts: a dropped connection or timeout is a retryable {@link StoreException}, a
+ * refused token or missing privilege is not. Thread-safe.
  */
 final class PbsStore implements ChunkStore {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final String MANIFEST = "index.json.blob";
   private static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(60);
-  private static final byte[] FIXED_MAGIC = {(byte) 0x2f, (byte) 0x7f, (byte) 0x41, (byte) 0xed,
-      (byte) 0x91, (byte) 0xfd, (byte) 0x0f, (byte) 0xcd};
-  private static final byte[] DYNAMIC_MAGIC = {(byte) 0x1c, (byte) 0x91, (byte) 0x4e, (byte) 0xa5,
-      (byte) 0x19, (byte) 0xba, (byte) 0xb3, (byte) 0xcd};
+  private static final byte[] FIXED_MAGIC = {
+    (byte) 0x2f,
+    (byte) 0x7f,
+    (byte) 0x41,
+    (byte) 0xed,
+    (byte) 0x91,
+    (byte) 0xfd,
+    (byte) 0x0f,
+    (byte) 0xcd
+  };
+  private static final byte[] DYNAMIC_MAGIC = {
+    (byte) 0x1c,
+    (byte) 0x91,
+    (byte) 0x4e,
+    (byte) 0xa5,
+    (byte) 0x19,
+    (byte) 0xba,
+    (byte) 0xb3,
+    (byte) 0xcd
+  };
   private static final int INDEX_HEADER = 4096;
 
   private final PbsRepository repo;
@@ -56,31 +72,44 @@ final class PbsStore implements ChunkStore {
   private final PbsClient client;
   private final Throttler throttler;
   private final ConcurrentHashMap<SnapshotPath, Reader> readers = new ConcurrentHashMap<>();
+
   /** The chunks of every index downloaded so far, and where they came from. */
   private final List<Owned> owners = new CopyOnWriteArrayList<>();
+
   private final ScheduledExecutorService janitor;
 
   /** The sorted 8-byte digest prefixes of one index file of one snapshot. */
   private record Owned(Reader reader, String index, long[] prefixes) {}
 
   /**
-   * Opens the store of {@code repo} with the options' token secret, fingerprint, namespace, CA
-   * file and timeouts.
+   * Opens the store of {@code repo} with the options' token secret, fingerprint, namespace, CA file
+   * and timeouts.
    *
    * @param throttler the process-wide rate limit, or null
    */
   static PbsStore open(PbsRepository repo, Stores.Options o, Throttler throttler) {
     if (!repo.isToken()) {
-      throw new IllegalArgumentException("thaw signs in to a Proxmox Backup Server with an API token:"
-          + " name it in the repository as USER@REALM!TOKEN@HOST:DATASTORE, not " + repo.authId());
+      throw new IllegalArgumentException(
+          "thaw signs in to a Proxmox Backup Server with an API token:"
+              + " name it in the repository as USER@REALM!TOKEN@HOST:DATASTORE, not "
+              + repo.authId());
     }
     PbsOptions options = o.pbs();
     if (options.secret() == null || options.secret().isEmpty()) {
-      throw new IllegalArgumentException("no secret for the API token " + repo.authId()
-          + ": set PBS_PASSWORD or PBS_PASSWORD_FILE");
+      throw new IllegalArgumentException(
+          "no secret for the API token "
+              + repo.authId()
+              + ": set PBS_PASSWORD or PBS_PASSWORD_FILE");
     }
-    PbsClient client = new PbsClient(repo, options.secret(), o.caFile(), options.fingerprint(),
-        o.connectTimeout(), o.readTimeout(), o.readTimeout().multipliedBy(Stores.CALL_TIMEOUT_FACTOR));
+    PbsClient client =
+        new PbsClient(
+            repo,
+            options.secret(),
+            o.caFile(),
+            options.fingerprint(),
+            o.connectTimeout(),
+            o.readTimeout(),
+            o.readTimeout().multipliedBy(Stores.CALL_TIMEOUT_FACTOR));
     return new PbsStore(repo, options, client, throttler);
   }
 
@@ -89,11 +118,13 @@ final class PbsStore implements ChunkStore {
     this.namespace = PbsRepository.parseNamespace(options.namespace());
     this.client = client;
     this.throttler = throttler;
-    this.janitor = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "thaw-pbs-idle");
-      t.setDaemon(true);
-      return t;
-    });
+    this.janitor =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "thaw-pbs-idle");
+              t.setDaemon(true);
+              return t;
+            });
     // the janitor is shut down on close, which ends this task; closeIdle never throws
     var unused = janitor.scheduleWithFixedDelay(this::closeIdle, 15, 15, TimeUnit.SECONDS);
   }
@@ -112,15 +143,21 @@ final class PbsStore implements ChunkStore {
   }
 
   @Override
-  public dev.thaw.buffer.Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+  public dev.thaw.buffer.Buffer readChunk(Digest digest, int maxBytes, BufferPool pool)
+      throws IOException {
     long prefix = prefix(digest);
     for (Owned o : owners) {
       if (Arrays.binarySearch(o.prefixes, prefix) >= 0) {
         return o.reader.chunk(digest, o.index, maxBytes, pool);
       }
     }
-    throw new StoreException("chunk " + digest.hex() + ": no index read from " + describe()
-        + " holds it, and PBS serves a chunk only to a reader that downloaded its index", false);
+    throw new StoreException(
+        "chunk "
+            + digest.hex()
+            + ": no index read from "
+            + describe()
+            + " holds it, and PBS serves a chunk only to a reader that downloaded its index",
+        false);
   }
 
   private Reader reader(SnapshotPath snapshot) {
@@ -136,11 +173,16 @@ final class PbsStore implements ChunkStore {
     Reader(SnapshotPath snapshot) {
       this.snapshot = snapshot;
       List<String> ns = PbsRepository.join(namespace, snapshot.namespace());
-      StringBuilder q = new StringBuilder("/api2/json/reader?store=").append(enc(repo.datastore()))
-          .append("&backup-type=").append(enc(snapshot.type()))
-          .append("&backup-id=").append(enc(snapshot.id()))
-          .append("&backup-time=").append(snapshot.time().getEpochSecond())
-          .append("&debug=false");
+      StringBuilder q =
+          new StringBuilder("/api2/json/reader?store=")
+              .append(enc(repo.datastore()))
+              .append("&backup-type=")
+              .append(enc(snapshot.type()))
+              .append("&backup-id=")
+              .append(enc(snapshot.id()))
+              .append("&backup-time=")
+              .append(snapshot.time().getEpochSecond())
+              .append("&debug=false");
       if (!ns.isEmpty()) {
         q.append("&ns=").append(enc(PbsRepository.namespace(ns)));
       }
@@ -185,12 +227,15 @@ final class PbsStore implements ChunkStore {
       return throttle(r.body());
     }
 
-    dev.thaw.buffer.Buffer chunk(Digest digest, String index, int maxBytes, BufferPool pool) throws IOException {
+    dev.thaw.buffer.Buffer chunk(Digest digest, String index, int maxBytes, BufferPool pool)
+        throws IOException {
       ReaderSession s = session();
       if (!s.registered.contains(index)) {
-        synchronized (s.registration) { // a new session: download the index again to register its chunks
+        synchronized (
+            s.registration) { // a new session: download the index again to register its chunks
           if (!s.registered.contains(index)) {
-            ReaderSession.Reply r = s.get("/download?file-name=" + enc(index), (int) MAX_FILE_BYTES);
+            ReaderSession.Reply r =
+                s.get("/download?file-name=" + enc(index), (int) MAX_FILE_BYTES);
             if (r.status() != 200) {
               throw refusal(r, index, where(snapshot, index));
             }
@@ -202,7 +247,8 @@ final class PbsStore implements ChunkStore {
       if (r.status() != 200) {
         throw refusal(r, "chunk " + digest.hex(), location(digest));
       }
-      dev.thaw.buffer.Buffer b = r.buffer() != null ? r.buffer() : dev.thaw.buffer.Buffer.wrap(r.body());
+      dev.thaw.buffer.Buffer b =
+          r.buffer() != null ? r.buffer() : dev.thaw.buffer.Buffer.wrap(r.body());
       try {
         pace(b.length());
       } catch (IOException | RuntimeException e) {
@@ -242,7 +288,8 @@ final class PbsStore implements ChunkStore {
     boolean fixed = file.endsWith(".fidx");
     int entry = fixed ? 32 : 40;
     int offset = fixed ? 0 : 8;
-    if (index.length < INDEX_HEADER || (index.length - INDEX_HEADER) % entry != 0
+    if (index.length < INDEX_HEADER
+        || (index.length - INDEX_HEADER) % entry != 0
         || !Arrays.equals(index, 0, 8, fixed ? FIXED_MAGIC : DYNAMIC_MAGIC, 0, 8)) {
       return null;
     }
@@ -310,13 +357,16 @@ final class PbsStore implements ChunkStore {
 
   /**
    * The complete snapshots (those with a manifest) of the store's namespace, as PBS lists them
-   * (groups without an owner are not listed; sub-namespaces are not walked, as with
-   * {@code proxmox-backup-client snapshot list --ns}).
+   * (groups without an owner are not listed; sub-namespaces are not walked, as with {@code
+   * proxmox-backup-client snapshot list --ns}).
    */
   @Override
   public List<SnapshotPath> listSnapshots() throws IOException {
-    String path = "/api2/json/admin/datastore/" + enc(repo.datastore()) + "/snapshots"
-        + (namespace.isEmpty() ? "" : "?ns=" + enc(PbsRepository.namespace(namespace)));
+    String path =
+        "/api2/json/admin/datastore/"
+            + enc(repo.datastore())
+            + "/snapshots"
+            + (namespace.isEmpty() ? "" : "?ns=" + enc(PbsRepository.namespace(namespace)));
     ReaderSession.Reply r = client.get(path);
     if (r.status() != 200) {
       throw refusal(r, "snapshot listing", describe());
@@ -328,8 +378,12 @@ final class PbsStore implements ChunkStore {
       data = null;
     }
     if (data == null || !data.isArray()) {
-      throw new StoreException("snapshot listing of " + describe() + ": the server's answer is not"
-          + " a PBS snapshot list (no \"data\" array)", false);
+      throw new StoreException(
+          "snapshot listing of "
+              + describe()
+              + ": the server's answer is not"
+              + " a PBS snapshot list (no \"data\" array)",
+          false);
     }
     List<SnapshotPath> out = new ArrayList<>();
     for (JsonNode s : data) {
@@ -343,8 +397,12 @@ final class PbsStore implements ChunkStore {
         continue; // a backup in progress or aborted: no manifest, nothing to read
       }
       try {
-        SnapshotPath p = new SnapshotPath(List.of(), s.path("backup-type").asText(),
-            s.path("backup-id").asText(), Instant.ofEpochSecond(time.asLong()));
+        SnapshotPath p =
+            new SnapshotPath(
+                List.of(),
+                s.path("backup-type").asText(),
+                s.path("backup-id").asText(),
+                Instant.ofEpochSecond(time.asLong()));
         out.add(SnapshotPath.parse(p.toString())); // validated like any snapshot name
       } catch (IllegalArgumentException | java.time.DateTimeException e) {
         // a group thaw cannot name: skip it
@@ -357,8 +415,8 @@ final class PbsStore implements ChunkStore {
   // ---- errors ----
 
   /**
-   * What a refused request means. PBS answers most refusals with 400 and a plain-text message
-   * (with or without a JSON content type); the message tells missing things from refusals.
+   * What a refused request means. PBS answers most refusals with 400 and a plain-text message (with
+   * or without a JSON content type); the message tells missing things from refusals.
    */
   private StoreException refusal(ReaderSession.Reply r, String what, String where) {
     int code = r.status();
@@ -366,37 +424,83 @@ final class PbsStore implements ChunkStore {
     String detail = "HTTP " + code + (text.isEmpty() ? "" : " " + text);
     String lower = text.toLowerCase(Locale.ROOT);
     if (code == 401 && what.startsWith("chunk ")) {
-      return new StoreException(what + ": the server refused it (" + detail + "); it serves a chunk"
-          + " only to a reader session that downloaded an index holding it: " + where, false);
+      return new StoreException(
+          what
+              + ": the server refused it ("
+              + detail
+              + "); it serves a chunk"
+              + " only to a reader session that downloaded an index holding it: "
+              + where,
+          false);
     }
     if (code == 401) {
-      return new StoreException(what + ": " + repo.host() + " refused the API token " + repo.authId()
-          + " (" + detail + "): check the token's secret (PBS_PASSWORD or PBS_PASSWORD_FILE) and that"
-          + " the token exists, is enabled and has not expired", false);
+      return new StoreException(
+          what
+              + ": "
+              + repo.host()
+              + " refused the API token "
+              + repo.authId()
+              + " ("
+              + detail
+              + "): check the token's secret (PBS_PASSWORD or PBS_PASSWORD_FILE) and that"
+              + " the token exists, is enabled and has not expired",
+          false);
     }
-    if (code == 403 || (code == 400 && (lower.contains("no permissions") || lower.contains("permission check failed")
-        || lower.contains("owner check failed")))) {
-      return new StoreException(what + ": permission denied for " + repo.authId() + " on " + where + " ("
-          + detail + "): give the token the DatastoreReader role on /datastore/" + repo.datastore()
-          + (namespace.isEmpty() ? "" : "/" + PbsRepository.namespace(namespace))
-          + " (listing needs Datastore.Audit)", false);
+    if (code == 403
+        || (code == 400
+            && (lower.contains("no permissions")
+                || lower.contains("permission check failed")
+                || lower.contains("owner check failed")))) {
+      return new StoreException(
+          what
+              + ": permission denied for "
+              + repo.authId()
+              + " on "
+              + where
+              + " ("
+              + detail
+              + "): give the token the DatastoreReader role on /datastore/"
+              + repo.datastore()
+              + (namespace.isEmpty() ? "" : "/" + PbsRepository.namespace(namespace))
+              + " (listing needs Datastore.Audit)",
+          false);
     }
     if (code == 400 && lower.contains("no such datastore")) {
       // not a missing snapshot: nothing of this store can be read
-      return new StoreException("datastore '" + repo.datastore() + "' does not exist on " + client.peer()
-          + " (" + detail + ")", false);
+      return new StoreException(
+          "datastore '"
+              + repo.datastore()
+              + "' does not exist on "
+              + client.peer()
+              + " ("
+              + detail
+              + ")",
+          false);
     }
-    if (code == 404 || (code == 400 && (lower.contains("does not exist") || lower.contains("no such")
-        || lower.contains("not found")))) {
-      return new NotFoundException(what + " not found on " + client.peer() + " (" + detail + "): " + where);
+    if (code == 404
+        || (code == 400
+            && (lower.contains("does not exist")
+                || lower.contains("no such")
+                || lower.contains("not found")))) {
+      return new NotFoundException(
+          what + " not found on " + client.peer() + " (" + detail + "): " + where);
     }
-    return new StoreException(what + ": " + detail + " from " + where, HttpExchange.retryableStatus(code));
+    return new StoreException(
+        what + ": " + detail + " from " + where, HttpExchange.retryableStatus(code));
   }
 
   private String where(SnapshotPath snapshot, String file) {
     String ns = PbsRepository.namespace(PbsRepository.join(namespace, snapshot.namespace()));
-    return "pbs://" + repo + (ns.isEmpty() ? "" : " ns " + ns) + " " + snapshot.type() + "/"
-        + snapshot.id() + "/" + snapshot.timeString() + (file == null ? "" : "/" + file);
+    return "pbs://"
+        + repo
+        + (ns.isEmpty() ? "" : " ns " + ns)
+        + " "
+        + snapshot.type()
+        + "/"
+        + snapshot.id()
+        + "/"
+        + snapshot.timeString()
+        + (file == null ? "" : "/" + file);
   }
 
   private static String enc(String s) {
@@ -415,7 +519,9 @@ final class PbsStore implements ChunkStore {
 
   @Override
   public String describe() {
-    return "pbs://" + repo + (namespace.isEmpty() ? "" : " ns " + PbsRepository.namespace(namespace));
+    return "pbs://"
+        + repo
+        + (namespace.isEmpty() ? "" : " ns " + PbsRepository.namespace(namespace));
   }
 
   private void closeIdle() {

@@ -21,11 +21,10 @@ import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * Trusts a Proxmox Backup Server's certificate the way the PBS client does: a certificate that
- * passes normal chain and host-name validation is trusted; otherwise the SHA-256 fingerprint of
- * the server's leaf certificate must equal the expected one (PBS installs a self-signed
- * certificate and shows its fingerprint). A refused certificate fails with
- * {@link Untrusted}, which carries the server's fingerprint so that a message can show it.
- * Thread-safe.
+ * passes normal chain and host-name validation is trusted; otherwise the SHA-256 fingerprint of the
+ * server's leaf certificate must equal the expected one (PBS installs a self-signed certificate and
+ * shows its fingerprint). A refused certificate fails with {@link Untrusted}, which carries the
+ * server's fingerprint so that a message can show it. Thread-safe.
  */
 final class PbsTrust extends X509ExtendedTrustManager {
   /** The server's certificate was refused; {@link #fingerprint()} is the server's. */
@@ -56,11 +55,13 @@ final class PbsTrust extends X509ExtendedTrustManager {
   }
 
   /**
-   * The JDK's default validation against the CA certificates of a PEM file, or the system's CAs
-   * if {@code caFile} is null.
+   * The JDK's default validation against the CA certificates of a PEM file, or the system's CAs if
+   * {@code caFile} is null.
    */
-  static X509ExtendedTrustManager chainValidation(Path caFile) throws GeneralSecurityException, IOException {
-    TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+  static X509ExtendedTrustManager chainValidation(Path caFile)
+      throws GeneralSecurityException, IOException {
+    TrustManagerFactory tmf =
+        TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
     if (caFile == null) {
       tmf.init((KeyStore) null);
     } else {
@@ -114,7 +115,8 @@ final class PbsTrust extends X509ExtendedTrustManager {
   }
 
   @Override
-  public void checkServerTrusted(X509Certificate[] certs, String authType) throws CertificateException {
+  public void checkServerTrusted(X509Certificate[] certs, String authType)
+      throws CertificateException {
     check(certs, () -> chain.checkServerTrusted(certs, authType));
   }
 
@@ -126,7 +128,8 @@ final class PbsTrust extends X509ExtendedTrustManager {
     }
   }
 
-  private void pinned(X509Certificate[] certs, CertificateException failed) throws CertificateException {
+  private void pinned(X509Certificate[] certs, CertificateException failed)
+      throws CertificateException {
     if (certs == null || certs.length == 0) {
       throw failed;
     }
@@ -134,13 +137,21 @@ final class PbsTrust extends X509ExtendedTrustManager {
     if (fp.equals(expected)) {
       return;
     }
-    String message = expected != null
-        ? "the server's certificate fingerprint " + fp + " does not match PBS_FINGERPRINT " + expected
-            + " (if the server's certificate was renewed, compare the new fingerprint with the one"
-            + " the PBS web interface shows and set PBS_FINGERPRINT to it)"
-        : "the server's certificate is not trusted (" + reason(failed) + "); if it is your"
-            + " PBS's own certificate, compare its fingerprint " + fp + " with the one the PBS web"
-            + " interface shows and set PBS_FINGERPRINT to it";
+    String message =
+        expected != null
+            ? "the server's certificate fingerprint "
+                + fp
+                + " does not match PBS_FINGERPRINT "
+                + expected
+                + " (if the server's certificate was renewed, compare the new fingerprint with the one"
+                + " the PBS web interface shows and set PBS_FINGERPRINT to it)"
+            : "the server's certificate is not trusted ("
+                + reason(failed)
+                + "); if it is your"
+                + " PBS's own certificate, compare its fingerprint "
+                + fp
+                + " with the one the PBS web"
+                + " interface shows and set PBS_FINGERPRINT to it";
     throw new Untrusted(message, fp, failed);
   }
 
@@ -168,7 +179,8 @@ final class PbsTrust extends X509ExtendedTrustManager {
   }
 
   @Override
-  public void checkClientTrusted(X509Certificate[] certs, String authType) throws CertificateException {
+  public void checkClientTrusted(X509Certificate[] certs, String authType)
+      throws CertificateException {
     throw new CertificateException("thaw is a client");
   }
 

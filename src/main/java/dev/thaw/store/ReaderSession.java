@@ -34,12 +34,12 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * One Proxmox Backup Server reader session: the HTTP/2 connection (prior knowledge) that runs on
- * a TLS connection after the server answered the reader upgrade with 101. Requests are GETs on
- * their own streams, any number at once (the server allows 200; more wait in Netty's stream
- * buffer); the client's windows are as large as HTTP/2 allows, as the PBS client sets them, so
- * that flow control never holds a response back. A fault of the connection fails every request
- * on it as retryable; the session is then closed for good and a new one must be opened.
+ * One Proxmox Backup Server reader session: the HTTP/2 connection (prior knowledge) that runs on a
+ * TLS connection after the server answered the reader upgrade with 101. Requests are GETs on their
+ * own streams, any number at once (the server allows 200; more wait in Netty's stream buffer); the
+ * client's windows are as large as HTTP/2 allows, as the PBS client sets them, so that flow control
+ * never holds a response back. A fault of the connection fails every request on it as retryable;
+ * the session is then closed for good and a new one must be opened.
  *
  * <p>Thread-safe: {@link #get} blocks the calling thread; all protocol state is confined to the
  * connection's event loop.
@@ -50,18 +50,21 @@ import java.util.concurrent.TimeoutException;
 final class ReaderSession extends Http2ConnectionHandler implements Http2FrameListener {
   /** The client's stream and connection windows, as the PBS client sets them. */
   static final int WINDOW = (1 << 31) - 2;
+
   /** The largest frame the client accepts, as the PBS client sets it. */
   static final int MAX_FRAME = 4 << 20;
 
   /** A response read to its end. */
   /**
-   * A response read to its end: its body in {@code body}, or (a 200 with a length, asked for with
-   * a pool) in {@code buffer}, the caller's reference, with {@code body} empty.
+   * A response read to its end: its body in {@code body}, or (a 200 with a length, asked for with a
+   * pool) in {@code buffer}, the caller's reference, with {@code body} empty.
    */
   record Reply(int status, String contentType, byte[] body, Buffer buffer) {
     /** The body as text for a message: its first line, at most 300 characters. */
     String text() {
-      String s = new String(body, 0, Math.min(body.length, 2000), java.nio.charset.StandardCharsets.UTF_8).strip();
+      String s =
+          new String(body, 0, Math.min(body.length, 2000), java.nio.charset.StandardCharsets.UTF_8)
+              .strip();
       int nl = s.indexOf('\n');
       s = nl >= 0 ? s.substring(0, nl).strip() : s;
       return s.length() > 300 ? s.substring(0, 300) + "..." : s;
@@ -70,6 +73,7 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
 
   /** Index files downloaded in this session: their chunks may be read on it. */
   final Set<String> registered = ConcurrentHashMap.newKeySet();
+
   /** Held while an index is downloaded again to register its chunks in this session. */
   final Object registration = new Object();
 
@@ -86,22 +90,31 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   private ScheduledFuture<?> ticker;
   private int nextStreamId = 1; // event loop only
 
-  private ReaderSession(Http2ConnectionDecoder decoder, Http2ConnectionEncoder encoder,
-      Http2Settings settings, String authority, String peer, long readTimeoutNanos, long callTimeoutNanos) {
+  private ReaderSession(
+      Http2ConnectionDecoder decoder,
+      Http2ConnectionEncoder encoder,
+      Http2Settings settings,
+      String authority,
+      String peer,
+      long readTimeoutNanos,
+      long callTimeoutNanos) {
     super(decoder, encoder, settings);
     this.authority = authority;
     this.peer = peer;
     this.readTimeoutNanos = readTimeoutNanos;
     this.callTimeoutNanos = callTimeoutNanos;
-    connection().addListener(new Http2ConnectionAdapter() {
-      @Override
-      public void onStreamClosed(Http2Stream stream) {
-        Pending p = pending.remove(stream.id());
-        if (p != null) {
-          p.future.completeExceptionally(fault("the stream ended before the response was complete"));
-        }
-      }
-    });
+    connection()
+        .addListener(
+            new Http2ConnectionAdapter() {
+              @Override
+              public void onStreamClosed(Http2Stream stream) {
+                Pending p = pending.remove(stream.id());
+                if (p != null) {
+                  p.future.completeExceptionally(
+                      fault("the stream ended before the response was complete"));
+                }
+              }
+            });
   }
 
   /**
@@ -110,11 +123,13 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
    * @param readTimeoutNanos the longest the connection may stay silent while a request waits
    * @param callTimeoutNanos the longest one request may take
    */
-  static ReaderSession create(String authority, String peer, long readTimeoutNanos, long callTimeoutNanos) {
+  static ReaderSession create(
+      String authority, String peer, long readTimeoutNanos, long callTimeoutNanos) {
     return new Builder(authority, peer, readTimeoutNanos, callTimeoutNanos).build();
   }
 
-  private static final class Builder extends AbstractHttp2ConnectionHandlerBuilder<ReaderSession, Builder> {
+  private static final class Builder
+      extends AbstractHttp2ConnectionHandlerBuilder<ReaderSession, Builder> {
     private final String authority;
     private final String peer;
     private final long readTimeoutNanos;
@@ -126,7 +141,8 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       this.readTimeoutNanos = readTimeoutNanos;
       this.callTimeoutNanos = callTimeoutNanos;
       server(false);
-      initialSettings(new Http2Settings().initialWindowSize(WINDOW).maxFrameSize(MAX_FRAME).pushEnabled(false));
+      initialSettings(
+          new Http2Settings().initialWindowSize(WINDOW).maxFrameSize(MAX_FRAME).pushEnabled(false));
       // more requests than the server's stream limit wait in a buffer instead of failing
       encoderEnforceMaxConcurrentStreams(true);
     }
@@ -137,10 +153,11 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     }
 
     @Override
-    protected ReaderSession build(Http2ConnectionDecoder decoder, Http2ConnectionEncoder encoder,
-        Http2Settings settings) {
-      ReaderSession s = new ReaderSession(decoder, encoder, settings, authority, peer,
-          readTimeoutNanos, callTimeoutNanos);
+    protected ReaderSession build(
+        Http2ConnectionDecoder decoder, Http2ConnectionEncoder encoder, Http2Settings settings) {
+      ReaderSession s =
+          new ReaderSession(
+              decoder, encoder, settings, authority, peer, readTimeoutNanos, callTimeoutNanos);
       frameListener(s);
       return s;
     }
@@ -151,8 +168,10 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     final long started = System.nanoTime();
     final int maxBytes;
     final BufferPool pool;
+
     /** The pooled buffer whose array {@link #buf} is, or null. */
     Buffer pooled;
+
     int status;
     String contentType;
     long expected = -1;
@@ -170,7 +189,10 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
         throw new IOException("the answer is larger than the " + maxBytes + " bytes it may have");
       }
       if (len + n > buf.length) {
-        buf = Arrays.copyOf(buf, (int) Math.min(maxBytes, Math.max(len + n, Math.max(64 << 10, 2L * buf.length))));
+        buf =
+            Arrays.copyOf(
+                buf,
+                (int) Math.min(maxBytes, Math.max(len + n, Math.max(64 << 10, 2L * buf.length))));
       }
       data.getBytes(data.readerIndex(), buf, len, n);
       len += n;
@@ -191,17 +213,19 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   void closeIfIdle(long idleNanos) {
     ChannelHandlerContext c = ctx;
     if (c != null) {
-      c.executor().execute(() -> {
-        if (pending.isEmpty() && System.nanoTime() - lastUse > idleNanos) {
-          close();
-        }
-      });
+      c.executor()
+          .execute(
+              () -> {
+                if (pending.isEmpty() && System.nanoTime() - lastUse > idleNanos) {
+                  close();
+                }
+              });
     }
   }
 
   /**
-   * GETs {@code path} (with its query) on a new stream and waits for the whole response, of at
-   * most {@code maxBytes} (a larger one is refused as soon as its length or its data says so).
+   * GETs {@code path} (with its query) on a new stream and waits for the whole response, of at most
+   * {@code maxBytes} (a larger one is refused as soon as its length or its data says so).
    *
    * @throws StoreException retryable for a fault of the connection or a timeout
    */
@@ -210,9 +234,9 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   }
 
   /**
-   * As {@link #get(String, int)}, a successful body of known length read straight into a buffer
-   * of {@code pool} ({@link Reply#buffer}). A request that fails after its buffer was taken
-   * leaves the buffer to the garbage collector, not to the pool.
+   * As {@link #get(String, int)}, a successful body of known length read straight into a buffer of
+   * {@code pool} ({@link Reply#buffer}). A request that fails after its buffer was taken leaves the
+   * buffer to the garbage collector, not to the pool.
    */
   Reply get(String path, int maxBytes, BufferPool pool) throws IOException {
     ChannelHandlerContext c = ctx;
@@ -228,11 +252,18 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       if (e.getCause() instanceof IOException io) {
         throw io;
       }
-      throw new StoreException("reader request to " + peer + " failed: " + e.getCause(), true, e.getCause());
+      throw new StoreException(
+          "reader request to " + peer + " failed: " + e.getCause(), true, e.getCause());
     } catch (TimeoutException e) {
       c.executor().execute(() -> cancel(p));
-      throw new StoreException("no complete answer from " + peer + " in "
-          + TimeUnit.NANOSECONDS.toSeconds(callTimeoutNanos) + " s", true, e);
+      throw new StoreException(
+          "no complete answer from "
+              + peer
+              + " in "
+              + TimeUnit.NANOSECONDS.toSeconds(callTimeoutNanos)
+              + " s",
+          true,
+          e);
     } catch (InterruptedException e) {
       c.executor().execute(() -> cancel(p));
       Thread.currentThread().interrupt();
@@ -258,16 +289,24 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       lastRead = System.nanoTime(); // an idle connection has not been silent while a request waited
     }
     pending.put(id, p);
-    Http2Headers h = new DefaultHttp2Headers().method("GET").scheme("https").authority(authority)
-        .path(path).add("user-agent", "thaw");
-    encoder().writeHeaders(ctx, id, h, 0, true, ctx.newPromise()).addListener(f -> {
-      if (!f.isSuccess()) {
-        Pending q = pending.remove(id);
-        if (q != null) {
-          q.future.completeExceptionally(fault("cannot send the request: " + f.cause()));
-        }
-      }
-    });
+    Http2Headers h =
+        new DefaultHttp2Headers()
+            .method("GET")
+            .scheme("https")
+            .authority(authority)
+            .path(path)
+            .add("user-agent", "thaw");
+    encoder()
+        .writeHeaders(ctx, id, h, 0, true, ctx.newPromise())
+        .addListener(
+            f -> {
+              if (!f.isSuccess()) {
+                Pending q = pending.remove(id);
+                if (q != null) {
+                  q.future.completeExceptionally(fault("cannot send the request: " + f.cause()));
+                }
+              }
+            });
     flush(ctx);
   }
 
@@ -296,8 +335,11 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     super.handlerAdded(ctx); // sends the connection preface and the client's settings
     this.ctx = ctx;
     // the connection window as large as the stream windows, as the PBS client sets it
-    connection().local().flowController().incrementWindowSize(connection().connectionStream(),
-        WINDOW - Http2CodecUtil.DEFAULT_WINDOW_SIZE);
+    connection()
+        .local()
+        .flowController()
+        .incrementWindowSize(
+            connection().connectionStream(), WINDOW - Http2CodecUtil.DEFAULT_WINDOW_SIZE);
     flush(ctx);
     ticker = ctx.executor().scheduleAtFixedRate(this::tick, 1, 1, TimeUnit.SECONDS);
   }
@@ -322,8 +364,9 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     }
     for (int id : late) {
       Pending p = pending.remove(id);
-      p.future.completeExceptionally(fault("no complete answer in "
-          + TimeUnit.NANOSECONDS.toSeconds(callTimeoutNanos) + " s"));
+      p.future.completeExceptionally(
+          fault(
+              "no complete answer in " + TimeUnit.NANOSECONDS.toSeconds(callTimeoutNanos) + " s"));
       resetStream(ctx, id, Http2Error.CANCEL.code(), ctx.newPromise());
     }
     flush(ctx); // this handler's flush: the codec writes its pending frames first
@@ -380,7 +423,11 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   // ---- frames (event loop) ----
 
   @Override
-  public void onHeadersRead(ChannelHandlerContext ctx, int streamId, Http2Headers headers, int padding,
+  public void onHeadersRead(
+      ChannelHandlerContext ctx,
+      int streamId,
+      Http2Headers headers,
+      int padding,
       boolean endOfStream) {
     Pending p = pending.get(streamId);
     if (p == null) {
@@ -406,8 +453,16 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
           p.expected = Long.parseLong(cl.toString());
           if (p.expected > p.maxBytes) {
             pending.remove(streamId);
-            p.future.completeExceptionally(new StoreException("reader session with " + peer + ": an answer of "
-                + p.expected + " bytes, larger than the " + p.maxBytes + " it may have", false));
+            p.future.completeExceptionally(
+                new StoreException(
+                    "reader session with "
+                        + peer
+                        + ": an answer of "
+                        + p.expected
+                        + " bytes, larger than the "
+                        + p.maxBytes
+                        + " it may have",
+                    false));
             resetStream(ctx, streamId, Http2Error.CANCEL.code(), ctx.newPromise());
             return;
           }
@@ -428,13 +483,21 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   }
 
   @Override
-  public void onHeadersRead(ChannelHandlerContext ctx, int streamId, Http2Headers headers, int streamDependency,
-      short weight, boolean exclusive, int padding, boolean endOfStream) {
+  public void onHeadersRead(
+      ChannelHandlerContext ctx,
+      int streamId,
+      Http2Headers headers,
+      int streamDependency,
+      short weight,
+      boolean exclusive,
+      int padding,
+      boolean endOfStream) {
     onHeadersRead(ctx, streamId, headers, padding, endOfStream);
   }
 
   @Override
-  public int onDataRead(ChannelHandlerContext ctx, int streamId, ByteBuf data, int padding, boolean endOfStream) {
+  public int onDataRead(
+      ChannelHandlerContext ctx, int streamId, ByteBuf data, int padding, boolean endOfStream) {
     int processed = data.readableBytes() + padding; // returned to flow control at once
     Pending p = pending.get(streamId);
     if (p != null) {
@@ -442,8 +505,8 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
         p.append(data);
       } catch (IOException e) {
         pending.remove(streamId);
-        p.future.completeExceptionally(new StoreException("reader session with " + peer + ": "
-            + e.getMessage(), false, e));
+        p.future.completeExceptionally(
+            new StoreException("reader session with " + peer + ": " + e.getMessage(), false, e));
         resetStream(ctx, streamId, Http2Error.CANCEL.code(), ctx.newPromise());
         return processed;
       }
@@ -460,7 +523,8 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       return;
     }
     if (p.expected >= 0 && p.expected != p.len) {
-      p.future.completeExceptionally(fault("the response has " + p.len + " of its " + p.expected + " bytes"));
+      p.future.completeExceptionally(
+          fault("the response has " + p.len + " of its " + p.expected + " bytes"));
       return;
     }
     if (p.pooled != null && p.buf == p.pooled.array()) {
@@ -476,20 +540,29 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     Pending p = pending.remove(streamId);
     if (p != null) {
       Http2Error e = Http2Error.valueOf(errorCode);
-      p.future.completeExceptionally(fault("the server reset the stream ("
-          + (e != null ? e.name() : "error " + errorCode) + ")"));
+      p.future.completeExceptionally(
+          fault(
+              "the server reset the stream ("
+                  + (e != null ? e.name() : "error " + errorCode)
+                  + ")"));
     }
   }
 
   @Override
-  public void onGoAwayRead(ChannelHandlerContext ctx, int lastStreamId, long errorCode, ByteBuf debugData) {
+  public void onGoAwayRead(
+      ChannelHandlerContext ctx, int lastStreamId, long errorCode, ByteBuf debugData) {
     open = false; // requests above lastStreamId fail as their streams close
     Http2Error e = Http2Error.valueOf(errorCode);
-    closeReason = "the server ended the session (GOAWAY " + (e != null ? e.name() : errorCode) + ")";
+    closeReason =
+        "the server ended the session (GOAWAY " + (e != null ? e.name() : errorCode) + ")";
   }
 
   @Override
-  public void onPriorityRead(ChannelHandlerContext ctx, int streamId, int streamDependency, short weight,
+  public void onPriorityRead(
+      ChannelHandlerContext ctx,
+      int streamId,
+      int streamDependency,
+      short weight,
       boolean exclusive) {}
 
   @Override
@@ -505,15 +578,21 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   public void onPingAckRead(ChannelHandlerContext ctx, long data) {}
 
   @Override
-  public void onPushPromiseRead(ChannelHandlerContext ctx, int streamId, int promisedStreamId,
-      Http2Headers headers, int padding) throws Http2Exception {
+  public void onPushPromiseRead(
+      ChannelHandlerContext ctx,
+      int streamId,
+      int promisedStreamId,
+      Http2Headers headers,
+      int padding)
+      throws Http2Exception {
     throw Http2Exception.connectionError(Http2Error.PROTOCOL_ERROR, "push is disabled");
   }
 
   @Override
-  public void onWindowUpdateRead(ChannelHandlerContext ctx, int streamId, int windowSizeIncrement) {}
+  public void onWindowUpdateRead(
+      ChannelHandlerContext ctx, int streamId, int windowSizeIncrement) {}
 
   @Override
-  public void onUnknownFrame(ChannelHandlerContext ctx, byte frameType, int streamId, Http2Flags flags,
-      ByteBuf payload) {}
+  public void onUnknownFrame(
+      ChannelHandlerContext ctx, byte frameType, int streamId, Http2Flags flags, ByteBuf payload) {}
 }

@@ -8,12 +8,12 @@ import software.amazon.awssdk.profiles.Profile;
 import software.amazon.awssdk.profiles.ProfileFile;
 
 /**
- * Finds S3 credentials and region where AWS tools look for them: the environment
- * ({@code AWS_ACCESS_KEY_ID}, {@code AWS_SECRET_ACCESS_KEY}, {@code AWS_SESSION_TOKEN},
- * {@code AWS_REGION}), then the shared credentials and config files ({@code ~/.aws/credentials},
- * {@code ~/.aws/config}, or {@code AWS_SHARED_CREDENTIALS_FILE} / {@code AWS_CONFIG_FILE}) for
- * the profile {@code AWS_PROFILE} (default {@code default}). Never from the command line, and
- * never shown in a message.
+ * Finds S3 credentials and region where AWS tools look for them: the environment ({@code
+ * AWS_ACCESS_KEY_ID}, {@code AWS_SECRET_ACCESS_KEY}, {@code AWS_SESSION_TOKEN}, {@code
+ * AWS_REGION}), then the shared credentials and config files ({@code ~/.aws/credentials}, {@code
+ * ~/.aws/config}, or {@code AWS_SHARED_CREDENTIALS_FILE} / {@code AWS_CONFIG_FILE}) for the profile
+ * {@code AWS_PROFILE} (default {@code default}). Never from the command line, and never shown in a
+ * message.
  */
 final class S3Credentials {
   private S3Credentials() {}
@@ -29,9 +29,11 @@ final class S3Credentials {
       token = p.flatMap(x -> x.property("aws_session_token")).orElse(null);
     }
     if (isBlank(id) || isBlank(secret)) {
-      throw new IllegalArgumentException("no S3 credentials: set AWS_ACCESS_KEY_ID and"
-          + " AWS_SECRET_ACCESS_KEY, or put aws_access_key_id and aws_secret_access_key in profile '"
-          + profileName(env) + "' of ~/.aws/credentials");
+      throw new IllegalArgumentException(
+          "no S3 credentials: set AWS_ACCESS_KEY_ID and"
+              + " AWS_SECRET_ACCESS_KEY, or put aws_access_key_id and aws_secret_access_key in profile '"
+              + profileName(env)
+              + "' of ~/.aws/credentials");
     }
     if (!isBlank(token)) {
       return AwsSessionCredentialsIdentity.create(id.strip(), secret.strip(), token.strip());

@@ -30,17 +30,21 @@ import software.amazon.awssdk.http.auth.spi.signer.SignedRequest;
 import software.amazon.awssdk.identity.spi.AwsCredentialsIdentity;
 
 /**
- * A datastore in an S3 bucket, laid out as Proxmox Backup Server 4 keeps one:
- * {@code PREFIX/.chunks/XXXX/<digest>} holds a chunk's raw blob and
- * {@code PREFIX/.cnt/<snapshot>/<file>} a snapshot's files. Requests are signed with AWS
- * Signature Version 4 by the AWS SDK's standalone signer and sent through the process's OkHttp
- * client. A snapshot is listed only once its manifest ({@code index.json.blob}) exists, and the
- * manifest is uploaded last, so a reader never sees a half-written snapshot. Thread-safe.
+ * A datastore in an S3 bucket, laid out as Proxmox Backup Server 4 keeps one: {@code
+ * PREFIX/.chunks/XXXX/<digest>} holds a chunk's raw blob and {@code PREFIX/.cnt/<snapshot>/<file>}
+ * a snapshot's files. Requests are signed with AWS Signature Version 4 by the AWS SDK's standalone
+ * signer and sent through the process's OkHttp client. A snapshot is listed only once its manifest
+ * ({@code index.json.blob}) exists, and the manifest is uploaded last, so a reader never sees a
+ * half-written snapshot. Thread-safe.
  */
 final class S3Store implements WritableStore {
   private static final String MANIFEST = "index.json.blob";
-  /** The object a Proxmox Backup Server 4 keeps in a datastore it uses (JSON with its host name). */
+
+  /**
+   * The object a Proxmox Backup Server 4 keeps in a datastore it uses (JSON with its host name).
+   */
   static final String IN_USE = ".in-use";
+
   private static final MediaType OCTETS = MediaType.get("application/octet-stream");
   private static final Pattern ERROR_CODE = Pattern.compile("<Code>([^<]{1,100})</Code>");
   private static final Pattern ERROR_MESSAGE = Pattern.compile("<Message>([^<]{1,300})</Message>");
@@ -56,10 +60,14 @@ final class S3Store implements WritableStore {
   private final AwsV4HttpSigner signer = AwsV4HttpSigner.create();
 
   /**
-   * @param prefix the datastore's key prefix in the bucket, without leading or trailing '/'
-   *     (may be empty)
+   * @param prefix the datastore's key prefix in the bucket, without leading or trailing '/' (may be
+   *     empty)
    */
-  S3Store(String bucket, String prefix, Endpoint endpoint, AwsCredentialsIdentity credentials,
+  S3Store(
+      String bucket,
+      String prefix,
+      Endpoint endpoint,
+      AwsCredentialsIdentity credentials,
       HttpExchange http) {
     this.bucket = bucket;
     this.prefix = prefix.isEmpty() ? "" : prefix + "/";
@@ -92,7 +100,8 @@ final class S3Store implements WritableStore {
   }
 
   /** A GET answered 200, its body read into {@code pool} when not null. */
-  private HttpExchange.Reply get(String key, String what, long maxBytes, BufferPool pool) throws IOException {
+  private HttpExchange.Reply get(String key, String what, long maxBytes, BufferPool pool)
+      throws IOException {
     HttpExchange.Reply r = send(SdkHttpMethod.GET, key, Map.of(), null, what, maxBytes, pool);
     if (r.code() != 200) {
       throw failure(r, what, key);
@@ -135,8 +144,8 @@ final class S3Store implements WritableStore {
 
   /**
    * Refuses a datastore that a Proxmox Backup Server uses: PBS 4 keeps {@code PREFIX/.in-use}
-   * there, lists snapshots from its own local cache, and its garbage collection deletes every
-   * chunk object that has no marker in that cache, so chunks written behind its back vanish.
+   * there, lists snapshots from its own local cache, and its garbage collection deletes every chunk
+   * object that has no marker in that cache, so chunks written behind its back vanish.
    *
    * @throws StoreException naming the PBS host and what to do instead
    */
@@ -151,17 +160,27 @@ final class S3Store implements WritableStore {
     }
     String host = null;
     try {
-      host = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.body()).path("hostname").asText(null);
+      host =
+          new com.fasterxml.jackson.databind.ObjectMapper()
+              .readTree(r.body())
+              .path("hostname")
+              .asText(null);
     } catch (IOException e) {
       // not JSON: the object's presence is what counts
     }
-    throw new StoreException("refusing to write into " + shown(prefix) + ": a Proxmox Backup Server"
-        + (host != null ? " on host '" + host + "'" : "") + " uses this datastore (" + shown(key)
-        + " exists). That server lists snapshots from its own cache, and its garbage collection"
-        + " deletes every chunk object it has no record of, so chunks written by thaw would vanish"
-        + " at its next collection and thaw's snapshots would break. Back up into that server with"
-        + " proxmox-backup-client, or into another prefix or bucket. Reading it (ls, restore, mount,"
-        + " verify) is always safe", false);
+    throw new StoreException(
+        "refusing to write into "
+            + shown(prefix)
+            + ": a Proxmox Backup Server"
+            + (host != null ? " on host '" + host + "'" : "")
+            + " uses this datastore ("
+            + shown(key)
+            + " exists). That server lists snapshots from its own cache, and its garbage collection"
+            + " deletes every chunk object it has no record of, so chunks written by thaw would vanish"
+            + " at its next collection and thaw's snapshots would break. Back up into that server with"
+            + " proxmox-backup-client, or into another prefix or bucket. Reading it (ls, restore, mount,"
+            + " verify) is always safe",
+        false);
   }
 
   private void put(String key, byte[] data, String what) throws IOException {
@@ -193,7 +212,8 @@ final class S3Store implements WritableStore {
         String manifestKey = contentKey(snapshot, MANIFEST);
         HttpExchange.Reply head = send(SdkHttpMethod.HEAD, manifestKey, Map.of(), null, MANIFEST);
         if (head.code() == 200) {
-          throw new java.nio.file.FileAlreadyExistsException(shown(manifestKey), null, "snapshot exists");
+          throw new java.nio.file.FileAlreadyExistsException(
+              shown(manifestKey), null, "snapshot exists");
         }
         if (head.code() != 404) {
           throw failure(head, MANIFEST, manifestKey);
@@ -231,8 +251,8 @@ final class S3Store implements WritableStore {
   }
 
   /**
-   * Every snapshot with a manifest, found by one paged ListObjectsV2 over {@code PREFIX/.cnt/}
-   * (a datastore's content prefix holds a few objects per snapshot).
+   * Every snapshot with a manifest, found by one paged ListObjectsV2 over {@code PREFIX/.cnt/} (a
+   * datastore's content prefix holds a few objects per snapshot).
    */
   @Override
   public List<SnapshotPath> listSnapshots() throws IOException {
@@ -267,8 +287,9 @@ final class S3Store implements WritableStore {
       boolean truncated = "true".equals(text(doc, "IsTruncated"));
       token = truncated ? text(doc, "NextContinuationToken") : null;
       if (truncated && (token == null || token.isEmpty())) {
-        throw new StoreException("snapshot listing of " + describe()
-            + " is truncated but has no continuation token", false);
+        throw new StoreException(
+            "snapshot listing of " + describe() + " is truncated but has no continuation token",
+            false);
       }
       if (++pages > 100_000) {
         throw new StoreException("snapshot listing of " + describe() + " does not end", false);
@@ -291,23 +312,38 @@ final class S3Store implements WritableStore {
       f.setExpandEntityReferences(false);
       return f.newDocumentBuilder().parse(new ByteArrayInputStream(body));
     } catch (ParserConfigurationException | org.xml.sax.SAXException | IOException e) {
-      throw new StoreException("the S3 endpoint " + endpoint.url() + " answered a listing of "
-          + describe() + " with something that is not S3 XML: " + e.getMessage(), false, e);
+      throw new StoreException(
+          "the S3 endpoint "
+              + endpoint.url()
+              + " answered a listing of "
+              + describe()
+              + " with something that is not S3 XML: "
+              + e.getMessage(),
+          false,
+          e);
     }
   }
 
   /**
-   * Signs and sends one request. The key is encoded strictly (RFC 3986 unreserved characters
-   * kept, everything else escaped), which is both what goes on the wire and SigV4's canonical
-   * form, so the signature holds for keys with ':' (snapshot times).
+   * Signs and sends one request. The key is encoded strictly (RFC 3986 unreserved characters kept,
+   * everything else escaped), which is both what goes on the wire and SigV4's canonical form, so
+   * the signature holds for keys with ':' (snapshot times).
    */
-  private HttpExchange.Reply send(SdkHttpMethod method, String key, Map<String, String> query,
-      byte[] body, String what) throws StoreException {
+  private HttpExchange.Reply send(
+      SdkHttpMethod method, String key, Map<String, String> query, byte[] body, String what)
+      throws StoreException {
     return send(method, key, query, body, what, MAX_FILE_BYTES, null);
   }
 
-  private HttpExchange.Reply send(SdkHttpMethod method, String key, Map<String, String> query,
-      byte[] body, String what, long maxBytes, BufferPool pool) throws StoreException {
+  private HttpExchange.Reply send(
+      SdkHttpMethod method,
+      String key,
+      Map<String, String> query,
+      byte[] body,
+      String what,
+      long maxBytes,
+      BufferPool pool)
+      throws StoreException {
     HttpUrl base = endpoint.url();
     String host = endpoint.pathStyle() ? base.host() : bucket + "." + base.host();
     StringBuilder path = new StringBuilder();
@@ -321,10 +357,19 @@ final class S3Store implements WritableStore {
       path.append(encode(seg)).append('/');
     }
     path.setLength(path.length() - 1); // "" (the bucket itself) leaves ".../BUCKET/"
-    HttpUrl.Builder ub = new HttpUrl.Builder().scheme(base.scheme()).host(host).port(base.port())
-        .encodedPath(path.toString());
-    SdkHttpRequest.Builder sb = SdkHttpRequest.builder().method(method).protocol(base.scheme())
-        .host(host).port(base.port()).encodedPath(path.toString());
+    HttpUrl.Builder ub =
+        new HttpUrl.Builder()
+            .scheme(base.scheme())
+            .host(host)
+            .port(base.port())
+            .encodedPath(path.toString());
+    SdkHttpRequest.Builder sb =
+        SdkHttpRequest.builder()
+            .method(method)
+            .protocol(base.scheme())
+            .host(host)
+            .port(base.port())
+            .encodedPath(path.toString());
     for (Map.Entry<String, String> q : query.entrySet()) {
       // strictly encoded on the wire too: some servers check the signature against the raw query
       ub.addEncodedQueryParameter(encode(q.getKey()), encode(q.getValue()));
@@ -337,20 +382,32 @@ final class S3Store implements WritableStore {
     HttpUrl url = ub.build();
     SignedRequest signed;
     try {
-      signed = signer.sign(r -> r.identity(credentials).request(sb.build())
-          .payload(body == null ? null : ContentStreamProvider.fromByteArrayUnsafe(body))
-          .putProperty(AwsV4HttpSigner.SERVICE_SIGNING_NAME, "s3")
-          .putProperty(AwsV4HttpSigner.REGION_NAME, endpoint.region())
-          .putProperty(AwsV4HttpSigner.DOUBLE_URL_ENCODE, false)
-          .putProperty(AwsV4HttpSigner.NORMALIZE_PATH, false)
-          .putProperty(AwsV4HttpSigner.PAYLOAD_SIGNING_ENABLED, true));
+      signed =
+          signer.sign(
+              r ->
+                  r.identity(credentials)
+                      .request(sb.build())
+                      .payload(
+                          body == null ? null : ContentStreamProvider.fromByteArrayUnsafe(body))
+                      .putProperty(AwsV4HttpSigner.SERVICE_SIGNING_NAME, "s3")
+                      .putProperty(AwsV4HttpSigner.REGION_NAME, endpoint.region())
+                      .putProperty(AwsV4HttpSigner.DOUBLE_URL_ENCODE, false)
+                      .putProperty(AwsV4HttpSigner.NORMALIZE_PATH, false)
+                      .putProperty(AwsV4HttpSigner.PAYLOAD_SIGNING_ENABLED, true));
     } catch (RuntimeException e) {
-      throw new StoreException(what + ": cannot sign the request for " + shown(key) + ": "
-          + e.getClass().getSimpleName(), false, e);
+      throw new StoreException(
+          what
+              + ": cannot sign the request for "
+              + shown(key)
+              + ": "
+              + e.getClass().getSimpleName(),
+          false,
+          e);
     }
     Request.Builder rb = new Request.Builder().url(url);
     for (Map.Entry<String, List<String>> h : signed.request().headers().entrySet()) {
-      if (h.getKey().equalsIgnoreCase("Content-Length") || h.getKey().equalsIgnoreCase("Content-Type")) {
+      if (h.getKey().equalsIgnoreCase("Content-Length")
+          || h.getKey().equalsIgnoreCase("Content-Type")) {
         continue; // OkHttp sets these from the body
       }
       for (String v : h.getValue()) {
@@ -372,11 +429,17 @@ final class S3Store implements WritableStore {
     StringBuilder sb = new StringBuilder();
     for (byte b : segment.getBytes(StandardCharsets.UTF_8)) {
       int c = b & 0xff;
-      if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-          || c == '-' || c == '.' || c == '_' || c == '~') {
+      if ((c >= 'A' && c <= 'Z')
+          || (c >= 'a' && c <= 'z')
+          || (c >= '0' && c <= '9')
+          || c == '-'
+          || c == '.'
+          || c == '_'
+          || c == '~') {
         sb.append((char) c);
       } else {
-        sb.append('%').append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
+        sb.append('%')
+            .append(Character.toUpperCase(Character.forDigit(c >> 4, 16)))
             .append(Character.toUpperCase(Character.forDigit(c & 15, 16)));
       }
     }
@@ -394,30 +457,54 @@ final class S3Store implements WritableStore {
     String where = shown(key);
     String detail = "HTTP " + code + (s3Code.isEmpty() ? "" : " " + s3Code);
     if (s3Code.equals("NoSuchBucket")) {
-      return new NotFoundException("bucket '" + bucket + "' does not exist at " + endpoint.url()
-          + " (" + detail + ")");
+      return new NotFoundException(
+          "bucket '" + bucket + "' does not exist at " + endpoint.url() + " (" + detail + ")");
     }
-    if (code == 301 || code == 307 || s3Code.equals("AuthorizationHeaderMalformed")
+    if (code == 301
+        || code == 307
+        || s3Code.equals("AuthorizationHeaderMalformed")
         || s3Code.equals("PermanentRedirect")) {
       String region = r.headers().get("x-amz-bucket-region");
-      return new StoreException(what + ": the bucket '" + bucket + "' is in another region ("
-          + detail + ")" + (region != null ? "; use --s3-region " + region : "; check --s3-region")
-          + " for " + where, false);
+      return new StoreException(
+          what
+              + ": the bucket '"
+              + bucket
+              + "' is in another region ("
+              + detail
+              + ")"
+              + (region != null ? "; use --s3-region " + region : "; check --s3-region")
+              + " for "
+              + where,
+          false);
     }
     if (code == 400 && s3Code.equals("RequestTimeTooSkewed")) {
-      return new StoreException(what + ": this machine's clock is too far from the server's ("
-          + detail + ") for " + where, false);
+      return new StoreException(
+          what
+              + ": this machine's clock is too far from the server's ("
+              + detail
+              + ") for "
+              + where,
+          false);
     }
-    String hint = switch (s3Code) {
-      case "InvalidAccessKeyId" -> "the access key is not known to " + endpoint.url()
-          + "; check AWS_ACCESS_KEY_ID or the credentials file";
-      case "SignatureDoesNotMatch" -> "the signature does not match; check AWS_SECRET_ACCESS_KEY"
-          + " and --s3-region";
-      case "RequestTimeTooSkewed" -> "this machine's clock is too far from the server's";
-      default -> "check the credentials and the bucket policy";
-    };
-    return r.failure(what, where, detail + s3Message, hint, s3Code.equals("SlowDown")
-        || s3Code.equals("RequestTimeout") || s3Code.equals("InternalError"));
+    String hint =
+        switch (s3Code) {
+          case "InvalidAccessKeyId" ->
+              "the access key is not known to "
+                  + endpoint.url()
+                  + "; check AWS_ACCESS_KEY_ID or the credentials file";
+          case "SignatureDoesNotMatch" ->
+              "the signature does not match; check AWS_SECRET_ACCESS_KEY" + " and --s3-region";
+          case "RequestTimeTooSkewed" -> "this machine's clock is too far from the server's";
+          default -> "check the credentials and the bucket policy";
+        };
+    return r.failure(
+        what,
+        where,
+        detail + s3Message,
+        hint,
+        s3Code.equals("SlowDown")
+            || s3Code.equals("RequestTimeout")
+            || s3Code.equals("InternalError"));
   }
 
   /** An object as messages show it: {@code s3://bucket/key}. */

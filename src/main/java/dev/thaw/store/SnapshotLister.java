@@ -11,10 +11,10 @@ import java.util.concurrent.Future;
 
 /**
  * Walks a datastore's directory tree ({@code [ns/NS/]TYPE/ID/TIME}) through a directory-listing
- * function, so that every store that can list directories finds snapshots the same way. A
- * snapshot directory without its manifest ({@code index.json.blob}) is a backup in progress or an
- * aborted one; like Proxmox Backup Server, and like the S3 store (which lists manifests), the
- * lister leaves it out.
+ * function, so that every store that can list directories finds snapshots the same way. A snapshot
+ * directory without its manifest ({@code index.json.blob}) is a backup in progress or an aborted
+ * one; like Proxmox Backup Server, and like the S3 store (which lists manifests), the lister leaves
+ * it out.
  */
 final class SnapshotLister {
   /** One directory entry. */
@@ -36,8 +36,8 @@ final class SnapshotLister {
   }
 
   /**
-   * Every finished snapshot, sorted; up to {@code parallel} snapshot directories are listed at
-   * once to find their manifests (a remote store pays a round trip for each).
+   * Every finished snapshot, sorted; up to {@code parallel} snapshot directories are listed at once
+   * to find their manifests (a remote store pays a round trip for each).
    */
   static List<SnapshotPath> list(DirectoryReader reader, int parallel) throws IOException {
     List<SnapshotPath> candidates = new ArrayList<>();
@@ -50,11 +50,14 @@ final class SnapshotLister {
         }
       }
     } else {
-      ExecutorService pool = Executors.newFixedThreadPool(Math.min(parallel, candidates.size()), r -> {
-        Thread t = new Thread(r, "thaw-list");
-        t.setDaemon(true);
-        return t;
-      });
+      ExecutorService pool =
+          Executors.newFixedThreadPool(
+              Math.min(parallel, candidates.size()),
+              r -> {
+                Thread t = new Thread(r, "thaw-list");
+                t.setDaemon(true);
+                return t;
+              });
       try {
         List<Future<Boolean>> checks = new ArrayList<>();
         for (SnapshotPath s : candidates) {
@@ -87,8 +90,9 @@ final class SnapshotLister {
     return false;
   }
 
-  private static void walk(DirectoryReader reader, String prefix, List<String> ns,
-      List<SnapshotPath> out) throws IOException {
+  private static void walk(
+      DirectoryReader reader, String prefix, List<String> ns, List<SnapshotPath> out)
+      throws IOException {
     for (Entry e : reader.list(prefix)) {
       if (!e.directory()) {
         continue;
@@ -109,7 +113,9 @@ final class SnapshotLister {
           }
           for (Entry t : reader.list(typeDir + id.name() + "/")) {
             if (t.directory() && SnapshotPath.isTime(t.name())) {
-              out.add(new SnapshotPath(ns, e.name(), id.name(), SnapshotPath.parseTime(t.name(), t.name())));
+              out.add(
+                  new SnapshotPath(
+                      ns, e.name(), id.name(), SnapshotPath.parseTime(t.name(), t.name())));
             }
           }
         }

@@ -9,10 +9,10 @@ import java.util.List;
 import java.util.regex.Pattern;
 
 /**
- * A validated snapshot name: {@code [ns/NS/]...TYPE/ID/TIME}, for example
- * {@code vm/100/2026-11-22T03:04:05Z}. Parsing refuses anything that could leave the datastore
- * root ({@code ..}, absolute paths, empty parts, unexpected characters), so a path built from it
- * is always below the root. Immutable.
+ * A validated snapshot name: {@code [ns/NS/]...TYPE/ID/TIME}, for example {@code
+ * vm/100/2026-11-22T03:04:05Z}. Parsing refuses anything that could leave the datastore root
+ * ({@code ..}, absolute paths, empty parts, unexpected characters), so a path built from it is
+ * always below the root. Immutable.
  */
 public record SnapshotPath(List<String> namespace, String type, String id, Instant time)
     implements Comparable<SnapshotPath> {
@@ -20,6 +20,7 @@ public record SnapshotPath(List<String> namespace, String type, String id, Insta
   private static final Pattern TIME = Pattern.compile("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ");
   private static final DateTimeFormatter FORMAT =
       DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss'Z'").withZone(ZoneOffset.UTC);
+
   /** The backup types a datastore holds. */
   public static final List<String> TYPES = List.of("vm", "ct", "host");
 
@@ -52,7 +53,8 @@ public record SnapshotPath(List<String> namespace, String type, String id, Insta
     String id = parts[parts.length - 2];
     String time = parts[parts.length - 1];
     if (!TYPES.contains(type)) {
-      throw new IllegalArgumentException("snapshot type must be vm, ct or host, not '" + type + "': " + s);
+      throw new IllegalArgumentException(
+          "snapshot type must be vm, ct or host, not '" + type + "': " + s);
     }
     if (!NAME.matcher(id).matches()) {
       throw new IllegalArgumentException("bad backup id '" + id + "' in snapshot name: " + s);
@@ -63,7 +65,8 @@ public record SnapshotPath(List<String> namespace, String type, String id, Insta
   /** Parses an RFC 3339 UTC time as used in snapshot names. */
   static Instant parseTime(String time, String context) {
     if (!TIME.matcher(time).matches()) {
-      throw new IllegalArgumentException("bad snapshot time '" + time + "' (want 2026-11-22T03:04:05Z): " + context);
+      throw new IllegalArgumentException(
+          "bad snapshot time '" + time + "' (want 2026-11-22T03:04:05Z): " + context);
     }
     try {
       return Instant.parse(time);
@@ -117,8 +120,8 @@ public record SnapshotPath(List<String> namespace, String type, String id, Insta
   }
 
   /**
-   * Checks the name of a file in a snapshot directory: a plain name (no path, no dot file), so
-   * that no store can be made to read or write outside the snapshot.
+   * Checks the name of a file in a snapshot directory: a plain name (no path, no dot file), so that
+   * no store can be made to read or write outside the snapshot.
    *
    * @return {@code file}
    * @throws IllegalArgumentException for anything else

@@ -19,8 +19,8 @@ public interface WritableStore extends ChunkStore {
 
   /**
    * Gives the snapshot's group an owner when it has none: {@value #GROUP_OWNER_FILE}, holding the
-   * auth id and a newline, as PBS's {@code set_owner} writes it (PBS hides a group without one
-   * and refuses the next backup into it). An existing owner is never changed.
+   * auth id and a newline, as PBS's {@code set_owner} writes it (PBS hides a group without one and
+   * refuses the next backup into it). An existing owner is never changed.
    *
    * @param authId a Proxmox auth id such as {@code root@pam}
    * @return whether this call wrote the owner
@@ -28,8 +28,8 @@ public interface WritableStore extends ChunkStore {
   boolean ensureGroupOwner(SnapshotPath snapshot, String authId) throws IOException;
 
   /**
-   * Starts a new snapshot. Its files become visible together, and only when
-   * {@link SnapshotWriter#commit()} succeeds.
+   * Starts a new snapshot. Its files become visible together, and only when {@link
+   * SnapshotWriter#commit()} succeeds.
    */
   SnapshotWriter createSnapshot(SnapshotPath snapshot) throws IOException;
 

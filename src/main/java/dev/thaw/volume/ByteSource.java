@@ -10,9 +10,8 @@ import java.util.Objects;
 
 /**
  * Random-access, read-only bytes of a known size: a disk image, a partition of it, a logical
- * volume. Implementations over an image reader, a file or an array; the volume parsers read
- * through this interface only. Implementations must allow concurrent reads unless they say
- * otherwise.
+ * volume. Implementations over an image reader, a file or an array; the volume parsers read through
+ * this interface only. Implementations must allow concurrent reads unless they say otherwise.
  */
 public interface ByteSource {
   /** Size in bytes. */
@@ -70,7 +69,8 @@ public interface ByteSource {
         ByteBuffer b = ByteBuffer.wrap(dst, off, len);
         while (b.hasRemaining()) {
           if (channel.read(b, offset + b.position() - off) < 0) {
-            throw new EOFException("file ends at " + (offset + b.position() - off) + ", before " + size);
+            throw new EOFException(
+                "file ends at " + (offset + b.position() - off) + ", before " + size);
           }
         }
       }
@@ -105,12 +105,13 @@ public interface ByteSource {
   }
 
   /**
-   * Throws {@link EOFException} unless {@code [offset, offset + len)} lies within
-   * {@code [0, size)}; for implementations.
+   * Throws {@link EOFException} unless {@code [offset, offset + len)} lies within {@code [0,
+   * size)}; for implementations.
    */
   static void checkRange(long offset, long len, long size) throws EOFException {
     if (offset < 0 || len < 0 || offset > size || len > size - offset) {
-      throw new EOFException("read of " + len + " bytes at " + offset + " is outside the " + size + " bytes");
+      throw new EOFException(
+          "read of " + len + " bytes at " + offset + " is outside the " + size + " bytes");
     }
   }
 }

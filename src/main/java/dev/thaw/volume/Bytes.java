@@ -2,7 +2,9 @@ package dev.thaw.volume;
 
 import java.nio.charset.StandardCharsets;
 
-/** Little-endian field access and checksums shared by the parsers of on-disk structures. Stateless. */
+/**
+ * Little-endian field access and checksums shared by the parsers of on-disk structures. Stateless.
+ */
 public final class Bytes {
   private Bytes() {}
 

@@ -4,13 +4,14 @@ import java.io.IOException;
 import java.util.List;
 
 /**
- * The concatenation of extents of an underlying source, read as one: a partition (one extent) or
- * a logical volume (one extent per segment). A read maps to plain offset reads of the underlying
+ * The concatenation of extents of an underlying source, read as one: a partition (one extent) or a
+ * logical volume (one extent per segment). A read maps to plain offset reads of the underlying
  * source. Immutable; thread-safe when the underlying source is.
  */
 final class ExtentSource implements ByteSource {
   private final ByteSource base;
   private final Extent[] extents;
+
   /** starts[i]: offset in this source of extents[i]; starts[n]: the size. */
   private final long[] starts;
 

@@ -3,10 +3,10 @@ package dev.thaw.volume;
 import java.io.IOException;
 
 /**
- * Recognises what a volume holds from its signatures, with blkid's names: {@code ext2},
- * {@code ext3}, {@code ext4}, {@code xfs}, {@code btrfs}, {@code ntfs}, {@code exfat},
- * {@code vfat}, {@code swap}, {@code LVM2_member}, {@code crypto_LUKS}; empty when none matches.
- * Reads at most a few small blocks from the first 68 KiB.
+ * Recognises what a volume holds from its signatures, with blkid's names: {@code ext2}, {@code
+ * ext3}, {@code ext4}, {@code xfs}, {@code btrfs}, {@code ntfs}, {@code exfat}, {@code vfat},
+ * {@code swap}, {@code LVM2_member}, {@code crypto_LUKS}; empty when none matches. Reads at most a
+ * few small blocks from the first 68 KiB.
  */
 public final class Filesystems {
   private Filesystems() {}
@@ -48,7 +48,8 @@ public final class Filesystems {
     if (Bytes.ascii(head, 4086, "SWAPSPACE2") || Bytes.ascii(head, 4086, "SWAP-SPACE")) {
       return "swap";
     }
-    if ((head[510] & 0xff) == 0x55 && (head[511] & 0xff) == 0xaa
+    if ((head[510] & 0xff) == 0x55
+        && (head[511] & 0xff) == 0xaa
         && (Bytes.ascii(head, 54, "FAT1") || Bytes.ascii(head, 82, "FAT32"))) {
       return "vfat";
     }

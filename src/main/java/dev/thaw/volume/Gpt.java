@@ -6,21 +6,30 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The GUID partition table (UEFI specification, chapter 5): the primary header at LBA 1 and
- * its entry array, the backup header at the disk's last LBA and its own array. Both header
- * CRCs and both array CRCs are checked; the backup is used when the primary is damaged.
- * Sectors of 512 bytes are tried first, then 4096.
+ * The GUID partition table (UEFI specification, chapter 5): the primary header at LBA 1 and its
+ * entry array, the backup header at the disk's last LBA and its own array. Both header CRCs and
+ * both array CRCs are checked; the backup is used when the primary is damaged. Sectors of 512 bytes
+ * are tried first, then 4096.
  */
 final class Gpt {
   /** Entry arrays larger than this are hostile (the usual one is 16 KiB). */
   static final int MAX_ARRAY_BYTES = 1 << 20;
+
   static final String SIGNATURE = "EFI PART";
 
   private Gpt() {}
 
   /** A parsed, checked header with its entry array. */
-  private record Header(long myLba, long alternateLba, long firstUsable, long lastUsable, String diskGuid,
-      long entriesLba, int count, int entrySize, byte[] entries) {}
+  private record Header(
+      long myLba,
+      long alternateLba,
+      long firstUsable,
+      long lastUsable,
+      String diskGuid,
+      long entriesLba,
+      int count,
+      int entrySize,
+      byte[] entries) {}
 
   /** The partitions, and warnings about a damaged copy that was not used. */
   record Table(int sectorSize, List<Volume> partitions, List<String> warnings) {}
@@ -38,8 +47,8 @@ final class Gpt {
   /**
    * Reads the table.
    *
-   * @throws VolumeException when neither header with its array is intact, or the one used
-   *     describes partitions past the usable area or overlapping
+   * @throws VolumeException when neither header with its array is intact, or the one used describes
+   *     partitions past the usable area or overlapping
    */
   static Table read(String image, ByteSource disk) throws IOException, VolumeException {
     int ss = disk.size() >= 1024 && Bytes.ascii(disk.read(512, 8), 0, SIGNATURE) ? 512 : 4096;
@@ -67,22 +76,40 @@ final class Gpt {
     if (primary != null) {
       use = primary;
       if (backup == null) {
-        warnings.add("backup GPT header at LBA " + backupLba + " is damaged (" + backupProblem + "); using the primary");
+        warnings.add(
+            "backup GPT header at LBA "
+                + backupLba
+                + " is damaged ("
+                + backupProblem
+                + "); using the primary");
       } else if (backup.alternateLba() != 1 || !backup.diskGuid().equals(primary.diskGuid())) {
-        warnings.add("backup GPT header at LBA " + backupLba + " does not match the primary; using the primary");
+        warnings.add(
+            "backup GPT header at LBA "
+                + backupLba
+                + " does not match the primary; using the primary");
       }
     } else if (backup != null) {
       use = backup;
-      warnings.add("primary GPT header is damaged (" + primaryProblem + "); using the backup at LBA " + backupLba);
+      warnings.add(
+          "primary GPT header is damaged ("
+              + primaryProblem
+              + "); using the backup at LBA "
+              + backupLba);
     } else {
-      throw new VolumeException("both GPT headers are damaged: primary: " + primaryProblem + "; backup at LBA "
-          + backupLba + ": " + backupProblem);
+      throw new VolumeException(
+          "both GPT headers are damaged: primary: "
+              + primaryProblem
+              + "; backup at LBA "
+              + backupLba
+              + ": "
+              + backupProblem);
     }
     return new Table(ss, partitions(image, use, ss), warnings);
   }
 
   /** Reads and checks the header at {@code lba} and its entry array. */
-  private static Header header(ByteSource disk, int ss, long lba, long sectors) throws IOException, VolumeException {
+  private static Header header(ByteSource disk, int ss, long lba, long sectors)
+      throws IOException, VolumeException {
     if (lba < 1 || lba >= sectors) {
       throw new VolumeException("header LBA " + lba + " is outside the image");
     }
@@ -112,23 +139,35 @@ final class Gpt {
       throw new VolumeException("header says it is at LBA " + my);
     }
     if (first < 2 || first > last || last >= sectors || last < 0) {
-      throw new VolumeException("usable LBAs " + first + ".." + last + " do not fit " + sectors + " sectors");
+      throw new VolumeException(
+          "usable LBAs " + first + ".." + last + " do not fit " + sectors + " sectors");
     }
     if (entrySize < 128 || entrySize % 8 != 0 || count > MAX_ARRAY_BYTES / entrySize) {
       throw new VolumeException(count + " entries of " + entrySize + " bytes");
     }
     int bytes = (int) (count * entrySize);
     long arraySectors = ((long) bytes + ss - 1) / ss;
-    boolean beforeUsable = entriesLba >= 2 && entriesLba < sectors && entriesLba + arraySectors <= first;
+    boolean beforeUsable =
+        entriesLba >= 2 && entriesLba < sectors && entriesLba + arraySectors <= first;
     boolean afterUsable = entriesLba > last && entriesLba + arraySectors <= sectors;
     if (!beforeUsable && !afterUsable) {
-      throw new VolumeException("entry array at LBA " + entriesLba + " overlaps the usable area or the image's end");
+      throw new VolumeException(
+          "entry array at LBA " + entriesLba + " overlaps the usable area or the image's end");
     }
     byte[] entries = disk.read(entriesLba * ss, bytes);
     if (Bytes.crc32(entries, 0, bytes) != arrayCrc) {
       throw new VolumeException("entry array CRC mismatch");
     }
-    return new Header(my, alternate, first, last, Bytes.guid(h, 56), entriesLba, (int) count, (int) entrySize, entries);
+    return new Header(
+        my,
+        alternate,
+        first,
+        last,
+        Bytes.guid(h, 56),
+        entriesLba,
+        (int) count,
+        (int) entrySize,
+        entries);
   }
 
   private static List<Volume> partitions(String image, Header h, int ss) throws VolumeException {
@@ -143,15 +182,34 @@ final class Gpt {
       long first = Bytes.u64(h.entries(), at + 32);
       long last = Bytes.u64(h.entries(), at + 40);
       if (first < h.firstUsable() || last > h.lastUsable() || first > last) {
-        throw new VolumeException("GPT partition " + (i + 1) + " (LBA " + first + ".." + last
-            + ") lies outside the usable LBAs " + h.firstUsable() + ".." + h.lastUsable());
+        throw new VolumeException(
+            "GPT partition "
+                + (i + 1)
+                + " (LBA "
+                + first
+                + ".."
+                + last
+                + ") lies outside the usable LBAs "
+                + h.firstUsable()
+                + ".."
+                + h.lastUsable());
       }
       used.add(new long[] {first, last + 1});
       String type = Bytes.guid(h.entries(), at);
       long size = (last - first + 1) * ss;
-      out.add(new Volume(image + ".p" + (i + 1), Volume.Kind.PARTITION, "gpt", type, PartitionTypes.gpt(type),
-          name(h.entries(), at + 56), Bytes.guid(h.entries(), at + 16), List.of(new Extent(first * ss, size)),
-          size, "", null));
+      out.add(
+          new Volume(
+              image + ".p" + (i + 1),
+              Volume.Kind.PARTITION,
+              "gpt",
+              type,
+              PartitionTypes.gpt(type),
+              name(h.entries(), at + 56),
+              Bytes.guid(h.entries(), at + 16),
+              List.of(new Extent(first * ss, size)),
+              size,
+              "",
+              null));
     }
     Mbr.overlaps(used, "GPT partitions overlap");
     return out;

@@ -11,13 +11,13 @@ import java.util.function.Consumer;
  * The volumes of the images a front end serves (a mount, an NBD server, a command): each image's
  * {@link VolumeMap}, scanned through its {@link ImageReader} (the front end's cache, read-ahead and
  * verification) once, on first use, and kept. A table that cannot be trusted gives a map without
- * volumes and a warning (to the consumer given, once per image); an image whose first chunks
- * cannot be fetched gives the same, and is scanned again on a use 30 s later. Neither fails the
- * caller. Thread-safe: concurrent first uses of one
- * image scan it once.
+ * volumes and a warning (to the consumer given, once per image); an image whose first chunks cannot
+ * be fetched gives the same, and is scanned again on a use 30 s later. Neither fails the caller.
+ * Thread-safe: concurrent first uses of one image scan it once.
  */
 public final class ImageVolumes {
   private final Consumer<String> warnings;
+
   /** By reader identity: one scan per image a front end serves. */
   private final Map<ImageReader, Scan> maps = new ConcurrentHashMap<>();
 
@@ -26,7 +26,9 @@ public final class ImageVolumes {
   /** A scan's result; {@code failed}: the image could not be read (then retried after a while). */
   private record Scan(VolumeMap map, boolean failed, long at) {}
 
-  /** @param warnings receives what a scan could not trust or read, once per image */
+  /**
+   * @param warnings receives what a scan could not trust or read, once per image
+   */
   public ImageVolumes(Consumer<String> warnings) {
     this.warnings = warnings;
   }
@@ -40,7 +42,9 @@ public final class ImageVolumes {
     Scan first = maps.computeIfAbsent(reader, r -> scan(name, r));
     if (first.failed() && System.nanoTime() - first.at() > RETRY_NANOS) {
       // a scan another thread made meanwhile is newer than the failure
-      return maps.compute(reader, (r, now) -> now != null && now.at() != first.at() ? now : scan(name, r)).map();
+      return maps.compute(
+              reader, (r, now) -> now != null && now.at() != first.at() ? now : scan(name, r))
+          .map();
     }
     return first.map();
   }
@@ -58,8 +62,12 @@ public final class ImageVolumes {
       map = VolumeMap.scan(name, ByteSource.of(h, reader.image().size()));
     } catch (IOException | RuntimeException e) {
       failed = true;
-      map = VolumeMap.unreadable("volumes of " + name + " not shown: its partition table could not be read: "
-          + e.getMessage());
+      map =
+          VolumeMap.unreadable(
+              "volumes of "
+                  + name
+                  + " not shown: its partition table could not be read: "
+                  + e.getMessage());
     }
     map.warnings().forEach(warnings);
     return new Scan(map, failed, System.nanoTime());

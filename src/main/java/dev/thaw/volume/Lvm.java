@@ -10,18 +10,20 @@ import java.util.Map;
 import java.util.regex.Pattern;
 
 /**
- * LVM2 physical volumes and the logical volumes of their volume groups, read without
- * device-mapper: the label ({@code LABELONE} in one of the first four sectors), the PV header
- * with its data and metadata areas, the metadata area header and the newest metadata text, all
- * checksums checked (LVM2's CRC-32 from {@link #INITIAL_CRC}); then the volume group's text.
- * Logical volumes made of linear segments (type {@code striped} with one stripe) on PVs of this
- * image are exposed; the others are listed with the reason.
+ * LVM2 physical volumes and the logical volumes of their volume groups, read without device-mapper:
+ * the label ({@code LABELONE} in one of the first four sectors), the PV header with its data and
+ * metadata areas, the metadata area header and the newest metadata text, all checksums checked
+ * (LVM2's CRC-32 from {@link #INITIAL_CRC}); then the volume group's text. Logical volumes made of
+ * linear segments (type {@code striped} with one stripe) on PVs of this image are exposed; the
+ * others are listed with the reason.
  */
 final class Lvm {
   static final long INITIAL_CRC = 0xf597a6cfL;
   static final String MDA_MAGIC = " LVM2 x[5A%r0N*>";
+
   /** Metadata text longer than this is hostile (a VG of thousands of LVs takes about 1 MiB). */
   static final int MAX_METADATA = 8 << 20;
+
   static final int MAX_LOCATIONS = 16;
   static final int MAX_SEGMENTS = 10_000;
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}");
@@ -48,7 +50,8 @@ final class Lvm {
         continue;
       }
       if (Bytes.u64(head, at + 8) != s) {
-        throw new VolumeException("LVM label in sector " + s + " says sector " + Bytes.u64(head, at + 8));
+        throw new VolumeException(
+            "LVM label in sector " + s + " says sector " + Bytes.u64(head, at + 8));
       }
       if (Bytes.crc32Raw(INITIAL_CRC, head, at + 20, 512 - 20) != Bytes.u32(head, at + 16)) {
         throw new VolumeException("LVM label checksum mismatch");
@@ -71,7 +74,9 @@ final class Lvm {
     String uuid = Bytes.ascii(head, at, 32);
     int p = at + 40;
     List<long[]> mdas = new ArrayList<>();
-    for (int list = 0; list < 2; list++) { // data areas, then metadata areas; each ends with a zero offset
+    for (int list = 0;
+        list < 2;
+        list++) { // data areas, then metadata areas; each ends with a zero offset
       for (int n = 0; ; n++) {
         if (p + 16 > end || n > MAX_LOCATIONS) {
           throw new VolumeException("LVM PV header area list does not end");
@@ -112,7 +117,8 @@ final class Lvm {
   }
 
   /** The current metadata text of the area at {@code off}; null when the area is unused. */
-  private static String metadata(ByteSource pv, long off, long size) throws IOException, VolumeException {
+  private static String metadata(ByteSource pv, long off, long size)
+      throws IOException, VolumeException {
     if (off < 0 || size < 1024 || off > pv.size() - size) {
       throw new VolumeException("LVM metadata area " + off + "+" + size + " lies outside the PV");
     }
@@ -131,7 +137,8 @@ final class Lvm {
       return null;
     }
     if (len <= 0 || len > MAX_METADATA || len > size - 512 || relOff < 512 || relOff >= size) {
-      throw new VolumeException("LVM metadata of " + len + " bytes at " + relOff + " does not fit its area");
+      throw new VolumeException(
+          "LVM metadata of " + len + " bytes at " + relOff + " does not fit its area");
     }
     byte[] text = new byte[(int) len];
     int first = (int) Math.min(len, size - relOff); // the area is a ring after its header
@@ -154,7 +161,8 @@ final class Lvm {
     return vg.number("seqno", 0);
   }
 
-  private static Map.Entry<String, LvmConfig.Section> vgSection(LvmConfig.Section root) throws VolumeException {
+  private static Map.Entry<String, LvmConfig.Section> vgSection(LvmConfig.Section root)
+      throws VolumeException {
     for (Map.Entry<String, Object> e : root.items.entrySet()) {
       if (e.getValue() instanceof LvmConfig.Section s && s.section("physical_volumes") != null) {
         return Map.entry(e.getKey(), s);
@@ -164,9 +172,8 @@ final class Lvm {
   }
 
   /**
-   * The logical volumes of every volume group whose metadata the PVs carry, each group once
-   * (the newest metadata). A group whose metadata cannot be trusted yields a warning and no
-   * volumes.
+   * The logical volumes of every volume group whose metadata the PVs carry, each group once (the
+   * newest metadata). A group whose metadata cannot be trusted yields a warning and no volumes.
    */
   static List<Volume> volumes(String image, List<Pv> pvs, List<String> warnings) {
     Map<String, Pv> byUuid = new HashMap<>();
@@ -211,7 +218,8 @@ final class Lvm {
     return out;
   }
 
-  private static List<Volume> group(String image, String vgName, LvmConfig.Section vg, Map<String, Pv> byUuid)
+  private static List<Volume> group(
+      String image, String vgName, LvmConfig.Section vg, Map<String, Pv> byUuid)
       throws VolumeException {
     long extentSectors = vg.number("extent_size");
     if (extentSectors <= 0 || extentSectors > 1L << 32) {
@@ -228,7 +236,8 @@ final class Lvm {
       long peStart = s.number("pe_start");
       long peCount = s.number("pe_count", Long.MAX_VALUE / extentBytes);
       if (peStart < 0 || peCount < 0 || peStart > Long.MAX_VALUE / 512) {
-        throw new VolumeException("PV " + e.getKey() + " has pe_start " + peStart + ", pe_count " + peCount);
+        throw new VolumeException(
+            "PV " + e.getKey() + " has pe_start " + peStart + ", pe_count " + peCount);
       }
       pvs.put(e.getKey(), new PvInVg(e.getKey(), id, found, peStart * 512, peCount));
     }
@@ -258,8 +267,14 @@ final class Lvm {
 
   private record PvInVg(String key, String id, Pv found, long peStartBytes, long peCount) {}
 
-  private static Volume logicalVolume(String image, String vg, String lv, LvmConfig.Section s, long extentBytes,
-      Map<String, PvInVg> pvs) throws VolumeException {
+  private static Volume logicalVolume(
+      String image,
+      String vg,
+      String lv,
+      LvmConfig.Section s,
+      long extentBytes,
+      Map<String, PvInVg> pvs)
+      throws VolumeException {
     List<LvmConfig.Section> segs = new ArrayList<>();
     for (Object o : s.items.values()) {
       if (o instanceof LvmConfig.Section seg) {
@@ -282,9 +297,17 @@ final class Lvm {
       LvmConfig.Section seg = segs.get((int) o[1]);
       long start = seg.number("start_extent");
       long count = seg.number("extent_count");
-      if (start != extentsSoFar || count <= 0 || count > Long.MAX_VALUE / extentBytes - extentsSoFar) {
-        throw new VolumeException("LV " + lv + ": segments do not follow each other (extent " + start + ", expected "
-            + extentsSoFar + ")");
+      if (start != extentsSoFar
+          || count <= 0
+          || count > Long.MAX_VALUE / extentBytes - extentsSoFar) {
+        throw new VolumeException(
+            "LV "
+                + lv
+                + ": segments do not follow each other (extent "
+                + start
+                + ", expected "
+                + extentsSoFar
+                + ")");
       }
       extentsSoFar += count;
       String type = seg.string("type");
@@ -296,30 +319,44 @@ final class Lvm {
         continue;
       }
       if (!linear) {
-        reason = type.equals("striped") ? "striped over " + stripes + " stripes" : "segment type " + type;
+        reason =
+            type.equals("striped")
+                ? "striped over " + stripes + " stripes"
+                : "segment type " + type;
         continue;
       }
       List<?> st = seg.list("stripes");
-      if (st.size() != 2 || !(st.get(0) instanceof String pvKey) || !(st.get(1) instanceof Long pe)) {
+      if (st.size() != 2
+          || !(st.get(0) instanceof String pvKey)
+          || !(st.get(1) instanceof Long pe)) {
         throw new VolumeException("LV " + lv + ": a linear segment without its PV and extent");
       }
       PvInVg pv = pvs.get(pvKey);
       if (pv == null) {
-        throw new VolumeException("LV " + lv + " names PV " + pvKey + ", which the group does not have");
+        throw new VolumeException(
+            "LV " + lv + " names PV " + pvKey + ", which the group does not have");
       }
       if (pv.found() == null) {
         reason = "its physical volume " + pvKey + " (" + pv.id() + ") is not in this image";
         continue;
       }
       if (pe < 0 || pe > pv.peCount() - count) {
-        throw new VolumeException("LV " + lv + ": extents " + pe + "+" + count + " outside PV " + pvKey);
+        throw new VolumeException(
+            "LV " + lv + ": extents " + pe + "+" + count + " outside PV " + pvKey);
       }
       long from = Math.addExact(pv.peStartBytes(), Math.multiplyExact(pe, extentBytes));
       long len = Math.multiplyExact(count, extentBytes);
       Extent within = pv.found().extent();
       if (from > within.length() - len) {
-        throw new VolumeException("LV " + lv + ": extents " + pe + "+" + count + " lie past the end of "
-            + pv.found().where());
+        throw new VolumeException(
+            "LV "
+                + lv
+                + ": extents "
+                + pe
+                + "+"
+                + count
+                + " lie past the end of "
+                + pv.found().where());
       }
       long at = within.offset() + from;
       Extent last = extents.isEmpty() ? null : extents.get(extents.size() - 1);
@@ -336,9 +373,17 @@ final class Lvm {
       reason = "hidden (internal) volume";
     }
     String id = s.string("id");
-    return new Volume(image + "." + vg.replace("-", "--") + "-" + lv.replace("-", "--"), Volume.Kind.LOGICAL_VOLUME,
-        "lvm", String.join("+", types), reason == null ? "linear" : String.join("+", types), vg + "/" + lv,
-        id == null ? "" : id, reason == null ? extents : List.of(), Math.multiplyExact(extentsSoFar, extentBytes), "",
+    return new Volume(
+        image + "." + vg.replace("-", "--") + "-" + lv.replace("-", "--"),
+        Volume.Kind.LOGICAL_VOLUME,
+        "lvm",
+        String.join("+", types),
+        reason == null ? "linear" : String.join("+", types),
+        vg + "/" + lv,
+        id == null ? "" : id,
+        reason == null ? extents : List.of(),
+        Math.multiplyExact(extentsSoFar, extentBytes),
+        "",
         reason);
   }
 }

@@ -8,14 +8,17 @@ import java.util.Map;
 /**
  * LVM2's metadata text (the "config" syntax of {@code lvm.conf} and {@code vgcfgbackup} files):
  * sections {@code name { ... }}, assignments {@code key = value} of integers, quoted strings and
- * flat arrays {@code [ ... ]}, {@code #} comments. Bounded in depth and in the number of values,
- * so hostile text costs at most its own size.
+ * flat arrays {@code [ ... ]}, {@code #} comments. Bounded in depth and in the number of values, so
+ * hostile text costs at most its own size.
  */
 final class LvmConfig {
   static final int MAX_DEPTH = 16;
   static final int MAX_VALUES = 1_000_000;
 
-  /** A section: its keys in order; values are {@link Long}, {@link String}, {@link List} or {@link Section}. */
+  /**
+   * A section: its keys in order; values are {@link Long}, {@link String}, {@link List} or {@link
+   * Section}.
+   */
   static final class Section {
     final Map<String, Object> items = new LinkedHashMap<>();
 

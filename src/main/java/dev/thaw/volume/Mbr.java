@@ -7,11 +7,12 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The MBR partition table: four primary slots, extended partitions and the chain of extended
- * boot records (EBRs) that holds the logical partitions. Sectors are 512 bytes.
+ * The MBR partition table: four primary slots, extended partitions and the chain of extended boot
+ * records (EBRs) that holds the logical partitions. Sectors are 512 bytes.
  */
 final class Mbr {
   static final int SECTOR = 512;
+
   /** More logical partitions than this is a hostile chain (Linux shows at most 256 minors). */
   static final int MAX_LOGICAL = 256;
 
@@ -36,7 +37,9 @@ final class Mbr {
       if (boot != 0 && boot != 0x80) {
         return null; // boot code of a filesystem's boot sector, not a partition table
       }
-      e[i] = new Entry(boot, sector[at + 4] & 0xff, Bytes.u32(sector, at + 8), Bytes.u32(sector, at + 12));
+      e[i] =
+          new Entry(
+              boot, sector[at + 4] & 0xff, Bytes.u32(sector, at + 8), Bytes.u32(sector, at + 12));
     }
     return e;
   }
@@ -57,7 +60,8 @@ final class Mbr {
    * @throws VolumeException for a table to distrust: past the end, overlapping, a looping or
    *     overlong chain
    */
-  static List<Volume> partitions(String image, ByteSource disk, Entry[] slots) throws IOException, VolumeException {
+  static List<Volume> partitions(String image, ByteSource disk, Entry[] slots)
+      throws IOException, VolumeException {
     long sectors = disk.size() / SECTOR;
     List<Volume> out = new ArrayList<>();
     List<long[]> used = new ArrayList<>(); // [start, end) in sectors of every data partition
@@ -71,10 +75,14 @@ final class Mbr {
       check(n, e.start(), e.sectors(), 1, sectors, "the image");
       if (PartitionTypes.isExtended(e.type())) {
         extended.add(new long[] {e.start(), e.start() + e.sectors()});
-        out.add(volume(image, n, e, List.of(), "extended partition: a container of logical partitions"));
+        out.add(
+            volume(
+                image, n, e, List.of(), "extended partition: a container of logical partitions"));
       } else {
         used.add(new long[] {e.start(), e.start() + e.sectors()});
-        out.add(volume(image, n, e, List.of(new Extent(e.start() * SECTOR, e.sectors() * SECTOR)), null));
+        out.add(
+            volume(
+                image, n, e, List.of(new Extent(e.start() * SECTOR, e.sectors() * SECTOR)), null));
       }
     }
     overlaps(used, "primary partitions overlap");
@@ -90,8 +98,15 @@ final class Mbr {
   }
 
   /** Follows one extended partition's EBR chain; returns the next logical number. */
-  private static int logicals(String image, ByteSource disk, long extStart, long extEnd, int next,
-      List<Volume> out, List<long[]> used) throws IOException, VolumeException {
+  private static int logicals(
+      String image,
+      ByteSource disk,
+      long extStart,
+      long extEnd,
+      int next,
+      List<Volume> out,
+      List<long[]> used)
+      throws IOException, VolumeException {
     Set<Long> seen = new HashSet<>();
     long ebr = extStart;
     while (true) {
@@ -121,8 +136,13 @@ final class Mbr {
         long start = ebr + x.start();
         check(next, start, x.sectors(), extStart + 1, extEnd, "its extended partition");
         used.add(new long[] {start, start + x.sectors()});
-        out.add(volume(image, next, new Entry(x.boot(), x.type(), start, x.sectors()),
-            List.of(new Extent(start * SECTOR, x.sectors() * SECTOR)), null));
+        out.add(
+            volume(
+                image,
+                next,
+                new Entry(x.boot(), x.type(), start, x.sectors()),
+                List.of(new Extent(start * SECTOR, x.sectors() * SECTOR)),
+                null));
         next++;
       }
       if (link == null) {
@@ -130,16 +150,30 @@ final class Mbr {
       }
       long nextEbr = extStart + link.start();
       if (nextEbr <= extStart || nextEbr >= extEnd) {
-        throw new VolumeException("extended boot record at sector " + ebr + " links outside its extended partition");
+        throw new VolumeException(
+            "extended boot record at sector " + ebr + " links outside its extended partition");
       }
       ebr = nextEbr;
     }
   }
 
-  private static void check(int n, long start, long count, long min, long end, String what) throws VolumeException {
+  private static void check(int n, long start, long count, long min, long end, String what)
+      throws VolumeException {
     if (start < min || count <= 0 || start + count > end) {
-      throw new VolumeException("partition " + n + " (sectors " + start + "+" + count + ") lies outside " + what
-          + " (sectors " + min + ".." + end + ")");
+      throw new VolumeException(
+          "partition "
+              + n
+              + " (sectors "
+              + start
+              + "+"
+              + count
+              + ") lies outside "
+              + what
+              + " (sectors "
+              + min
+              + ".."
+              + end
+              + ")");
     }
   }
 
@@ -149,14 +183,34 @@ final class Mbr {
     s.sort((a, b) -> Long.compare(a[0], b[0]));
     for (int i = 1; i < s.size(); i++) {
       if (s.get(i)[0] < s.get(i - 1)[1]) {
-        throw new VolumeException(what + " (sectors " + s.get(i - 1)[0] + ".." + s.get(i - 1)[1] + " and "
-            + s.get(i)[0] + ".." + s.get(i)[1] + ")");
+        throw new VolumeException(
+            what
+                + " (sectors "
+                + s.get(i - 1)[0]
+                + ".."
+                + s.get(i - 1)[1]
+                + " and "
+                + s.get(i)[0]
+                + ".."
+                + s.get(i)[1]
+                + ")");
       }
     }
   }
 
-  private static Volume volume(String image, int n, Entry e, List<Extent> extents, String notExposed) {
-    return new Volume(image + ".p" + n, Volume.Kind.PARTITION, "mbr", PartitionTypes.mbrId(e.type()),
-        PartitionTypes.mbr(e.type()), "", "", extents, e.sectors() * SECTOR, "", notExposed);
+  private static Volume volume(
+      String image, int n, Entry e, List<Extent> extents, String notExposed) {
+    return new Volume(
+        image + ".p" + n,
+        Volume.Kind.PARTITION,
+        "mbr",
+        PartitionTypes.mbrId(e.type()),
+        PartitionTypes.mbr(e.type()),
+        "",
+        "",
+        extents,
+        e.sectors() * SECTOR,
+        "",
+        notExposed);
   }
 }

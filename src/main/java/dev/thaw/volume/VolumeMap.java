@@ -7,16 +7,15 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * What an image holds: its partition table (GPT, MBR or none), the partitions, the logical
- * volumes of LVM2 physical volumes in a partition or in the whole image, and warnings about
- * what could not be trusted. Found by {@link #scan}; immutable and thread-safe.
+ * What an image holds: its partition table (GPT, MBR or none), the partitions, the logical volumes
+ * of LVM2 physical volumes in a partition or in the whole image, and warnings about what could not
+ * be trusted. Found by {@link #scan}; immutable and thread-safe.
  *
- * <p>A damaged or hostile table (entries past the end of the image or overlapping, absurd
- * counts, a looping chain, bad checksums in both GPT copies) yields no partitions and a
- * warning; damaged LVM metadata yields no logical volumes of that group and a warning. The scan
- * reads a few sectors: the first two (or the GPT's LBA 1 and array), the backup GPT header and
- * array, an EBR per logical partition, the first 68 KiB of each partition at most, and each
- * PV's label and metadata text.
+ * <p>A damaged or hostile table (entries past the end of the image or overlapping, absurd counts, a
+ * looping chain, bad checksums in both GPT copies) yields no partitions and a warning; damaged LVM
+ * metadata yields no logical volumes of that group and a warning. The scan reads a few sectors: the
+ * first two (or the GPT's LBA 1 and array), the backup GPT header and array, an EBR per logical
+ * partition, the first 68 KiB of each partition at most, and each PV's label and metadata text.
  */
 public final class VolumeMap {
   private final String table;
@@ -43,7 +42,8 @@ public final class VolumeMap {
     List<Volume> parts = List.of();
     String table = "none";
     try {
-      Mbr.Entry[] slots = source.size() >= Mbr.SECTOR ? Mbr.entries(source.read(0, Mbr.SECTOR)) : null;
+      Mbr.Entry[] slots =
+          source.size() >= Mbr.SECTOR ? Mbr.entries(source.read(0, Mbr.SECTOR)) : null;
       if (slots != null && Mbr.isProtective(slots)) {
         table = "gpt";
         Gpt.Table t = Gpt.read(image, source);
@@ -57,7 +57,12 @@ public final class VolumeMap {
         }
       }
     } catch (VolumeException | EOFException | RuntimeException e) {
-      warnings.add(table.toUpperCase(java.util.Locale.ROOT) + " partition table of " + image + " ignored: " + e.getMessage());
+      warnings.add(
+          table.toUpperCase(java.util.Locale.ROOT)
+              + " partition table of "
+              + image
+              + " ignored: "
+              + e.getMessage());
       parts = List.of();
     }
     List<Volume> out = new ArrayList<>();
@@ -69,7 +74,10 @@ public final class VolumeMap {
     for (Volume p : parts) {
       if (p.exposed()) {
         Extent whole = p.extents().get(0);
-        out.add(p.withFilesystem(probe(p.name(), whole, source.slice(whole.offset(), whole.length()), pvs, warnings)));
+        out.add(
+            p.withFilesystem(
+                probe(
+                    p.name(), whole, source.slice(whole.offset(), whole.length()), pvs, warnings)));
       } else {
         out.add(p);
       }
@@ -98,7 +106,8 @@ public final class VolumeMap {
   }
 
   /** The filesystem and PV label of a volume; a PV goes into {@code pvs}. */
-  private static String probe(String where, Extent extent, ByteSource v, List<Lvm.Pv> pvs, List<String> warnings)
+  private static String probe(
+      String where, Extent extent, ByteSource v, List<Lvm.Pv> pvs, List<String> warnings)
       throws IOException {
     try {
       Lvm.Pv pv = Lvm.read(where, extent, v);
@@ -124,14 +133,17 @@ public final class VolumeMap {
   }
 
   /**
-   * {@code gpt}, {@code mbr}, {@code none}, or {@code unknown} when the image could not be read;
-   * a table that was ignored (see {@link #warnings()}) is still named.
+   * {@code gpt}, {@code mbr}, {@code none}, or {@code unknown} when the image could not be read; a
+   * table that was ignored (see {@link #warnings()}) is still named.
    */
   public String table() {
     return table;
   }
 
-  /** With no partition table: what the whole image holds (as {@link Volume#filesystem()}), else empty. */
+  /**
+   * With no partition table: what the whole image holds (as {@link Volume#filesystem()}), else
+   * empty.
+   */
   public String filesystem() {
     return filesystem;
   }

@@ -42,7 +42,8 @@ class BufferPoolTest {
     // takers fill each buffer with a stamp of their own and pass a second reference to a
     // reader; both check the stamp as long as they hold it. An array handed out again before
     // its last release is overwritten by its next taker, and one of the two sees foreign bytes.
-    BufferPool pool = new BufferPool(256 * 1024); // small: arrays go round all the time, some are dropped
+    BufferPool pool =
+        new BufferPool(256 * 1024); // small: arrays go round all the time, some are dropped
     BlockingQueue<Object[]> shared = new ArrayBlockingQueue<>(64);
     List<Throwable> failures = Collections.synchronizedList(new ArrayList<>());
     AtomicLong stamps = new AtomicLong();
@@ -50,43 +51,47 @@ class BufferPoolTest {
     for (int t = 0; t < threads.length; t++) {
       int seed = t;
       boolean taker = t % 2 == 0;
-      threads[t] = new Thread(() -> {
-        Random rnd = new Random(seed);
-        try {
-          for (int k = 0; k < 3000; k++) {
-            if (taker) {
-              Buffer b = pool.take(1 + rnd.nextInt(40_000));
-              long s = stamps.incrementAndGet();
-              b.range(rnd.nextInt(8), b.length() - 8 > 0 ? b.length() - 8 : b.length());
-              stamp(b, s);
-              assertTrue(b.retain());
-              if (!shared.offer(new Object[] {b, s}, 10, TimeUnit.SECONDS)) {
-                throw new AssertionError("no reader took the buffer");
-              }
-              java.util.concurrent.locks.LockSupport.parkNanos(rnd.nextInt(50_000));
-              if (!hasStamp(b, s)) {
-                throw new AssertionError("a buffer its taker still holds was handed out again");
-              }
-              b.release();
-            } else {
-              Object[] e = shared.poll(10, TimeUnit.SECONDS);
-              if (e == null) {
-                return;
-              }
-              Buffer b = (Buffer) e[0];
-              if (rnd.nextBoolean()) {
-                java.util.concurrent.locks.LockSupport.parkNanos(rnd.nextInt(50_000));
-              }
-              if (!hasStamp(b, (Long) e[1])) {
-                throw new AssertionError("a buffer its reader still holds was handed out again");
-              }
-              b.release();
-            }
-          }
-        } catch (Throwable e) {
-          failures.add(e);
-        }
-      });
+      threads[t] =
+          new Thread(
+              () -> {
+                Random rnd = new Random(seed);
+                try {
+                  for (int k = 0; k < 3000; k++) {
+                    if (taker) {
+                      Buffer b = pool.take(1 + rnd.nextInt(40_000));
+                      long s = stamps.incrementAndGet();
+                      b.range(rnd.nextInt(8), b.length() - 8 > 0 ? b.length() - 8 : b.length());
+                      stamp(b, s);
+                      assertTrue(b.retain());
+                      if (!shared.offer(new Object[] {b, s}, 10, TimeUnit.SECONDS)) {
+                        throw new AssertionError("no reader took the buffer");
+                      }
+                      java.util.concurrent.locks.LockSupport.parkNanos(rnd.nextInt(50_000));
+                      if (!hasStamp(b, s)) {
+                        throw new AssertionError(
+                            "a buffer its taker still holds was handed out again");
+                      }
+                      b.release();
+                    } else {
+                      Object[] e = shared.poll(10, TimeUnit.SECONDS);
+                      if (e == null) {
+                        return;
+                      }
+                      Buffer b = (Buffer) e[0];
+                      if (rnd.nextBoolean()) {
+                        java.util.concurrent.locks.LockSupport.parkNanos(rnd.nextInt(50_000));
+                      }
+                      if (!hasStamp(b, (Long) e[1])) {
+                        throw new AssertionError(
+                            "a buffer its reader still holds was handed out again");
+                      }
+                      b.release();
+                    }
+                  }
+                } catch (Throwable e) {
+                  failures.add(e);
+                }
+              });
       threads[t].start();
     }
     for (Thread t : threads) {
@@ -124,7 +129,8 @@ class BufferPoolTest {
     }
     bs.forEach(Buffer::release);
     assertTrue(pool.freeBytes() <= 10_000_000, "free bytes " + pool.freeBytes());
-    assertEquals(2L * BufferPool.capacityFor(4 << 20), pool.freeBytes(), "the two most recent are kept");
+    assertEquals(
+        2L * BufferPool.capacityFor(4 << 20), pool.freeBytes(), "the two most recent are kept");
     Buffer small = pool.take(64 * 1024);
     assertTrue(small.capacity() < 1 << 20, "a small buffer gets an array of its own size");
     Buffer blob = pool.take((4 << 20) + 44);

@@ -20,8 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 class CliTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   record Run(int code, String out, String err) {}
 
@@ -33,11 +32,15 @@ class CliTest {
     ByteArrayOutputStream sysErr = new ByteArrayOutputStream();
     System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
     System.setErr(new PrintStream(sysErr, true, StandardCharsets.UTF_8));
-    CommandLine cl = Main.commandLine(args); // after the redirection: picocli binds System.err when built
+    CommandLine cl =
+        Main.commandLine(args); // after the redirection: picocli binds System.err when built
     cl.setErr(new PrintWriter(err, true));
     try {
       int code = cl.execute(args);
-      return new Run(code, out.toString(StandardCharsets.UTF_8), err + sysErr.toString(StandardCharsets.UTF_8));
+      return new Run(
+          code,
+          out.toString(StandardCharsets.UTF_8),
+          err + sysErr.toString(StandardCharsets.UTF_8));
     } finally {
       System.setOut(oldOut);
       System.setErr(oldErr);
@@ -46,8 +49,16 @@ class CliTest {
 
   @Test
   void everyCommandHasHelp() {
-    for (List<String> cmd : List.<List<String>>of(List.of(), List.of("backup"), List.of("ls"), List.of("restore"),
-        List.of("verify"), List.of("key"), List.of("key", "create"), List.of("key", "info"))) {
+    for (List<String> cmd :
+        List.<List<String>>of(
+            List.of(),
+            List.of("backup"),
+            List.of("ls"),
+            List.of("restore"),
+            List.of("verify"),
+            List.of("key"),
+            List.of("key", "create"),
+            List.of("key", "info"))) {
       String[] args = Stream.concat(cmd.stream(), Stream.of("--help")).toArray(String[]::new);
       assertEquals(0, run(args).code(), String.join(" ", args));
     }
@@ -57,9 +68,20 @@ class CliTest {
   void usageErrorsExit2() {
     assertEquals(2, run("restore", "--store", "x").code());
     assertEquals(2, run("frobnicate").code());
-    Run badDuration = run("restore", "--store", "x", "--retry-for", "soon", "vm/1/2026-11-22T03:04:05Z", "a.img", "t");
+    Run badDuration =
+        run(
+            "restore",
+            "--store",
+            "x",
+            "--retry-for",
+            "soon",
+            "vm/1/2026-11-22T03:04:05Z",
+            "a.img",
+            "t");
     assertEquals(2, badDuration.code());
-    assertTrue(badDuration.err().contains("--retry-for") && badDuration.err().contains("90s"), badDuration.err());
+    assertTrue(
+        badDuration.err().contains("--retry-for") && badDuration.err().contains("90s"),
+        badDuration.err());
   }
 
   @Test
@@ -77,14 +99,34 @@ class CliTest {
   void keyFileMistakesNameTheFileAndWhatIsWrong() throws Exception {
     String ds = Files.createDirectories(dir.resolve("ds")).toString();
     String snap = "vm/1/2026-01-01T00:00:00Z";
-    Run asDir = run("restore", "--store", ds, "--keyfile", dir.toString(), snap, "a.img", dir.resolve("o").toString());
+    Run asDir =
+        run(
+            "restore",
+            "--store",
+            ds,
+            "--keyfile",
+            dir.toString(),
+            snap,
+            "a.img",
+            dir.resolve("o").toString());
     assertEquals(1, asDir.code());
     assertTrue(asDir.err().contains("key file " + dir + " is a directory"), asDir.err());
     Path bad = dir.resolve("bad.key");
     Files.writeString(bad, "{\"kdf\": \"scrypt\", \"data\": \"AAAA\"}");
-    Run malformed = run("restore", "--store", ds, "--keyfile", bad.toString(), snap, "a.img", dir.resolve("o").toString());
+    Run malformed =
+        run(
+            "restore",
+            "--store",
+            ds,
+            "--keyfile",
+            bad.toString(),
+            snap,
+            "a.img",
+            dir.resolve("o").toString());
     assertEquals(1, malformed.code());
-    assertTrue(malformed.err().contains("key file " + bad) && malformed.err().contains("\"kdf\" field must be"),
+    assertTrue(
+        malformed.err().contains("key file " + bad)
+            && malformed.err().contains("\"kdf\" field must be"),
         malformed.err());
   }
 
@@ -107,42 +149,67 @@ class CliTest {
     assertTrue(ls.out().contains("\"size\" : " + img.length), ls.out());
 
     Path target = dir.resolve("out.img");
-    Run r = run("restore", "--progress", "none", "--store", ds, snap, "disk.img", target.toString());
+    Run r =
+        run("restore", "--progress", "none", "--store", ds, snap, "disk.img", target.toString());
     assertEquals(0, r.code(), r.err());
     assertTrue(r.err().contains("2 fetched, 1 zero, 0 already done"), r.err());
     assertEquals(-1, Files.mismatch(src, target));
     assertEquals(0, run("verify", "--store", ds, snap).code());
 
-    Run escape = run("restore", "--store", ds, "../../etc/2026-11-22T03:04:05Z", "a.img", dir.resolve("y").toString());
+    Run escape =
+        run(
+            "restore",
+            "--store",
+            ds,
+            "../../etc/2026-11-22T03:04:05Z",
+            "a.img",
+            dir.resolve("y").toString());
     assertEquals(1, escape.code());
     assertTrue(escape.err().contains("thaw: error:") && escape.err().contains(".."), escape.err());
     assertFalse(Files.exists(dir.resolve("y")));
 
     Run noArchive = run("restore", "--store", ds, snap, "other.img", dir.resolve("z").toString());
     assertEquals(1, noArchive.code());
-    assertTrue(noArchive.err().contains("other.img") && noArchive.err().contains("disk.img"), noArchive.err());
+    assertTrue(
+        noArchive.err().contains("other.img") && noArchive.err().contains("disk.img"),
+        noArchive.err());
 
     // delete one chunk: verify names it and fails, restore fails naming it
     Path chunk;
     try (Stream<Path> s = Files.walk(Path.of(ds, ".chunks"))) {
-      chunk = s.filter(Files::isRegularFile).filter(p -> !p.getFileName().toString().startsWith("bb9f8df6"))
-          .findFirst().orElseThrow();
+      chunk =
+          s.filter(Files::isRegularFile)
+              .filter(p -> !p.getFileName().toString().startsWith("bb9f8df6"))
+              .findFirst()
+              .orElseThrow();
     }
     Files.delete(chunk);
     Run v = run("verify", "--store", ds, snap);
     assertEquals(1, v.code());
     assertTrue(v.out().contains("missing chunk " + chunk.getFileName()), v.out());
-    Run r2 = run("restore", "--progress", "none", "--store", ds, snap, "disk.img", dir.resolve("out2.img").toString());
+    Run r2 =
+        run(
+            "restore",
+            "--progress",
+            "none",
+            "--store",
+            ds,
+            snap,
+            "disk.img",
+            dir.resolve("out2.img").toString());
     assertEquals(1, r2.code());
-    assertTrue(r2.err().contains(chunk.getFileName().toString()) && r2.err().contains("missing"), r2.err());
+    assertTrue(
+        r2.err().contains(chunk.getFileName().toString()) && r2.err().contains("missing"),
+        r2.err());
   }
 
   @Test
   void casyncImagesRestoreAndVerifyFromADirectoryAndMisuseIsAUsageError() throws Exception {
     dev.thaw.testing.MemoryStore mem = new dev.thaw.testing.MemoryStore();
     byte[] image = dev.thaw.testing.CasyncFixtures.image(1 << 20, 16 * 1024, 5);
-    var chunks = dev.thaw.testing.CasyncFixtures.chunk(image, 2048, 16 * 1024, true,
-        dev.thaw.testing.CasyncFixtures.Compression.ZSTD, mem, 5);
+    var chunks =
+        dev.thaw.testing.CasyncFixtures.chunk(
+            image, 2048, 16 * 1024, true, dev.thaw.testing.CasyncFixtures.Compression.ZSTD, mem, 5);
     Path castr = dir.resolve("img.castr");
     for (dev.thaw.format.Digest d : chunks.ids()) {
       Path f = castr.resolve(d.hex().substring(0, 4)).resolve(d.hex() + ".cacnk");
@@ -161,8 +228,12 @@ class CliTest {
     assertEquals(0, v.code(), v.err());
     assertTrue(v.err().contains("verified img: "), v.err());
 
-    assertEquals(2, run("restore", "--index", idx, "--store", st, "vm/1/2026-01-01T00:00:00Z", "a.img", "t").code());
-    assertEquals(2, run("verify", "--index", idx, "--store", st, "vm/1/2026-01-01T00:00:00Z").code());
+    assertEquals(
+        2,
+        run("restore", "--index", idx, "--store", st, "vm/1/2026-01-01T00:00:00Z", "a.img", "t")
+            .code());
+    assertEquals(
+        2, run("verify", "--index", idx, "--store", st, "vm/1/2026-01-01T00:00:00Z").code());
     assertEquals(2, run("verify", "--store", st).code());
     Run keyed = run("restore", "--index", idx, "--store", st, "--keyfile", "k.json", "t");
     assertEquals(2, keyed.code());

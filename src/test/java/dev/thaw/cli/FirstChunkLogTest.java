@@ -17,8 +17,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class FirstChunkLogTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   @Test
   void launcherStartIsReadInMicroseconds() {
@@ -27,7 +26,9 @@ class FirstChunkLogTest {
     // a start the launcher did not give (or gave in a locale with a decimal comma): the process's
     long processStart = FirstChunkLog.startMicros("1764480000,123456");
     long now = System.currentTimeMillis() * 1000;
-    assertTrue(processStart <= now && processStart > now - 3_600_000_000L, "process start " + processStart);
+    assertTrue(
+        processStart <= now && processStart > now - 3_600_000_000L,
+        "process start " + processStart);
   }
 
   @Test
@@ -45,7 +46,8 @@ class FirstChunkLogTest {
     try (WritableStore store = TestStores.openWritable(dir.toString())) {
       store.writeChunk(d, blob);
       long start = FirstChunkLog.startMicros("1764480000.5");
-      try (ChunkStore logged = new FirstChunkLog(store, start, new PrintStream(out, true, StandardCharsets.UTF_8))) {
+      try (ChunkStore logged =
+          new FirstChunkLog(store, start, new PrintStream(out, true, StandardCharsets.UTF_8))) {
         logged.listSnapshots(); // not a chunk
         assertEquals("", out.toString(StandardCharsets.UTF_8));
         logged.readChunk(d, 1 << 20);
@@ -53,6 +55,9 @@ class FirstChunkLogTest {
       }
     }
     String said = out.toString(StandardCharsets.UTF_8);
-    assertTrue(said.matches("thaw: debug: first chunk requested [0-9]+\\.[0-9]{3} s after the command started \\(JVM CPU so far -?[0-9]+\\.[0-9]{2} s\\)\\R"), said);
+    assertTrue(
+        said.matches(
+            "thaw: debug: first chunk requested [0-9]+\\.[0-9]{3} s after the command started \\(JVM CPU so far -?[0-9]+\\.[0-9]{2} s\\)\\R"),
+        said);
   }
 }

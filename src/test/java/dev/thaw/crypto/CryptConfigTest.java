@@ -1,10 +1,10 @@
 package dev.thaw.crypto;
 
-import java.nio.charset.StandardCharsets;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import java.nio.charset.StandardCharsets;
 import javax.crypto.AEADBadTagException;
 import org.junit.jupiter.api.Test;
 
@@ -18,7 +18,8 @@ class CryptConfigTest {
     byte[] tagCt = c.encrypt(plain, 0, plain.length, iv);
     assertArrayEquals(plain, c.decrypt(iv, tagCt, 0, tagCt, 16, tagCt.length - 16));
     tagCt[20] ^= 1;
-    assertThrows(AEADBadTagException.class, () -> c.decrypt(iv, tagCt, 0, tagCt, 16, tagCt.length - 16));
+    assertThrows(
+        AEADBadTagException.class, () -> c.decrypt(iv, tagCt, 0, tagCt, 16, tagCt.length - 16));
   }
 
   @Test

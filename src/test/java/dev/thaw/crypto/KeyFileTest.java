@@ -48,10 +48,16 @@ class KeyFileTest {
     ObjectNode obj = (ObjectNode) new ObjectMapper().readTree(kf.toJson());
     obj.put("hint", "the horse");
     KeyFile withHint = KeyFile.parse(new ObjectMapper().writeValueAsBytes(obj));
-    Exception e = assertThrows(java.io.IOException.class, () -> withHint.open(() -> "wrong passphrase".getBytes(StandardCharsets.UTF_8)));
-    assertTrue(e.getMessage().contains("wrong passphrase") && e.getMessage().contains("the horse"), e.getMessage());
+    Exception e =
+        assertThrows(
+            java.io.IOException.class,
+            () -> withHint.open(() -> "wrong passphrase".getBytes(StandardCharsets.UTF_8)));
+    assertTrue(
+        e.getMessage().contains("wrong passphrase") && e.getMessage().contains("the horse"),
+        e.getMessage());
     assertFalse(e.getMessage().contains("correct horse"));
-    assertThrows(java.io.IOException.class, () -> kf.open(() -> "abc".getBytes(StandardCharsets.UTF_8)));
+    assertThrows(
+        java.io.IOException.class, () -> kf.open(() -> "abc".getBytes(StandardCharsets.UTF_8)));
   }
 
   @Test
@@ -59,9 +65,10 @@ class KeyFileTest {
     KeyFile kf = KeyFile.create(Kdf.NONE, null, new SecureRandom());
     KeyFile back = KeyFile.parse(kf.toJson());
     assertEquals(Kdf.NONE, back.kdf());
-    back.open(() -> {
-      throw new AssertionError("no passphrase needed");
-    });
+    back.open(
+        () -> {
+          throw new AssertionError("no passphrase needed");
+        });
   }
 
   @Test
@@ -78,26 +85,42 @@ class KeyFileTest {
     System.arraycopy(iv, 0, data, 0, 16);
     System.arraycopy(out, 32, data, 16, 16);
     System.arraycopy(out, 0, data, 32, 32);
-    String json = "{\"kdf\":{\"PBKDF2\":{\"iter\":1000,\"salt\":\"" + Base64.getEncoder().encodeToString(salt)
-        + "\"}},\"created\":\"2020-01-01T00:00:00Z\",\"modified\":\"2020-01-01T00:00:00Z\",\"data\":\""
-        + Base64.getEncoder().encodeToString(data) + "\"}";
+    String json =
+        "{\"kdf\":{\"PBKDF2\":{\"iter\":1000,\"salt\":\""
+            + Base64.getEncoder().encodeToString(salt)
+            + "\"}},\"created\":\"2020-01-01T00:00:00Z\",\"modified\":\"2020-01-01T00:00:00Z\",\"data\":\""
+            + Base64.getEncoder().encodeToString(data)
+            + "\"}";
     CryptConfig cfg = KeyFile.parse(json.getBytes(StandardCharsets.UTF_8)).open(() -> PASS);
     assertArrayEquals(new CryptConfig(rawKey()).fingerprint(), cfg.fingerprint());
   }
 
   @Test
   void fingerprintMismatchIsDetected() throws Exception {
-    String json = "{\"kdf\":null,\"created\":\"2020-01-01T00:00:00Z\",\"modified\":\"2020-01-01T00:00:00Z\","
-        + "\"data\":\"" + Base64.getEncoder().encodeToString(rawKey()) + "\",\"fingerprint\":\""
-        + CryptConfig.formatFingerprint(new byte[32], 32) + "\"}";
-    Exception e = assertThrows(java.io.IOException.class, () -> KeyFile.parse(json.getBytes(StandardCharsets.UTF_8)).open(() -> null));
+    String json =
+        "{\"kdf\":null,\"created\":\"2020-01-01T00:00:00Z\",\"modified\":\"2020-01-01T00:00:00Z\","
+            + "\"data\":\""
+            + Base64.getEncoder().encodeToString(rawKey())
+            + "\",\"fingerprint\":\""
+            + CryptConfig.formatFingerprint(new byte[32], 32)
+            + "\"}";
+    Exception e =
+        assertThrows(
+            java.io.IOException.class,
+            () -> KeyFile.parse(json.getBytes(StandardCharsets.UTF_8)).open(() -> null));
     assertTrue(e.getMessage().contains("fingerprint"), e.getMessage());
   }
 
   @Test
   void garbageIsNotAKeyFile() {
-    assertThrows(java.io.IOException.class, () -> KeyFile.parse("{}".getBytes(StandardCharsets.UTF_8)));
-    assertThrows(java.io.IOException.class, () -> KeyFile.parse("nope".getBytes(StandardCharsets.UTF_8)));
-    assertThrows(java.io.IOException.class, () -> KeyFile.parse("{\"kdf\":{\"Argon\":{}},\"data\":\"\"}".getBytes(StandardCharsets.UTF_8)));
+    assertThrows(
+        java.io.IOException.class, () -> KeyFile.parse("{}".getBytes(StandardCharsets.UTF_8)));
+    assertThrows(
+        java.io.IOException.class, () -> KeyFile.parse("nope".getBytes(StandardCharsets.UTF_8)));
+    assertThrows(
+        java.io.IOException.class,
+        () ->
+            KeyFile.parse(
+                "{\"kdf\":{\"Argon\":{}},\"data\":\"\"}".getBytes(StandardCharsets.UTF_8)));
   }
 }

@@ -26,7 +26,8 @@ import org.junit.jupiter.api.Timeout;
 
 @Timeout(60)
 class FetchPipelineTest {
-  private static final RetryPolicy FAST = new RetryPolicy(4, Duration.ofMillis(1), Duration.ofMillis(5));
+  private static final RetryPolicy FAST =
+      new RetryPolicy(4, Duration.ofMillis(1), Duration.ofMillis(5));
   private final BlobCodec codec = new BlobCodec(null);
   private final MemoryStore store = new MemoryStore();
   private final List<FetchPipeline> pipelines = new ArrayList<>();
@@ -56,7 +57,8 @@ class FetchPipelineTest {
   }
 
   private static Throwable cause(CompletableFuture<?> f) {
-    ExecutionException e = assertThrows(ExecutionException.class, () -> f.get(30, TimeUnit.SECONDS));
+    ExecutionException e =
+        assertThrows(ExecutionException.class, () -> f.get(30, TimeUnit.SECONDS));
     return e.getCause();
   }
 
@@ -64,19 +66,24 @@ class FetchPipelineTest {
   void aFetchEndsAsANamedFailureWhateverTheStoreThrowsAndTheThreadLivesOn() throws Exception {
     Digest bad = put(20);
     Digest good = put(21);
-    store.fault = (dg, a) -> {
-      if (dg.equals(bad)) {
-        throw new OutOfMemoryError("Required array size too large");
-      }
-    };
+    store.fault =
+        (dg, a) -> {
+          if (dg.equals(bad)) {
+            throw new OutOfMemoryError("Required array size too large");
+          }
+        };
     FetchPipeline p = pipeline(1); // one fetch thread: it must survive the Error
     Throwable t = cause(p.fetch(bad, 65536, codec, Priority.DEMAND));
     assertInstanceOf(ChunkFetchException.class, t);
-    assertTrue(t.getMessage().contains(bad.hex()) && t.getMessage().contains("Required array size"),
+    assertTrue(
+        t.getMessage().contains(bad.hex()) && t.getMessage().contains("Required array size"),
         t.getMessage());
-    assertArrayEquals(data(21), p.fetch(good, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray());
+    assertArrayEquals(
+        data(21), p.fetch(good, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray());
     store.fault = (dg, a) -> {};
-    assertArrayEquals(data(20), p.fetch(bad, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray(),
+    assertArrayEquals(
+        data(20),
+        p.fetch(bad, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray(),
         "the failed fetch is not remembered: a repaired chunk reads");
     assertEquals(0, p.stats().inFlight());
   }
@@ -102,13 +109,14 @@ class FetchPipelineTest {
   void singleFlightSharesOneFetch() throws Exception {
     Digest d = put(2);
     CountDownLatch release = new CountDownLatch(1);
-    store.fault = (dg, a) -> {
-      try {
-        release.await();
-      } catch (InterruptedException e) {
-        throw new java.io.InterruptedIOException();
-      }
-    };
+    store.fault =
+        (dg, a) -> {
+          try {
+            release.await();
+          } catch (InterruptedException e) {
+            throw new java.io.InterruptedIOException();
+          }
+        };
     FetchPipeline p = pipeline(8);
     List<CompletableFuture<Chunk>> fs = new ArrayList<>();
     for (int i = 0; i < 10; i++) {
@@ -126,15 +134,16 @@ class FetchPipelineTest {
   void aChunkJoinedByManyCallersKeepsItsBytesUntilEachOfThemReleasedIt() throws Exception {
     Digest d = put(30);
     CountDownLatch release = new CountDownLatch(1);
-    store.fault = (dg, a) -> {
-      if (dg.equals(d)) {
-        try {
-          release.await();
-        } catch (InterruptedException e) {
-          throw new java.io.InterruptedIOException();
-        }
-      }
-    };
+    store.fault =
+        (dg, a) -> {
+          if (dg.equals(d)) {
+            try {
+              release.await();
+            } catch (InterruptedException e) {
+              throw new java.io.InterruptedIOException();
+            }
+          }
+        };
     FetchPipeline p = pipeline(4);
     List<CompletableFuture<Chunk>> fs = new ArrayList<>();
     for (int i = 0; i < 5; i++) {
@@ -160,20 +169,22 @@ class FetchPipelineTest {
     long reused = p.pool().reused();
     last.release();
     Chunk next = p.fetch(put(200), 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS);
-    assertSame(last.data(), next.data(), "once every caller gave it back, its array takes the next chunk");
+    assertSame(
+        last.data(), next.data(), "once every caller gave it back, its array takes the next chunk");
     assertEquals(reused + 1, p.pool().reused());
     next.release();
   }
 
   @Test
   void boundsFetchesInFlight() throws Exception {
-    store.fault = (d, a) -> {
-      try {
-        Thread.sleep(5);
-      } catch (InterruptedException e) {
-        throw new java.io.InterruptedIOException();
-      }
-    };
+    store.fault =
+        (d, a) -> {
+          try {
+            Thread.sleep(5);
+          } catch (InterruptedException e) {
+            throw new java.io.InterruptedIOException();
+          }
+        };
     FetchPipeline p = pipeline(3);
     List<CompletableFuture<Chunk>> fs = new ArrayList<>();
     for (int i = 0; i < 40; i++) {
@@ -190,17 +201,18 @@ class FetchPipelineTest {
     CountDownLatch started = new CountDownLatch(1);
     CountDownLatch release = new CountDownLatch(1);
     List<Digest> order = new CopyOnWriteArrayList<>();
-    store.fault = (d, a) -> {
-      order.add(d);
-      if (d.equals(blocker)) {
-        started.countDown();
-        try {
-          release.await();
-        } catch (InterruptedException e) {
-          throw new java.io.InterruptedIOException();
-        }
-      }
-    };
+    store.fault =
+        (d, a) -> {
+          order.add(d);
+          if (d.equals(blocker)) {
+            started.countDown();
+            try {
+              release.await();
+            } catch (InterruptedException e) {
+              throw new java.io.InterruptedIOException();
+            }
+          }
+        };
     FetchPipeline p = pipeline(1);
     CompletableFuture<Chunk> first = p.fetch(blocker, 65536, codec, Priority.BACKGROUND);
     started.await();
@@ -208,12 +220,13 @@ class FetchPipelineTest {
     Digest ra = put(5);
     Digest demand = put(6);
     Digest lifted = put(7);
-    List<CompletableFuture<Chunk>> fs = List.of(
-        p.fetch(bg, 65536, codec, Priority.BACKGROUND),
-        p.fetch(lifted, 65536, codec, Priority.BACKGROUND),
-        p.fetch(ra, 65536, codec, Priority.READ_AHEAD),
-        p.fetch(demand, 65536, codec, Priority.DEMAND),
-        p.fetch(lifted, 65536, codec, Priority.DEMAND)); // joins and lifts the queued request
+    List<CompletableFuture<Chunk>> fs =
+        List.of(
+            p.fetch(bg, 65536, codec, Priority.BACKGROUND),
+            p.fetch(lifted, 65536, codec, Priority.BACKGROUND),
+            p.fetch(ra, 65536, codec, Priority.READ_AHEAD),
+            p.fetch(demand, 65536, codec, Priority.DEMAND),
+            p.fetch(lifted, 65536, codec, Priority.DEMAND)); // joins and lifts the queued request
     release.countDown();
     first.get();
     for (CompletableFuture<Chunk> f : fs) {
@@ -226,11 +239,12 @@ class FetchPipelineTest {
   @Test
   void retriesTransientFaults() throws Exception {
     Digest d = put(8);
-    store.fault = (dg, attempt) -> {
-      if (attempt < 3) {
-        throw new StoreException("HTTP 503 from mem", true);
-      }
-    };
+    store.fault =
+        (dg, attempt) -> {
+          if (attempt < 3) {
+            throw new StoreException("HTTP 503 from mem", true);
+          }
+        };
     FetchPipeline p = pipeline(2);
     assertArrayEquals(data(8), p.fetch(d, 65536, codec, Priority.DEMAND).get().toArray());
     assertEquals(3, store.reads(d));
@@ -240,13 +254,16 @@ class FetchPipelineTest {
   @Test
   void givesUpAfterBoundedRetriesAndDoesNotPoison() throws Exception {
     Digest d = put(9);
-    store.fault = (dg, attempt) -> {
-      throw new StoreException("connection reset", true);
-    };
+    store.fault =
+        (dg, attempt) -> {
+          throw new StoreException("connection reset", true);
+        };
     FetchPipeline p = pipeline(2);
     Throwable t = cause(p.fetch(d, 65536, codec, Priority.DEMAND));
     ChunkFetchException e = assertInstanceOf(ChunkFetchException.class, t);
-    assertTrue(e.getMessage().contains(d.hex()) && e.getMessage().contains("mem:.chunks/"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains(d.hex()) && e.getMessage().contains("mem:.chunks/"),
+        e.getMessage());
     assertEquals(FAST.attempts(), store.reads(d));
     store.fault = (dg, attempt) -> {};
     assertArrayEquals(data(9), p.fetch(d, 65536, codec, Priority.DEMAND).get().toArray());
@@ -256,8 +273,9 @@ class FetchPipelineTest {
   void missingChunkFailsAtOnce() {
     byte[] x = data(10);
     Digest d = codec.digest(x, 0, x.length);
-    ChunkFetchException e = assertInstanceOf(ChunkFetchException.class,
-        cause(pipeline(2).fetch(d, 65536, codec, Priority.DEMAND)));
+    ChunkFetchException e =
+        assertInstanceOf(
+            ChunkFetchException.class, cause(pipeline(2).fetch(d, 65536, codec, Priority.DEMAND)));
     assertTrue(e.missing());
     assertEquals(1, store.reads(d));
   }
@@ -270,16 +288,19 @@ class FetchPipelineTest {
     bad[bad.length / 2] ^= 4;
     store.putRaw(d, bad);
     FetchPipeline p = pipeline(2);
-    ChunkFetchException e = assertInstanceOf(ChunkFetchException.class, cause(p.fetch(d, 65536, codec, Priority.DEMAND)));
+    ChunkFetchException e =
+        assertInstanceOf(
+            ChunkFetchException.class, cause(p.fetch(d, 65536, codec, Priority.DEMAND)));
     assertTrue(e.getMessage().contains("CRC"), e.getMessage());
     assertEquals(2, store.reads(d));
     // damaged in transit only once: the refetch delivers
     store.putRaw(d, bad);
-    store.fault = (dg, attempt) -> {
-      if (attempt == 4) {
-        store.putRaw(d, good);
-      }
-    };
+    store.fault =
+        (dg, attempt) -> {
+          if (attempt == 4) {
+            store.putRaw(d, good);
+          }
+        };
     assertArrayEquals(data(11), p.fetch(d, 65536, codec, Priority.DEMAND).get().toArray());
   }
 
@@ -301,6 +322,7 @@ class FetchPipelineTest {
   @Test
   void wrongLengthIsAnError() {
     Digest d = put(12);
-    assertInstanceOf(ChunkFetchException.class, cause(pipeline(1).fetch(d, 1000, codec, Priority.DEMAND)));
+    assertInstanceOf(
+        ChunkFetchException.class, cause(pipeline(1).fetch(d, 1000, codec, Priority.DEMAND)));
   }
 }

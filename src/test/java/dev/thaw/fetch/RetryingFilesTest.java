@@ -68,7 +68,8 @@ class RetryingFilesTest {
     };
   }
 
-  private final RetryPolicy fast = new RetryPolicy(10, Duration.ofMillis(1), Duration.ofMillis(2), Duration.ofSeconds(5));
+  private final RetryPolicy fast =
+      new RetryPolicy(10, Duration.ofMillis(1), Duration.ofMillis(2), Duration.ofSeconds(5));
 
   @Test
   void snapshotFilesAndListingsAreRetriedLikeChunks() throws Exception {

@@ -11,19 +11,22 @@ import java.util.List;
 
 /**
  * Builds small exFAT volumes for the reader's tests, laid out as the exFAT specification (2019)
- * says and as {@code mkfs.exfat} does: main and backup boot regions with their checksums, one
- * or two FATs, the allocation bitmap, an up-case table, the root directory with its volume
- * label, bitmap and up-case entries, and file entry sets with their name hashes and set
- * checksums. Files may lie in a FAT chain, in a fragmented chain, or in contiguous clusters
- * that the FAT does not describe ({@code NoFatChain}); bytes past a file's valid data length
- * are filled with {@code 0xEE}, which a reader must not return. After {@link #build} each
- * {@link Item} knows its first cluster and where its entry set lies, for tests that damage
- * them. Not thread-safe.
+ * says and as {@code mkfs.exfat} does: main and backup boot regions with their checksums, one or
+ * two FATs, the allocation bitmap, an up-case table, the root directory with its volume label,
+ * bitmap and up-case entries, and file entry sets with their name hashes and set checksums. Files
+ * may lie in a FAT chain, in a fragmented chain, or in contiguous clusters that the FAT does not
+ * describe ({@code NoFatChain}); bytes past a file's valid data length are filled with {@code
+ * 0xEE}, which a reader must not return. After {@link #build} each {@link Item} knows its first
+ * cluster and where its entry set lies, for tests that damage them. Not thread-safe.
  */
 final class ExFatImage {
   static final Instant STAMP = Instant.parse("2022-03-04T05:06:08Z");
 
-  enum Layout { CHAIN, FRAGMENTED, CONTIGUOUS }
+  enum Layout {
+    CHAIN,
+    FRAGMENTED,
+    CONTIGUOUS
+  }
 
   /** A file or directory to place; fields set before {@link #build}, positions after. */
   static final class Item {
@@ -31,24 +34,35 @@ final class ExFatImage {
     final boolean dir;
     final List<Item> children = new ArrayList<>();
     byte[] data = new byte[0];
+
     /** Bytes of {@link #data} written; the rest of the allocation holds 0xEE. -1: all. */
     long valid = -1;
+
     Layout layout = Layout.CHAIN;
     int attributes;
     Instant modified = STAMP;
-    /** The modification time's offset from UTC in quarter hours, or null to leave it unset (OffsetValid 0). */
+
+    /**
+     * The modification time's offset from UTC in quarter hours, or null to leave it unset
+     * (OffsetValid 0).
+     */
     Integer quarters = 0;
+
     /** Clusters a directory has beyond what its entries need. */
     int spareClusters;
+
     /** Whether the set is written with its in-use bits cleared (a deleted file). */
     boolean deleted;
+
     /** Types of secondary entries after the name (vendor extensions, a later revision's). */
     int[] extra = {};
 
     long cluster;
     long clusters;
+
     /** Byte offset of the entry set in the volume; its secondary count. */
     long setAt;
+
     int secondaries;
 
     private Item(String name, boolean dir) {
@@ -248,7 +262,10 @@ final class ExFatImage {
     return date << 16 | time;
   }
 
-  /** Allocates the clusters for {@code bytes} (at least one) and links them in the FAT as the layout says. */
+  /**
+   * Allocates the clusters for {@code bytes} (at least one) and links them in the FAT as the layout
+   * says.
+   */
   private long allocate(long bytes, Layout layout) {
     int n = (int) Math.max(1, (bytes + clusterSize - 1) / clusterSize);
     long first = nextCluster;
@@ -326,7 +343,9 @@ final class ExFatImage {
     rechecksum();
   }
 
-  /** Writes the boot checksum of sectors 0-10 into sector 11 and copies the region to its backup. */
+  /**
+   * Writes the boot checksum of sectors 0-10 into sector 11 and copies the region to its backup.
+   */
   void rechecksum() {
     rechecksum(img);
   }
@@ -340,14 +359,19 @@ final class ExFatImage {
     System.arraycopy(b, 0, b, 12 * sector, 12 * sector);
   }
 
-  /** Recomputes the set checksum of {@code item}'s entry set in {@code b}, after a test changed it. */
+  /**
+   * Recomputes the set checksum of {@code item}'s entry set in {@code b}, after a test changed it.
+   */
   static void resum(byte[] b, Item item) {
     int len = 32 * (item.secondaries + 1);
     byte[] s = Arrays.copyOfRange(b, (int) item.setAt, (int) item.setAt + len);
     le(b, (int) item.setAt + 2, ExFat.setChecksum(s, len), 2);
   }
 
-  /** An up-case table mapping each UTF-16 unit as {@link Character#toUpperCase(char)}, identity runs compressed. */
+  /**
+   * An up-case table mapping each UTF-16 unit as {@link Character#toUpperCase(char)}, identity runs
+   * compressed.
+   */
   private static byte[] upcaseTable() {
     ByteBuffer t = ByteBuffer.allocate(1 << 18).order(ByteOrder.LITTLE_ENDIAN);
     int ch = 0;

@@ -24,23 +24,28 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The in-process exFAT reader on volumes built here ({@link ExFatImage}, checked with
- * {@code fsck.exfat} where it is installed) and made by {@code mkfs.exfat}: chained, fragmented
- * and contiguous files, a file with bytes past its valid data length, a 255-unit name, deep and
- * multi-cluster directories, 512- and 4096-byte sectors, the second FAT, times with 10 ms and a
- * UTC offset, case-insensitive lookups; and damaged volumes, which must end in a clear error
- * naming the path, never a loop or a read outside the volume.
+ * The in-process exFAT reader on volumes built here ({@link ExFatImage}, checked with {@code
+ * fsck.exfat} where it is installed) and made by {@code mkfs.exfat}: chained, fragmented and
+ * contiguous files, a file with bytes past its valid data length, a 255-unit name, deep and
+ * multi-cluster directories, 512- and 4096-byte sectors, the second FAT, times with 10 ms and a UTC
+ * offset, case-insensitive lookups; and damaged volumes, which must end in a clear error naming the
+ * path, never a loop or a read outside the volume.
  */
 @Timeout(120)
 class ExFatTest {
   private static final PrintStream QUIET = new PrintStream(PrintStream.nullOutputStream());
   private static final Instant DATED = Instant.parse("2021-02-03T04:05:07.530Z");
-  /** 255 UTF-16 units, the most exFAT holds (and in ASCII, no more bytes than a Linux name may have). */
-  private static final String LONG_NAME = ("A long name from the archive " + "x".repeat(255)).substring(0, 251) + ".txt";
+
+  /**
+   * 255 UTF-16 units, the most exFAT holds (and in ASCII, no more bytes than a Linux name may
+   * have).
+   */
+  private static final String LONG_NAME =
+      ("A long name from the archive " + "x".repeat(255)).substring(0, 251) + ".txt";
+
   private static final String UMLAUTS = "Grüße – Ümläute ✓.txt";
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private static byte[] random(int n, int seed) {
     byte[] b = new byte[n];
@@ -52,7 +57,10 @@ class ExFatTest {
     return s.getBytes(StandardCharsets.UTF_8);
   }
 
-  /** The reference tree, in a 4 MiB volume of 2^sectorShift-byte sectors and 2^clusterShift-sector clusters. */
+  /**
+   * The reference tree, in a 4 MiB volume of 2^sectorShift-byte sectors and 2^clusterShift-sector
+   * clusters.
+   */
   private static ExFatImage image(int sectorShift, int clusterShift) {
     ExFatImage x = new ExFatImage(4 << 20, sectorShift, clusterShift);
     ExFatImage.Item r = x.root;
@@ -104,9 +112,25 @@ class ExFatTest {
       Path out = dir.resolve("out-" + sectorShift);
       Files.createDirectories(out);
       Path made = r.copy("/", out);
-      List<String> want = new ArrayList<>(List.of("", "Sub Dir", "Sub Dir/random.bin", "Sub Dir/contiguous.bin",
-          "Sub Dir/preallocated.bin", "Sub Dir/deeper", "Sub Dir/deeper/deep.txt", "hello.txt", "empty.txt", LONG_NAME, UMLAUTS,
-          "read-only.txt", "dated.txt", "local.txt", "many", "chain"));
+      List<String> want =
+          new ArrayList<>(
+              List.of(
+                  "",
+                  "Sub Dir",
+                  "Sub Dir/random.bin",
+                  "Sub Dir/contiguous.bin",
+                  "Sub Dir/preallocated.bin",
+                  "Sub Dir/deeper",
+                  "Sub Dir/deeper/deep.txt",
+                  "hello.txt",
+                  "empty.txt",
+                  LONG_NAME,
+                  UMLAUTS,
+                  "read-only.txt",
+                  "dated.txt",
+                  "local.txt",
+                  "many",
+                  "chain"));
       String chain = "chain";
       for (int i = 0; i < 30; i++) {
         chain += "/level-" + i;
@@ -118,11 +142,19 @@ class ExFatTest {
       }
       want.sort(null);
       assertEquals(want, Mkfs.walk(made));
-      assertArrayEquals(random(300_000, 1), Files.readAllBytes(made.resolve("Sub Dir/random.bin")), "fragmented chain");
-      assertArrayEquals(random(100_000, 2), Files.readAllBytes(made.resolve("Sub Dir/contiguous.bin")), "NoFatChain");
+      assertArrayEquals(
+          random(300_000, 1),
+          Files.readAllBytes(made.resolve("Sub Dir/random.bin")),
+          "fragmented chain");
+      assertArrayEquals(
+          random(100_000, 2),
+          Files.readAllBytes(made.resolve("Sub Dir/contiguous.bin")),
+          "NoFatChain");
       byte[] pre = Arrays.copyOf(random(50_000, 3), 50_000);
       Arrays.fill(pre, 20_000, 50_000, (byte) 0);
-      assertArrayEquals(pre, Files.readAllBytes(made.resolve("Sub Dir/preallocated.bin")),
+      assertArrayEquals(
+          pre,
+          Files.readAllBytes(made.resolve("Sub Dir/preallocated.bin")),
           "zeros past the valid data length");
       assertEquals("deep\n", Files.readString(made.resolve("Sub Dir/deeper/deep.txt")));
       assertEquals("long name\n", Files.readString(made.resolve(LONG_NAME)));
@@ -130,22 +162,31 @@ class ExFatTest {
       assertEquals("bottom\n", Files.readString(made.resolve(chain + "/bottom.txt")));
       assertEquals("137", Files.readString(made.resolve("many/entry number 137.txt")));
       assertEquals(0, Files.size(made.resolve("empty.txt")));
-      assertEquals(DATED, Files.getLastModifiedTime(made.resolve("dated.txt")).toInstant(), "10 ms and UTC offset");
-      assertEquals(ExFatImage.STAMP, Files.getLastModifiedTime(made.resolve("local.txt")).toInstant());
-      assertEquals(ExFatImage.STAMP, Files.getLastModifiedTime(made.resolve("Sub Dir")).toInstant());
-      assertEquals(0444, (int) Files.getAttribute(made.resolve("read-only.txt"), "unix:mode") & 0777);
+      assertEquals(
+          DATED,
+          Files.getLastModifiedTime(made.resolve("dated.txt")).toInstant(),
+          "10 ms and UTC offset");
+      assertEquals(
+          ExFatImage.STAMP, Files.getLastModifiedTime(made.resolve("local.txt")).toInstant());
+      assertEquals(
+          ExFatImage.STAMP, Files.getLastModifiedTime(made.resolve("Sub Dir")).toInstant());
+      assertEquals(
+          0444, (int) Files.getAttribute(made.resolve("read-only.txt"), "unix:mode") & 0777);
       assertEquals(0644, (int) Files.getAttribute(made.resolve("hello.txt"), "unix:mode") & 0777);
       assertEquals(0755, (int) Files.getAttribute(made.resolve("many"), "unix:mode") & 0777);
 
       List<Entry> sub = r.list("/Sub Dir");
-      assertEquals(List.of("contiguous.bin", "deeper", "preallocated.bin", "random.bin"),
+      assertEquals(
+          List.of("contiguous.bin", "deeper", "preallocated.bin", "random.bin"),
           sub.stream().map(Entry::name).toList());
       Entry p = sub.get(2);
       assertEquals(50_000, p.size(), "the data length, not the valid one");
       assertEquals(-1, p.uid(), "exFAT has no owners");
       assertEquals(Entry.Kind.DIRECTORY, sub.get(1).kind());
       assertEquals(200, r.list("/many").size());
-      assertFalse(r.list("/").stream().anyMatch(e -> e.name().equals("gone.txt")), "a deleted set is skipped");
+      assertFalse(
+          r.list("/").stream().anyMatch(e -> e.name().equals("gone.txt")),
+          "a deleted set is skipped");
     }
   }
 
@@ -194,8 +235,11 @@ class ExFatTest {
       assertEquals(6, r.list("/Sub Dir/README.TXT").get(0).size(), "the exact name first");
       assertEquals(11, r.list("/Sub Dir/Readme.txt").get(0).size());
       assertEquals(8, r.list("/Sub Dir/STRAßE.TXT").get(0).size());
-      assertTrue(assertThrows(FilesException.class, () -> r.list("/Sub Dir/STRASSE.TXT")).getMessage()
-          .contains("no such file or directory"), "one UTF-16 unit to one, as exFAT's up-case table maps");
+      assertTrue(
+          assertThrows(FilesException.class, () -> r.list("/Sub Dir/STRASSE.TXT"))
+              .getMessage()
+              .contains("no such file or directory"),
+          "one UTF-16 unit to one, as exFAT's up-case table maps");
       Path out = dir.resolve("case");
       Files.createDirectories(out);
       r.copy("/sub dir/readme.TXT", out);
@@ -224,22 +268,30 @@ class ExFatTest {
   void entriesOfLaterRevisionsAreSkippedOrRefused() throws Exception {
     ExFatImage x = new ExFatImage(2 << 20, 9, 0);
     x.root.file("vendor.txt", text("benign extension\n")).extra = new int[] {0xe0, 0xe1};
-    x.root.file("later.txt", text("a critical secondary entry this reader does not know\n")).extra = new int[] {0xc2};
+    x.root.file("later.txt", text("a critical secondary entry this reader does not know\n")).extra =
+        new int[] {0xc2};
     ExFatImage.Item later = x.root.dir("later-dir");
     later.extra = new int[] {0xc2};
     later.file("inside.txt", text("inside\n"));
     byte[] img = x.build();
     java.io.ByteArrayOutputStream notes = new java.io.ByteArrayOutputStream();
     FileTree t = ExFat.open(ByteSource.of(img), "x.img");
-    try (TreeReader r = new TreeReader(t, ByteSource.of(img), "x.img", 2, new PrintStream(notes, true,
-        StandardCharsets.UTF_8), null)) {
+    try (TreeReader r =
+        new TreeReader(
+            t,
+            ByteSource.of(img),
+            "x.img",
+            2,
+            new PrintStream(notes, true, StandardCharsets.UTF_8),
+            null)) {
       Path out = dir.resolve("later");
       Files.createDirectories(out);
       Path made = r.copy("/", out);
       assertEquals(List.of("", "later-dir", "later-dir/inside.txt", "vendor.txt"), Mkfs.walk(made));
       assertEquals("benign extension\n", Files.readString(made.resolve("vendor.txt")));
-      assertTrue(notes.toString(StandardCharsets.UTF_8).contains("skipped /later.txt: not a regular file"), notes.toString(
-          StandardCharsets.UTF_8));
+      assertTrue(
+          notes.toString(StandardCharsets.UTF_8).contains("skipped /later.txt: not a regular file"),
+          notes.toString(StandardCharsets.UTF_8));
       assertEquals(Entry.Kind.OTHER, r.list("/later.txt").get(0).kind());
     }
   }
@@ -251,28 +303,40 @@ class ExFatTest {
     x.root.file("fine.txt", text("fine\n"));
     byte[] img = x.build();
     java.io.ByteArrayOutputStream notes = new java.io.ByteArrayOutputStream();
-    try (TreeReader r = new TreeReader(ExFat.open(ByteSource.of(img), "x.img"), ByteSource.of(img), "x.img", 2,
-        new PrintStream(notes, true, StandardCharsets.UTF_8), null)) {
+    try (TreeReader r =
+        new TreeReader(
+            ExFat.open(ByteSource.of(img), "x.img"),
+            ByteSource.of(img),
+            "x.img",
+            2,
+            new PrintStream(notes, true, StandardCharsets.UTF_8),
+            null)) {
       assertEquals(2, r.list("/").size(), "listed as it is");
       Path out = dir.resolve("lone");
       Files.createDirectories(out);
       Path made = r.copy("/", out);
       assertEquals(List.of("", "fine.txt"), Mkfs.walk(made));
-      assertTrue(notes.toString(StandardCharsets.UTF_8).contains("skipped an entry of / whose name no file can have"),
+      assertTrue(
+          notes
+              .toString(StandardCharsets.UTF_8)
+              .contains("skipped an entry of / whose name no file can have"),
           notes.toString(StandardCharsets.UTF_8));
     }
   }
 
   private static TreeReader reader(byte[] img) throws IOException {
-    return new TreeReader(ExFat.open(ByteSource.of(img), "x.img"), ByteSource.of(img), "x.img", 4, QUIET, null);
+    return new TreeReader(
+        ExFat.open(ByteSource.of(img), "x.img"), ByteSource.of(img), "x.img", 4, QUIET, null);
   }
 
   private FilesException damaged(byte[] img, String path) {
-    return assertThrows(FilesException.class, () -> {
-      try (TreeReader r = reader(img)) {
-        r.copy(path, Files.createTempDirectory(dir, "bad"));
-      }
-    });
+    return assertThrows(
+        FilesException.class,
+        () -> {
+          try (TreeReader r = reader(img)) {
+            r.copy(path, Files.createTempDirectory(dir, "bad"));
+          }
+        });
   }
 
   private static FilesException badBoot(byte[] img) {
@@ -285,7 +349,9 @@ class ExFatTest {
     }
   }
 
-  /** A small volume: /sub/data.bin (5 clusters in a chain), /sub/flat.bin (contiguous), /sub/inner/. */
+  /**
+   * A small volume: /sub/data.bin (5 clusters in a chain), /sub/flat.bin (contiguous), /sub/inner/.
+   */
   private static final class Small {
     final ExFatImage x = new ExFatImage(4 << 20, 9, 1);
     final ExFatImage.Item sub = x.root.dir("sub");
@@ -305,7 +371,9 @@ class ExFatTest {
       return good.clone();
     }
 
-    /** {@code v} into bytes {@code at..} of {@code item}'s set, the set checksum made right again. */
+    /**
+     * {@code v} into bytes {@code at..} of {@code item}'s set, the set checksum made right again.
+     */
     byte[] set(ExFatImage.Item item, int at, long v, int n) {
       byte[] b = copy();
       le(b, (int) item.setAt + at, v, n);
@@ -314,7 +382,10 @@ class ExFatTest {
     }
   }
 
-  /** {@code v} into bytes {@code at..at+n} of the boot sector, checksum made right: refused with {@code message}. */
+  /**
+   * {@code v} into bytes {@code at..at+n} of the boot sector, checksum made right: refused with
+   * {@code message}.
+   */
   private static void bootField(Small s, int at, long v, int n, String message) {
     byte[] b = s.copy();
     le(b, at, v, n);
@@ -365,11 +436,16 @@ class ExFatTest {
 
     byte[] b = s.copy(); // the third cluster points back to the first
     le(b, (int) s.x.fatEntry(first + 2), first, 4);
-    contains(damaged(b, "/sub/data.bin"), "/sub/data.bin: its chain runs into itself at cluster " + first);
+    contains(
+        damaged(b, "/sub/data.bin"),
+        "/sub/data.bin: its chain runs into itself at cluster " + first);
     b = s.copy();
     le(b, (int) s.x.fatEntry(first), s.x.clusterCount + 9, 4);
-    contains(damaged(b, "/sub/data.bin"), "/sub/data.bin: cluster " + (s.x.clusterCount + 9)
-        + " in its chain is outside the data area");
+    contains(
+        damaged(b, "/sub/data.bin"),
+        "/sub/data.bin: cluster "
+            + (s.x.clusterCount + 9)
+            + " in its chain is outside the data area");
     b = s.copy();
     le(b, (int) s.x.fatEntry(first), 0xffffffffL, 4);
     contains(damaged(b, "/sub/data.bin"), "the chain ends before its size");
@@ -384,14 +460,19 @@ class ExFatTest {
     contains(damaged(b, "/sub"), "/sub: its chain runs into itself");
 
     b = s.set(s.flat, 32 + 20, s.x.clusterCount, 4); // contiguous past the heap's end
-    contains(damaged(b, "/sub/flat.bin"), "/sub/flat.bin: its 3 clusters from cluster " + s.x.clusterCount
-        + " are outside the cluster heap");
+    contains(
+        damaged(b, "/sub/flat.bin"),
+        "/sub/flat.bin: its 3 clusters from cluster "
+            + s.x.clusterCount
+            + " are outside the cluster heap");
     b = s.set(s.data, 32 + 8, 6000, 8); // valid data length past the data length
     contains(damaged(b, "/sub/data.bin"), "/sub/data.bin: 6000 valid bytes of 5000");
     b = s.set(s.data, 32 + 8, 0, 8);
     le(b, (int) s.data.setAt + 32 + 24, -1L, 8);
     ExFatImage.resum(b, s.data);
-    contains(damaged(b, "/sub/data.bin"), "/sub/data.bin: a size of " + Long.MAX_VALUE + " bytes, more than");
+    contains(
+        damaged(b, "/sub/data.bin"),
+        "/sub/data.bin: a size of " + Long.MAX_VALUE + " bytes, more than");
     b = s.set(s.data, 32 + 20, 0, 4);
     contains(damaged(b, "/sub/data.bin"), "/sub/data.bin: 5000 bytes without a cluster");
     b = s.set(s.sub, 32 + 24, 512L << 20, 8);
@@ -403,7 +484,9 @@ class ExFatTest {
     Small s = new Small();
     byte[] b = s.copy();
     b[(int) s.data.setAt + 64 + 2] ^= 1; // a name character, the checksum left as it was
-    contains(damaged(b, "/sub"), "x.img: damaged exFAT filesystem: /sub: the entry set at entry 0 has checksum");
+    contains(
+        damaged(b, "/sub"),
+        "x.img: damaged exFAT filesystem: /sub: the entry set at entry 0 has checksum");
     contains(damaged(b, "/sub/flat.bin"), "/sub: the entry set at entry 0 has checksum");
     b = s.set(s.data, 1, 1, 1);
     contains(damaged(b, "/sub"), "/sub: the entry set at entry 0 has 1 secondary entries");
@@ -419,13 +502,18 @@ class ExFatTest {
     contains(damaged(b, "/sub"), "lacks part 1 of its name");
     b = s.copy(); // a critical primary entry that 1.00 does not define, after the sets
     b[(int) s.inner.setAt + 96] = (byte) 0x86;
-    contains(damaged(b, "/sub"), "/sub: entry 9 has type 86, a critical entry exFAT 1.00 does not define");
-    b = s.copy(); // the last set's secondaries run past the directory's end (unused entries before it)
+    contains(
+        damaged(b, "/sub"),
+        "/sub: entry 9 has type 86, a critical entry exFAT 1.00 does not define");
+    b = s.copy(); // the last set's secondaries run past the directory's end (unused entries
+    // before it)
     int at = (int) s.inner.setAt + 96;
     for (; at < s.x.heap(s.sub.cluster) + s.x.clusterSize; at += 32) {
       b[at] = 0x05;
     }
-    for (at = (int) s.x.heap(s.sub.cluster + 1); at < s.x.heap(s.sub.cluster + 1) + s.x.clusterSize - 32; at += 32) {
+    for (at = (int) s.x.heap(s.sub.cluster + 1);
+        at < s.x.heap(s.sub.cluster + 1) + s.x.clusterSize - 32;
+        at += 32) {
       b[at] = 0x05;
     }
     b[at] = (byte) 0x85;
@@ -438,7 +526,8 @@ class ExFatTest {
     le(b, (int) s.data.setAt + 32 + 24, s.sub.clusters * s.x.clusterSize, 8);
     le(b, (int) s.data.setAt + 32 + 8, s.sub.clusters * s.x.clusterSize, 8);
     ExFatImage.resum(b, s.data);
-    contains(damaged(b, "/"), "x.img: damaged filesystem: the directory /sub/data.bin contains itself");
+    contains(
+        damaged(b, "/"), "x.img: damaged filesystem: the directory /sub/data.bin contains itself");
   }
 
   @Test
@@ -452,7 +541,8 @@ class ExFatTest {
     byte[] img = x.build();
     try (TreeReader r = reader(img)) {
       assertEquals(List.of("big", "small.txt"), r.list("/").stream().map(Entry::name).toList());
-      contains(assertThrows(FilesException.class, () -> r.list("/big")),
+      contains(
+          assertThrows(FilesException.class, () -> r.list("/big")),
           "x.img: /big holds more than " + ExFat.MAX_ENTRIES + " files and directories");
     }
   }

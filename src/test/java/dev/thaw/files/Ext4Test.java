@@ -23,19 +23,20 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The in-process ext2/3/4 reader on filesystems made by {@code mkfs.ext4 -d} here: extents,
- * indirect blocks (ext2), 64-bit and 32-bit descriptors, inline data, sparse files, fast and
- * slow symlinks, deep trees, large directories; and damaged images, which must end in a clear
- * error, never a loop.
+ * indirect blocks (ext2), 64-bit and 32-bit descriptors, inline data, sparse files, fast and slow
+ * symlinks, deep trees, large directories; and damaged images, which must end in a clear error,
+ * never a loop.
  */
 @Timeout(120)
 class Ext4Test {
   static final Instant DATED = Instant.parse("2021-02-03T04:05:06Z");
   private static final PrintStream QUIET = new PrintStream(PrintStream.nullOutputStream());
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
-  /** The reference tree: random and text files, sparse, symlinks, a deep chain, a large directory. */
+  /**
+   * The reference tree: random and text files, sparse, symlinks, a deep chain, a large directory.
+   */
   private Path tree() throws IOException {
     Path t = dir.resolve("tree");
     Files.createDirectories(t.resolve("sub/deeper"));
@@ -45,7 +46,8 @@ class Ext4Test {
     Files.write(t.resolve("sub/random.bin"), random);
     Files.writeString(t.resolve("sub/deeper/deep.txt"), "deep\n");
     Files.writeString(t.resolve("run.sh"), "#!/bin/sh\n");
-    Files.setPosixFilePermissions(t.resolve("run.sh"), PosixFilePermissions.fromString("rwxr-x---"));
+    Files.setPosixFilePermissions(
+        t.resolve("run.sh"), PosixFilePermissions.fromString("rwxr-x---"));
     Files.writeString(t.resolve("sub/dated.txt"), "dated\n");
     Files.setLastModifiedTime(t.resolve("sub/dated.txt"), FileTime.from(DATED));
     try (RandomAccessFile f = new RandomAccessFile(t.resolve("sparse.bin").toFile(), "rw")) {
@@ -76,7 +78,8 @@ class Ext4Test {
   private Path mkfs(Path t, String... opts) throws Exception {
     Mkfs.need("mkfs.ext4");
     Path img = dir.resolve("fs-" + String.join("", opts).replaceAll("[^a-z0-9]", "") + ".img");
-    List<String> cmd = new java.util.ArrayList<>(List.of("mkfs.ext4", "-q", "-F", "-d", t.toString()));
+    List<String> cmd =
+        new java.util.ArrayList<>(List.of("mkfs.ext4", "-q", "-F", "-d", t.toString()));
     cmd.addAll(List.of(opts));
     cmd.addAll(List.of(img.toString(), "24M"));
     Mkfs.run(dir, List.of("E2FSPROGS_FAKE_TIME=1600000000"), cmd.toArray(new String[0]));
@@ -108,13 +111,24 @@ class Ext4Test {
         } else if (Files.isRegularFile(a)) {
           assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b), p);
           assertEquals(Files.getPosixFilePermissions(a), Files.getPosixFilePermissions(b), p);
-          assertEquals(Files.getLastModifiedTime(a).toMillis() / 1000, Files.getLastModifiedTime(b).toMillis() / 1000, p);
+          assertEquals(
+              Files.getLastModifiedTime(a).toMillis() / 1000,
+              Files.getLastModifiedTime(b).toMillis() / 1000,
+              p);
         }
       }
-      Process stat = new ProcessBuilder("stat", "-c", "%b", made.resolve("sparse.bin").toString()).start();
-      long blocks = Long.parseLong(new String(stat.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII).strip());
+      Process stat =
+          new ProcessBuilder("stat", "-c", "%b", made.resolve("sparse.bin").toString()).start();
+      long blocks =
+          Long.parseLong(
+              new String(
+                      stat.getInputStream().readAllBytes(),
+                      java.nio.charset.StandardCharsets.US_ASCII)
+                  .strip());
       assertTrue(blocks * 512 < 1 << 20, "holes stay holes: " + blocks + " blocks");
-      assertEquals("rwxr-x---", PosixFilePermissions.toString(Files.getPosixFilePermissions(made.resolve("run.sh"))));
+      assertEquals(
+          "rwxr-x---",
+          PosixFilePermissions.toString(Files.getPosixFilePermissions(made.resolve("run.sh"))));
     }
   }
 
@@ -133,7 +147,8 @@ class Ext4Test {
   @Test
   void inlineDataAndMetaBgCopyLikeTheOriginal() throws Exception {
     Path t = tree();
-    copiesLikeTheOriginal(mkfs(t, "-O", "inline_data,meta_bg,^resize_inode", "-I", "512", "-b", "1024"), t);
+    copiesLikeTheOriginal(
+        mkfs(t, "-O", "inline_data,meta_bg,^resize_inode", "-I", "512", "-b", "1024"), t);
   }
 
   @Test
@@ -142,31 +157,56 @@ class Ext4Test {
     Path img = mkfs(t);
     try (FileSystemReader r = reader(img)) {
       List<Entry> sub = r.list("/sub");
-      assertEquals(List.of("dated.txt", "deeper", "random.bin"), sub.stream().map(Entry::name).toList());
+      assertEquals(
+          List.of("dated.txt", "deeper", "random.bin"), sub.stream().map(Entry::name).toList());
       Entry dated = sub.get(0);
       assertEquals(DATED, dated.modified());
       assertEquals(6, dated.size());
       assertEquals(0644, dated.mode());
       assertEquals(1500, r.list("/big").size());
-      assertEquals("deep.txt", r.list("/dirlink/deeper/deep.txt").get(0).name(), "a symlink inside a path is followed");
-      assertEquals(Entry.Kind.SYMLINK, r.list("/dirlink").get(0).kind(), "the last component is not");
+      assertEquals(
+          "deep.txt",
+          r.list("/dirlink/deeper/deep.txt").get(0).name(),
+          "a symlink inside a path is followed");
+      assertEquals(
+          Entry.Kind.SYMLINK, r.list("/dirlink").get(0).kind(), "the last component is not");
       FilesException missing = assertThrows(FilesException.class, () -> r.list("/sub/nope.txt"));
-      assertTrue(missing.getMessage().contains("no such file or directory in " + img.getFileName() + ": /sub/nope.txt"),
+      assertTrue(
+          missing
+              .getMessage()
+              .contains("no such file or directory in " + img.getFileName() + ": /sub/nope.txt"),
           missing.getMessage());
-      assertTrue(assertThrows(FilesException.class, () -> r.list("../../etc")).getMessage()
-          .contains("path escapes the filesystem's root"));
-      assertTrue(assertThrows(FilesException.class, () -> r.list("/hello.txt/x")).getMessage()
-          .contains("not a directory"));
+      assertTrue(
+          assertThrows(FilesException.class, () -> r.list("../../etc"))
+              .getMessage()
+              .contains("path escapes the filesystem's root"));
+      assertTrue(
+          assertThrows(FilesException.class, () -> r.list("/hello.txt/x"))
+              .getMessage()
+              .contains("not a directory"));
       Path out = dir.resolve("o");
       Files.createDirectories(out);
       r.copy("/slow-link", out);
-      assertEquals(Files.readSymbolicLink(t.resolve("slow-link")), Files.readSymbolicLink(out.resolve("slow-link")));
+      assertEquals(
+          Files.readSymbolicLink(t.resolve("slow-link")),
+          Files.readSymbolicLink(out.resolve("slow-link")));
       r.copy("/chain/d0/d1", out);
-      assertTrue(Files.isRegularFile(out.resolve("d1").resolve(String.join("/",
-          java.util.stream.IntStream.range(2, 40).mapToObj(i -> "d" + i).toList())).resolve("bottom.txt")));
-      assertTrue(assertThrows(FilesException.class, () -> r.copy("/hello.txt", out.resolve("d1").getParent()
-          .resolve("slow-link"))).getMessage().contains("already exists, not overwritten"));
-      assertTrue(Files.isSymbolicLink(out.resolve("slow-link")), "the existing target is left alone");
+      assertTrue(
+          Files.isRegularFile(
+              out.resolve("d1")
+                  .resolve(
+                      String.join(
+                          "/",
+                          java.util.stream.IntStream.range(2, 40).mapToObj(i -> "d" + i).toList()))
+                  .resolve("bottom.txt")));
+      assertTrue(
+          assertThrows(
+                  FilesException.class,
+                  () -> r.copy("/hello.txt", out.resolve("d1").getParent().resolve("slow-link")))
+              .getMessage()
+              .contains("already exists, not overwritten"));
+      assertTrue(
+          Files.isSymbolicLink(out.resolve("slow-link")), "the existing target is left alone");
       assertTrue(!Files.exists(out.resolve("nope"), LinkOption.NOFOLLOW_LINKS));
     }
   }
@@ -180,17 +220,19 @@ class Ext4Test {
   }
 
   private FilesException damagedError(byte[] img, String path, boolean copy) {
-    return assertThrows(FilesException.class, () -> {
-      Ext4 fs = Ext4.open(ByteSource.of(img), "ext4", "bad.img");
-      try (TreeReader r = new TreeReader(fs, ByteSource.of(img), "bad.img", 4, QUIET, null)) {
-        if (copy) {
-          Path out = Files.createTempDirectory(dir, "bad");
-          r.copy(path, out);
-        } else {
-          r.list(path);
-        }
-      }
-    });
+    return assertThrows(
+        FilesException.class,
+        () -> {
+          Ext4 fs = Ext4.open(ByteSource.of(img), "ext4", "bad.img");
+          try (TreeReader r = new TreeReader(fs, ByteSource.of(img), "bad.img", 4, QUIET, null)) {
+            if (copy) {
+              Path out = Files.createTempDirectory(dir, "bad");
+              r.copy(path, out);
+            } else {
+              r.list(path);
+            }
+          }
+        });
   }
 
   @Test
@@ -202,11 +244,13 @@ class Ext4Test {
     Ext4 fs = Ext4.open(ByteSource.of(good), "ext4", "good.img");
     FileTree.Node root = fs.root();
     long rootDir = fs.data(root).get(0).volumeOffset();
-    FileTree.Named subEntry = fs.list(root).stream().filter(n -> n.name().equals("sub")).findFirst().orElseThrow();
+    FileTree.Named subEntry =
+        fs.list(root).stream().filter(n -> n.name().equals("sub")).findFirst().orElseThrow();
 
     byte[] img = good.clone();
     le(img, 1024 + 24, 20, 4); // block size 2^30
-    assertTrue(damagedError(img, "/", false).getMessage().contains("damaged ext4 filesystem: block size"));
+    assertTrue(
+        damagedError(img, "/", false).getMessage().contains("damaged ext4 filesystem: block size"));
 
     img = good.clone();
     le(img, 1024 + 40, 1L << 31, 4); // inodes per group
@@ -217,7 +261,8 @@ class Ext4Test {
     assertTrue(damagedError(img, "/", false).getMessage().contains("has an entry of length 0"));
 
     img = good.clone(); // "sub" names the root: a directory that contains itself
-    int at = indexOf(img, (int) rootDir, "sub".getBytes(java.nio.charset.StandardCharsets.US_ASCII)) - 8;
+    int at =
+        indexOf(img, (int) rootDir, "sub".getBytes(java.nio.charset.StandardCharsets.US_ASCII)) - 8;
     assertEquals(subEntry.number(), ((img[at] & 0xff) | (img[at + 1] & 0xff) << 8));
     le(img, at, Ext4.ROOT, 4);
     assertTrue(damagedError(img, "/", true).getMessage().contains("contains itself"));
@@ -272,11 +317,21 @@ class Ext4Test {
     le(img, inode + 0x28 + 12 + 6, 0, 2);
     le(img, inode + 0x28 + 12 + 8, runs.get(0).volumeOffset() / block, 4); // and start
     Ext4 hostile = Ext4.open(ByteSource.of(img), "ext4", "many.img");
-    FileTree.Named m = hostile.list(hostile.root()).stream().filter(n -> n.name().equals("many")).findFirst()
-        .orElseThrow();
+    FileTree.Named m =
+        hostile.list(hostile.root()).stream()
+            .filter(n -> n.name().equals("many"))
+            .findFirst()
+            .orElseThrow();
     FilesException e = assertThrows(FilesException.class, () -> hostile.list(hostile.node(m)));
-    assertTrue(e.getMessage().startsWith("many.img: directory inode " + m.number() + " holds more than "
-        + FileTree.MAX_ENTRIES + " files and directories"), e.getMessage());
+    assertTrue(
+        e.getMessage()
+            .startsWith(
+                "many.img: directory inode "
+                    + m.number()
+                    + " holds more than "
+                    + FileTree.MAX_ENTRIES
+                    + " files and directories"),
+        e.getMessage());
   }
 
   private static int indexOf(byte[] b, int from, byte[] what) {

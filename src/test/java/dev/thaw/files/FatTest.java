@@ -19,17 +19,16 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The in-process FAT reader on FAT12, FAT16 and FAT32 volumes made by {@code mkfs.vfat} and
- * filled by mtools: long names (non-ASCII, mixed case), short names, deep trees, multi-cluster
- * files and directories, times; and damaged volumes, which must end in a clear error.
+ * The in-process FAT reader on FAT12, FAT16 and FAT32 volumes made by {@code mkfs.vfat} and filled
+ * by mtools: long names (non-ASCII, mixed case), short names, deep trees, multi-cluster files and
+ * directories, times; and damaged volumes, which must end in a clear error.
  */
 @Timeout(120)
 class FatTest {
   static final Instant DATED = Instant.parse("2021-02-03T04:05:06Z");
   private static final PrintStream QUIET = new PrintStream(PrintStream.nullOutputStream());
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private Path tree() throws IOException {
     Path t = dir.resolve("tree");
@@ -65,12 +64,16 @@ class FatTest {
     cmd.addAll(List.of(opts));
     cmd.add(img.toString());
     Mkfs.run(dir, List.of(), cmd.toArray(new String[0]));
-    List<String> copy = new java.util.ArrayList<>(List.of("mcopy", "-s", "-m", "-i", img.toString()));
+    List<String> copy =
+        new java.util.ArrayList<>(List.of("mcopy", "-s", "-m", "-i", img.toString()));
     try (var s = Files.list(t)) {
       s.sorted().forEach(p -> copy.add(p.toString()));
     }
     copy.add("::/");
-    Mkfs.run(dir, List.of("MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8", "TZ=UTC"), copy.toArray(new String[0]));
+    Mkfs.run(
+        dir,
+        List.of("MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8", "TZ=UTC"),
+        copy.toArray(new String[0]));
     return img;
   }
 
@@ -85,12 +88,15 @@ class FatTest {
       assertEquals(want, Mkfs.walk(made));
       for (String p : want) {
         if (Files.isRegularFile(t.resolve(p))) {
-          assertArrayEquals(Files.readAllBytes(t.resolve(p)), Files.readAllBytes(made.resolve(p)), p);
+          assertArrayEquals(
+              Files.readAllBytes(t.resolve(p)), Files.readAllBytes(made.resolve(p)), p);
         }
       }
       assertEquals(DATED, Files.getLastModifiedTime(made.resolve("dated.txt")).toInstant());
       List<Entry> root = r.list("/");
-      assertTrue(root.stream().anyMatch(e -> e.name().equals("UPPER.TXT") && e.size() == 6), root.toString());
+      assertTrue(
+          root.stream().anyMatch(e -> e.name().equals("UPPER.TXT") && e.size() == 6),
+          root.toString());
       assertEquals(300, r.list("/many").size());
       assertEquals(-1, r.list("/dated.txt").get(0).uid(), "FAT has no owners");
     }
@@ -121,12 +127,14 @@ class FatTest {
   }
 
   private FilesException damagedError(byte[] img, String path) {
-    return assertThrows(FilesException.class, () -> {
-      Fat fs = Fat.open(ByteSource.of(img), "bad.img");
-      try (TreeReader r = new TreeReader(fs, ByteSource.of(img), "bad.img", 4, QUIET, null)) {
-        r.copy(path, Files.createTempDirectory(dir, "bad"));
-      }
-    });
+    return assertThrows(
+        FilesException.class,
+        () -> {
+          Fat fs = Fat.open(ByteSource.of(img), "bad.img");
+          try (TreeReader r = new TreeReader(fs, ByteSource.of(img), "bad.img", 4, QUIET, null)) {
+            r.copy(path, Files.createTempDirectory(dir, "bad"));
+          }
+        });
   }
 
   @Test
@@ -146,21 +154,27 @@ class FatTest {
 
     byte[] img = good.clone();
     le(img, 11, 0, 2); // 0 bytes per sector
-    assertTrue(assertThrows(FilesException.class, () -> Fat.open(ByteSource.of(img), "bad.img")).getMessage()
-        .contains("damaged FAT filesystem: impossible boot sector"));
+    assertTrue(
+        assertThrows(FilesException.class, () -> Fat.open(ByteSource.of(img), "bad.img"))
+            .getMessage()
+            .contains("damaged FAT filesystem: impossible boot sector"));
 
     byte[] loop = good.clone(); // the file's first cluster points to itself
     le(loop, fatAt + 2 * (int) file.number(), file.number(), 2);
-    assertTrue(damagedError(loop, "/sub/data.bin").getMessage().contains("its chain runs into itself"));
+    assertTrue(
+        damagedError(loop, "/sub/data.bin").getMessage().contains("its chain runs into itself"));
 
     byte[] out = good.clone(); // ... to a cluster past the data area
     le(out, fatAt + 2 * (int) file.number(), 0xfff0, 2);
     assertTrue(damagedError(out, "/sub/data.bin").getMessage().contains("outside the data area"));
 
-    byte[] cycle = good.clone(); // "sub"'s entry for data.bin becomes a directory at sub's own cluster
+    byte[] cycle =
+        good.clone(); // "sub"'s entry for data.bin becomes a directory at sub's own cluster
     byte[] subDir = new byte[64 * 32];
-    long subOff = fs.data(new FileTree.Node(0, Entry.Kind.FILE, 0, 0, 0, 512, null, null, sub.number())).get(0)
-        .volumeOffset();
+    long subOff =
+        fs.data(new FileTree.Node(0, Entry.Kind.FILE, 0, 0, 0, 512, null, null, sub.number()))
+            .get(0)
+            .volumeOffset();
     for (int at = (int) subOff; at < subOff + subDir.length; at += 32) {
       if ((cycle[at + 11] & 0x3f) != 0x0f && cycle[at] == 'D') { // DATA    BIN
         cycle[at + 11] = 0x10;

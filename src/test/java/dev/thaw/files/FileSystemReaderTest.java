@@ -26,8 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code mkfs.vfat} and mtools. Skipped where those tools or the readers are missing.
  */
 class FileSystemReaderTest {
-  @TempDir
-  static Path dir;
+  @TempDir static Path dir;
   static Path tree;
   static final Instant DATED = Instant.parse("2021-02-03T04:05:06Z");
 
@@ -36,8 +35,13 @@ class FileSystemReaderTest {
   }
 
   static void run(String... cmd) throws IOException, InterruptedException {
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("cmd.log").toFile()).start();
-    assertEquals(0, p.waitFor(), String.join(" ", cmd) + ": " + Files.readString(dir.resolve("cmd.log")));
+    Process p =
+        new ProcessBuilder(cmd)
+            .redirectErrorStream(true)
+            .redirectOutput(dir.resolve("cmd.log").toFile())
+            .start();
+    assertEquals(
+        0, p.waitFor(), String.join(" ", cmd) + ": " + Files.readString(dir.resolve("cmd.log")));
   }
 
   @BeforeAll
@@ -50,7 +54,8 @@ class FileSystemReaderTest {
     Files.write(tree.resolve("sub/random.bin"), random);
     Files.writeString(tree.resolve("sub/deeper/deep.txt"), "deep\n");
     Files.writeString(tree.resolve("run.sh"), "#!/bin/sh\n");
-    Files.setPosixFilePermissions(tree.resolve("run.sh"), PosixFilePermissions.fromString("rwxr-x---"));
+    Files.setPosixFilePermissions(
+        tree.resolve("run.sh"), PosixFilePermissions.fromString("rwxr-x---"));
     Files.writeString(tree.resolve("sub/dated.txt"), "dated\n");
     Files.setLastModifiedTime(tree.resolve("sub/dated.txt"), FileTime.from(DATED));
   }
@@ -76,7 +81,17 @@ class FileSystemReaderTest {
       run("mkfs.vfat", img.toString());
       try (Stream<Path> top = Files.list(tree)) {
         for (Path p : top.toList()) {
-          run("env", "MTOOLS_SKIP_CHECK=1", "mcopy", "-s", "-p", "-m", "-i", img.toString(), p.toString(), "::/");
+          run(
+              "env",
+              "MTOOLS_SKIP_CHECK=1",
+              "mcopy",
+              "-s",
+              "-p",
+              "-m",
+              "-i",
+              img.toString(),
+              p.toString(),
+              "::/");
         }
       }
     }
@@ -94,10 +109,13 @@ class FileSystemReaderTest {
         assertTrue(Files.exists(a, LinkOption.NOFOLLOW_LINKS), "missing " + a);
         if (Files.isRegularFile(e)) {
           assertArrayEquals(Files.readAllBytes(e), Files.readAllBytes(a), a.toString());
-          assertEquals(Files.getLastModifiedTime(e).toInstant().getEpochSecond() / 2,
-              Files.getLastModifiedTime(a).toInstant().getEpochSecond() / 2, "mtime of " + a); // FAT: 2 s
+          assertEquals(
+              Files.getLastModifiedTime(e).toInstant().getEpochSecond() / 2,
+              Files.getLastModifiedTime(a).toInstant().getEpochSecond() / 2,
+              "mtime of " + a); // FAT: 2 s
           if (modes) {
-            assertEquals(Files.getPosixFilePermissions(e), Files.getPosixFilePermissions(a), "mode of " + a);
+            assertEquals(
+                Files.getPosixFilePermissions(e), Files.getPosixFilePermissions(a), "mode of " + a);
           }
         }
       }
@@ -108,7 +126,8 @@ class FileSystemReaderTest {
   void ext4ListsAndCopiesFilesTreesAndSymlinks() throws Exception {
     FileSystemReader r = FileSystemReader.open(ext4());
     assertEquals("ext4", r.type());
-    assertEquals(List.of("fifo", "hello.txt", "link", "lost+found/", "run.sh", "sub/"), names(r.list("/")));
+    assertEquals(
+        List.of("fifo", "hello.txt", "link", "lost+found/", "run.sh", "sub/"), names(r.list("/")));
     assertEquals(List.of("dated.txt", "deeper/", "random.bin"), names(r.list("sub/./deeper/..")));
     Entry run = r.list("/run.sh").get(0);
     assertEquals(0750, run.mode());
@@ -128,7 +147,9 @@ class FileSystemReaderTest {
     assertSameTree(tree, all, true);
     assertFalse(Files.exists(all.resolve("fifo")), "a fifo is not copied");
     try (Stream<Path> left = Files.list(out)) {
-      assertTrue(left.noneMatch(p -> p.getFileName().toString().startsWith(".thaw-copy-")), "staging left behind");
+      assertTrue(
+          left.noneMatch(p -> p.getFileName().toString().startsWith(".thaw-copy-")),
+          "staging left behind");
     }
   }
 
@@ -138,7 +159,9 @@ class FileSystemReaderTest {
     Path out = Files.createDirectories(dir.resolve("out-ext4-errors"));
     assertMessage("no such file or directory in", () -> r.list("/nope"));
     assertMessage("no such file or directory in", () -> r.copy("/sub/nope.txt", out));
-    assertMessage("path escapes the filesystem's root: ../../etc/passwd", () -> r.copy("../../etc/passwd", out));
+    assertMessage(
+        "path escapes the filesystem's root: ../../etc/passwd",
+        () -> r.copy("../../etc/passwd", out));
     assertMessage("path escapes the filesystem's root", () -> r.list("/sub/../.."));
     assertMessage("not a regular file, directory or symlink: /fifo", () -> r.copy("/fifo", out));
     r.copy("/hello.txt", out);
@@ -155,8 +178,12 @@ class FileSystemReaderTest {
     assertEquals(DATED, r.list("/sub/dated.txt").get(0).modified());
     Path out = Files.createDirectories(dir.resolve("out-fat"));
     assertSameTree(tree.resolve("sub"), r.copy("/sub", out), false);
-    assertSameTree(tree.resolve("sub/deeper"), r.copy("sub/deeper", out), false); // a name found twice in the tree
-    assertArrayEquals(Files.readAllBytes(tree.resolve("hello.txt")),
+    assertSameTree(
+        tree.resolve("sub/deeper"),
+        r.copy("sub/deeper", out),
+        false); // a name found twice in the tree
+    assertArrayEquals(
+        Files.readAllBytes(tree.resolve("hello.txt")),
         Files.readAllBytes(r.copy("/hello.txt", out.resolve("h.txt"))));
     assertMessage("no such file or directory in", () -> r.copy("/sub/nope", out));
     assertMessage("path escapes the filesystem's root", () -> r.copy("/../hello.txt", out));
@@ -171,8 +198,11 @@ class FileSystemReaderTest {
     b[2] = 'S';
     b[3] = 'B';
     Files.write(img, b);
-    assertMessage("holds xfs, which thaw cannot read without root; as root: mkdir -p /mnt/restore && mount -o "
-        + "ro,loop,norecovery " + img, () -> FileSystemReader.open(img));
+    assertMessage(
+        "holds xfs, which thaw cannot read without root; as root: mkdir -p /mnt/restore && mount -o "
+            + "ro,loop,norecovery "
+            + img,
+        () -> FileSystemReader.open(img));
     Files.write(img, new byte[8192]);
     assertMessage("holds no filesystem thaw recognises", () -> FileSystemReader.open(img));
   }

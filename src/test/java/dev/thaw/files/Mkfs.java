@@ -20,8 +20,11 @@ final class Mkfs {
     }
   }
 
-  /** Runs {@code cmd} in {@code dir} with {@code env} (NAME=VALUE) and fails the test if it fails. */
-  static void run(Path dir, List<String> env, String... cmd) throws IOException, InterruptedException {
+  /**
+   * Runs {@code cmd} in {@code dir} with {@code env} (NAME=VALUE) and fails the test if it fails.
+   */
+  static void run(Path dir, List<String> env, String... cmd)
+      throws IOException, InterruptedException {
     ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true);
     for (String e : env) {
       int eq = e.indexOf('=');

@@ -7,9 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.github.luben.zstd.Zstd;
 import dev.thaw.crypto.CryptConfig;
-import java.nio.charset.StandardCharsets;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.util.Random;
 import java.util.zip.CRC32;
 import org.junit.jupiter.api.Test;
@@ -36,10 +36,13 @@ class BlobCodecTest {
     BlobCodec plain = new BlobCodec(null);
     BlobCodec enc = new BlobCodec(KEY);
     assertEquals(BlobKind.ZSTD, BlobCodec.kind(plain.encode(compressible(5000), 0, 5000, true)));
-    assertEquals(BlobKind.UNCOMPRESSED, BlobCodec.kind(plain.encode(compressible(5000), 0, 5000, false)));
+    assertEquals(
+        BlobKind.UNCOMPRESSED, BlobCodec.kind(plain.encode(compressible(5000), 0, 5000, false)));
     // incompressible data is stored uncompressed even when compression is asked for
-    assertEquals(BlobKind.UNCOMPRESSED, BlobCodec.kind(plain.encode(random(5000, 1), 0, 5000, true)));
-    assertEquals(BlobKind.ENCRYPTED_ZSTD, BlobCodec.kind(enc.encode(compressible(5000), 0, 5000, true)));
+    assertEquals(
+        BlobKind.UNCOMPRESSED, BlobCodec.kind(plain.encode(random(5000, 1), 0, 5000, true)));
+    assertEquals(
+        BlobKind.ENCRYPTED_ZSTD, BlobCodec.kind(enc.encode(compressible(5000), 0, 5000, true)));
     assertEquals(BlobKind.ENCRYPTED, BlobCodec.kind(enc.encode(random(5000, 1), 0, 5000, true)));
   }
 
@@ -75,7 +78,8 @@ class BlobCodecTest {
     ByteBuffer.wrap(blob, 8, 4).order(ByteOrder.LITTLE_ENDIAN).putInt((int) crc.getValue());
     BlobCodec codec = new BlobCodec(null);
     assertArrayEquals(data, codec.decode(blob, -1, BlobCodec.MAX_CHUNK));
-    assertArrayEquals(data, codec.decodeChunk(blob, codec.digest(data, 0, data.length), data.length));
+    assertArrayEquals(
+        data, codec.decodeChunk(blob, codec.digest(data, 0, data.length), data.length));
   }
 
   @Test
@@ -91,7 +95,9 @@ class BlobCodecTest {
             byte[] bad = blob.clone();
             bad[pos] ^= (byte) bit;
             int p = pos;
-            assertThrows(FormatException.class, () -> codec.decodeChunk(bad, d, data.length),
+            assertThrows(
+                FormatException.class,
+                () -> codec.decodeChunk(bad, d, data.length),
                 () -> "flip at " + p + " of " + blob.length + " went undetected (" + kind + ")");
           }
         }
@@ -110,9 +116,13 @@ class BlobCodecTest {
       CRC32 crc = new CRC32();
       crc.update(blob, header, blob.length - header);
       ByteBuffer.wrap(blob, 8, 4).order(ByteOrder.LITTLE_ENDIAN).putInt((int) crc.getValue());
-      FormatException e = assertThrows(FormatException.class,
-          () -> codec.decodeChunk(blob, codec.digest(data, 0, data.length), data.length));
-      assertTrue(e.getMessage().contains(codec.crypt() == null ? "digest mismatch" : "authentication"), e.getMessage());
+      FormatException e =
+          assertThrows(
+              FormatException.class,
+              () -> codec.decodeChunk(blob, codec.digest(data, 0, data.length), data.length));
+      assertTrue(
+          e.getMessage().contains(codec.crypt() == null ? "digest mismatch" : "authentication"),
+          e.getMessage());
     }
   }
 
@@ -123,7 +133,11 @@ class BlobCodecTest {
     byte[] cut = java.util.Arrays.copyOf(blob, blob.length - 5);
     assertThrows(FormatException.class, () -> codec.decode(cut, -1, 1 << 20));
     assertThrows(FormatException.class, () -> codec.decode(new byte[5], -1, 1 << 20));
-    assertThrows(FormatException.class, () -> codec.decode("not a blob at all, really".getBytes(StandardCharsets.UTF_8), -1, 1 << 20));
+    assertThrows(
+        FormatException.class,
+        () ->
+            codec.decode(
+                "not a blob at all, really".getBytes(StandardCharsets.UTF_8), -1, 1 << 20));
   }
 
   @Test
@@ -131,12 +145,15 @@ class BlobCodecTest {
     byte[] data = compressible(10000);
     BlobCodec enc = new BlobCodec(KEY);
     byte[] blob = enc.encode(data, 0, data.length, true);
-    FormatException noKey = assertThrows(FormatException.class, () -> new BlobCodec(null).decode(blob, -1, 1 << 20));
+    FormatException noKey =
+        assertThrows(FormatException.class, () -> new BlobCodec(null).decode(blob, -1, 1 << 20));
     assertTrue(noKey.getMessage().contains("no key"), noKey.getMessage());
     byte[] other = new byte[32];
     other[0] = 1;
-    FormatException wrong = assertThrows(FormatException.class,
-        () -> new BlobCodec(new CryptConfig(other)).decode(blob, -1, 1 << 20));
+    FormatException wrong =
+        assertThrows(
+            FormatException.class,
+            () -> new BlobCodec(new CryptConfig(other)).decode(blob, -1, 1 << 20));
     assertTrue(wrong.getMessage().contains("wrong key"), wrong.getMessage());
   }
 
@@ -146,8 +163,10 @@ class BlobCodecTest {
     byte[] data = compressible(10000);
     byte[] blob = codec.encode(data, 0, data.length, true);
     Digest d = codec.digest(data, 0, data.length);
-    FormatException tooBig = assertThrows(FormatException.class, () -> codec.decodeChunk(blob, d, 9999));
-    assertTrue(tooBig.getMessage().contains("more than the chunk's 9999 bytes"), tooBig.getMessage());
+    FormatException tooBig =
+        assertThrows(FormatException.class, () -> codec.decodeChunk(blob, d, 9999));
+    assertTrue(
+        tooBig.getMessage().contains("more than the chunk's 9999 bytes"), tooBig.getMessage());
     assertThrows(FormatException.class, () -> codec.decode(blob, -1, 5000));
   }
 }

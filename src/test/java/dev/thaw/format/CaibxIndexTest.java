@@ -52,7 +52,8 @@ class CaibxIndexTest {
     assertEquals(17856, idx.length(2));
     assertEquals(table(1, 2, 3).ids()[2], idx.digest(2));
     assertEquals(32, idx.checksum().length);
-    assertFalse(CaibxIndex.parse(CasyncFixtures.index(table(10), MIN, AVG, MAX, false), "x").sha512_256());
+    assertFalse(
+        CaibxIndex.parse(CasyncFixtures.index(table(10), MIN, AVG, MAX, false), "x").sha512_256());
     assertEquals(0, CaibxIndex.parse(bytes(), "empty.caibx").size());
   }
 
@@ -79,13 +80,18 @@ class CaibxIndexTest {
 
   @Test
   void theChecksumIdentifiesTheTable() throws Exception {
-    assertArrayEquals(CaibxIndex.parse(bytes(10, 20), "a").checksum(), CaibxIndex.parse(bytes(10, 20), "b").checksum());
-    assertFalse(java.util.Arrays.equals(CaibxIndex.parse(bytes(10, 20), "a").checksum(),
-        CaibxIndex.parse(bytes(10, 21), "a").checksum()));
+    assertArrayEquals(
+        CaibxIndex.parse(bytes(10, 20), "a").checksum(),
+        CaibxIndex.parse(bytes(10, 20), "b").checksum());
+    assertFalse(
+        java.util.Arrays.equals(
+            CaibxIndex.parse(bytes(10, 20), "a").checksum(),
+            CaibxIndex.parse(bytes(10, 21), "a").checksum()));
   }
 
   private static String error(byte[] data) {
-    return assertThrows(FormatException.class, () -> CaibxIndex.parse(data, "/srv/img.caibx")).getMessage();
+    return assertThrows(FormatException.class, () -> CaibxIndex.parse(data, "/srv/img.caibx"))
+        .getMessage();
   }
 
   @Test
@@ -117,7 +123,9 @@ class CaibxIndexTest {
 
   @Test
   void offsetsMustIncrease() {
-    assertTrue(error(bytes(100, 100)).contains("chunk 1 end offset 100 does not increase"), error(bytes(100, 100)));
+    assertTrue(
+        error(bytes(100, 100)).contains("chunk 1 end offset 100 does not increase"),
+        error(bytes(100, 100)));
     assertTrue(error(bytes(100, 50)).contains("does not increase"));
     assertTrue(error(bytes(0)).contains("chunk 0 end offset 0 does not increase"));
   }
@@ -125,7 +133,10 @@ class CaibxIndexTest {
   @Test
   void aChunkLargerThanTheMaximumIsRefused() {
     String m = error(bytes(100, 100 + MAX + 1));
-    assertTrue(m.contains("chunk 1 has " + (MAX + 1) + " bytes, more than the index's maximum chunk size " + MAX), m);
+    assertTrue(
+        m.contains(
+            "chunk 1 has " + (MAX + 1) + " bytes, more than the index's maximum chunk size " + MAX),
+        m);
     byte[] limits = bytes(100);
     putLong(limits, 24, MAX * 2L); // min > max
     assertTrue(error(limits).contains("bad chunk size limits"), error(limits));

@@ -9,10 +9,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.thaw.testing.CasyncFixtures;
 import dev.thaw.testing.CasyncFixtures.Compression;
 import java.util.Random;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.Test;
 
 class CasyncCodecTest {
   private static final int MAX = 256 * 1024;
@@ -35,18 +35,22 @@ class CasyncCodecTest {
       CasyncCodec codec = new CasyncCodec(sha512, MAX);
       assertEquals(sha512 ? "SHA-512/256" : "SHA-256", codec.algorithm());
       byte[] stored = CasyncFixtures.compress(plain, 0, plain.length, c);
-      assertArrayEquals(plain, codec.decodeChunk(stored, id, plain.length), c + " sha512=" + sha512);
+      assertArrayEquals(
+          plain, codec.decodeChunk(stored, id, plain.length), c + " sha512=" + sha512);
       assertArrayEquals(plain, codec.decodeChunk(stored, id, -1), c + " length unknown");
       // the other algorithm's id does not match
       CasyncCodec other = new CasyncCodec(!sha512, MAX);
-      String m = assertThrows(FormatException.class, () -> other.decodeChunk(stored, id, plain.length)).getMessage();
+      String m =
+          assertThrows(FormatException.class, () -> other.decodeChunk(stored, id, plain.length))
+              .getMessage();
       assertTrue(m.contains("chunk id mismatch"), m);
     }
   }
 
   @Test
   void theCompressionIsDetectedByMagic() throws Exception {
-    // casync's own files start with these magics (zstd 28 b5 2f fd, xz fd 37 7a 58 5a 00, gzip 1f 8b)
+    // casync's own files start with these magics (zstd 28 b5 2f fd, xz fd 37 7a 58 5a 00, gzip 1f
+    // 8b)
     byte[] plain = data(1000, 1);
     assertEquals(0x28, CasyncFixtures.compress(plain, 0, 1000, Compression.ZSTD)[0]);
     assertEquals((byte) 0xfd, CasyncFixtures.compress(plain, 0, 1000, Compression.XZ)[0]);
@@ -63,7 +67,9 @@ class CasyncCodecTest {
     byte[] stored = CasyncFixtures.compress(plain, 0, plain.length, c);
     byte[] cut = java.util.Arrays.copyOf(stored, stored.length / 2);
     assertThrows(FormatException.class, () -> codec.decodeChunk(cut, id, plain.length));
-    String m = assertThrows(FormatException.class, () -> codec.decodeChunk(stored, id, plain.length - 1)).getMessage();
+    String m =
+        assertThrows(FormatException.class, () -> codec.decodeChunk(stored, id, plain.length - 1))
+            .getMessage();
     assertFalse(m.isEmpty());
   }
 
@@ -75,9 +81,12 @@ class CasyncCodecTest {
     assertArrayEquals(plain, codec.decodeChunk(plain, id, plain.length));
     byte[] bad = plain.clone();
     bad[100] ^= 1;
-    assertTrue(assertThrows(FormatException.class, () -> codec.decodeChunk(bad, id, plain.length))
-        .getMessage().contains("data hashes to"));
-    String m = assertThrows(FormatException.class, () -> codec.decodeChunk(plain, id, 2999)).getMessage();
+    assertTrue(
+        assertThrows(FormatException.class, () -> codec.decodeChunk(bad, id, plain.length))
+            .getMessage()
+            .contains("data hashes to"));
+    String m =
+        assertThrows(FormatException.class, () -> codec.decodeChunk(plain, id, 2999)).getMessage();
     assertTrue(m.contains("3000") && m.contains("2999"), m);
   }
 

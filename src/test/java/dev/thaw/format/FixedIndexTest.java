@@ -45,24 +45,38 @@ class FixedIndexTest {
   @Test
   void refusesDamage() {
     byte[] file = sample(9L * 1024 * 1024).toBytes();
-    FormatException trunc = assertThrows(FormatException.class,
-        () -> FixedIndex.parse(Arrays.copyOf(file, file.length - 1), "a.img.fidx"));
-    assertTrue(trunc.getMessage().contains("a.img.fidx") && trunc.getMessage().contains("truncated"), trunc.getMessage());
-    assertThrows(FormatException.class, () -> FixedIndex.parse(Arrays.copyOf(file, 100), "a.img.fidx"));
+    FormatException trunc =
+        assertThrows(
+            FormatException.class,
+            () -> FixedIndex.parse(Arrays.copyOf(file, file.length - 1), "a.img.fidx"));
+    assertTrue(
+        trunc.getMessage().contains("a.img.fidx") && trunc.getMessage().contains("truncated"),
+        trunc.getMessage());
+    assertThrows(
+        FormatException.class, () -> FixedIndex.parse(Arrays.copyOf(file, 100), "a.img.fidx"));
     byte[] magic = file.clone();
     magic[0] ^= 1;
-    assertTrue(assertThrows(FormatException.class, () -> FixedIndex.parse(magic, "m"))
-        .getMessage().contains("wrong magic"));
+    assertTrue(
+        assertThrows(FormatException.class, () -> FixedIndex.parse(magic, "m"))
+            .getMessage()
+            .contains("wrong magic"));
     byte[] digest = file.clone();
     digest[4096 + 40] ^= 1;
-    assertTrue(assertThrows(FormatException.class, () -> FixedIndex.parse(digest, "d"))
-        .getMessage().contains("checksum"));
+    assertTrue(
+        assertThrows(FormatException.class, () -> FixedIndex.parse(digest, "d"))
+            .getMessage()
+            .contains("checksum"));
     byte[] chunkSize = file.clone();
     chunkSize[72] = 3;
     assertThrows(FormatException.class, () -> FixedIndex.parse(chunkSize, "c"));
     byte[] huge = file.clone(); // an image size near 2^63: the chunk count must not overflow
-    java.nio.ByteBuffer.wrap(huge).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(64, Long.MAX_VALUE - 5);
-    FormatException e = assertThrows(FormatException.class, () -> FixedIndex.parse(huge, "h.img.fidx"));
-    assertTrue(e.getMessage().contains("2199023255552 chunks") && !e.getMessage().contains("-"), e.getMessage());
+    java.nio.ByteBuffer.wrap(huge)
+        .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+        .putLong(64, Long.MAX_VALUE - 5);
+    FormatException e =
+        assertThrows(FormatException.class, () -> FixedIndex.parse(huge, "h.img.fidx"));
+    assertTrue(
+        e.getMessage().contains("2199023255552 chunks") && !e.getMessage().contains("-"),
+        e.getMessage());
   }
 }

@@ -1,6 +1,5 @@
 package dev.thaw.format;
 
-import java.nio.charset.StandardCharsets;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -9,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.crypto.CryptConfig;
+import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
 class ManifestTest {
@@ -30,7 +30,8 @@ class ManifestTest {
     CryptConfig key = VectorsTest.manifestTestKey();
     ObjectNode obj = (ObjectNode) JSON.readTree(VectorsTest.manifestVectorInput().toJson(key));
     ((ObjectNode) obj.get("files").get(0)).put("size", 201);
-    FormatException e = assertThrows(FormatException.class, () -> Manifest.parse(JSON.writeValueAsBytes(obj), key));
+    FormatException e =
+        assertThrows(FormatException.class, () -> Manifest.parse(JSON.writeValueAsBytes(obj), key));
     assertTrue(e.getMessage().contains("signature"), e.getMessage());
   }
 
@@ -47,27 +48,52 @@ class ManifestTest {
   @Test
   void canonicalJsonSortsKeysAndEscapesLikeSerde() throws Exception {
     String text = "{\"b\":1,\"a\":{\"y\":\"x\\\"\\\\\\n\\u0001é\",\"x\":[true,null,-5]}}";
-    assertEquals("{\"a\":{\"x\":[true,null,-5],\"y\":\"x\\\"\\\\\\n\\u0001é\"},\"b\":1}",
-        new String(CanonicalJson.encode(JSON.readTree(text)), java.nio.charset.StandardCharsets.UTF_8));
+    assertEquals(
+        "{\"a\":{\"x\":[true,null,-5],\"y\":\"x\\\"\\\\\\n\\u0001é\"},\"b\":1}",
+        new String(
+            CanonicalJson.encode(JSON.readTree(text)), java.nio.charset.StandardCharsets.UTF_8));
   }
 
   private static byte[] manifestWith(String... names) {
     StringBuilder files = new StringBuilder();
     for (String n : names) {
-      files.append(files.length() == 0 ? "" : ",").append("{\"filename\":").append(JSON.<com.fasterxml.jackson.databind.JsonNode>valueToTree(n).toString())
-          .append(",\"size\":").append(n.startsWith("neg") ? -5 : 10).append(",\"csum\":\"")
-          .append("ab".repeat(32)).append("\"}");
+      files
+          .append(files.length() == 0 ? "" : ",")
+          .append("{\"filename\":")
+          .append(JSON.<com.fasterxml.jackson.databind.JsonNode>valueToTree(n).toString())
+          .append(",\"size\":")
+          .append(n.startsWith("neg") ? -5 : 10)
+          .append(",\"csum\":\"")
+          .append("ab".repeat(32))
+          .append("\"}");
     }
-    return ("{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[" + files + "]}").getBytes(StandardCharsets.UTF_8);
+    return ("{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":["
+            + files
+            + "]}")
+        .getBytes(StandardCharsets.UTF_8);
   }
 
   @Test
   void entriesThatAreNoPlainFileNameOrComeTwiceAreLeftOutWithAWarning() throws Exception {
-    Manifest m = Manifest.parse(manifestWith("a.img.fidx", "../x.img.fidx", "d/e.img.fidx", ".thaw.fidx",
-        "a.img.fidx", "neg.img.fidx", "ctl\u0001.img.fidx", "b.img.fidx"), null);
-    assertEquals(java.util.List.of("a.img.fidx", "b.img.fidx"), m.files().stream().map(Manifest.FileInfo::filename).toList());
+    Manifest m =
+        Manifest.parse(
+            manifestWith(
+                "a.img.fidx",
+                "../x.img.fidx",
+                "d/e.img.fidx",
+                ".thaw.fidx",
+                "a.img.fidx",
+                "neg.img.fidx",
+                "ctl\u0001.img.fidx",
+                "b.img.fidx"),
+            null);
+    assertEquals(
+        java.util.List.of("a.img.fidx", "b.img.fidx"),
+        m.files().stream().map(Manifest.FileInfo::filename).toList());
     assertEquals(6, m.warnings().size(), m.warnings().toString());
-    assertTrue(m.warnings().get(0).contains("'../x.img.fidx' is not a plain file name"), m.warnings().get(0));
+    assertTrue(
+        m.warnings().get(0).contains("'../x.img.fidx' is not a plain file name"),
+        m.warnings().get(0));
     assertTrue(m.warnings().get(3).contains("listed twice"), m.warnings().get(3));
     assertTrue(m.warnings().get(4).contains("negative size"), m.warnings().get(4));
     assertTrue(m.warnings().get(5).contains("ctl\\x01"), m.warnings().get(5));
@@ -80,9 +106,11 @@ class ManifestTest {
     for (int i = 0; i < many.length; i++) {
       many[i] = "disk" + i + ".img.fidx";
     }
-    FormatException e = assertThrows(FormatException.class, () -> Manifest.parse(manifestWith(many), null));
+    FormatException e =
+        assertThrows(FormatException.class, () -> Manifest.parse(manifestWith(many), null));
     assertTrue(e.getMessage().contains("10001 files"), e.getMessage());
-    Manifest m = Manifest.parse(manifestWith(java.util.Arrays.copyOf(many, Manifest.MAX_FILES)), null);
+    Manifest m =
+        Manifest.parse(manifestWith(java.util.Arrays.copyOf(many, Manifest.MAX_FILES)), null);
     long t0 = System.nanoTime();
     for (String n : java.util.Arrays.copyOf(many, Manifest.MAX_FILES)) {
       assertTrue(m.file(n).isPresent());
@@ -93,9 +121,17 @@ class ManifestTest {
 
   @Test
   void malformedManifestsAreRefused() {
-    assertThrows(FormatException.class, () -> Manifest.parse("not json".getBytes(StandardCharsets.UTF_8), null));
-    assertThrows(FormatException.class, () -> Manifest.parse("[1]".getBytes(StandardCharsets.UTF_8), null));
-    assertThrows(FormatException.class, () -> Manifest.parse(
-        "{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[{\"filename\":\"a\"}]}".getBytes(StandardCharsets.UTF_8), null));
+    assertThrows(
+        FormatException.class,
+        () -> Manifest.parse("not json".getBytes(StandardCharsets.UTF_8), null));
+    assertThrows(
+        FormatException.class, () -> Manifest.parse("[1]".getBytes(StandardCharsets.UTF_8), null));
+    assertThrows(
+        FormatException.class,
+        () ->
+            Manifest.parse(
+                "{\"backup-type\":\"vm\",\"backup-id\":\"1\",\"backup-time\":1,\"files\":[{\"filename\":\"a\"}]}"
+                    .getBytes(StandardCharsets.UTF_8),
+                null));
   }
 }

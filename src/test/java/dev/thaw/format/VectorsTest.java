@@ -54,9 +54,12 @@ class VectorsTest {
     assertArrayEquals(bytes(50, 162, 191, 93), Arrays.copyOf(encrypted.toBytes(), 4));
     // and the blobs made from that data decode back to it under their digests
     for (boolean compress : new boolean[] {false, true}) {
-      assertArrayEquals(data, enc.decodeChunk(enc.encode(data, 0, data.length, compress), encrypted, data.length));
+      assertArrayEquals(
+          data,
+          enc.decodeChunk(enc.encode(data, 0, data.length, compress), encrypted, data.length));
       BlobCodec pc = new BlobCodec(null);
-      assertArrayEquals(data, pc.decodeChunk(pc.encode(data, 0, data.length, compress), plain, data.length));
+      assertArrayEquals(
+          data, pc.decodeChunk(pc.encode(data, 0, data.length, compress), plain, data.length));
     }
   }
 
@@ -66,8 +69,10 @@ class VectorsTest {
     for (int i = 0; i < 32; i++) {
       key[i] = (byte) i;
     }
-    byte[] expected = bytes(14, 171, 212, 70, 11, 110, 185, 202, 52, 80, 35, 222, 226, 183, 120, 199, 144,
-        229, 74, 22, 131, 185, 101, 156, 10, 87, 174, 25, 144, 144, 21, 155);
+    byte[] expected =
+        bytes(
+            14, 171, 212, 70, 11, 110, 185, 202, 52, 80, 35, 222, 226, 183, 120, 199, 144, 229, 74,
+            22, 131, 185, 101, 156, 10, 87, 174, 25, 144, 144, 21, 155);
     CryptConfig c = new CryptConfig(key);
     assertArrayEquals(expected, c.fingerprint());
     assertEquals("0e:ab:d4:46:0b:6e:b9:ca", c.shortFingerprint());
@@ -75,12 +80,14 @@ class VectorsTest {
 
   @Test
   void zeroChunkDigestVector() {
-    assertEquals("bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8",
+    assertEquals(
+        "bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8",
         new BlobCodec(null).zeroDigest(4 * 1024 * 1024).hex());
   }
 
   static CryptConfig manifestTestKey() {
-    byte[] k = SCrypt.generate("test".getBytes(StandardCharsets.US_ASCII), new byte[0], 65536, 8, 1, 32);
+    byte[] k =
+        SCrypt.generate("test".getBytes(StandardCharsets.US_ASCII), new byte[0], 65536, 8, 1, 32);
     return new CryptConfig(k);
   }
 
@@ -89,9 +96,14 @@ class VectorsTest {
     Arrays.fill(one, (byte) 1);
     byte[] two = new byte[32];
     Arrays.fill(two, (byte) 2);
-    return new Manifest("host", "elsa", Instant.parse("2020-06-26T13:56:05Z").getEpochSecond(),
-        List.of(new Manifest.FileInfo("test1.img.fidx", Manifest.CryptMode.ENCRYPT, 200, one),
-            new Manifest.FileInfo("abc.blob", Manifest.CryptMode.NONE, 200, two)), null);
+    return new Manifest(
+        "host",
+        "elsa",
+        Instant.parse("2020-06-26T13:56:05Z").getEpochSecond(),
+        List.of(
+            new Manifest.FileInfo("test1.img.fidx", Manifest.CryptMode.ENCRYPT, 200, one),
+            new Manifest.FileInfo("abc.blob", Manifest.CryptMode.NONE, 200, two)),
+        null);
   }
 
   @Test
@@ -99,13 +111,15 @@ class VectorsTest {
     CryptConfig key = manifestTestKey();
     byte[] json = manifestVectorInput().toJson(key);
     ObjectNode parsed = (ObjectNode) new ObjectMapper().readTree(json);
-    assertEquals("d7b446fb7db081662081d4b40fedd858a1d6307a5aff4ecff7d5bf4fd35679e9",
+    assertEquals(
+        "d7b446fb7db081662081d4b40fedd858a1d6307a5aff4ecff7d5bf4fd35679e9",
         parsed.get("signature").asText());
     // an unprotected note (as in the upstream test) does not change the signature
     ((ObjectNode) parsed.get("unprotected")).put("note", "This is not protected by the signature.");
     Manifest m = Manifest.parse(new ObjectMapper().writeValueAsBytes(parsed), key);
     assertEquals("elsa", m.backupId());
-    assertEquals(HexFormat.of().formatHex(key.fingerprint()),
+    assertEquals(
+        HexFormat.of().formatHex(key.fingerprint()),
         m.keyFingerprint().orElseThrow().replace(":", ""));
   }
 }

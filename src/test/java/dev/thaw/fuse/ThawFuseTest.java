@@ -20,7 +20,6 @@ import dev.thaw.testing.MemoryStore;
 import dev.thaw.volume.ImageVolumes;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,8 +42,8 @@ import ru.serce.jnrfuse.struct.FileStat;
 import ru.serce.jnrfuse.struct.FuseFileInfo;
 
 /**
- * The FUSE callbacks driven directly, without a kernel mount: what each answers, and the errno
- * of each failure (jffi would turn an escaping exception into a 0, so none may escape).
+ * The FUSE callbacks driven directly, without a kernel mount: what each answers, and the errno of
+ * each failure (jffi would turn an escaping exception into a 0, so none may escape).
  */
 @Timeout(60)
 class ThawFuseTest {
@@ -53,8 +52,7 @@ class ThawFuseTest {
   private static final int O_RDONLY = 0;
   private static final int O_RDWR = 2;
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   private final MemoryStore store = new MemoryStore();
   private final ByteArrayOutputStream logBytes = new ByteArrayOutputStream();
   private final PrintStream log = new PrintStream(logBytes, true, StandardCharsets.UTF_8);
@@ -69,9 +67,15 @@ class ThawFuseTest {
   void setUp() throws Exception {
     image = Fixtures.image(4, 1234, 11);
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
-    pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)));
-    images = SnapshotImages.open(Snapshot.open(store, snap, KeyPolicy.strict(null)), pipeline, new ChunkCache(64L * MIB),
-        new ImageReader.Settings(0, 0, Duration.ofSeconds(10)));
+    pipeline =
+        new FetchPipeline(
+            store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)));
+    images =
+        SnapshotImages.open(
+            Snapshot.open(store, snap, KeyPolicy.strict(null)),
+            pipeline,
+            new ChunkCache(64L * MIB),
+            new ImageReader.Settings(0, 0, Duration.ofSeconds(10)));
   }
 
   @AfterEach
@@ -83,16 +87,32 @@ class ThawFuseTest {
   }
 
   private ThawFuse readOnly() {
-    fs = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1000, 2000, new ImageVolumes(log::println)), () -> statusDoc, log, 7, 8,
-        false, () -> {});
+    fs =
+        new ThawFuse(
+            new ImagesTree(images.readers(), Map.of(), 1000, 2000, new ImageVolumes(log::println)),
+            () -> statusDoc,
+            log,
+            7,
+            8,
+            false,
+            () -> {});
     return fs;
   }
 
   private ThawFuse writable() throws Exception {
-    lives = LiveRestores.open(images, new LiveRestores.Targets(dir, Map.of(),
-        new LiveRestore.Options(false, 4, 0)));
-    fs = new ThawFuse(new ImagesTree(images.readers(), lives.all(), 1000, 2000, new ImageVolumes(log::println)), () -> statusDoc, log, 7, 8,
-        false, () -> {});
+    lives =
+        LiveRestores.open(
+            images, new LiveRestores.Targets(dir, Map.of(), new LiveRestore.Options(false, 4, 0)));
+    fs =
+        new ThawFuse(
+            new ImagesTree(
+                images.readers(), lives.all(), 1000, 2000, new ImageVolumes(log::println)),
+            () -> statusDoc,
+            log,
+            7,
+            8,
+            false,
+            () -> {});
     return fs;
   }
 
@@ -145,8 +165,12 @@ class ThawFuseTest {
   @Test
   void readsServeTheImageAndTheStatusCopyTakenAtOpen() {
     readOnly();
-    assertArrayEquals(Arrays.copyOfRange(image, 4 * MIB - 100, 4 * MIB + 100), read("/a.img", 4 * MIB - 100, 200));
-    assertArrayEquals(Arrays.copyOfRange(image, image.length - 34, image.length), read("/a.img", image.length - 34, 4096),
+    assertArrayEquals(
+        Arrays.copyOfRange(image, 4 * MIB - 100, 4 * MIB + 100),
+        read("/a.img", 4 * MIB - 100, 200));
+    assertArrayEquals(
+        Arrays.copyOfRange(image, image.length - 34, image.length),
+        read("/a.img", image.length - 34, 4096),
         "short at the end");
     assertEquals(0, read("/a.img", image.length, 10).length, "nothing past the end");
     FuseFileInfo fi = info(O_RDONLY);
@@ -170,29 +194,44 @@ class ThawFuseTest {
     assertEquals(-ErrorCodes.ENOENT(), fs.open("/b.img", info(O_RDONLY)));
     FuseFileInfo stale = info(O_RDONLY);
     stale.fh.set(12345);
-    assertEquals(-ErrorCodes.EBADF(), fs.read("/a.img", Memory.allocateDirect(RT, 16), 16, 0, stale));
+    assertEquals(
+        -ErrorCodes.EBADF(), fs.read("/a.img", Memory.allocateDirect(RT, 16), 16, 0, stale));
     assertEquals(-ErrorCodes.EROFS(), fs.truncate("/a.img", 0));
     FuseFileInfo fi = info(O_RDONLY);
     assertEquals(0, fs.open("/a.img", fi));
-    assertEquals(-ErrorCodes.EBADF(), fs.write("/a.img", Memory.allocateDirect(RT, 16), 16, 0, fi),
+    assertEquals(
+        -ErrorCodes.EBADF(),
+        fs.write("/a.img", Memory.allocateDirect(RT, 16), 16, 0, fi),
         "a read-only image takes no write");
   }
 
   @Test
   void aFailureInsideACallbackIsAnErrnoAndALogLineNeverAZero() {
     readOnly();
-    store.fault = (d, a) -> {
-      throw new StoreException("store down for good", false);
-    };
+    store.fault =
+        (d, a) -> {
+          throw new StoreException("store down for good", false);
+        };
     FuseFileInfo fi = info(O_RDONLY);
     assertEquals(0, fs.open("/a.img", fi));
-    assertEquals(-ErrorCodes.EIO(), fs.read("/a.img", Memory.allocateDirect(RT, 4096), 4096, 0, fi));
+    assertEquals(
+        -ErrorCodes.EIO(), fs.read("/a.img", Memory.allocateDirect(RT, 4096), 4096, 0, fi));
     String logged = logBytes.toString(StandardCharsets.UTF_8);
-    assertTrue(logged.contains("read /a.img at 0+4096 failed") && logged.contains("store down for good"), logged);
+    assertTrue(
+        logged.contains("read /a.img at 0+4096 failed") && logged.contains("store down for good"),
+        logged);
     // an unchecked exception (a bug) is caught too: jffi would have answered 0
-    ThawFuse broken = new ThawFuse(new ImagesTree(images.readers(), Map.of(), 1, 2, new ImageVolumes(log::println)), () -> {
-      throw new IllegalStateException("bug");
-    }, log, 0, 0, false, () -> {});
+    ThawFuse broken =
+        new ThawFuse(
+            new ImagesTree(images.readers(), Map.of(), 1, 2, new ImageVolumes(log::println)),
+            () -> {
+              throw new IllegalStateException("bug");
+            },
+            log,
+            0,
+            0,
+            false,
+            () -> {});
     assertEquals(-ErrorCodes.EIO(), broken.getattr("/.thaw/status", stat()));
     assertEquals(-ErrorCodes.EIO(), broken.open("/.thaw/status", info(O_RDONLY)));
   }
@@ -211,30 +250,41 @@ class ThawFuseTest {
     long off = 4L * MIB - 5;
     assertEquals(data.length, fs.write("/a.img", buf, data.length, off, fi));
     assertEquals(0, fs.fsync("/a.img", 0, fi));
-    assertEquals(-ErrorCodes.ENOSPC(), fs.write("/a.img", buf, data.length, image.length, fi),
+    assertEquals(
+        -ErrorCodes.ENOSPC(),
+        fs.write("/a.img", buf, data.length, image.length, fi),
         "an image keeps its size");
     assertEquals(0, fs.truncate("/a.img", image.length), "truncating to its own size is allowed");
     assertEquals(-ErrorCodes.EPERM(), fs.truncate("/a.img", 10));
     assertEquals(0, fs.release("/a.img", fi));
     byte[] expected = image.clone();
     System.arraycopy(data, 0, expected, (int) off, data.length);
-    assertArrayEquals(Arrays.copyOfRange(expected, (int) off - 10, (int) off + 40), read("/a.img", off - 10, 50));
+    assertArrayEquals(
+        Arrays.copyOfRange(expected, (int) off - 10, (int) off + 40), read("/a.img", off - 10, 50));
     FuseFileInfo ro = info(O_RDONLY);
     assertEquals(0, fs.open("/a.img", ro));
-    assertEquals(-ErrorCodes.EBADF(), fs.write("/a.img", buf, data.length, 0, ro), "opened for reading only");
+    assertEquals(
+        -ErrorCodes.EBADF(),
+        fs.write("/a.img", buf, data.length, 0, ro),
+        "opened for reading only");
     assertEquals(0, fs.release("/a.img", ro));
     lives.close();
     lives = null;
     byte[] target = Files.readAllBytes(dir.resolve("a.img"));
-    assertArrayEquals(Arrays.copyOfRange(expected, 4 * MIB - 5, 4 * MIB + 18),
-        Arrays.copyOfRange(target, 4 * MIB - 5, 4 * MIB + 18), "the write is in the target");
+    assertArrayEquals(
+        Arrays.copyOfRange(expected, 4 * MIB - 5, 4 * MIB + 18),
+        Arrays.copyOfRange(target, 4 * MIB - 5, 4 * MIB + 18),
+        "the write is in the target");
   }
 
   @Test
   void aFullTargetIsEnospcNotEio() {
     assertEquals(ErrorCodes.ENOSPC(), Errno.of(new java.io.IOException("No space left on device")));
-    assertEquals(ErrorCodes.ENOSPC(), Errno.of(new java.io.IOException("cannot write chunk 3",
-        new java.io.IOException("No space left on device"))));
+    assertEquals(
+        ErrorCodes.ENOSPC(),
+        Errno.of(
+            new java.io.IOException(
+                "cannot write chunk 3", new java.io.IOException("No space left on device"))));
     assertEquals(ErrorCodes.EDQUOT(), Errno.of(new java.io.IOException("Disk quota exceeded")));
     assertEquals(ErrorCodes.EIO(), Errno.of(new RuntimeException("anything else")));
   }

@@ -38,16 +38,15 @@ import ru.serce.jnrfuse.struct.FileStat;
 import ru.serce.jnrfuse.struct.FuseFileInfo;
 
 /**
- * Partitions as files beside their image, through the FUSE callbacks driven directly: listed,
- * sized and read as offset reads of the image; none for a hostile table (a warning in the log,
- * the image still served) or a writable image; their table in the status document.
+ * Partitions as files beside their image, through the FUSE callbacks driven directly: listed, sized
+ * and read as offset reads of the image; none for a hostile table (a warning in the log, the image
+ * still served) or a writable image; their table in the status document.
  */
 @Timeout(60)
 class ThawFuseVolumesTest {
   private static final int MIB = Fixtures.MIB;
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   private final MemoryStore store = new MemoryStore();
   private final ByteArrayOutputStream logBytes = new ByteArrayOutputStream();
   private final PrintStream log = new PrintStream(logBytes, true, StandardCharsets.UTF_8);
@@ -69,7 +68,10 @@ class ThawFuseVolumesTest {
     }
   }
 
-  /** Random, text and zero 4 MiB chunks under an MBR: p1 at 1 MiB (4 MiB), p2 at p2Start MiB (4 MiB, across a chunk boundary). */
+  /**
+   * Random, text and zero 4 MiB chunks under an MBR: p1 at 1 MiB (4 MiB), p2 at p2Start MiB (4 MiB,
+   * across a chunk boundary).
+   */
   private void open(int p2StartMib) throws Exception {
     open(p2StartMib, 0);
   }
@@ -82,9 +84,15 @@ class ThawFuseVolumesTest {
     image[510] = 0x55;
     image[511] = (byte) 0xaa;
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
-    pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)));
-    images = SnapshotImages.open(Snapshot.open(store, snap, KeyPolicy.strict(null)), pipeline, cache,
-        new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(10)));
+    pipeline =
+        new FetchPipeline(
+            store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)));
+    images =
+        SnapshotImages.open(
+            Snapshot.open(store, snap, KeyPolicy.strict(null)),
+            pipeline,
+            cache,
+            new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(10)));
     volumes = new ImageVolumes(w -> log.println("warning: " + w));
   }
 
@@ -98,9 +106,18 @@ class ThawFuseVolumesTest {
   }
 
   private ThawFuse mount(Map<String, LiveRestore> writable) {
-    fs = new ThawFuse(new ImagesTree(images.readers(), writable, 1000, 2000, volumes),
-        () -> ServeStatus.of("mem", null, cache, pipeline.stats(), images.readers(), writable, volumes).toJson(),
-        log, 7, 8, false, () -> {});
+    fs =
+        new ThawFuse(
+            new ImagesTree(images.readers(), writable, 1000, 2000, volumes),
+            () ->
+                ServeStatus.of(
+                        "mem", null, cache, pipeline.stats(), images.readers(), writable, volumes)
+                    .toJson(),
+            log,
+            7,
+            8,
+            false,
+            () -> {});
     return fs;
   }
 
@@ -126,17 +143,26 @@ class ThawFuseVolumesTest {
     assertEquals(FileStat.S_IFREG | 0444, st.st_mode.intValue());
     assertEquals(4L * MIB, st.st_size.longValue());
     // p2 is image bytes [6, 10) MiB: a read across the chunk boundary at 8 MiB
-    assertArrayEquals(Arrays.copyOfRange(image, 8 * MIB - 100, 8 * MIB + 100), read("/a.img.p2", 2 * MIB - 100, 200));
-    assertArrayEquals(Arrays.copyOfRange(image, 10 * MIB - 30, 10 * MIB), read("/a.img.p2", 4 * MIB - 30, 4096),
+    assertArrayEquals(
+        Arrays.copyOfRange(image, 8 * MIB - 100, 8 * MIB + 100),
+        read("/a.img.p2", 2 * MIB - 100, 200));
+    assertArrayEquals(
+        Arrays.copyOfRange(image, 10 * MIB - 30, 10 * MIB),
+        read("/a.img.p2", 4 * MIB - 30, 4096),
         "short at the volume's end, not the image's");
     assertEquals(0, read("/a.img.p2", 4L * MIB, 10).length);
     assertArrayEquals(Arrays.copyOfRange(image, MIB, MIB + 512), read("/a.img.p1", 0, 512));
     assertEquals(-ErrorCodes.EROFS(), fs.open("/a.img.p1", info(2)));
     assertEquals(-ErrorCodes.ENOENT(), fs.getattr("/a.img.p3", FuseCalls.stat()));
     String status = new String(read("/.thaw/status", 0, 1 << 16), StandardCharsets.UTF_8);
-    assertTrue(status.contains("\"table\" : \"mbr\"") && status.contains("\"name\" : \"a.img.p2\"")
-        && status.contains("\"type_id\" : \"0x07\""), status);
-    assertFalse(logBytes.toString(StandardCharsets.UTF_8).contains("warning"), logBytes.toString(StandardCharsets.UTF_8));
+    assertTrue(
+        status.contains("\"table\" : \"mbr\"")
+            && status.contains("\"name\" : \"a.img.p2\"")
+            && status.contains("\"type_id\" : \"0x07\""),
+        status);
+    assertFalse(
+        logBytes.toString(StandardCharsets.UTF_8).contains("warning"),
+        logBytes.toString(StandardCharsets.UTF_8));
   }
 
   @Test
@@ -145,7 +171,10 @@ class ThawFuseVolumesTest {
     mount(Map.of());
     assertEquals(List.of(".", "..", "a.img", "a.img.p1", "a.img.p2", ".thaw"), list("/"));
     ImageReader.Stats st = images.readers().get("a.img").stats();
-    assertEquals(0, st.readAheadIssued(), "read-ahead the scan started would fetch chunks only to drop them");
+    assertEquals(
+        0,
+        st.readAheadIssued(),
+        "read-ahead the scan started would fetch chunks only to drop them");
     assertTrue(st.reads() >= 3, "the scan read the MBR and both partitions' heads: " + st.reads());
   }
 
@@ -164,7 +193,9 @@ class ThawFuseVolumesTest {
   @Test
   void aWritableImageHasNoVolumeFiles() throws Exception {
     open(6);
-    lives = LiveRestores.open(images, new LiveRestores.Targets(dir, Map.of(), new LiveRestore.Options(false, 4, 0)));
+    lives =
+        LiveRestores.open(
+            images, new LiveRestores.Targets(dir, Map.of(), new LiveRestore.Options(false, 4, 0)));
     mount(lives.all());
     assertEquals(List.of(".", "..", "a.img", ".thaw"), list("/"));
     assertEquals(-ErrorCodes.ENOENT(), fs.open("/a.img.p1", info(0)));
@@ -174,11 +205,23 @@ class ThawFuseVolumesTest {
   void aVolumeOfSeveralExtentsReadsThemInOrder() throws Exception {
     open(6);
     ImageReader r = images.readers().get("a.img");
-    Volume lv = new Volume("a.img.vg-lv", Volume.Kind.LOGICAL_VOLUME, "lvm", "linear", "linear", "vg/lv", "",
-        List.of(new Extent(4L * MIB - 10, 20), new Extent(100, 30)), 50, "", null);
+    Volume lv =
+        new Volume(
+            "a.img.vg-lv",
+            Volume.Kind.LOGICAL_VOLUME,
+            "lvm",
+            "linear",
+            "linear",
+            "vg/lv",
+            "",
+            List.of(new Extent(4L * MIB - 10, 20), new Extent(100, 30)),
+            50,
+            "",
+            null);
     byte[] got = new byte[45];
     try (ImageReader.Handle h = r.open()) {
-      assertEquals(45, lv.read(h, 5, 100, (at, data, from, n) -> System.arraycopy(data, from, got, at, n)));
+      assertEquals(
+          45, lv.read(h, 5, 100, (at, data, from, n) -> System.arraycopy(data, from, got, at, n)));
     }
     byte[] want = new byte[45];
     System.arraycopy(image, 4 * MIB - 5, want, 0, 15);

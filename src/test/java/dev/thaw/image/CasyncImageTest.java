@@ -9,8 +9,8 @@ import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.format.FormatException;
 import dev.thaw.testing.CasyncFixtures;
-import dev.thaw.testing.MemoryStore;
 import dev.thaw.testing.Fixtures;
+import dev.thaw.testing.MemoryStore;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Arrays;
@@ -33,9 +33,12 @@ class CasyncImageTest {
   @BeforeEach
   void setUp() throws Exception {
     image = CasyncFixtures.image(3 << 20, MAX, 7);
-    CasyncFixtures.Chunks chunks = CasyncFixtures.chunk(image, MIN, MAX, true, CasyncFixtures.Compression.ZSTD, store, 7);
+    CasyncFixtures.Chunks chunks =
+        CasyncFixtures.chunk(image, MIN, MAX, true, CasyncFixtures.Compression.ZSTD, store, 7);
     byte[] index = CasyncFixtures.index(chunks, MIN, 8 * 1024, MAX, true);
-    pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
+    pipeline =
+        new FetchPipeline(
+            store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
     img = CasyncImage.open("/srv/disk.img.caibx", index, pipeline);
   }
 
@@ -52,14 +55,17 @@ class CasyncImageTest {
   void isNamedAfterItsIndexAndReadsAnyRangeExactly() throws Exception {
     assertEquals("disk.img", img.name());
     assertEquals(image.length, img.size());
-    ImageReader r = new ImageReader(img, new ChunkCache(64L << 20), new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
+    ImageReader r =
+        new ImageReader(
+            img, new ChunkCache(64L << 20), new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
     Random rnd = new Random(3);
     try (ImageReader.Handle h = r.open()) {
       for (int k = 0; k < 200; k++) {
         int off = rnd.nextInt(image.length);
         int len = 1 + rnd.nextInt(200_000);
         int end = Math.min(image.length, off + len);
-        assertArrayEquals(Arrays.copyOfRange(image, off, end), read(h, off, len), "range " + off + "+" + len);
+        assertArrayEquals(
+            Arrays.copyOfRange(image, off, end), read(h, off, len), "range " + off + "+" + len);
       }
       assertArrayEquals(image, read(h, 0, image.length));
     }
@@ -80,14 +86,20 @@ class CasyncImageTest {
     // held: the chunks of the last read (held until passed) and the 4 ahead
     assertTrue(chunksOnly <= 4 + 64 * 1024 / MIN, "chunks only: " + chunksOnly);
     // 1 MiB ahead in chunks of at most 32 KiB: at least 32 chunks, less the zero ones
-    assertTrue(withBytes >= chunksOnly + 12, "with a 1 MiB floor: " + withBytes + " vs " + chunksOnly);
+    assertTrue(
+        withBytes >= chunksOnly + 12, "with a 1 MiB floor: " + withBytes + " vs " + chunksOnly);
   }
 
   private int heldAfterSequentialReads(long bytes) throws IOException {
-    ImageReader r = new ImageReader(img, new ChunkCache(64L << 20), new ImageReader.Settings(4, bytes, Duration.ofSeconds(20)));
+    ImageReader r =
+        new ImageReader(
+            img,
+            new ChunkCache(64L << 20),
+            new ImageReader.Settings(4, bytes, Duration.ofSeconds(20)));
     try (ImageReader.Handle h = r.open()) {
       for (int k = 0; k < 3; k++) {
-        assertArrayEquals(Arrays.copyOfRange(image, k * 65536, (k + 1) * 65536), read(h, k * 65536L, 65536));
+        assertArrayEquals(
+            Arrays.copyOfRange(image, k * 65536, (k + 1) * 65536), read(h, k * 65536L, 65536));
       }
       return h.held();
     }
@@ -95,8 +107,11 @@ class CasyncImageTest {
 
   @Test
   void aMalformedIndexNamesItsLocation() {
-    String m = assertThrows(FormatException.class,
-        () -> CasyncImage.open("http://h/x.caibx", new byte[200], pipeline)).getMessage();
+    String m =
+        assertThrows(
+                FormatException.class,
+                () -> CasyncImage.open("http://h/x.caibx", new byte[200], pipeline))
+            .getMessage();
     assertTrue(m.startsWith("http://h/x.caibx: "), m);
   }
 }

@@ -23,14 +23,18 @@ class ChunkCacheTest {
   private static final int LEN = 1 << 20;
   private final MemoryStore store = new MemoryStore();
   private final dev.thaw.format.BlobCodec codec = new dev.thaw.format.BlobCodec(null);
-  private final FetchPipeline pipeline = new FetchPipeline(store, 1, 1, new RetryPolicy(1, Duration.ZERO, Duration.ZERO));
+  private final FetchPipeline pipeline =
+      new FetchPipeline(store, 1, 1, new RetryPolicy(1, Duration.ZERO, Duration.ZERO));
 
   @AfterEach
   void close() {
     pipeline.close();
   }
 
-  /** A verified chunk of {@code LEN} bytes of {@code fill}, fetched as thaw fetches them (the caller's reference). */
+  /**
+   * A verified chunk of {@code LEN} bytes of {@code fill}, fetched as thaw fetches them (the
+   * caller's reference).
+   */
   private Chunk chunk(byte fill) throws Exception {
     byte[] data = new byte[LEN];
     Arrays.fill(data, fill);
@@ -64,7 +68,8 @@ class ChunkCacheTest {
     assertEquals(reusedBefore + 1, pipeline.pool().reused());
     assertFalse(held.retain(), "a freed chunk cannot be taken again");
     next.release();
-    assertThrows(IllegalStateException.class, next::release, "a second release is a bug, and says so");
+    assertThrows(
+        IllegalStateException.class, next::release, "a second release is a bug, and says so");
   }
 
   @Test

@@ -27,8 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
 class ImageReaderTest {
   private static final int MIB = Fixtures.MIB;
   private static final int CHUNK = 4 * MIB;
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   private final MemoryStore store = new MemoryStore();
   private FetchPipeline pipeline;
   private byte[] image;
@@ -38,7 +37,9 @@ class ImageReaderTest {
   void setUp() throws Exception {
     image = Fixtures.image(30, 1000, 9); // chunk i % 3 == 2 is zero
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
-    pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
+    pipeline =
+        new FetchPipeline(
+            store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
     img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", pipeline);
   }
 
@@ -48,7 +49,10 @@ class ImageReaderTest {
   }
 
   private ImageReader reader(long cacheBytes, int readAhead) {
-    return new ImageReader(img, new ChunkCache(cacheBytes), new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(20)));
+    return new ImageReader(
+        img,
+        new ChunkCache(cacheBytes),
+        new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(20)));
   }
 
   private static byte[] read(ImageReader.Handle h, long off, int len) throws IOException {
@@ -56,19 +60,23 @@ class ImageReaderTest {
   }
 
   @Test
-  void readsOfAChunkTheStoreDoesNotAnswerFailWithinOneTimeoutInAllUntilItsFetchEnds() throws Exception {
+  void readsOfAChunkTheStoreDoesNotAnswerFailWithinOneTimeoutInAllUntilItsFetchEnds()
+      throws Exception {
     Digest stuck = img.digest(4);
     CountDownLatch release = new CountDownLatch(1);
-    store.fault = (d, a) -> {
-      if (d.equals(stuck)) {
-        try {
-          release.await();
-        } catch (InterruptedException e) {
-          throw new java.io.InterruptedIOException();
-        }
-      }
-    };
-    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofMillis(600)));
+    store.fault =
+        (d, a) -> {
+          if (d.equals(stuck)) {
+            try {
+              release.await();
+            } catch (InterruptedException e) {
+              throw new java.io.InterruptedIOException();
+            }
+          }
+        };
+    ImageReader r =
+        new ImageReader(
+            img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofMillis(600)));
     try (ImageReader.Handle h = r.open()) {
       long t0 = System.nanoTime();
       IOException first = assertThrows(IOException.class, () -> read(h, 4L * CHUNK, 4096));
@@ -76,12 +84,14 @@ class ImageReaderTest {
       // the kernel retries a failed read at once: that retry must not wait a second timeout
       IOException again = assertThrows(IOException.class, () -> read(h, 4L * CHUNK + 4096, 4096));
       long took = (System.nanoTime() - t0) / 1_000_000;
-      assertTrue(took < 1100, "two reads of a stuck chunk took " + took + " ms, one timeout is 600 ms");
+      assertTrue(
+          took < 1100, "two reads of a stuck chunk took " + took + " ms, one timeout is 600 ms");
       assertTrue(again.getMessage().contains(stuck.hex()), again.getMessage());
       assertArrayEquals(Arrays.copyOfRange(image, 0, 4096), read(h, 0, 4096), "other chunks read");
       release.countDown(); // the fetch ends: a later read waits afresh and gets the data
       Thread.sleep(1100);
-      assertArrayEquals(Arrays.copyOfRange(image, 4 * CHUNK, 4 * CHUNK + 4096), read(h, 4L * CHUNK, 4096));
+      assertArrayEquals(
+          Arrays.copyOfRange(image, 4 * CHUNK, 4 * CHUNK + 4096), read(h, 4L * CHUNK, 4096));
     }
   }
 
@@ -89,7 +99,9 @@ class ImageReaderTest {
   void readsAnyRangeExactly() throws Exception {
     ImageReader r = reader(256L * MIB, 0);
     try (ImageReader.Handle h = r.open()) {
-      long[][] ranges = {{0, 100}, {CHUNK - 10, 20}, {5L * CHUNK + 7, 3 * CHUNK}, {image.length - 50, 4096}};
+      long[][] ranges = {
+        {0, 100}, {CHUNK - 10, 20}, {5L * CHUNK + 7, 3 * CHUNK}, {image.length - 50, 4096}
+      };
       for (long[] rg : ranges) {
         byte[] got = read(h, rg[0], (int) rg[1]);
         int end = (int) Math.min(image.length, rg[0] + rg[1]);
@@ -111,7 +123,8 @@ class ImageReaderTest {
       assertEquals(4, h.held());
       assertEquals(4, r.stats().readAheadIssued());
       for (long off = 256 * 1024; off < 2L * CHUNK; off += 128 * 1024) {
-        assertArrayEquals(Arrays.copyOfRange(image, (int) off, (int) off + 128 * 1024), read(h, off, 128 * 1024));
+        assertArrayEquals(
+            Arrays.copyOfRange(image, (int) off, (int) off + 128 * 1024), read(h, off, 128 * 1024));
       }
       assertTrue(r.stats().readAheadHits() > 0);
     }
@@ -156,20 +169,24 @@ class ImageReaderTest {
         // 2 MiB reads whose neighbours arrive swapped, as parallel requests may: 2, 0, 6, 4, ...
         for (long pair = 0; pair < 12L * CHUNK; pair += 4 * MIB) {
           for (long off : new long[] {pair + 2 * MIB, pair}) {
-            assertArrayEquals(Arrays.copyOfRange(image, (int) off, (int) off + 2 * MIB), read(h, off, 2 * MIB));
+            assertArrayEquals(
+                Arrays.copyOfRange(image, (int) off, (int) off + 2 * MIB), read(h, off, 2 * MIB));
           }
         }
       }
       misses[k] = r.stats().cacheMisses();
     }
-    assertTrue(misses[1] <= 2, "one stream: only its first chunks are demand fetches, not " + misses[1]);
-    assertTrue(misses[0] > misses[1], "the default handle loses the stream: " + misses[0] + " misses");
+    assertTrue(
+        misses[1] <= 2, "one stream: only its first chunks are demand fetches, not " + misses[1]);
+    assertTrue(
+        misses[0] > misses[1], "the default handle loses the stream: " + misses[0] + " misses");
   }
 
   @Test
   void heldChunksSurviveATinyCacheAndAreReleasedOnClose() throws Exception {
     ChunkCache cache = new ChunkCache(40L * MIB); // read-ahead may hold 20 MiB: 5 chunks
-    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(16, 0, Duration.ofSeconds(20)));
+    ImageReader r =
+        new ImageReader(img, cache, new ImageReader.Settings(16, 0, Duration.ofSeconds(20)));
     try (ImageReader.Handle h = r.open()) {
       read(h, 0, 4096);
       read(h, 4096, 4096);
@@ -197,11 +214,17 @@ class ImageReaderTest {
     ImageReader r = reader(256L * MIB, 0);
     try (ImageReader.Handle h = r.open()) {
       IOException e = assertThrows(IOException.class, () -> read(h, 4L * CHUNK + 10, 10));
-      assertTrue(e.getMessage().contains(bad.hex()) && e.getMessage().contains("mem:"), e.getMessage());
-      assertThrows(IOException.class, () -> read(h, 4L * CHUNK - 10, 20), "a read spanning into it fails too");
-      assertArrayEquals(Arrays.copyOfRange(image, 3 * CHUNK, 3 * CHUNK + 10), read(h, 3L * CHUNK, 10));
+      assertTrue(
+          e.getMessage().contains(bad.hex()) && e.getMessage().contains("mem:"), e.getMessage());
+      assertThrows(
+          IOException.class,
+          () -> read(h, 4L * CHUNK - 10, 20),
+          "a read spanning into it fails too");
+      assertArrayEquals(
+          Arrays.copyOfRange(image, 3 * CHUNK, 3 * CHUNK + 10), read(h, 3L * CHUNK, 10));
       store.putRaw(bad, good);
-      assertArrayEquals(Arrays.copyOfRange(image, 4 * CHUNK + 10, 4 * CHUNK + 20), read(h, 4L * CHUNK + 10, 10));
+      assertArrayEquals(
+          Arrays.copyOfRange(image, 4 * CHUNK + 10, 4 * CHUNK + 20), read(h, 4L * CHUNK + 10, 10));
       assertTrue(r.stats().errors() >= 2);
     }
   }
@@ -209,14 +232,17 @@ class ImageReaderTest {
   @Test
   void aStoreThatHangsFailsTheReadAfterTheTimeout() throws Exception {
     CountDownLatch never = new CountDownLatch(1);
-    store.fault = (d, attempt) -> {
-      try {
-        never.await();
-      } catch (InterruptedException e) {
-        throw new StoreException("interrupted", false);
-      }
-    };
-    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofMillis(300)));
+    store.fault =
+        (d, attempt) -> {
+          try {
+            never.await();
+          } catch (InterruptedException e) {
+            throw new StoreException("interrupted", false);
+          }
+        };
+    ImageReader r =
+        new ImageReader(
+            img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofMillis(300)));
     try (ImageReader.Handle h = r.open()) {
       long t0 = System.nanoTime();
       IOException e = assertThrows(IOException.class, () -> read(h, 0, 10));
@@ -230,7 +256,8 @@ class ImageReaderTest {
   @Test
   void cacheStaysWithinItsBound() throws Exception {
     ChunkCache cache = new ChunkCache(20L * MIB);
-    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
+    ImageReader r =
+        new ImageReader(img, cache, new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
     try (ImageReader.Handle h = r.open()) {
       for (int c = 0; c < 30; c++) {
         read(h, (long) c * CHUNK, 100);
@@ -244,28 +271,35 @@ class ImageReaderTest {
     // a cache of two chunks under six readers: arrays pass from chunk to chunk all the time,
     // often while another reader still copies out of the chunk that was evicted
     ChunkCache cache = new ChunkCache(8L * MIB + 4096);
-    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(1, 0, Duration.ofSeconds(20)));
-    java.util.List<Throwable> failures = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    ImageReader r =
+        new ImageReader(img, cache, new ImageReader.Settings(1, 0, Duration.ofSeconds(20)));
+    java.util.List<Throwable> failures =
+        java.util.Collections.synchronizedList(new java.util.ArrayList<>());
     Thread[] readers = new Thread[6];
     for (int t = 0; t < readers.length; t++) {
       int seed = t;
-      readers[t] = new Thread(() -> {
-        java.util.Random rnd = new java.util.Random(seed);
-        try (ImageReader.Handle h = r.open()) {
-          for (int k = 0; k < 200; k++) {
-            long off = seed % 2 == 0 ? (k * 256L * 1024) % image.length // sequential, with read-ahead
-                : rnd.nextInt(image.length - 200_000);
-            int len = 4096 + rnd.nextInt(196_000);
-            byte[] got = read(h, off, len);
-            int end = (int) Math.min(image.length, off + len);
-            if (!Arrays.equals(Arrays.copyOfRange(image, (int) off, end), got)) {
-              throw new AssertionError("reader " + seed + " got wrong bytes at " + off + "+" + len);
-            }
-          }
-        } catch (Throwable e) {
-          failures.add(e);
-        }
-      });
+      readers[t] =
+          new Thread(
+              () -> {
+                java.util.Random rnd = new java.util.Random(seed);
+                try (ImageReader.Handle h = r.open()) {
+                  for (int k = 0; k < 200; k++) {
+                    long off =
+                        seed % 2 == 0
+                            ? (k * 256L * 1024) % image.length // sequential, with read-ahead
+                            : rnd.nextInt(image.length - 200_000);
+                    int len = 4096 + rnd.nextInt(196_000);
+                    byte[] got = read(h, off, len);
+                    int end = (int) Math.min(image.length, off + len);
+                    if (!Arrays.equals(Arrays.copyOfRange(image, (int) off, end), got)) {
+                      throw new AssertionError(
+                          "reader " + seed + " got wrong bytes at " + off + "+" + len);
+                    }
+                  }
+                } catch (Throwable e) {
+                  failures.add(e);
+                }
+              });
       readers[t].start();
     }
     for (Thread t : readers) {

@@ -14,13 +14,13 @@ import dev.thaw.image.ChunkCache;
 import dev.thaw.image.Image;
 import dev.thaw.image.ImageReader;
 import dev.thaw.image.KeyPolicy;
-import dev.thaw.volume.Volume;
 import dev.thaw.image.Snapshot;
 import dev.thaw.restore.LiveRestore;
 import dev.thaw.restore.Restorer;
 import dev.thaw.store.SnapshotPath;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
+import dev.thaw.volume.Volume;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -46,8 +46,7 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(60)
 class NbdServerTest {
   private static final int MIB = Fixtures.MIB;
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   private final MemoryStore store = new MemoryStore();
   private final ByteArrayOutputStream logBytes = new ByteArrayOutputStream();
   private FetchPipeline pipeline;
@@ -60,7 +59,9 @@ class NbdServerTest {
   void setUp() throws Exception {
     image = Fixtures.image(3, 1000, 5); // random, text, zero chunk, 1000 random bytes
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
-    pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
+    pipeline =
+        new FetchPipeline(
+            store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
     img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", pipeline);
     socket = dir.resolve("nbd.sock");
   }
@@ -74,12 +75,16 @@ class NbdServerTest {
   }
 
   private ImageReader reader() {
-    return new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(20)));
+    return new ImageReader(
+        img, new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(20)));
   }
 
   private void serve(Export... exports) throws IOException {
-    server = new NbdServer(List.of(exports), new NbdServer.Options(8, 64 << 20, 16),
-        new PrintStream(logBytes, true));
+    server =
+        new NbdServer(
+            List.of(exports),
+            new NbdServer.Options(8, 64 << 20, 16),
+            new PrintStream(logBytes, true));
     server.listen(UnixDomainSocketAddress.of(socket));
   }
 
@@ -103,14 +108,17 @@ class NbdServerTest {
       c.request(0, CMD_READ, 7, 0, len, null);
       List<TestClient.Reply> chunks = c.chunks();
       assertArrayEquals(image, c.assemble(chunks, 0, len));
-      assertTrue(chunks.stream().anyMatch(r -> r.type() == REPLY_TYPE_OFFSET_HOLE), "the zero chunk is a hole");
+      assertTrue(
+          chunks.stream().anyMatch(r -> r.type() == REPLY_TYPE_OFFSET_HOLE),
+          "the zero chunk is a hole");
       assertTrue(chunks.stream().allMatch(r -> r.cookie() == 7));
 
       c.request(CMD_FLAG_DF, CMD_READ, 8, 7 * MIB, 2 * MIB, null); // data and hole, not fragmented
       List<TestClient.Reply> df = c.chunks();
       assertEquals(1, df.size());
       assertEquals(REPLY_TYPE_OFFSET_DATA, df.get(0).type());
-      assertArrayEquals(Arrays.copyOfRange(image, 7 * MIB, 9 * MIB), c.assemble(df, 7 * MIB, 2 * MIB));
+      assertArrayEquals(
+          Arrays.copyOfRange(image, 7 * MIB, 9 * MIB), c.assemble(df, 7 * MIB, 2 * MIB));
 
       c.request(0, CMD_BLOCK_STATUS, 9, 0, len, null);
       TestClient.Reply bs = c.reply(0);
@@ -118,9 +126,12 @@ class NbdServerTest {
       assertTrue(bs.done());
       ByteBuffer p = ByteBuffer.wrap(bs.payload());
       assertEquals(Handshake.ALLOCATION_CONTEXT_ID, p.getInt());
-      assertEquals(List.of(8L * MIB, 0L, 4L * MIB, (long) (STATE_HOLE | STATE_ZERO), 1000L, 0L), descriptors(p));
+      assertEquals(
+          List.of(8L * MIB, 0L, 4L * MIB, (long) (STATE_HOLE | STATE_ZERO), 1000L, 0L),
+          descriptors(p));
 
-      c.request(CMD_FLAG_REQ_ONE, CMD_BLOCK_STATUS, 10, 9 * MIB, MIB, null); // inside the zero chunk
+      c.request(
+          CMD_FLAG_REQ_ONE, CMD_BLOCK_STATUS, 10, 9 * MIB, MIB, null); // inside the zero chunk
       ByteBuffer one = ByteBuffer.wrap(c.reply(0).payload());
       one.getInt();
       assertEquals(List.of((long) MIB, (long) (STATE_HOLE | STATE_ZERO)), descriptors(one));
@@ -130,8 +141,20 @@ class NbdServerTest {
   @Test
   void aVolumeExportReadsItsExtentsAndMapsTheImagesHoles() throws Exception {
     // image bytes [6, 10) MiB (text, then zeros), then [0, 1) MiB (random)
-    Volume lv = new Volume("a.img.vg-lv", Volume.Kind.LOGICAL_VOLUME, "lvm", "linear", "linear", "vg/lv", "",
-        List.of(new dev.thaw.volume.Extent(6L * MIB, 4L * MIB), new dev.thaw.volume.Extent(0, MIB)), 5L * MIB, "", null);
+    Volume lv =
+        new Volume(
+            "a.img.vg-lv",
+            Volume.Kind.LOGICAL_VOLUME,
+            "lvm",
+            "linear",
+            "linear",
+            "vg/lv",
+            "",
+            List.of(
+                new dev.thaw.volume.Extent(6L * MIB, 4L * MIB), new dev.thaw.volume.Extent(0, MIB)),
+            5L * MIB,
+            "",
+            null);
     serve(Exports.readOnly(reader()), Exports.volume(reader(), lv));
     try (TestClient c = client().go("a.img.vg-lv", true, true)) {
       c.request(0, CMD_READ, 1, 0, 5 * MIB, null);
@@ -142,7 +165,9 @@ class NbdServerTest {
       c.request(0, CMD_BLOCK_STATUS, 2, 0, 5L * MIB, null);
       ByteBuffer p = ByteBuffer.wrap(c.reply(0).payload());
       p.getInt();
-      assertEquals(List.of(2L * MIB, 0L, 2L * MIB, (long) (STATE_HOLE | STATE_ZERO), (long) MIB, 0L), descriptors(p));
+      assertEquals(
+          List.of(2L * MIB, 0L, 2L * MIB, (long) (STATE_HOLE | STATE_ZERO), (long) MIB, 0L),
+          descriptors(p));
     }
   }
 
@@ -158,7 +183,8 @@ class NbdServerTest {
   @Test
   void exportNameEndsTheHandshakeWithOrWithoutThePadding() throws Exception {
     serve(Exports.readOnly(reader()));
-    for (int clientFlags : new int[] {FLAG_C_FIXED_NEWSTYLE, FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES, 0}) {
+    for (int clientFlags :
+        new int[] {FLAG_C_FIXED_NEWSTYLE, FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES, 0}) {
       try (TestClient c = client().greet(clientFlags)) {
         c.option(OPT_EXPORT_NAME, new byte[0]); // the default export
         assertEquals(image.length, c.in.readLong());
@@ -190,33 +216,57 @@ class NbdServerTest {
       assertEquals(99, r.option());
       assertEquals(REP_ERR_INVALID, c.ask(OPT_LIST, new byte[] {1}).get(0).type());
       assertEquals(REP_ERR_POLICY, c.ask(OPT_STARTTLS, new byte[0]).get(0).type());
-      assertEquals(REP_ERR_INVALID, c.ask(OPT_SET_META_CONTEXT,
-          TestClient.metaQuery("a.img", BASE_ALLOCATION)).get(0).type(), "metadata needs structured replies");
+      assertEquals(
+          REP_ERR_INVALID,
+          c.ask(OPT_SET_META_CONTEXT, TestClient.metaQuery("a.img", BASE_ALLOCATION)).get(0).type(),
+          "metadata needs structured replies");
       TestClient.OptReply unknown = c.ask(OPT_INFO, TestClient.nameAndInfos("nope")).get(0);
       assertEquals(REP_ERR_UNKNOWN, unknown.type());
       assertTrue(unknown.text().contains("a.img, rw"), unknown.text());
-      assertEquals(REP_ERR_INVALID, c.ask(OPT_GO, new byte[] {0, 0, 0, 9, 'a'}).get(0).type(), "a name past the end");
+      assertEquals(
+          REP_ERR_INVALID,
+          c.ask(OPT_GO, new byte[] {0, 0, 0, 9, 'a'}).get(0).type(),
+          "a name past the end");
 
       List<TestClient.OptReply> list = c.ask(OPT_LIST, new byte[0]);
       assertEquals(3, list.size());
       assertEquals(REP_SERVER, list.get(0).type());
       assertTrue(list.get(0).text().contains("a.img") && list.get(1).text().contains("rw"));
 
-      List<TestClient.OptReply> info = c.ask(OPT_INFO, TestClient.nameAndInfos("rw", INFO_NAME, INFO_BLOCK_SIZE));
+      List<TestClient.OptReply> info =
+          c.ask(OPT_INFO, TestClient.nameAndInfos("rw", INFO_NAME, INFO_BLOCK_SIZE));
       assertEquals(REP_ACK, info.get(info.size() - 1).type());
-      assertEquals(FLAG_HAS_FLAGS | FLAG_SEND_FLUSH | FLAG_SEND_FUA | FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES
-          | FLAG_CAN_MULTI_CONN, flagsOf(info.get(0)));
-      assertTrue(info.stream().anyMatch(i -> i.type() == REP_INFO && i.data()[1] == INFO_BLOCK_SIZE
-          && ByteBuffer.wrap(i.data()).getInt(10) == MAX_PAYLOAD));
+      assertEquals(
+          FLAG_HAS_FLAGS
+              | FLAG_SEND_FLUSH
+              | FLAG_SEND_FUA
+              | FLAG_SEND_TRIM
+              | FLAG_SEND_WRITE_ZEROES
+              | FLAG_CAN_MULTI_CONN,
+          flagsOf(info.get(0)));
+      assertTrue(
+          info.stream()
+              .anyMatch(
+                  i ->
+                      i.type() == REP_INFO
+                          && i.data()[1] == INFO_BLOCK_SIZE
+                          && ByteBuffer.wrap(i.data()).getInt(10) == MAX_PAYLOAD));
 
       assertEquals(REP_ACK, c.ask(OPT_STRUCTURED_REPLY, new byte[0]).get(0).type());
-      assertEquals(REP_ERR_INVALID, c.ask(OPT_STRUCTURED_REPLY, new byte[0]).get(0).type(), "twice");
-      List<TestClient.OptReply> ctx = c.ask(OPT_LIST_META_CONTEXT, TestClient.metaQuery("a.img", "base:"));
+      assertEquals(
+          REP_ERR_INVALID, c.ask(OPT_STRUCTURED_REPLY, new byte[0]).get(0).type(), "twice");
+      List<TestClient.OptReply> ctx =
+          c.ask(OPT_LIST_META_CONTEXT, TestClient.metaQuery("a.img", "base:"));
       assertEquals(REP_META_CONTEXT, ctx.get(0).type());
       assertTrue(ctx.get(0).text().endsWith(BASE_ALLOCATION));
-      assertEquals(1, c.ask(OPT_SET_META_CONTEXT, TestClient.metaQuery("a.img", "base:", "x-other:thing")).size(),
+      assertEquals(
+          1,
+          c.ask(OPT_SET_META_CONTEXT, TestClient.metaQuery("a.img", "base:", "x-other:thing"))
+              .size(),
           "no context selected: only the ACK");
-      assertEquals(REP_ERR_INVALID, c.ask(OPT_SET_META_CONTEXT, TestClient.metaQuery("a.img", "nocolon")).get(0).type());
+      assertEquals(
+          REP_ERR_INVALID,
+          c.ask(OPT_SET_META_CONTEXT, TestClient.metaQuery("a.img", "nocolon")).get(0).type());
 
       TestClient.OptReply abort = c.ask(OPT_ABORT, new byte[0]).get(0);
       assertEquals(REP_ACK, abort.type());
@@ -249,7 +299,9 @@ class NbdServerTest {
       TestClient.Reply r = c.reply(0);
       assertEquals(ENOSPC, r.error());
       assertEquals(REPLY_TYPE_ERROR, r.type());
-      assertTrue(new String(r.payload(), 6, r.payload().length - 6, StandardCharsets.UTF_8).contains("8192 bytes"));
+      assertTrue(
+          new String(r.payload(), 6, r.payload().length - 6, StandardCharsets.UTF_8)
+              .contains("8192 bytes"));
       c.request(0, CMD_WRITE_ZEROES, 2, 8000, 193, null);
       assertEquals(ENOSPC, c.reply(0).error());
       c.request(CMD_FLAG_FUA, CMD_WRITE, 3, 100, 3, new byte[] {1, 2, 3});
@@ -277,10 +329,12 @@ class NbdServerTest {
       List<TestClient.Reply> r = c.chunks();
       assertEquals(1, r.size(), "no data chunk, only the error");
       assertEquals(EIO, r.get(0).error());
-      String message = new String(r.get(0).payload(), 6, r.get(0).payload().length - 6, StandardCharsets.UTF_8);
+      String message =
+          new String(r.get(0).payload(), 6, r.get(0).payload().length - 6, StandardCharsets.UTF_8);
       assertTrue(message.contains(bad.hex()), message);
       c.request(0, CMD_READ, 2, 0, 100, null);
-      assertArrayEquals(Arrays.copyOf(image, 100), c.assemble(c.chunks(), 0, 100), "the next read is served");
+      assertArrayEquals(
+          Arrays.copyOf(image, 100), c.assemble(c.chunks(), 0, 100), "the next read is served");
     }
     try (TestClient c = client().go("a.img", false, false)) {
       c.request(0, CMD_READ, 1, 4 * MIB, 10, null);
@@ -288,9 +342,11 @@ class NbdServerTest {
       assertEquals(EIO, r.error());
       assertEquals(0, r.payload().length);
       c.request(0, CMD_READ, 2, 0, 10, null);
-      assertArrayEquals(Arrays.copyOf(image, 10), c.reply(10).payload(), "no payload was sent with the error");
+      assertArrayEquals(
+          Arrays.copyOf(image, 10), c.reply(10).payload(), "no payload was sent with the error");
     }
-    assertTrue(logBytes.toString(StandardCharsets.UTF_8).contains(bad.hex()), "the log names the chunk");
+    assertTrue(
+        logBytes.toString(StandardCharsets.UTF_8).contains(bad.hex()), "the log names the chunk");
   }
 
   @Test
@@ -315,7 +371,8 @@ class NbdServerTest {
         List<TestClient.Reply> r = c.chunks();
         long cookie = r.get(0).cookie();
         int k = (int) (cookie - 100);
-        assertArrayEquals(Arrays.copyOfRange(data, k * 1024, k * 1024 + 1024), c.assemble(r, k * 1024L, 1024));
+        assertArrayEquals(
+            Arrays.copyOfRange(data, k * 1024, k * 1024 + 1024), c.assemble(r, k * 1024L, 1024));
         cookies.add(cookie);
       }
       assertEquals(8, cookies.size());
@@ -380,13 +437,18 @@ class NbdServerTest {
   @Test
   void aSocketFileLeftBehindIsReplacedAndALiveOneRefused() throws Exception {
     serve(new MemExport(new byte[512], false));
-    NbdServer second = new NbdServer(List.of(new MemExport(new byte[512], false)), NbdServer.Options.defaults(),
-        new PrintStream(logBytes, true));
-    IOException busy = assertThrows(IOException.class, () -> second.listen(UnixDomainSocketAddress.of(socket)));
+    NbdServer second =
+        new NbdServer(
+            List.of(new MemExport(new byte[512], false)),
+            NbdServer.Options.defaults(),
+            new PrintStream(logBytes, true));
+    IOException busy =
+        assertThrows(IOException.class, () -> second.listen(UnixDomainSocketAddress.of(socket)));
     assertTrue(busy.getMessage().contains("listening"), busy.getMessage());
     // a socket file nobody answers on: what a killed server leaves
     Path stale = dir.resolve("stale.sock");
-    try (var ch = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+    try (var ch =
+        java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
       ch.bind(UnixDomainSocketAddress.of(stale));
     }
     assertTrue(Files.exists(stale));
@@ -397,18 +459,23 @@ class NbdServerTest {
     }
     second.shutdown(Duration.ofSeconds(5));
     Files.writeString(stale, "not a socket");
-    NbdServer third = new NbdServer(List.of(new MemExport(new byte[512], false)), NbdServer.Options.defaults(),
-        new PrintStream(logBytes, true));
+    NbdServer third =
+        new NbdServer(
+            List.of(new MemExport(new byte[512], false)),
+            NbdServer.Options.defaults(),
+            new PrintStream(logBytes, true));
     assertThrows(IOException.class, () -> third.listen(UnixDomainSocketAddress.of(stale)));
     third.shutdown(Duration.ofSeconds(1));
   }
 
   @Test
-  void aWritableExportWritesThroughTheLiveRestoreAndZeroesWholeChunksWithoutFetching() throws Exception {
+  void aWritableExportWritesThroughTheLiveRestoreAndZeroesWholeChunksWithoutFetching()
+      throws Exception {
     Path target = dir.resolve("target.img");
     ImageReader r = reader();
-    try (LiveRestore live = LiveRestore.open(r, target, Restorer.defaultStateFile(target),
-        new LiveRestore.Options(false, 4, 0))) {
+    try (LiveRestore live =
+        LiveRestore.open(
+            r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(false, 4, 0))) {
       serve(Exports.writable(r, live, "overlay"));
       byte[] expected = image.clone();
       try (TestClient c = client().go("a.img", true, true)) {
@@ -422,7 +489,8 @@ class NbdServerTest {
         Arrays.fill(expected, 12 * MIB, expected.length, (byte) 0);
 
         byte[] w = "written through nbd".getBytes(StandardCharsets.UTF_8);
-        c.request(CMD_FLAG_FUA, CMD_WRITE, 3, 4 * MIB + 5, w.length, w); // chunk 1 is completed first
+        c.request(
+            CMD_FLAG_FUA, CMD_WRITE, 3, 4 * MIB + 5, w.length, w); // chunk 1 is completed first
         assertEquals(0, c.reply(0).error());
         System.arraycopy(w, 0, expected, 4 * MIB + 5, w.length);
         c.request(0, CMD_WRITE_ZEROES, 4, 4 * MIB + 6, 3, null); // part of a chunk
@@ -436,13 +504,19 @@ class NbdServerTest {
         c.request(0, CMD_BLOCK_STATUS, 7, 0, expected.length, null);
         ByteBuffer p = ByteBuffer.wrap(c.reply(0).payload());
         p.getInt();
-        assertEquals(List.of(8L * MIB, 0L, 4L * MIB, (long) (STATE_HOLE | STATE_ZERO), 1000L, 0L), descriptors(p),
+        assertEquals(
+            List.of(8L * MIB, 0L, 4L * MIB, (long) (STATE_HOLE | STATE_ZERO), 1000L, 0L),
+            descriptors(p),
             "chunks in the target are data, the zero chunk not yet written a hole");
       }
       assertEquals(3, live.progress().present());
     }
-    try (LiveRestore again = LiveRestore.open(reader(), target, Restorer.defaultStateFile(target),
-        new LiveRestore.Options(false, 4, 0))) {
+    try (LiveRestore again =
+        LiveRestore.open(
+            reader(),
+            target,
+            Restorer.defaultStateFile(target),
+            new LiveRestore.Options(false, 4, 0))) {
       assertEquals(3, again.progress().present(), "what was written is recorded durably");
     }
   }

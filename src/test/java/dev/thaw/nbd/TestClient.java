@@ -83,8 +83,11 @@ final class TestClient implements AutoCloseable {
 
   static byte[] nameAndInfos(String name, int... infos) {
     byte[] n = name.getBytes(StandardCharsets.UTF_8);
-    ByteBuffer b = ByteBuffer.allocate(4 + n.length + 2 + 2 * infos.length).putInt(n.length).put(n)
-        .putShort((short) infos.length);
+    ByteBuffer b =
+        ByteBuffer.allocate(4 + n.length + 2 + 2 * infos.length)
+            .putInt(n.length)
+            .put(n)
+            .putShort((short) infos.length);
     for (int i : infos) {
       b.putShort((short) i);
     }
@@ -124,7 +127,8 @@ final class TestClient implements AutoCloseable {
     }
   }
 
-  void request(int flags, int type, long cookie, long offset, long length, byte[] payload) throws IOException {
+  void request(int flags, int type, long cookie, long offset, long length, byte[] payload)
+      throws IOException {
     out.writeInt(Protocol.REQUEST_MAGIC);
     out.writeShort(flags);
     out.writeShort(type);
@@ -171,8 +175,8 @@ final class TestClient implements AutoCloseable {
   }
 
   /**
-   * Reads a structured reply to a read of {@code length} bytes at {@code offset} into bytes;
-   * throws on an error chunk.
+   * Reads a structured reply to a read of {@code length} bytes at {@code offset} into bytes; throws
+   * on an error chunk.
    */
   byte[] assemble(List<Reply> chunks, long offset, int length) throws IOException {
     byte[] b = new byte[length];

@@ -24,8 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
 class CasyncRestoreTest {
   private static final int MIN = 4 * 1024;
   private static final int MAX = 64 * 1024;
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   private final MemoryStore store = new MemoryStore();
 
   private record Made(byte[] image, byte[] index, CasyncFixtures.Chunks chunks) {}
@@ -37,7 +36,8 @@ class CasyncRestoreTest {
   }
 
   private FetchPipeline pipeline(int parallel) {
-    return new FetchPipeline(store, parallel, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
+    return new FetchPipeline(
+        store, parallel, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
   }
 
   @Test
@@ -49,7 +49,8 @@ class CasyncRestoreTest {
         Path target = dir.resolve("out-" + k++ + ".img");
         try (FetchPipeline p = pipeline(4)) {
           Image img = CasyncImage.open("img.caibx", m.index(), p);
-          Restorer.Result r = new Restorer(img, target, new Restorer.Options(false, false, 6, 1 << 20, null)).run();
+          Restorer.Result r =
+              new Restorer(img, target, new Restorer.Options(false, false, 6, 1 << 20, null)).run();
           assertArrayEquals(m.image(), Files.readAllBytes(target), c + " sha512=" + sha512);
           assertEquals(img.chunkCount(), r.fetched() + r.zero());
           assertTrue(r.zero() > 0, "zero chunks recognised");
@@ -66,16 +67,19 @@ class CasyncRestoreTest {
   @Test
   void smallChunksKeepTheFetchesGoing() throws Exception {
     Made m = make(4 << 20, true, Compression.ZSTD);
-    store.fault = (d, a) -> {
-      try {
-        Thread.sleep(5);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    };
+    store.fault =
+        (d, a) -> {
+          try {
+            Thread.sleep(5);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+        };
     assertEquals(1, maxConcurrentFetches(m, 0), "a window of one chunk");
     int withBytes = maxConcurrentFetches(m, 8 << 20);
-    assertTrue(withBytes >= 6, "a window of one chunk and 8 MiB keeps the 8 fetch threads busy: " + withBytes);
+    assertTrue(
+        withBytes >= 6,
+        "a window of one chunk and 8 MiB keeps the 8 fetch threads busy: " + withBytes);
   }
 
   private int maxConcurrentFetches(Made m, long windowBytes) throws Exception {
@@ -87,7 +91,9 @@ class CasyncRestoreTest {
       }
     }
     Path target = dir.resolve("w" + windowBytes + ".img");
-    try (FetchPipeline p = new FetchPipeline(fresh, 8, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)))) {
+    try (FetchPipeline p =
+        new FetchPipeline(
+            fresh, 8, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)))) {
       Image img = CasyncImage.open("img.caibx", m.index(), p);
       new Restorer(img, target, new Restorer.Options(false, false, 1, windowBytes, null)).run();
     }
@@ -116,13 +122,17 @@ class CasyncRestoreTest {
       }
       Digest badId = img.digest(bad);
       Digest goneId = img.digest(gone);
-      store.putRaw(badId, CasyncFixtures.compress(new byte[img.index().length(bad)], 0, img.index().length(bad), Compression.ZSTD));
+      store.putRaw(
+          badId,
+          CasyncFixtures.compress(
+              new byte[img.index().length(bad)], 0, img.index().length(bad), Compression.ZSTD));
       store.remove(goneId);
       Verifier.Report r = new Verifier(img, 4, 1 << 20).run();
       assertEquals(2, r.problems().size(), r.problems().toString());
       for (Verifier.Problem pr : r.problems()) {
         assertEquals("img", pr.file());
-        assertTrue(pr.message().contains(pr.digest()) && pr.message().contains("mem:"), pr.message());
+        assertTrue(
+            pr.message().contains(pr.digest()) && pr.message().contains("mem:"), pr.message());
         if (pr.digest().equals(badId.hex())) {
           assertTrue(pr.message().contains("chunk id mismatch") && !pr.missing(), pr.message());
         } else {

@@ -1,6 +1,5 @@
 package dev.thaw.restore;
 
-import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -21,6 +20,7 @@ import dev.thaw.store.StoreException;
 import dev.thaw.store.Stores;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
+import dev.thaw.testing.TestStores;
 import dev.thaw.testing.TlsServers;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -52,22 +52,25 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The network fault suite: a whole restore ({@link Restorer} over {@link FetchPipeline} over the
  * real HTTP store) of a multi-chunk image from a server that misbehaves. Each case ends with the
- * restored bytes equal to the source, or with a clear error and no wrong byte in the target.
- * Faults hit chunk requests only; snapshot files are served cleanly.
+ * restored bytes equal to the source, or with a clear error and no wrong byte in the target. Faults
+ * hit chunk requests only; snapshot files are served cleanly.
  */
 @Timeout(60)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class HttpFaultsTest {
   private static final int CHUNK = 4 * Fixtures.MIB;
+
   /** Short backoff, bounded by a window well inside the test timeout. */
   private static final RetryPolicy FAST =
-      new RetryPolicy(1, Duration.ofMillis(20), Duration.ofMillis(200), Duration.ZERO).withWindow(Duration.ofSeconds(15));
+      new RetryPolicy(1, Duration.ofMillis(20), Duration.ofMillis(200), Duration.ZERO)
+          .withWindow(Duration.ofSeconds(15));
 
   private Path dir;
 
   private final MemoryStore source = new MemoryStore();
   private byte[] image;
   private SnapshotPath snap;
+
   /** Non-zero chunks: 0, 1, 3, 4, 6, 7, 9 and the tail chunk 10. */
   private Digest first;
 
@@ -90,7 +93,8 @@ class HttpFaultsTest {
     // an explicit port makes MockWebServer set SO_REUSEADDR, which its accepted sockets inherit:
     // the outage tests can then bind the port again while old connections linger in TIME_WAIT
     int port;
-    try (java.net.ServerSocket probe = new java.net.ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+    try (java.net.ServerSocket probe =
+        new java.net.ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       port = probe.getLocalPort();
     }
     server.start(InetAddress.getLoopbackAddress(), port);
@@ -161,13 +165,16 @@ class HttpFaultsTest {
 
   private record Outcome(Restorer.Result result, PipelineStats stats, long nanos) {}
 
-  private Outcome restore(String url, RetryPolicy retry, Duration readTimeout, Path target, boolean resume)
+  private Outcome restore(
+      String url, RetryPolicy retry, Duration readTimeout, Path target, boolean resume)
       throws IOException, InterruptedException {
     long t0 = System.nanoTime();
     Stores.Options o = Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), readTimeout);
-    try (ChunkStore s = TestStores.open(url, o); FetchPipeline p = new FetchPipeline(s, 4, 2, retry)) {
+    try (ChunkStore s = TestStores.open(url, o);
+        FetchPipeline p = new FetchPipeline(s, 4, 2, retry)) {
       Image img = Snapshot.open(s, snap, KeyPolicy.strict(null)).openImage("a.img", p);
-      Restorer.Result r = new Restorer(img, target, new Restorer.Options(resume, false, 8, 0, null)).run();
+      Restorer.Result r =
+          new Restorer(img, target, new Restorer.Options(resume, false, 8, 0, null)).run();
       return new Outcome(r, p.stats(), System.nanoTime() - t0);
     }
   }
@@ -191,7 +198,9 @@ class HttpFaultsTest {
       int end = Math.min(image.length, off + CHUNK);
       byte[] got = Arrays.copyOfRange(out, off, end);
       boolean isHole = Arrays.equals(got, Arrays.copyOf(zeros, end - off));
-      assertTrue(isHole || Arrays.equals(Arrays.copyOfRange(image, off, end), got), "chunk " + i + " holds wrong bytes");
+      assertTrue(
+          isHole || Arrays.equals(Arrays.copyOfRange(image, off, end), got),
+          "chunk " + i + " holds wrong bytes");
       if (i == hole) {
         assertTrue(isHole, "chunk " + i + " was written although it failed");
       }
@@ -215,26 +224,39 @@ class HttpFaultsTest {
   void thirtyPercentOf5xxAnd429AreRetried() throws Exception {
     int[] codes = {500, 503, 429};
     AtomicInteger n = new AtomicInteger();
-    ridesOut((d, a, b) -> new MockResponse().setResponseCode(codes[n.getAndIncrement() % codes.length]),
-        1, Duration.ofSeconds(2));
+    ridesOut(
+        (d, a, b) -> new MockResponse().setResponseCode(codes[n.getAndIncrement() % codes.length]),
+        1,
+        Duration.ofSeconds(2));
   }
 
   @Test
   void resetsMidBodyAreRetried() throws Exception {
-    ridesOut((d, a, b) -> ok(b).setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY), 2, Duration.ofSeconds(2));
+    ridesOut(
+        (d, a, b) -> ok(b).setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY),
+        2,
+        Duration.ofSeconds(2));
   }
 
   @Test
   void truncatedBodiesAreRetried() throws Exception {
     // half the body, a Content-Length promising all of it, then the connection closes
-    ridesOut((d, a, b) -> ok(Arrays.copyOf(b, b.length / 2)).setHeader("Content-Length", b.length)
-        .setSocketPolicy(SocketPolicy.DISCONNECT_AT_END), 3, Duration.ofSeconds(2));
+    ridesOut(
+        (d, a, b) ->
+            ok(Arrays.copyOf(b, b.length / 2))
+                .setHeader("Content-Length", b.length)
+                .setSocketPolicy(SocketPolicy.DISCONNECT_AT_END),
+        3,
+        Duration.ofSeconds(2));
   }
 
   @Test
   void stalledBodiesTimeOutAndAreRetried() throws Exception {
     // half the body, then nothing for longer than the read timeout
-    ridesOut((d, a, b) -> ok(b).throttleBody(b.length / 2, 2, TimeUnit.SECONDS), 4, Duration.ofMillis(300));
+    ridesOut(
+        (d, a, b) -> ok(b).throttleBody(b.length / 2, 2, TimeUnit.SECONDS),
+        4,
+        Duration.ofMillis(300));
   }
 
   private static MockResponse flipped(byte[] blob) {
@@ -257,7 +279,9 @@ class HttpFaultsTest {
     served.fault = (d, a, b) -> d.equals(first) ? flipped(b) : null;
     Path t = dir.resolve("flip-always.img");
     IOException e = assertThrows(IOException.class, () -> restore(t));
-    assertTrue(e.getMessage().contains(first.hex()) && e.getMessage().contains("/ds/.chunks/"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains(first.hex()) && e.getMessage().contains("/ds/.chunks/"),
+        e.getMessage());
     assertEquals(2, served.requests(first)); // one refetch, then an error
     assertNothingWrong(t, 0);
     // the store repaired, a resume fetches only what is missing and completes
@@ -275,31 +299,37 @@ class HttpFaultsTest {
     Path t = dir.resolve("missing.img");
     long t0 = System.nanoTime();
     IOException e = assertThrows(IOException.class, () -> restore(t));
-    String url = server.url("/ds/.chunks/" + first.hex().substring(0, 4) + "/" + first.hex()).toString();
+    String url =
+        server.url("/ds/.chunks/" + first.hex().substring(0, 4) + "/" + first.hex()).toString();
     assertTrue(e.getMessage().contains(url) && e.getMessage().contains("missing"), e.getMessage());
     assertEquals(1, served.requests(first)); // not retried
-    assertTrue(System.nanoTime() - t0 < FAST.window().toNanos(), "a 404 waited for the retry window");
+    assertTrue(
+        System.nanoTime() - t0 < FAST.window().toNanos(), "a 404 waited for the retry window");
     assertNothingWrong(t, 0);
   }
 
-  /** Shuts the server down at the first chunk request and, if {@code downFor} is set, restarts it then. */
+  /**
+   * Shuts the server down at the first chunk request and, if {@code downFor} is set, restarts it
+   * then.
+   */
   private CompletableFuture<Void> outage(Duration downFor) {
     int port = server.getPort();
-    return CompletableFuture.runAsync(() -> {
-      try {
-        served.firstChunk.await();
-        server.shutdown(); // connections refused from now on
-        if (downFor != null) {
-          Thread.sleep(downFor.toMillis());
-          MockWebServer back = new MockWebServer();
-          back.setDispatcher(served);
-          back.start(InetAddress.getLoopbackAddress(), port);
-          server = back;
-        }
-      } catch (IOException | InterruptedException e) {
-        throw new IllegalStateException(e);
-      }
-    });
+    return CompletableFuture.runAsync(
+        () -> {
+          try {
+            served.firstChunk.await();
+            server.shutdown(); // connections refused from now on
+            if (downFor != null) {
+              Thread.sleep(downFor.toMillis());
+              MockWebServer back = new MockWebServer();
+              back.setDispatcher(served);
+              back.start(InetAddress.getLoopbackAddress(), port);
+              server = back;
+            }
+          } catch (IOException | InterruptedException e) {
+            throw new IllegalStateException(e);
+          }
+        });
   }
 
   @Test
@@ -311,7 +341,9 @@ class HttpFaultsTest {
     down.get(10, TimeUnit.SECONDS);
     assertRestored(t, o);
     assertTrue(o.stats().retries() > 0, o.stats().toString());
-    assertTrue(o.nanos() > Duration.ofSeconds(3).toNanos(), "the outage did not happen during the restore");
+    assertTrue(
+        o.nanos() > Duration.ofSeconds(3).toNanos(),
+        "the outage did not happen during the restore");
   }
 
   @Test
@@ -319,16 +351,22 @@ class HttpFaultsTest {
     String url = server.url("/ds/").toString();
     String hostPort = server.getHostName() + ":" + server.getPort();
     // chunks after the first are slow, so that none is served before the store goes down
-    served.fault = (d, a, b) -> served.chunkRequests.get() > 1 ? ok(b).setBodyDelay(3, TimeUnit.SECONDS) : null;
+    served.fault =
+        (d, a, b) ->
+            served.chunkRequests.get() > 1 ? ok(b).setBodyDelay(3, TimeUnit.SECONDS) : null;
     CompletableFuture<Void> down = outage(null);
     Path t = dir.resolve("down.img");
     RetryPolicy shortWindow = FAST.withWindow(Duration.ofMillis(1500));
     long t0 = System.nanoTime();
-    IOException e = assertThrows(IOException.class, () -> restore(url, shortWindow, Duration.ofSeconds(2), t, false));
+    IOException e =
+        assertThrows(
+            IOException.class, () -> restore(url, shortWindow, Duration.ofSeconds(2), t, false));
     long took = System.nanoTime() - t0;
     down.get(10, TimeUnit.SECONDS);
-    assertTrue(e.getMessage().contains("cannot connect to " + hostPort)
-        && e.getMessage().contains("gave up after"), e.getMessage());
+    assertTrue(
+        e.getMessage().contains("cannot connect to " + hostPort)
+            && e.getMessage().contains("gave up after"),
+        e.getMessage());
     assertTrue(took < Duration.ofSeconds(10).toNanos(), "took " + took / 1_000_000 + " ms");
     assertNothingWrong(t, -1);
   }
@@ -340,9 +378,13 @@ class HttpFaultsTest {
       tls.start(InetAddress.getLoopbackAddress(), 0);
       Path t = dir.resolve("tls.img");
       long t0 = System.nanoTime();
-      StoreException e = assertThrows(StoreException.class,
-          () -> restore(tls.url("/ds/").toString(), FAST, Duration.ofSeconds(2), t, false));
-      assertTrue(e.getMessage().contains("not signed by a trusted CA") && e.getMessage().contains("--ca-file"),
+      StoreException e =
+          assertThrows(
+              StoreException.class,
+              () -> restore(tls.url("/ds/").toString(), FAST, Duration.ofSeconds(2), t, false));
+      assertTrue(
+          e.getMessage().contains("not signed by a trusted CA")
+              && e.getMessage().contains("--ca-file"),
           e.getMessage());
       assertTrue(System.nanoTime() - t0 < FAST.window().toNanos(), "a TLS refusal was retried");
       assertFalse(Files.exists(t), "a target was created although TLS failed");

@@ -14,8 +14,8 @@ import dev.thaw.image.Snapshot;
 import dev.thaw.store.SnapshotPath;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
-import java.nio.charset.StandardCharsets;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -27,15 +27,19 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(120)
 class LiveRestoreTest {
   private static final int MIB = Fixtures.MIB;
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private final MemoryStore store = new MemoryStore();
 
-  private LiveRestore open(FetchPipeline p, SnapshotPath snap, Path target, boolean background) throws IOException {
-    ImageReader r = new ImageReader(Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p),
-        new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(30)));
-    return LiveRestore.open(r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(background, 4, 0));
+  private LiveRestore open(FetchPipeline p, SnapshotPath snap, Path target, boolean background)
+      throws IOException {
+    ImageReader r =
+        new ImageReader(
+            Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p),
+            new ChunkCache(64L * MIB),
+            new ImageReader.Settings(4, 0, Duration.ofSeconds(30)));
+    return LiveRestore.open(
+        r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(background, 4, 0));
   }
 
   @Test
@@ -57,16 +61,25 @@ class LiveRestoreTest {
       int readsBefore = store.totalReads();
       try (LiveRestore live = open(p, snap, target, false)) {
         assertEquals(2, live.progress().present(), "the restart keeps what was recorded");
-        ImageReader reader = new ImageReader(live.image(), new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
+        ImageReader reader =
+            new ImageReader(
+                live.image(),
+                new ChunkCache(64L * MIB),
+                new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
         byte[] all = new byte[image.length];
         try (ImageReader.Handle h = reader.open()) {
-          int n = live.read(h, 0, all.length, (at, data, from, len) -> {
-            if (data == null) {
-              java.util.Arrays.fill(all, at, at + len, (byte) 0);
-            } else {
-              System.arraycopy(data, from, all, at, len);
-            }
-          });
+          int n =
+              live.read(
+                  h,
+                  0,
+                  all.length,
+                  (at, data, from, len) -> {
+                    if (data == null) {
+                      java.util.Arrays.fill(all, at, at + len, (byte) 0);
+                    } else {
+                      System.arraycopy(data, from, all, at, len);
+                    }
+                  });
           assertEquals(image.length, n);
         }
         assertArrayEquals(expected, all);
@@ -95,20 +108,29 @@ class LiveRestoreTest {
         live.writeZeros(4 * MIB - 10, 20); // the end of chunk 0 (fetched first) and chunk 1
         assertEquals(reads + 1, store.totalReads());
         Arrays.fill(expected, 4 * MIB - 10, 8 * MIB, (byte) 0);
-        Arrays.fill(expected, 12 * MIB, expected.length, (byte) 0); // a new target's holes read as zeros
+        Arrays.fill(
+            expected, 12 * MIB, expected.length, (byte) 0); // a new target's holes read as zeros
         assertThrows(IOException.class, () -> live.writeZeros(image.length - 1, 2));
       }
       int reads = store.totalReads();
       try (LiveRestore live = open(p, snap, target, false)) {
         assertEquals(5, live.progress().present(), "the restart keeps what was recorded");
-        ImageReader reader = new ImageReader(live.image(), new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
+        ImageReader reader =
+            new ImageReader(
+                live.image(),
+                new ChunkCache(64L * MIB),
+                new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
         byte[] all = new byte[image.length];
         try (ImageReader.Handle h = reader.open()) {
-          live.read(h, 0, all.length, (at, data, from, len) -> {
-            if (data != null) {
-              System.arraycopy(data, from, all, at, len);
-            }
-          });
+          live.read(
+              h,
+              0,
+              all.length,
+              (at, data, from, len) -> {
+                if (data != null) {
+                  System.arraycopy(data, from, all, at, len);
+                }
+              });
         }
         assertArrayEquals(expected, all);
         assertEquals(reads, store.totalReads(), "the zero chunk 2 needs no fetch either");
@@ -135,7 +157,10 @@ class LiveRestoreTest {
         Thread.sleep(20);
       }
       assertTrue(live.progress().complete(), "background restore did not complete");
-      assertEquals(0, store.reads(first), "a write covering a chunk whole fetches nothing, nor does the background after it");
+      assertEquals(
+          0,
+          store.reads(first),
+          "a write covering a chunk whole fetches nothing, nor does the background after it");
     }
     assertArrayEquals(expected, Files.readAllBytes(target));
   }

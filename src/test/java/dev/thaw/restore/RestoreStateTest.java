@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.charset.StandardCharsets;
 import java.io.IOException;
 import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -19,12 +19,13 @@ class RestoreStateTest {
   private static final int CHUNKS = 200; // more than 64: bitmaps span several words and bytes
   private static final byte[] CSUM = new byte[32];
   private static final long SIZE = CHUNKS * 4L * 1024 * 1024;
+
   /** Where the slots start: magic 8, index checksum 32, size 8, count 4, flags 4. */
   private static final int HEADER = 56;
+
   private static final int SLOT = 12 + (CHUNKS + 7) / 8;
 
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   static {
     Arrays.fill(CSUM, (byte) 7);
@@ -54,7 +55,8 @@ class RestoreStateTest {
       assertTrue(st.resumed());
       assertTrue(st.holesAreZero());
       for (int i = 0; i < CHUNKS; i++) {
-        assertEquals(i == 0 || i == 63 || i == 64 || i == 130 || i == 199, st.isPresent(i), "chunk " + i);
+        assertEquals(
+            i == 0 || i == 63 || i == 64 || i == 130 || i == 199, st.isPresent(i), "chunk " + i);
       }
     }
     try (RestoreState st = open(f)) {
@@ -72,10 +74,10 @@ class RestoreStateTest {
     for (int torn = 0; torn < 2; torn++) {
       Path f = dir.resolve("torn" + torn);
       try (RestoreState st = open(f)) {
-        save(st, 1);        // sequence 1: slot 1
-        save(st, 2);        // sequence 2: slot 0
-        save(st, 3);        // sequence 3: slot 1
-        save(st, 4);        // sequence 4: slot 0
+        save(st, 1); // sequence 1: slot 1
+        save(st, 2); // sequence 2: slot 0
+        save(st, 3); // sequence 3: slot 1
+        save(st, 4); // sequence 4: slot 0
       }
       // tear the newest save (slot 0, sequence 4) or, in the second round, the one before it
       int slot = torn == 0 ? 0 : 1;
@@ -85,7 +87,8 @@ class RestoreStateTest {
       }
       try (RestoreState st = open(f)) {
         if (torn == 0) {
-          assertTrue(st.isPresent(1) && st.isPresent(2) && st.isPresent(3), "the older slot survives");
+          assertTrue(
+              st.isPresent(1) && st.isPresent(2) && st.isPresent(3), "the older slot survives");
           assertFalse(st.isPresent(4), "the torn save is not trusted");
         } else {
           assertTrue(st.isPresent(4), "the newest intact save wins");
@@ -119,7 +122,8 @@ class RestoreStateTest {
     }
     byte[] otherCsum = CSUM.clone();
     otherCsum[0] ^= 1;
-    IOException other = assertThrows(IOException.class, () -> RestoreState.open(f, otherCsum, SIZE, CHUNKS));
+    IOException other =
+        assertThrows(IOException.class, () -> RestoreState.open(f, otherCsum, SIZE, CHUNKS));
     assertTrue(other.getMessage().contains("belongs to a different image"), other.getMessage());
     assertThrows(IOException.class, () -> RestoreState.open(f, CSUM, SIZE + 1, CHUNKS));
     Files.write(f, "not a state file at all".getBytes(StandardCharsets.UTF_8));

@@ -17,8 +17,8 @@ import dev.thaw.store.SnapshotPath;
 import dev.thaw.store.StoreException;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
-import java.nio.charset.StandardCharsets;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -31,20 +31,22 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(120)
 class RestorerTest {
   private static final int MIB = Fixtures.MIB;
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private final MemoryStore store = new MemoryStore();
 
   private FetchPipeline pipeline() {
-    return new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
+    return new FetchPipeline(
+        store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
   }
 
-  private Restorer.Result restore(SnapshotPath snap, CryptConfig key, Path target, boolean resume,
-      boolean targetIsZero) throws Exception {
+  private Restorer.Result restore(
+      SnapshotPath snap, CryptConfig key, Path target, boolean resume, boolean targetIsZero)
+      throws Exception {
     try (FetchPipeline p = pipeline()) {
       Image img = Snapshot.open(store, snap, KeyPolicy.strict(key)).openImage("a.img", p);
-      return new Restorer(img, target, new Restorer.Options(resume, targetIsZero, 6, 0, null)).run();
+      return new Restorer(img, target, new Restorer.Options(resume, targetIsZero, 6, 0, null))
+          .run();
     }
   }
 
@@ -56,14 +58,25 @@ class RestorerTest {
     byte[] before = "another restore's data".getBytes(StandardCharsets.UTF_8);
     Files.write(target, before);
     // an fcntl lock held by another process, as a running restore or live restore holds it
-    Process other = new ProcessBuilder("python3", "-c", """
+    Process other =
+        new ProcessBuilder(
+                "python3",
+                "-c",
+                """
         import fcntl, sys, time
         f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX)
         print('locked', flush=True); time.sleep(60)
-        """, target.toString()).start();
+        """,
+                target.toString())
+            .start();
     try {
-      assertEquals("locked", new java.io.BufferedReader(new java.io.InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8)).readLine());
-      IOException e = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+      assertEquals(
+          "locked",
+          new java.io.BufferedReader(
+                  new java.io.InputStreamReader(other.getInputStream(), StandardCharsets.UTF_8))
+              .readLine());
+      IOException e =
+          assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
       assertTrue(e.getMessage().contains("in use by pid " + other.pid()), e.getMessage());
       assertArrayEquals(before, Files.readAllBytes(target), "the refused restore wrote nothing");
       assertFalse(Files.exists(Restorer.defaultStateFile(target)), "and left no state file");
@@ -81,35 +94,51 @@ class RestorerTest {
     Path target = dir.resolve("one.img");
     java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
     java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
-    store.fault = (d, a) -> {
-      entered.countDown();
-      try {
-        release.await();
-      } catch (InterruptedException e) {
-        throw new java.io.InterruptedIOException();
-      }
-    };
-    Thread first = new Thread(() -> {
-      try {
-        restore(snap, null, target, false, false);
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    });
+    store.fault =
+        (d, a) -> {
+          entered.countDown();
+          try {
+            release.await();
+          } catch (InterruptedException e) {
+            throw new java.io.InterruptedIOException();
+          }
+        };
+    Thread first =
+        new Thread(
+            () -> {
+              try {
+                restore(snap, null, target, false, false);
+              } catch (Exception e) {
+                throw new RuntimeException(e);
+              }
+            });
     first.start();
     try {
       assertTrue(entered.await(30, java.util.concurrent.TimeUnit.SECONDS));
-      IOException same = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
-      assertTrue(same.getMessage().contains("target " + target + " is in use by"), same.getMessage());
+      IOException same =
+          assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+      assertTrue(
+          same.getMessage().contains("target " + target + " is in use by"), same.getMessage());
       // another target with the first one's state file
       try (FetchPipeline p = pipeline()) {
         Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
-        IOException state = assertThrows(IOException.class, () -> new Restorer(img, dir.resolve("two.img"),
-            new Restorer.Options(false, false, 6, 0, Restorer.defaultStateFile(target))).run());
-        assertTrue(state.getMessage().contains("restore state") && state.getMessage().contains("in use by"),
+        IOException state =
+            assertThrows(
+                IOException.class,
+                () ->
+                    new Restorer(
+                            img,
+                            dir.resolve("two.img"),
+                            new Restorer.Options(
+                                false, false, 6, 0, Restorer.defaultStateFile(target)))
+                        .run());
+        assertTrue(
+            state.getMessage().contains("restore state")
+                && state.getMessage().contains("in use by"),
             state.getMessage());
       }
-      assertFalse(Files.exists(dir.resolve("two.img")), "a refused restore leaves no target behind");
+      assertFalse(
+          Files.exists(dir.resolve("two.img")), "a refused restore leaves no target behind");
     } finally {
       release.countDown();
       store.fault = (d, a) -> {};
@@ -159,12 +188,17 @@ class RestorerTest {
     assertArrayEquals(image, Files.readAllBytes(target));
 
     Path t2 = dir.resolve("nokey.img");
-    IOException noKey = assertThrows(IOException.class, () -> restore(snap, null, t2, false, false));
-    assertTrue(noKey.getMessage().contains("--keyfile") && noKey.getMessage().contains(key.shortFingerprint()),
+    IOException noKey =
+        assertThrows(IOException.class, () -> restore(snap, null, t2, false, false));
+    assertTrue(
+        noKey.getMessage().contains("--keyfile")
+            && noKey.getMessage().contains(key.shortFingerprint()),
         noKey.getMessage());
     byte[] other = new byte[32];
     other[1] = 1;
-    IOException wrong = assertThrows(IOException.class, () -> restore(snap, new CryptConfig(other), t2, false, false));
+    IOException wrong =
+        assertThrows(
+            IOException.class, () -> restore(snap, new CryptConfig(other), t2, false, false));
     assertTrue(wrong.getMessage().contains("wrong key"), wrong.getMessage());
     assertFalse(Files.exists(t2), "nothing written without the right key");
   }
@@ -173,16 +207,22 @@ class RestorerTest {
   void corruptChunkStopsTheRestoreAndNoWrongByteIsWritten() throws Exception {
     byte[] image = Fixtures.image(4, 0, 4);
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
-    Digest d3 = Digest.of(java.security.MessageDigest.getInstance("SHA-256")
-        .digest(Arrays.copyOfRange(image, 3 * 4 * MIB, 4 * 4 * MIB)));
+    Digest d3 =
+        Digest.of(
+            java.security.MessageDigest.getInstance("SHA-256")
+                .digest(Arrays.copyOfRange(image, 3 * 4 * MIB, 4 * 4 * MIB)));
     byte[] bad = store.raw(d3).clone();
     bad[bad.length - 10] ^= 1;
     store.putRaw(d3, bad);
     Path target = dir.resolve("corrupt.img");
-    IOException e = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
-    assertTrue(e.getMessage().contains(d3.hex()) && e.getMessage().contains("--resume"), e.getMessage());
+    IOException e =
+        assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+    assertTrue(
+        e.getMessage().contains(d3.hex()) && e.getMessage().contains("--resume"), e.getMessage());
     byte[] out = Files.readAllBytes(target);
-    assertArrayEquals(new byte[4 * MIB], Arrays.copyOfRange(out, 3 * 4 * MIB, 4 * 4 * MIB),
+    assertArrayEquals(
+        new byte[4 * MIB],
+        Arrays.copyOfRange(out, 3 * 4 * MIB, 4 * 4 * MIB),
         "the corrupt chunk's range holds no data");
     assertTrue(Files.exists(Restorer.defaultStateFile(target)));
   }
@@ -193,13 +233,15 @@ class RestorerTest {
     SnapshotPath snap = Fixtures.backup(store, dir, image, null);
     Path target = dir.resolve("resume.img");
     AtomicInteger served = new AtomicInteger();
-    store.fault = (d, attempt) -> {
-      if (served.incrementAndGet() > 4) {
-        throw new StoreException("store went away", false);
-      }
-    };
+    store.fault =
+        (d, attempt) -> {
+          if (served.incrementAndGet() > 4) {
+            throw new StoreException("store went away", false);
+          }
+        };
     assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
-    IOException refuse = assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
+    IOException refuse =
+        assertThrows(IOException.class, () -> restore(snap, null, target, false, false));
     assertTrue(refuse.getMessage().contains("--resume"), refuse.getMessage());
 
     store.fault = (d, attempt) -> {};
@@ -207,9 +249,15 @@ class RestorerTest {
     Restorer.Result r = restore(snap, null, target, true, false);
     assertArrayEquals(image, Files.readAllBytes(target));
     Process stat = new ProcessBuilder("stat", "-c", "%b", target.toString()).start();
-    long allocated = Long.parseLong(new String(stat.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim()) * 512;
-    assertTrue(allocated <= image.length - 4L * 4 * MIB + MIB,
-        "zero chunks of a resumed restore into a file it created stay holes (" + allocated + " bytes allocated)");
+    long allocated =
+        Long.parseLong(
+                new String(stat.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim())
+            * 512;
+    assertTrue(
+        allocated <= image.length - 4L * 4 * MIB + MIB,
+        "zero chunks of a resumed restore into a file it created stay holes ("
+            + allocated
+            + " bytes allocated)");
     // 13 chunks, of which 2, 5, 8, 11 are zero; the 4 chunks served before the fault are kept
     assertEquals(13, r.fetched() + r.zero() + r.alreadyDone());
     assertEquals(9 - 4, r.fetched(), "already done " + r.alreadyDone());
@@ -223,9 +271,10 @@ class RestorerTest {
     Thread.sleep(1100);
     SnapshotPath b = Fixtures.backup(store, dir, Fixtures.image(2, 0, 7), null);
     Path target = dir.resolve("x.img");
-    store.fault = (d, attempt) -> {
-      throw new StoreException("down", false);
-    };
+    store.fault =
+        (d, attempt) -> {
+          throw new StoreException("down", false);
+        };
     assertThrows(IOException.class, () -> restore(a, null, target, false, false));
     store.fault = (d, attempt) -> {};
     IOException e = assertThrows(IOException.class, () -> restore(b, null, target, true, false));
@@ -235,8 +284,10 @@ class RestorerTest {
   @Test
   void refusesATargetInAMissingDirectory() throws Exception {
     SnapshotPath snap = Fixtures.backup(store, dir, Fixtures.image(1, 0, 8), null);
-    IOException e = assertThrows(IOException.class,
-        () -> restore(snap, null, dir.resolve("no/such/dir/x.img"), false, false));
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> restore(snap, null, dir.resolve("no/such/dir/x.img"), false, false));
     assertTrue(e.getMessage().contains("no/such/dir"), e.getMessage());
   }
 }

@@ -27,12 +27,13 @@ import org.junit.jupiter.api.io.TempDir;
 /** What a verify checks, and that it names what it did not check. */
 @Timeout(60)
 class VerifierTest {
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
   private final MemoryStore store = new MemoryStore();
 
   private Verifier.Report verify(SnapshotPath s, CryptConfig key) throws Exception {
-    try (FetchPipeline p = new FetchPipeline(store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)))) {
+    try (FetchPipeline p =
+        new FetchPipeline(
+            store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)))) {
       return new Verifier(Snapshot.open(store, s, KeyPolicy.strict(key)), p, 4).run();
     }
   }
@@ -40,17 +41,24 @@ class VerifierTest {
   private SnapshotPath backup(Backup.Options options) throws Exception {
     Path f = dir.resolve("a.img");
     Files.write(f, Fixtures.image(2, 500, 12));
-    return new Backup(store, "vm", "100", options, 2).run(List.of(new Backup.Source("a.img", f))).snapshot();
+    return new Backup(store, "vm", "100", options, 2)
+        .run(List.of(new Backup.Source("a.img", f)))
+        .snapshot();
   }
 
   /** Adds a file to a snapshot and to its (unsigned) manifest. */
-  private void add(SnapshotPath s, String name, Manifest.CryptMode mode, byte[] data) throws Exception {
+  private void add(SnapshotPath s, String name, Manifest.CryptMode mode, byte[] data)
+      throws Exception {
     Manifest m = Snapshot.readManifest(store, s, null);
     List<Manifest.FileInfo> files = new ArrayList<>(m.files());
-    files.add(new Manifest.FileInfo(name, mode, data.length, MessageDigest.getInstance("SHA-256").digest(data)));
-    byte[] json = new Manifest(m.backupType(), m.backupId(), m.backupTime(), files, null).toJson(null);
+    files.add(
+        new Manifest.FileInfo(
+            name, mode, data.length, MessageDigest.getInstance("SHA-256").digest(data)));
+    byte[] json =
+        new Manifest(m.backupType(), m.backupId(), m.backupTime(), files, null).toJson(null);
     store.putFile(s + "/" + name, data);
-    store.putFile(s + "/" + Manifest.FILE_NAME, new BlobCodec(null).encode(json, 0, json.length, true));
+    store.putFile(
+        s + "/" + Manifest.FILE_NAME, new BlobCodec(null).encode(json, 0, json.length, true));
   }
 
   @Test
@@ -62,7 +70,8 @@ class VerifierTest {
     assertEquals(List.of(), r.problems());
     assertEquals(1, r.notChecked().size());
     assertEquals("root.pxar.didx", r.notChecked().get(0).file());
-    assertTrue(r.notChecked().get(0).reason().contains("dynamic index"), r.notChecked().get(0).reason());
+    assertTrue(
+        r.notChecked().get(0).reason().contains("dynamic index"), r.notChecked().get(0).reason());
     assertTrue(r.chunks() > 0, "the image was still checked");
   }
 
@@ -75,10 +84,18 @@ class VerifierTest {
 
     byte[] conf = "memory: 2048\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
     SnapshotPath plain = backup(Backup.Options.of(null));
-    add(plain, "qemu-server.conf.blob", Manifest.CryptMode.NONE, new BlobCodec(null).encode(conf, 0, conf.length, true));
+    add(
+        plain,
+        "qemu-server.conf.blob",
+        Manifest.CryptMode.NONE,
+        new BlobCodec(null).encode(conf, 0, conf.length, true));
     assertEquals(List.of(), verify(plain, null).problems());
     // a blob whose kind contradicts its crypt-mode is a problem
-    add(plain, "fw.conf.blob", Manifest.CryptMode.NONE, new BlobCodec(key).encode(conf, 0, conf.length, true));
+    add(
+        plain,
+        "fw.conf.blob",
+        Manifest.CryptMode.NONE,
+        new BlobCodec(key).encode(conf, 0, conf.length, true));
     List<Verifier.Problem> p = verify(plain, null).problems();
     assertEquals(1, p.size(), p.toString());
     assertTrue(p.get(0).message().contains("encrypted"), p.get(0).message());

@@ -1,6 +1,5 @@
 package dev.thaw.store;
 
-import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -9,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.thaw.format.Digest;
+import dev.thaw.testing.TestStores;
 import dev.thaw.testing.TlsServers;
 import java.net.InetAddress;
 import java.time.Duration;
@@ -39,8 +39,10 @@ class HttpStoreTest {
   @BeforeEach
   void start() throws Exception {
     server.start(InetAddress.getLoopbackAddress(), 0);
-    store = TestStores.open(server.url("/ds").toString(),
-        Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(1)));
+    store =
+        TestStores.open(
+            server.url("/ds").toString(),
+            Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(1)));
   }
 
   @AfterEach
@@ -59,13 +61,16 @@ class HttpStoreTest {
 
   @Test
   void credentialsInTheUrlBecomeAHeaderAndNeverAppearInMessages() throws Exception {
-    String url = server.url("/ds").newBuilder().username("backup").password("s3cret").build().toString();
+    String url =
+        server.url("/ds").newBuilder().username("backup").password("s3cret").build().toString();
     try (ChunkStore s = TestStores.open(url, Stores.Options.defaults(1))) {
       server.enqueue(new MockResponse().setResponseCode(404));
       NotFoundException e = assertThrows(NotFoundException.class, () -> s.readChunk(d, MAX));
       assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
       assertFalse(s.describe().contains("s3cret") || s.location(d).contains("s3cret"));
-      assertEquals(okhttp3.Credentials.basic("backup", "s3cret"), server.takeRequest().getHeader("Authorization"));
+      assertEquals(
+          okhttp3.Credentials.basic("backup", "s3cret"),
+          server.takeRequest().getHeader("Authorization"));
     }
   }
 
@@ -77,14 +82,16 @@ class HttpStoreTest {
       java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
       java.nio.file.Files.writeString(caFile, ca.certificatePem());
       String url = tls.url("/ds").toString();
-      try (ChunkStore s = TestStores.open(url, Stores.Options.defaults(2).withTls(caFile, "Bearer t0ken"))) {
+      try (ChunkStore s =
+          TestStores.open(url, Stores.Options.defaults(2).withTls(caFile, "Bearer t0ken"))) {
         tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {7})));
         assertArrayEquals(new byte[] {7}, s.readChunk(d, MAX));
         assertEquals("Bearer t0ken", tls.takeRequest().getHeader("Authorization"));
         tls.enqueue(new MockResponse().setResponseCode(401));
         StoreException denied = assertThrows(StoreException.class, () -> s.readChunk(d, MAX));
         assertFalse(denied.retryable());
-        assertTrue(denied.getMessage().contains("access denied") && !denied.getMessage().contains("t0ken"),
+        assertTrue(
+            denied.getMessage().contains("access denied") && !denied.getMessage().contains("t0ken"),
             denied.getMessage());
       } finally {
         java.nio.file.Files.delete(caFile);
@@ -102,7 +109,9 @@ class HttpStoreTest {
   void classifiesFailures() {
     server.enqueue(new MockResponse().setResponseCode(404));
     NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d, MAX));
-    assertTrue(nf.getMessage().contains(d.hex()) && nf.getMessage().contains("/ds/.chunks/"), nf.getMessage());
+    assertTrue(
+        nf.getMessage().contains(d.hex()) && nf.getMessage().contains("/ds/.chunks/"),
+        nf.getMessage());
     server.enqueue(new MockResponse().setResponseCode(403));
     assertFalse(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
     server.enqueue(new MockResponse().setResponseCode(503));
@@ -119,10 +128,12 @@ class HttpStoreTest {
     assertFalse(big.retryable());
     assertTrue(big.getMessage().contains("announces " + (MAX + 1) + " bytes"), big.getMessage());
     // without a length (chunked): read no further than one byte past the bound
-    server.enqueue(new MockResponse().setChunkedBody(new Buffer().write(new byte[3 * MAX]), 64 * 1024));
+    server.enqueue(
+        new MockResponse().setChunkedBody(new Buffer().write(new byte[3 * MAX]), 64 * 1024));
     StoreException endless = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
     assertFalse(endless.retryable());
-    assertTrue(endless.getMessage().contains("exceeds the " + MAX + " bytes"), endless.getMessage());
+    assertTrue(
+        endless.getMessage().contains("exceeds the " + MAX + " bytes"), endless.getMessage());
     // a body within the bound, chunked, still reads
     server.enqueue(new MockResponse().setChunkedBody(new Buffer().write(new byte[MAX]), 64 * 1024));
     assertDoesNotThrow(() -> store.readChunk(d, MAX));
@@ -130,35 +141,48 @@ class HttpStoreTest {
 
   @Test
   void aWebPageWhereAChunkBelongsIsNamedAsSuch() {
-    server.enqueue(new MockResponse().setHeader("Content-Type", "text/html; charset=utf-8")
-        .setBody("<html><body>Welcome to nginx!</body></html>"));
+    server.enqueue(
+        new MockResponse()
+            .setHeader("Content-Type", "text/html; charset=utf-8")
+            .setBody("<html><body>Welcome to nginx!</body></html>"));
     StoreException e = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
     assertFalse(e.retryable());
-    assertTrue(e.getMessage().contains("web page (text/html") && e.getMessage().contains(d.hex()),
+    assertTrue(
+        e.getMessage().contains("web page (text/html") && e.getMessage().contains(d.hex()),
         e.getMessage());
   }
 
   @Test
   void truncatedAndStalledBodiesAreRetryable() {
-    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[1000]))
-        .setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY));
+    server.enqueue(
+        new MockResponse()
+            .setBody(new Buffer().write(new byte[1000]))
+            .setSocketPolicy(SocketPolicy.DISCONNECT_DURING_RESPONSE_BODY));
     assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
-    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[1000]))
-        .throttleBody(10, 5, java.util.concurrent.TimeUnit.SECONDS));
+    server.enqueue(
+        new MockResponse()
+            .setBody(new Buffer().write(new byte[1000]))
+            .throttleBody(10, 5, java.util.concurrent.TimeUnit.SECONDS));
     assertTrue(assertThrows(StoreException.class, () -> store.readChunk(d, MAX)).retryable());
   }
 
   @Test
   void aBodyTricklingInFasterThanTheReadTimeoutEndsAtTheCallTimeout() throws Exception {
     // every read gets bytes within the 200 ms read timeout, the whole body would take 6 s
-    server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[60 * 1024]))
-        .throttleBody(1024, 100, java.util.concurrent.TimeUnit.MILLISECONDS));
-    try (ChunkStore s = TestStores.open(server.url("/ds").toString(),
-        Stores.Options.defaults(1).withTimeouts(Duration.ofSeconds(1), Duration.ofMillis(200)))) {
+    server.enqueue(
+        new MockResponse()
+            .setBody(new Buffer().write(new byte[60 * 1024]))
+            .throttleBody(1024, 100, java.util.concurrent.TimeUnit.MILLISECONDS));
+    try (ChunkStore s =
+        TestStores.open(
+            server.url("/ds").toString(),
+            Stores.Options.defaults(1)
+                .withTimeouts(Duration.ofSeconds(1), Duration.ofMillis(200)))) {
       long t0 = System.nanoTime();
       assertTrue(assertThrows(StoreException.class, () -> s.readChunk(d, MAX)).retryable());
       long ms = (System.nanoTime() - t0) / 1_000_000;
-      assertTrue(ms >= 1_900 && ms < 5_000, "took " + ms + " ms; the call timeout is 10 read timeouts");
+      assertTrue(
+          ms >= 1_900 && ms < 5_000, "took " + ms + " ms; the call timeout is 10 read timeouts");
     }
   }
 
@@ -172,14 +196,20 @@ class HttpStoreTest {
       java.nio.file.Files.writeString(caFile, ca.certificatePem());
       List<Protocol> used = new java.util.concurrent.CopyOnWriteArrayList<>();
       // the client thaw builds, with a listener that records each connection's protocol
-      OkHttpClient client = Stores.httpClient(Stores.Options.defaults(4).withTls(caFile, null)).newBuilder()
-          .eventListener(new EventListener() {
-            @Override
-            public void connectionAcquired(Call call, Connection connection) {
-              used.add(connection.protocol());
-            }
-          }).build();
-      try (ChunkStore s = new HttpStore(tls.url("/ds"), new HttpExchange(client, null), null, ChunkLayout.DATASTORE)) {
+      OkHttpClient client =
+          Stores.httpClient(Stores.Options.defaults(4).withTls(caFile, null))
+              .newBuilder()
+              .eventListener(
+                  new EventListener() {
+                    @Override
+                    public void connectionAcquired(Call call, Connection connection) {
+                      used.add(connection.protocol());
+                    }
+                  })
+              .build();
+      try (ChunkStore s =
+          new HttpStore(
+              tls.url("/ds"), new HttpExchange(client, null), null, ChunkLayout.DATASTORE)) {
         for (int i = 0; i < 3; i++) {
           tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {(byte) i})));
           assertArrayEquals(new byte[] {(byte) i}, s.readChunk(d, MAX));
@@ -193,26 +223,37 @@ class HttpStoreTest {
 
   @Test
   void listsFinishedSnapshotsFromJsonAutoindex() throws Exception {
-    server.setDispatcher(new Dispatcher() {
-      @Override
-      public MockResponse dispatch(RecordedRequest r) {
-        return switch (r.getPath()) {
-          case "/ds/" -> new MockResponse().setBody("[{\"name\":\".chunks\",\"type\":\"directory\"},"
-              + "{\"name\":\"vm\",\"type\":\"directory\"},{\"name\":\"x.txt\",\"type\":\"file\"}]");
-          case "/ds/vm/" -> new MockResponse().setBody(String.format("[{\"name\":\"%s\",\"type\":\"directory\"}]", "100"));
-          case "/ds/vm/100/" -> new MockResponse().setBody("[{\"name\":\"2026-11-22T03:04:05Z\",\"type\":\"directory\"},"
-              + "{\"name\":\"2026-11-23T03:04:05Z\",\"type\":\"directory\"},"
-              + "{\"name\":\"owner\",\"type\":\"file\"}]");
-          // finished: its manifest is there
-          case "/ds/vm/100/2026-11-22T03:04:05Z/" -> new MockResponse().setBody(
-              "[{\"name\":\"index.json.blob\",\"type\":\"file\"},{\"name\":\"a.img.fidx\",\"type\":\"file\"}]");
-          // a backup in progress or aborted: no manifest
-          case "/ds/vm/100/2026-11-23T03:04:05Z/" -> new MockResponse().setBody(
-              "[{\"name\":\"a.img.fidx\",\"type\":\"file\"}]");
-          default -> new MockResponse().setResponseCode(404);
-        };
-      }
-    });
+    server.setDispatcher(
+        new Dispatcher() {
+          @Override
+          public MockResponse dispatch(RecordedRequest r) {
+            return switch (r.getPath()) {
+              case "/ds/" ->
+                  new MockResponse()
+                      .setBody(
+                          "[{\"name\":\".chunks\",\"type\":\"directory\"},"
+                              + "{\"name\":\"vm\",\"type\":\"directory\"},{\"name\":\"x.txt\",\"type\":\"file\"}]");
+              case "/ds/vm/" ->
+                  new MockResponse()
+                      .setBody(String.format("[{\"name\":\"%s\",\"type\":\"directory\"}]", "100"));
+              case "/ds/vm/100/" ->
+                  new MockResponse()
+                      .setBody(
+                          "[{\"name\":\"2026-11-22T03:04:05Z\",\"type\":\"directory\"},"
+                              + "{\"name\":\"2026-11-23T03:04:05Z\",\"type\":\"directory\"},"
+                              + "{\"name\":\"owner\",\"type\":\"file\"}]");
+              // finished: its manifest is there
+              case "/ds/vm/100/2026-11-22T03:04:05Z/" ->
+                  new MockResponse()
+                      .setBody(
+                          "[{\"name\":\"index.json.blob\",\"type\":\"file\"},{\"name\":\"a.img.fidx\",\"type\":\"file\"}]");
+              // a backup in progress or aborted: no manifest
+              case "/ds/vm/100/2026-11-23T03:04:05Z/" ->
+                  new MockResponse().setBody("[{\"name\":\"a.img.fidx\",\"type\":\"file\"}]");
+              default -> new MockResponse().setResponseCode(404);
+            };
+          }
+        });
     assertEquals(List.of(SnapshotPath.parse("vm/100/2026-11-22T03:04:05Z")), store.listSnapshots());
   }
 

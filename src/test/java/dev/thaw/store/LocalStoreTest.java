@@ -1,6 +1,5 @@
 package dev.thaw.store;
 
-import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -9,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.thaw.format.Digest;
+import dev.thaw.testing.TestStores;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -20,8 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 class LocalStoreTest {
   private static final int MAX = 1 << 20;
-  @TempDir
-  Path root;
+  @TempDir Path root;
 
   @Test
   void writesChunksAtomicallyWhereProxmoxKeepsThem() throws Exception {
@@ -35,8 +34,9 @@ class LocalStoreTest {
     try (Stream<Path> files = Files.list(root.resolve(".chunks/bb9f"))) {
       assertEquals(1, files.count(), "no temporary files left behind");
     }
-    NotFoundException nf = assertThrows(NotFoundException.class,
-        () -> s.readChunk(Digest.parse("00".repeat(32)), MAX));
+    NotFoundException nf =
+        assertThrows(
+            NotFoundException.class, () -> s.readChunk(Digest.parse("00".repeat(32)), MAX));
     assertTrue(nf.getMessage().contains(root.toString()), nf.getMessage());
   }
 
@@ -49,17 +49,20 @@ class LocalStoreTest {
       assertEquals(List.of(), s.listSnapshots());
       w.commit();
     }
-    try (WritableStore.SnapshotWriter w = s.createSnapshot(SnapshotPath.parse("ct/7/2026-11-22T03:04:06Z"))) {
+    try (WritableStore.SnapshotWriter w =
+        s.createSnapshot(SnapshotPath.parse("ct/7/2026-11-22T03:04:06Z"))) {
       w.writeFile("index.json.blob", new byte[] {8});
       // not committed: discarded
     }
     Files.createDirectories(root.resolve("ns/lab/host/pc/2025-01-01T00:00:00Z"));
-    Files.write(root.resolve("ns/lab/host/pc/2025-01-01T00:00:00Z/index.json.blob"), new byte[] {1});
+    Files.write(
+        root.resolve("ns/lab/host/pc/2025-01-01T00:00:00Z/index.json.blob"), new byte[] {1});
     Files.createDirectories(root.resolve("vm/100/not-a-time"));
     // a backup in progress or an aborted one: no manifest, not a snapshot (as PBS lists them)
     Files.createDirectories(root.resolve("vm/100/2026-11-23T00:00:00Z"));
     Files.write(root.resolve("vm/100/2026-11-23T00:00:00Z/a.img.fidx"), new byte[] {1});
-    assertEquals(List.of("ns/lab/host/pc/2025-01-01T00:00:00Z", "vm/100/2026-11-22T03:04:05Z"),
+    assertEquals(
+        List.of("ns/lab/host/pc/2025-01-01T00:00:00Z", "vm/100/2026-11-22T03:04:05Z"),
         s.listSnapshots().stream().map(Object::toString).toList());
     assertArrayEquals(new byte[] {9}, s.readFile(p, "index.json.blob"));
     assertThrows(IllegalArgumentException.class, () -> s.readFile(p, "../../x"));
@@ -84,7 +87,8 @@ class LocalStoreTest {
     try (ChunkStore s = reader()) {
       StoreException e = assertThrows(StoreException.class, () -> s.readChunk(d, MAX));
       assertFalse(e.retryable(), "no retry mends an oversized chunk");
-      assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("3221225472 bytes"),
+      assertTrue(
+          e.getMessage().contains(f.toString()) && e.getMessage().contains("3221225472 bytes"),
           e.getMessage());
     }
   }
@@ -103,7 +107,8 @@ class LocalStoreTest {
       for (Digest d : List.of(zero, fifo)) {
         long t0 = System.nanoTime();
         StoreException e = assertThrows(StoreException.class, () -> s.readChunk(d, MAX));
-        assertTrue(e.getMessage().contains("not a regular file") && e.getMessage().contains(d.hex()),
+        assertTrue(
+            e.getMessage().contains("not a regular file") && e.getMessage().contains(d.hex()),
             e.getMessage());
         assertFalse(e.retryable());
         assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "refused without blocking on the FIFO");
@@ -115,14 +120,18 @@ class LocalStoreTest {
   void anUnreadableDatastoreIsNamedAndNotRetried() throws Exception {
     Files.createDirectories(root.resolve("vm/100"));
     java.nio.file.attribute.PosixFileAttributeView v =
-        Files.getFileAttributeView(root.resolve("vm"), java.nio.file.attribute.PosixFileAttributeView.class);
+        Files.getFileAttributeView(
+            root.resolve("vm"), java.nio.file.attribute.PosixFileAttributeView.class);
     v.setPermissions(java.util.Set.of());
     try (ChunkStore s = reader()) {
-      org.junit.jupiter.api.Assumptions.assumeFalse(Files.isReadable(root.resolve("vm")),
+      org.junit.jupiter.api.Assumptions.assumeFalse(
+          Files.isReadable(root.resolve("vm")),
           "running with CAP_DAC_OVERRIDE (root): permissions do not apply");
       StoreException e = assertThrows(StoreException.class, s::listSnapshots);
       assertFalse(e.retryable());
-      assertTrue(e.getMessage().contains("permission denied") && e.getMessage().contains("vm"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("permission denied") && e.getMessage().contains("vm"),
+          e.getMessage());
     } finally {
       v.setPermissions(java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
     }
@@ -130,16 +139,30 @@ class LocalStoreTest {
 
   @Test
   void schemesAreChecked() {
-    assertThrows(IllegalArgumentException.class, () -> TestStores.open("s3://Not_A_Bucket/x", Stores.Options.defaults(1)));
-    assertThrows(IllegalArgumentException.class, () -> TestStores.open("ftp://host/x", Stores.Options.defaults(1)));
-    assertThrows(IllegalArgumentException.class, () -> TestStores.openWritable("http://127.0.0.1/x"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> TestStores.open("s3://Not_A_Bucket/x", Stores.Options.defaults(1)));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> TestStores.open("ftp://host/x", Stores.Options.defaults(1)));
+    assertThrows(
+        IllegalArgumentException.class, () -> TestStores.openWritable("http://127.0.0.1/x"));
     // no way to write safely into an S3 datastore a PBS uses, and no directories to make there
-    assertThrows(IllegalArgumentException.class, () -> Stores.access(Stores.Options.defaults(1)).openWritable("s3://backups/ds", new WriteOptions(true, false)));
-    assertThrows(IllegalArgumentException.class, () -> Stores.access(Stores.Options.defaults(1)).openWritable("s3://backups/ds", new WriteOptions(false, true)));
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            Stores.access(Stores.Options.defaults(1))
+                .openWritable("s3://backups/ds", new WriteOptions(true, false)));
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            Stores.access(Stores.Options.defaults(1))
+                .openWritable("s3://backups/ds", new WriteOptions(false, true)));
   }
 
   private static String mode(Path p) throws Exception {
-    return PosixFilePermissions.toString(Files.getPosixFilePermissions(p, LinkOption.NOFOLLOW_LINKS));
+    return PosixFilePermissions.toString(
+        Files.getPosixFilePermissions(p, LinkOption.NOFOLLOW_LINKS));
   }
 
   private static int uid(Path p) throws Exception {
@@ -150,7 +173,8 @@ class LocalStoreTest {
     return ((Number) Files.getAttribute(p, "unix:gid", LinkOption.NOFOLLOW_LINKS)).intValue();
   }
 
-  private static final Digest CHUNK = Digest.parse("bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8");
+  private static final Digest CHUNK =
+      Digest.parse("bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8");
   private static final SnapshotPath SNAP = SnapshotPath.parse("vm/100/2026-11-22T03:04:05Z");
 
   /** A chunk, a group owner and a snapshot, as a backup writes them. */
@@ -208,9 +232,13 @@ class LocalStoreTest {
   @Test
   void aDatastoreThatAPbsManagesIsRefusedForWritingAndStaysReadable() throws Exception {
     Path ds = pbsDatastore();
-    StoreException e = assertThrows(StoreException.class, () -> TestStores.openWritable(ds.toString()));
-    assertTrue(e.getMessage().contains("Proxmox Backup Server manages it") && e.getMessage().contains("--as-datastore-owner")
-        && e.getMessage().contains(ds.toString()), e.getMessage());
+    StoreException e =
+        assertThrows(StoreException.class, () -> TestStores.openWritable(ds.toString()));
+    assertTrue(
+        e.getMessage().contains("Proxmox Backup Server manages it")
+            && e.getMessage().contains("--as-datastore-owner")
+            && e.getMessage().contains(ds.toString()),
+        e.getMessage());
     // the lock file alone tells as well
     Files.setAttribute(ds.resolve(".chunks"), "unix:uid", 0, LinkOption.NOFOLLOW_LINKS);
     assertThrows(StoreException.class, () -> TestStores.openWritable(ds.toString()));
@@ -228,14 +256,23 @@ class LocalStoreTest {
 
   /** Runs a POSIX-lock probe on {@code lock} in another process: "free" or "busy". */
   private static String probeExclusiveLock(Path lock) throws Exception {
-    Process p = new ProcessBuilder("python3", "-c", """
+    Process p =
+        new ProcessBuilder(
+                "python3",
+                "-c",
+                """
         import fcntl, sys
         f = open(sys.argv[1], 'r+')
         try:
           fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')
         except OSError: print('busy')
-        """, lock.toString()).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).strip();
+        """,
+                lock.toString())
+            .redirectErrorStream(true)
+            .start();
+    String out =
+        new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)
+            .strip();
     p.waitFor();
     return out;
   }
@@ -246,14 +283,24 @@ class LocalStoreTest {
     assumeTrue(hasPython(), "needs python3 for a lock held by another process");
     SnapshotPath snap = SnapshotPath.parse("ct/7/2026-11-23T03:04:05Z");
     Digest other = Digest.parse("ab".repeat(32));
-    try (WritableStore s = Stores.access(Stores.Options.defaults(1)).openWritable(ds.toString(), new WriteOptions(true, false))) {
-      assertEquals("busy", probeExclusiveLock(ds.resolve(".lock")), "a PBS garbage collection cannot start");
+    try (WritableStore s =
+        Stores.access(Stores.Options.defaults(1))
+            .openWritable(ds.toString(), new WriteOptions(true, false))) {
+      assertEquals(
+          "busy", probeExclusiveLock(ds.resolve(".lock")), "a PBS garbage collection cannot start");
       writeSome(s, snap);
       s.writeChunk(other, new byte[] {4});
     }
     assertEquals("free", probeExclusiveLock(ds.resolve(".lock")), "the lock is released on close");
-    for (Path p : List.of(ds.resolve("ct"), ds.resolve("ct/7"), ds.resolve("ct/7/owner"), ds.resolve(snap.toString()),
-        ds.resolve(snap + "/index.json.blob"), ds.resolve(".chunks/abab"), ds.resolve(".chunks/abab/" + other.hex()))) {
+    for (Path p :
+        List.of(
+            ds.resolve("ct"),
+            ds.resolve("ct/7"),
+            ds.resolve("ct/7/owner"),
+            ds.resolve(snap.toString()),
+            ds.resolve(snap + "/index.json.blob"),
+            ds.resolve(".chunks/abab"),
+            ds.resolve(".chunks/abab/" + other.hex()))) {
       assertEquals(PBS_UID, uid(p), p.toString());
       assertEquals(PBS_GID, gid(p), p.toString());
     }
@@ -266,16 +313,29 @@ class LocalStoreTest {
     assumeTrue(hasPython(), "needs python3 for a lock held by another process");
     Path ds = root.resolve("gc");
     TestStores.openWritable(ds.toString()).close();
-    Process gc = new ProcessBuilder("python3", "-c", """
+    Process gc =
+        new ProcessBuilder(
+                "python3",
+                "-c",
+                """
         import fcntl, sys
         f = open(sys.argv[1], 'r+')
         fcntl.lockf(f, fcntl.LOCK_EX)
         print('held', flush=True)
         sys.stdin.read()
-        """, ds.resolve(".lock").toString()).redirectErrorStream(true).start();
+        """,
+                ds.resolve(".lock").toString())
+            .redirectErrorStream(true)
+            .start();
     try {
-      assertEquals("held", new java.io.BufferedReader(new java.io.InputStreamReader(gc.getInputStream(), java.nio.charset.StandardCharsets.UTF_8)).readLine());
-      StoreException e = assertThrows(StoreException.class, () -> TestStores.openWritable(ds.toString()));
+      assertEquals(
+          "held",
+          new java.io.BufferedReader(
+                  new java.io.InputStreamReader(
+                      gc.getInputStream(), java.nio.charset.StandardCharsets.UTF_8))
+              .readLine());
+      StoreException e =
+          assertThrows(StoreException.class, () -> TestStores.openWritable(ds.toString()));
       assertTrue(e.getMessage().contains("garbage collection"), e.getMessage());
     } finally {
       gc.getOutputStream().close();

@@ -1,6 +1,5 @@
 package dev.thaw.store;
 
-import dev.thaw.testing.TestStores;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -8,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.thaw.format.Digest;
+import dev.thaw.testing.TestStores;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.file.Path;
@@ -20,8 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(60)
 class MirrorStoreTest {
   private static final int MAX = 1 << 20;
-  @TempDir
-  Path dir;
+  @TempDir Path dir;
 
   private final Digest onlyInB = Digest.parse("11".repeat(32));
   private final Digest inBoth = Digest.parse("22".repeat(32));
@@ -47,25 +46,31 @@ class MirrorStoreTest {
     Path a = dir.resolve("a");
     Path b = dir.resolve("b");
     fill(a, b);
-    try (ChunkStore m = TestStores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2))) {
+    try (ChunkStore m =
+        TestStores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2))) {
       assertArrayEquals(new byte[] {1}, m.readChunk(inBoth, MAX));
       assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB, MAX));
       NotFoundException nf = assertThrows(NotFoundException.class, () -> m.readChunk(nowhere, MAX));
-      assertTrue(nf.getMessage().contains(a.toString()) && nf.getMessage().contains(b.toString()), nf.getMessage());
+      assertTrue(
+          nf.getMessage().contains(a.toString()) && nf.getMessage().contains(b.toString()),
+          nf.getMessage());
       assertEquals(2, m.listSnapshots().size(), "snapshots are the union of the mirrors");
     }
   }
 
   @Test
-  void aStoreThatIsDownIsSkippedAndTheFailureIsRetryableOnlyIfSomeStoreMayRecover() throws Exception {
+  void aStoreThatIsDownIsSkippedAndTheFailureIsRetryableOnlyIfSomeStoreMayRecover()
+      throws Exception {
     Path b = dir.resolve("b");
     fill(dir.resolve("a"), b);
     int port;
     try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       port = s.getLocalPort(); // closed again: connections are refused
     }
-    Stores.Options o = Stores.Options.defaults(2).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(2));
-    try (ChunkStore m = TestStores.open(List.of("http://127.0.0.1:" + port + "/ds/", b.toString()), o)) {
+    Stores.Options o =
+        Stores.Options.defaults(2).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(2));
+    try (ChunkStore m =
+        TestStores.open(List.of("http://127.0.0.1:" + port + "/ds/", b.toString()), o)) {
       assertArrayEquals(new byte[] {3}, m.readChunk(onlyInB, MAX));
       StoreException e = assertThrows(StoreException.class, () -> m.readChunk(nowhere, MAX));
       assertFalse(e instanceof NotFoundException, "one store was down: the chunk may exist there");
@@ -82,22 +87,27 @@ class MirrorStoreTest {
     Digest d2 = Digest.parse("55".repeat(32));
     s.writeChunk(d1, new byte[256 * 1024]);
     s.writeChunk(d2, new byte[256 * 1024]);
-    try (ChunkStore limited = TestStores.open(List.of(a.toString()), Stores.Options.defaults(2).withRateLimit(256 * 1024))) {
+    try (ChunkStore limited =
+        TestStores.open(
+            List.of(a.toString()), Stores.Options.defaults(2).withRateLimit(256 * 1024))) {
       long t0 = System.nanoTime();
-      Thread t = new Thread(() -> {
-        try {
-          limited.readChunk(d2, MAX);
-        } catch (Exception e) {
-          throw new RuntimeException(e);
-        }
-      });
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  limited.readChunk(d2, MAX);
+                } catch (Exception e) {
+                  throw new RuntimeException(e);
+                }
+              });
       t.start();
       limited.readChunk(d1, MAX);
       t.join();
       double seconds = (System.nanoTime() - t0) / 1e9;
       // 512 KiB at 256 KiB/s, less the first quarter second of burst: at least 1.5 s however fast
       // the machine is (a lower bound only: a slow machine cannot make this fail)
-      assertTrue(seconds >= 1.5, "two concurrent reads of 256 KiB at 256 KiB/s took " + seconds + " s");
+      assertTrue(
+          seconds >= 1.5, "two concurrent reads of 256 KiB at 256 KiB/s took " + seconds + " s");
     }
   }
 
@@ -114,8 +124,10 @@ class MirrorStoreTest {
     Path b = dir.resolve("b");
     TestStores.openWritable(a.toString()).writeChunk(d, bad);
     TestStores.openWritable(b.toString()).writeChunk(d, blob);
-    try (ChunkStore m = TestStores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2));
-        dev.thaw.fetch.FetchPipeline p = new dev.thaw.fetch.FetchPipeline(m, 2, 1, dev.thaw.fetch.RetryPolicy.defaults())) {
+    try (ChunkStore m =
+            TestStores.open(List.of(a.toString(), b.toString()), Stores.Options.defaults(2));
+        dev.thaw.fetch.FetchPipeline p =
+            new dev.thaw.fetch.FetchPipeline(m, 2, 1, dev.thaw.fetch.RetryPolicy.defaults())) {
       dev.thaw.fetch.Chunk c = p.fetch(d, data.length, codec, dev.thaw.fetch.Priority.DEMAND).get();
       assertArrayEquals(data, c.toArray());
     }

@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.thaw.backup.Backup;
@@ -44,11 +44,11 @@ import org.junit.jupiter.api.io.TempDir;
 class PbsStoreTest {
   /** A secret with characters the PBS client percent-encodes, and '%' itself. */
   static final String SECRET = "5e3c a%20b?#{x}";
+
   static final String READER = "thaw@pbs!reader";
   static final Duration DELAY = Duration.ofMillis(400);
 
-  @TempDir
-  static Path dir;
+  @TempDir static Path dir;
   static final int FILE_MAX = (int) ChunkStore.MAX_FILE_BYTES;
   static PbsReaderDouble pbs;
   static byte[] image;
@@ -62,8 +62,10 @@ class PbsStoreTest {
       snap = Fixtures.backup(w, dir, image, null);
       Path src = dir.resolve("ct.img");
       Files.write(src, new byte[4096]);
-      new Backup(w, "ct", "300", Backup.Options.of(null), 1).run(List.of(new Backup.Source("b.img", src)));
-      new Backup(w, "vm", "200", Backup.Options.of(null), 1).run(List.of(new Backup.Source("b.img", src)));
+      new Backup(w, "ct", "300", Backup.Options.of(null), 1)
+          .run(List.of(new Backup.Source("b.img", src)));
+      new Backup(w, "vm", "200", Backup.Options.of(null), 1)
+          .run(List.of(new Backup.Source("b.img", src)));
     }
     // PBS keeps a group's owner beside its snapshots and lists no group without one (a backup
     // writes one; vm/200 loses its own here)
@@ -72,9 +74,16 @@ class PbsStoreTest {
     Files.writeString(ds.resolve("ct/300/owner"), READER + "\n");
     // a backup in progress: no manifest yet
     Files.createDirectories(ds.resolve("vm/100/2020-01-01T00:00:00Z"));
-    pbs = new PbsReaderDouble(0, Map.of("store1", ds), Map.of(
-        READER, new PbsReaderDouble.Token(SECRET, Set.of("Datastore.Read", "Datastore.Audit")),
-        "thaw@pbs!none", new PbsReaderDouble.Token("x", Set.of())), DELAY);
+    pbs =
+        new PbsReaderDouble(
+            0,
+            Map.of("store1", ds),
+            Map.of(
+                READER,
+                new PbsReaderDouble.Token(SECRET, Set.of("Datastore.Read", "Datastore.Audit")),
+                "thaw@pbs!none",
+                new PbsReaderDouble.Token("x", Set.of())),
+            DELAY);
   }
 
   @AfterAll
@@ -83,12 +92,14 @@ class PbsStoreTest {
   }
 
   static Stores.Options options(String secret, String fingerprint) {
-    return Stores.Options.defaults(8).withTimeouts(Duration.ofSeconds(5), Duration.ofSeconds(10))
+    return Stores.Options.defaults(8)
+        .withTimeouts(Duration.ofSeconds(5), Duration.ofSeconds(10))
         .withPbs(new PbsOptions("", fingerprint, secret));
   }
 
   static ChunkStore open(String authId, String datastore, Stores.Options o) {
-    return dev.thaw.testing.TestStores.open("pbs://" + authId + "@127.0.0.1:" + pbs.port() + ":" + datastore, o);
+    return dev.thaw.testing.TestStores.open(
+        "pbs://" + authId + "@127.0.0.1:" + pbs.port() + ":" + datastore, o);
   }
 
   static ChunkStore open() throws Exception {
@@ -101,7 +112,8 @@ class PbsStoreTest {
 
   static byte[] restore(ChunkStore store, Path target, int parallel) throws Exception {
     try (FetchPipeline p = new FetchPipeline(store, parallel, 2, RetryPolicy.defaults())) {
-      Image img = Snapshot.open(store, snap, dev.thaw.image.KeyPolicy.strict(null)).openImage("a.img", p);
+      Image img =
+          Snapshot.open(store, snap, dev.thaw.image.KeyPolicy.strict(null)).openImage("a.img", p);
       new Restorer(img, target, new Restorer.Options(false, false, 16, 64L << 20, null)).run();
     }
     return Files.readAllBytes(target);
@@ -117,23 +129,29 @@ class PbsStoreTest {
     assertEquals(sessions + 1, pbs.sessions(), "one reader session for the snapshot");
     assertTrue(pbs.maxActiveStreams() >= 2, "chunks are fetched as concurrent streams");
     List<String> reqs = pbs.requests().subList(before, pbs.requests().size());
-    String upgrade = reqs.stream().filter(r -> r.startsWith("GET /api2/json/reader?")).findFirst().orElseThrow();
+    String upgrade =
+        reqs.stream().filter(r -> r.startsWith("GET /api2/json/reader?")).findFirst().orElseThrow();
     assertEquals("store1", PbsReaderDouble.queryValue(upgrade, "store"));
     assertEquals("vm", PbsReaderDouble.queryValue(upgrade, "backup-type"));
     assertEquals("100", PbsReaderDouble.queryValue(upgrade, "backup-id"));
-    assertEquals(Long.toString(snap.time().getEpochSecond()), PbsReaderDouble.queryValue(upgrade, "backup-time"));
+    assertEquals(
+        Long.toString(snap.time().getEpochSecond()),
+        PbsReaderDouble.queryValue(upgrade, "backup-time"));
     assertEquals("false", PbsReaderDouble.queryValue(upgrade, "debug"));
     assertTrue(reqs.contains("H2 GET /download?file-name=index.json.blob"), reqs.toString());
     assertEquals(1, pbs.firstStreamId(), "streams are numbered from 1, as the PBS client does");
     assertTrue(reqs.contains("H2 GET /download?file-name=a.img.fidx"), reqs.toString());
-    assertTrue(reqs.stream().anyMatch(r -> r.matches("H2 GET /chunk\\?digest=[0-9a-f]{64}")), reqs.toString());
+    assertTrue(
+        reqs.stream().anyMatch(r -> r.matches("H2 GET /chunk\\?digest=[0-9a-f]{64}")),
+        reqs.toString());
   }
 
   @Test
   void listsCompleteSnapshotsOfOwnedGroupsSorted() throws Exception {
     try (ChunkStore s = open()) {
       List<SnapshotPath> all = s.listSnapshots();
-      assertEquals(2, all.size(), all.toString()); // vm/200 has no owner; the 2020 snapshot no manifest
+      assertEquals(
+          2, all.size(), all.toString()); // vm/200 has no owner; the 2020 snapshot no manifest
       assertEquals("ct", all.get(0).type());
       assertEquals(snap, all.get(1));
     }
@@ -142,8 +160,9 @@ class PbsStoreTest {
   @Test
   void aChunkIsReadStraightIntoAPooledBufferWhoseArrayComesBackForTheNext() throws Exception {
     dev.thaw.buffer.BufferPool pool = new dev.thaw.buffer.BufferPool(64L << 20);
-    try (ChunkStore s = open(); ChunkStore local = TestStores.open(dir.resolve("ds").toString(),
-        Stores.Options.defaults(2))) {
+    try (ChunkStore s = open();
+        ChunkStore local =
+            TestStores.open(dir.resolve("ds").toString(), Stores.Options.defaults(2))) {
       byte[] fidx = s.readFile(snap, "a.img.fidx"); // registers the index's chunks on the session
       Digest d = Digest.of(fidx, 4096);
       byte[] expected = local.readChunk(d, 1 << 24);
@@ -165,30 +184,44 @@ class PbsStoreTest {
   void aNewSessionAfterADroppedConnectionRegistersTheIndexAgain() throws Exception {
     int sessions = pbs.sessions();
     int refused = pbs.refusedChunks();
-    long fidxBefore = pbs.requests().stream().filter(r -> r.endsWith("file-name=a.img.fidx")).count();
+    long fidxBefore =
+        pbs.requests().stream().filter(r -> r.endsWith("file-name=a.img.fidx")).count();
     try (ChunkStore s = open()) {
       pbs.dropConnectionsAfterChunks(2);
       // one chunk at a time: chunks after the second are requested after the connection dropped
       assertArrayEquals(image, restore(s, dir.resolve("r2.img"), 1));
     }
     assertTrue(pbs.sessions() >= sessions + 2, "a new session after the dropped one");
-    assertEquals(refused, pbs.refusedChunks(), "no chunk was asked for before its index was downloaded");
+    assertEquals(
+        refused, pbs.refusedChunks(), "no chunk was asked for before its index was downloaded");
     long fidx = pbs.requests().stream().filter(r -> r.endsWith("file-name=a.img.fidx")).count();
     assertTrue(fidx - fidxBefore >= 2, "the index was downloaded again on the new session");
   }
 
   @Test
   void theServerRefusesAChunkWhoseIndexThisSessionDidNotDownload() throws Exception {
-    PbsClient c = new PbsClient(PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"), SECRET,
-        null, pbs.fingerprint(), Duration.ofSeconds(5), Duration.ofSeconds(10), Duration.ofSeconds(30));
+    PbsClient c =
+        new PbsClient(
+            PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"),
+            SECRET,
+            null,
+            pbs.fingerprint(),
+            Duration.ofSeconds(5),
+            Duration.ofSeconds(10),
+            Duration.ofSeconds(30));
     try {
-      ReaderSession s = c.openReader("/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
-          + snap.time().getEpochSecond() + "&debug=false");
+      ReaderSession s =
+          c.openReader(
+              "/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
+                  + snap.time().getEpochSecond()
+                  + "&debug=false");
       byte[] fidx = s.get("/download?file-name=a.img.fidx", FILE_MAX).body();
       String digest = java.util.HexFormat.of().formatHex(fidx, 4096, 4096 + 32);
       s.close();
-      ReaderSession fresh = c.openReader("/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
-          + snap.time().getEpochSecond());
+      ReaderSession fresh =
+          c.openReader(
+              "/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
+                  + snap.time().getEpochSecond());
       long t0 = System.nanoTime();
       ReaderSession.Reply refused = fresh.get("/chunk?digest=" + digest, FILE_MAX);
       assertEquals(401, refused.status());
@@ -201,7 +234,9 @@ class PbsStoreTest {
       c.close();
     }
     try (ChunkStore s = open()) {
-      StoreException e = assertThrows(StoreException.class, () -> s.readChunk(Digest.parse("12".repeat(32)), 1 << 24));
+      StoreException e =
+          assertThrows(
+              StoreException.class, () -> s.readChunk(Digest.parse("12".repeat(32)), 1 << 24));
       assertFalse(e.retryable());
       assertTrue(e.getMessage().contains("no index read from"), e.getMessage());
     }
@@ -211,8 +246,16 @@ class PbsStoreTest {
   void theJdksTlsEngineWorksLikeBoringSsl() throws Exception {
     PbsRepository repo = PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1");
     for (String fp : List.of(pbs.fingerprint(), "aa" + pbs.fingerprint().substring(2))) {
-      PbsClient c = new PbsClient(repo, SECRET, null, fp, Duration.ofSeconds(5), Duration.ofSeconds(10),
-          Duration.ofSeconds(30), io.netty.handler.ssl.SslProvider.JDK);
+      PbsClient c =
+          new PbsClient(
+              repo,
+              SECRET,
+              null,
+              fp,
+              Duration.ofSeconds(5),
+              Duration.ofSeconds(10),
+              Duration.ofSeconds(30),
+              io.netty.handler.ssl.SslProvider.JDK);
       try (PbsStore s = new PbsStore(repo, new PbsOptions("", fp, SECRET), c, null)) {
         if (fp.equals(pbs.fingerprint())) {
           assertArrayEquals(image, restore(s, dir.resolve("jdk.img")));
@@ -226,13 +269,23 @@ class PbsStoreTest {
 
   @Test
   void moreRequestsThanTheServersStreamLimitWaitTheirTurn() throws Exception {
-    PbsClient c = new PbsClient(PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"), SECRET,
-        null, pbs.fingerprint(), Duration.ofSeconds(5), Duration.ofSeconds(10), Duration.ofSeconds(60));
+    PbsClient c =
+        new PbsClient(
+            PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"),
+            SECRET,
+            null,
+            pbs.fingerprint(),
+            Duration.ofSeconds(5),
+            Duration.ofSeconds(10),
+            Duration.ofSeconds(60));
     ExecutorService pool = Executors.newFixedThreadPool(260);
     pbs.delayReplies(Duration.ofMillis(700)); // every request is open at once
     try {
-      ReaderSession s = c.openReader("/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
-          + snap.time().getEpochSecond() + "&debug=false");
+      ReaderSession s =
+          c.openReader(
+              "/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
+                  + snap.time().getEpochSecond()
+                  + "&debug=false");
       List<Future<ReaderSession.Reply>> all = new ArrayList<>();
       for (int i = 0; i < 260; i++) {
         all.add(pool.submit(() -> s.get("/download?file-name=a.img.fidx", FILE_MAX)));
@@ -252,10 +305,13 @@ class PbsStoreTest {
   @Test
   void aWrongSecretFailsOnceAfterTheServersDelayAndIsNeverPrinted() throws Exception {
     int failures = pbs.authFailures();
-    try (ChunkStore s = RetryPolicy.defaults().retryingFileReads(open(READER, "store1", options("wrong-" + SECRET,
-        pbs.fingerprint())))) {
+    try (ChunkStore s =
+        RetryPolicy.defaults()
+            .retryingFileReads(
+                open(READER, "store1", options("wrong-" + SECRET, pbs.fingerprint())))) {
       long t0 = System.nanoTime();
-      StoreException e = assertThrows(StoreException.class, () -> s.readFile(snap, "index.json.blob"));
+      StoreException e =
+          assertThrows(StoreException.class, () -> s.readFile(snap, "index.json.blob"));
       assertTrue(System.nanoTime() - t0 >= DELAY.toNanos() * 9 / 10);
       assertFalse(e.retryable());
       assertTrue(e.getMessage().contains("refused the API token " + READER), e.getMessage());
@@ -269,25 +325,32 @@ class PbsStoreTest {
   @Test
   void missingPrivilegesAreReportedAsPermissionDenied() throws Exception {
     try (ChunkStore s = open("thaw@pbs!none", "store1", options("x", pbs.fingerprint()))) {
-      StoreException r = assertThrows(StoreException.class, () -> s.readFile(snap, "index.json.blob"));
+      StoreException r =
+          assertThrows(StoreException.class, () -> s.readFile(snap, "index.json.blob"));
       assertFalse(r.retryable());
-      assertTrue(r.getMessage().contains("permission denied") && r.getMessage().contains("no permissions on /datastore/store1"),
+      assertTrue(
+          r.getMessage().contains("permission denied")
+              && r.getMessage().contains("no permissions on /datastore/store1"),
           r.getMessage());
       StoreException l = assertThrows(StoreException.class, s::listSnapshots);
-      assertTrue(l.getMessage().contains("permission denied") && l.getMessage().contains("HTTP 403"), l.getMessage());
+      assertTrue(
+          l.getMessage().contains("permission denied") && l.getMessage().contains("HTTP 403"),
+          l.getMessage());
     }
   }
 
   @Test
   void unknownDatastoreAndSnapshotSayWhatIsMissing() throws Exception {
     try (ChunkStore s = open(READER, "nostore", options(SECRET, pbs.fingerprint()))) {
-      StoreException e = assertThrows(StoreException.class, () -> s.readFile(snap, "index.json.blob"));
+      StoreException e =
+          assertThrows(StoreException.class, () -> s.readFile(snap, "index.json.blob"));
       assertFalse(e.retryable());
       assertTrue(e.getMessage().contains("datastore 'nostore' does not exist"), e.getMessage());
     }
     try (ChunkStore s = open()) {
       SnapshotPath gone = SnapshotPath.parse("vm/100/2001-02-03T04:05:06Z");
-      NotFoundException e = assertThrows(NotFoundException.class, () -> s.readFile(gone, "index.json.blob"));
+      NotFoundException e =
+          assertThrows(NotFoundException.class, () -> s.readFile(gone, "index.json.blob"));
       assertTrue(e.getMessage().contains("does not exist"), e.getMessage());
       assertThrows(NotFoundException.class, () -> s.readFile(snap, "other.img.fidx"));
       assertThrows(NotFoundException.class, () -> s.readFile(snap, "other.blob"));
@@ -296,53 +359,88 @@ class PbsStoreTest {
 
   @Test
   void aCertificateIsTrustedByFingerprintOrByChainValidation() throws Exception {
-    String wrong = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+    String wrong =
+        "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
     try (ChunkStore s = open(READER, "store1", options(SECRET, wrong))) {
       StoreException e = assertThrows(StoreException.class, s::listSnapshots);
       assertFalse(e.retryable());
-      assertTrue(e.getMessage().contains(pbs.fingerprint()) && e.getMessage().contains("does not match"), e.getMessage());
+      assertTrue(
+          e.getMessage().contains(pbs.fingerprint()) && e.getMessage().contains("does not match"),
+          e.getMessage());
     }
     try (ChunkStore s = open(READER, "store1", options(SECRET, null))) {
       StoreException e = assertThrows(StoreException.class, s::listSnapshots);
-      assertTrue(e.getMessage().contains("not trusted") && e.getMessage().contains(pbs.fingerprint()), e.getMessage());
+      assertTrue(
+          e.getMessage().contains("not trusted") && e.getMessage().contains(pbs.fingerprint()),
+          e.getMessage());
     }
     Path ca = dir.resolve("pbs-cert.pem");
     Files.writeString(ca, pbs.certificate().certificatePem());
     try (ChunkStore s = open(READER, "store1", options(SECRET, null).withTls(ca, null))) {
-      assertEquals(2, s.listSnapshots().size(), "a certificate that validates needs no fingerprint");
+      assertEquals(
+          2, s.listSnapshots().size(), "a certificate that validates needs no fingerprint");
     }
   }
 
   @Test
   void theDoubleParsesTokensAsPbsDoes() throws Exception {
-    HandshakeCertificates trust = new HandshakeCertificates.Builder()
-        .addTrustedCertificate(pbs.certificate().certificate()).build();
-    OkHttpClient http = new OkHttpClient.Builder().sslSocketFactory(trust.sslSocketFactory(), trust.trustManager())
-        .build();
+    HandshakeCertificates trust =
+        new HandshakeCertificates.Builder()
+            .addTrustedCertificate(pbs.certificate().certificate())
+            .build();
+    OkHttpClient http =
+        new OkHttpClient.Builder()
+            .sslSocketFactory(trust.sslSocketFactory(), trust.trustManager())
+            .build();
     String url = "https://127.0.0.1:" + pbs.port() + "/api2/json/admin/datastore/store1/snapshots";
     String encoded = PbsClient.encodeSecret(SECRET);
     assertFalse(encoded.contains(" ") || encoded.contains("?") || encoded.contains("#"), encoded);
-    try (Response r = http.newCall(new Request.Builder().url(url)
-        .header("Authorization", "PBSAPIToken=" + READER + ":" + encoded).build()).execute()) {
+    try (Response r =
+        http.newCall(
+                new Request.Builder()
+                    .url(url)
+                    .header("Authorization", "PBSAPIToken=" + READER + ":" + encoded)
+                    .build())
+            .execute()) {
       assertEquals(200, r.code(), "'=' after the prefix is accepted");
       assertTrue(r.body().string().startsWith("{\"data\":["));
     }
-    try (Response r = http.newCall(new Request.Builder().url(url)
-        .header("Authorization", "PBSAPIToken " + READER + ":" + encoded)
-        .header("Cookie", "PBSAuthCookie=PBS:invalid").build()).execute()) {
+    try (Response r =
+        http.newCall(
+                new Request.Builder()
+                    .url(url)
+                    .header("Authorization", "PBSAPIToken " + READER + ":" + encoded)
+                    .header("Cookie", "PBSAuthCookie=PBS:invalid")
+                    .build())
+            .execute()) {
       assertEquals(401, r.code(), "an auth cookie takes precedence over the token");
       assertEquals("authentication failed", r.body().string());
-      assertEquals(null, r.header("Content-Type"), "the 401 body is plain text without a content type");
+      assertEquals(
+          null, r.header("Content-Type"), "the 401 body is plain text without a content type");
     }
-    try (Response r = http.newCall(new Request.Builder().url(url)
-        .header("Authorization", "PBSAPITokenX " + READER + ":" + encoded).build()).execute()) {
+    try (Response r =
+        http.newCall(
+                new Request.Builder()
+                    .url(url)
+                    .header("Authorization", "PBSAPITokenX " + READER + ":" + encoded)
+                    .build())
+            .execute()) {
       assertEquals(401, r.code());
     }
-    try (Response r = http.newCall(new Request.Builder()
-        .url("https://127.0.0.1:" + pbs.port() + "/api2/json/admin/datastore/store1/snapshots")
-        .header("Authorization", "PBSAPIToken thaw@pbs!none:x").build()).execute()) {
+    try (Response r =
+        http.newCall(
+                new Request.Builder()
+                    .url(
+                        "https://127.0.0.1:"
+                            + pbs.port()
+                            + "/api2/json/admin/datastore/store1/snapshots")
+                    .header("Authorization", "PBSAPIToken thaw@pbs!none:x")
+                    .build())
+            .execute()) {
       assertEquals(403, r.code());
-      assertTrue(r.header("Content-Type").startsWith("application/json"), "a handler's error has a JSON type");
+      assertTrue(
+          r.header("Content-Type").startsWith("application/json"),
+          "a handler's error has a JSON type");
       assertTrue(r.body().string().startsWith("permission check failed"), "but a plain-text body");
     }
     http.connectionPool().evictAll();
@@ -371,33 +469,59 @@ class PbsStoreTest {
       assertThrows(IllegalArgumentException.class, () -> PbsRepository.parse(bad), bad);
     }
     assertEquals(List.of("a", "b"), PbsRepository.parseNamespace("a/b"));
-    assertThrows(IllegalArgumentException.class, () -> PbsRepository.parseNamespace("a/b/c/d/e/f/g/h"));
-    IllegalArgumentException user = assertThrows(IllegalArgumentException.class,
-        () -> dev.thaw.testing.TestStores.open("pbs://root@pam@127.0.0.1:store1", options(SECRET, null)));
+    assertThrows(
+        IllegalArgumentException.class, () -> PbsRepository.parseNamespace("a/b/c/d/e/f/g/h"));
+    IllegalArgumentException user =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                dev.thaw.testing.TestStores.open(
+                    "pbs://root@pam@127.0.0.1:store1", options(SECRET, null)));
     assertTrue(user.getMessage().contains("API token"), user.getMessage());
-    IllegalArgumentException none = assertThrows(IllegalArgumentException.class,
-        () -> dev.thaw.testing.TestStores.open("pbs://" + READER + "@127.0.0.1:store1", options(null, null)));
+    IllegalArgumentException none =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                dev.thaw.testing.TestStores.open(
+                    "pbs://" + READER + "@127.0.0.1:store1", options(null, null)));
     assertTrue(none.getMessage().contains("PBS_PASSWORD"), none.getMessage());
-    assertThrows(IllegalArgumentException.class, () -> Stores.access(options(SECRET, null))
-        .openWritable("pbs://" + READER + "@h:store1"));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> Stores.access(options(SECRET, null)).openWritable("pbs://" + READER + "@h:store1"));
     assertFalse(options(SECRET, null).toString().contains(SECRET));
-    assertNotNull(assertInstanceOf(IllegalArgumentException.class,
-        assertThrows(IllegalArgumentException.class, () -> new PbsOptions("", "zz", SECRET))));
+    assertNotNull(
+        assertInstanceOf(
+            IllegalArgumentException.class,
+            assertThrows(IllegalArgumentException.class, () -> new PbsOptions("", "zz", SECRET))));
   }
 
   @Test
   void snapshotNamesAreRelativeToTheNamespace() throws Exception {
     int before = pbs.requests().size();
-    Stores.Options o = Stores.Options.defaults(2).withPbs(new PbsOptions("site/a", pbs.fingerprint(), SECRET));
-    try (ChunkStore s = dev.thaw.testing.TestStores.open("pbs://" + READER + "@127.0.0.1:" + pbs.port() + ":store1", o)) {
-      assertThrows(NotFoundException.class, () -> s.readFile(SnapshotPath.parse("ns/x/" + snap), "index.json.blob"));
+    Stores.Options o =
+        Stores.Options.defaults(2).withPbs(new PbsOptions("site/a", pbs.fingerprint(), SECRET));
+    try (ChunkStore s =
+        dev.thaw.testing.TestStores.open(
+            "pbs://" + READER + "@127.0.0.1:" + pbs.port() + ":store1", o)) {
+      assertThrows(
+          NotFoundException.class,
+          () -> s.readFile(SnapshotPath.parse("ns/x/" + snap), "index.json.blob"));
       assertEquals(List.of(), s.listSnapshots());
     }
     List<String> reqs = pbs.requests().subList(before, pbs.requests().size());
-    assertTrue(reqs.stream().anyMatch(r -> r.startsWith("GET /api2/json/reader?")
-        && "site/a/x".equals(PbsReaderDouble.queryValue(r, "ns"))), reqs.toString());
-    assertTrue(reqs.stream().anyMatch(r -> r.startsWith("GET /api2/json/admin/datastore/store1/snapshots?")
-        && "site/a".equals(PbsReaderDouble.queryValue(r, "ns"))), reqs.toString());
+    assertTrue(
+        reqs.stream()
+            .anyMatch(
+                r ->
+                    r.startsWith("GET /api2/json/reader?")
+                        && "site/a/x".equals(PbsReaderDouble.queryValue(r, "ns"))),
+        reqs.toString());
+    assertTrue(
+        reqs.stream()
+            .anyMatch(
+                r ->
+                    r.startsWith("GET /api2/json/admin/datastore/store1/snapshots?")
+                        && "site/a".equals(PbsReaderDouble.queryValue(r, "ns"))),
+        reqs.toString());
   }
-
 }

@@ -39,9 +39,15 @@ class S3StoreTest {
   @BeforeEach
   void start() throws Exception {
     server.start(InetAddress.getLoopbackAddress(), 0);
-    Stores.Options o = Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(2));
-    store = new S3Store("backups", "pbs/ds1", new S3Store.Endpoint(server.url("/"), "eu-west-1", true),
-        AwsCredentialsIdentity.create("AKIDEXAMPLE", SECRET), new HttpExchange(Stores.httpClient(o), null));
+    Stores.Options o =
+        Stores.Options.defaults(4).withTimeouts(Duration.ofSeconds(2), Duration.ofSeconds(2));
+    store =
+        new S3Store(
+            "backups",
+            "pbs/ds1",
+            new S3Store.Endpoint(server.url("/"), "eu-west-1", true),
+            AwsCredentialsIdentity.create("AKIDEXAMPLE", SECRET),
+            new HttpExchange(Stores.httpClient(o), null));
   }
 
   @AfterEach
@@ -51,8 +57,10 @@ class S3StoreTest {
   }
 
   private static MockResponse error(int status, String code) {
-    return new MockResponse().setResponseCode(status)
-        .setBody("<?xml version=\"1.0\"?><Error><Code>" + code + "</Code><Message>m</Message></Error>");
+    return new MockResponse()
+        .setResponseCode(status)
+        .setBody(
+            "<?xml version=\"1.0\"?><Error><Code>" + code + "</Code><Message>m</Message></Error>");
   }
 
   @Test
@@ -73,36 +81,55 @@ class S3StoreTest {
     server.enqueue(new MockResponse().setBody("manifest"));
     store.readFile(snap, "index.json.blob");
     // ':' in the snapshot time is escaped as SigV4's canonical URI has it
-    assertEquals("/backups/pbs/ds1/.cnt/vm/100/2025-07-14T14%3A20%3A02Z/index.json.blob",
+    assertEquals(
+        "/backups/pbs/ds1/.cnt/vm/100/2025-07-14T14%3A20%3A02Z/index.json.blob",
         server.takeRequest().getPath());
   }
 
   @Test
   void listingPagesAndShowsOnlySnapshotsWithAManifest() throws Exception {
     String p = "pbs/ds1/.cnt/";
-    server.enqueue(new MockResponse().setBody("<ListBucketResult><IsTruncated>true</IsTruncated>"
-        + "<Contents><Key>" + p + "vm/100/2025-07-14T14:20:02Z/drive-scsi0.img.fidx</Key></Contents>"
-        + "<Contents><Key>" + p + "vm/100/2025-07-14T14:20:02Z/index.json.blob</Key></Contents>"
-        + "<Contents><Key>" + p + "vm/100/2025-07-15T14:20:02Z/drive-scsi0.img.fidx</Key></Contents>"
-        + "<NextContinuationToken>tok/1+2=</NextContinuationToken></ListBucketResult>"));
-    server.enqueue(new MockResponse().setBody("<ListBucketResult><IsTruncated>false</IsTruncated>"
-        + "<Contents><Key>" + p + "ns/lab/ct/7/2025-01-01T00:00:00Z/index.json.blob</Key></Contents>"
-        + "<Contents><Key>" + p + "junk/index.json.blob</Key></Contents>"
-        + "</ListBucketResult>"));
+    server.enqueue(
+        new MockResponse()
+            .setBody(
+                "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                    + "<Contents><Key>"
+                    + p
+                    + "vm/100/2025-07-14T14:20:02Z/drive-scsi0.img.fidx</Key></Contents>"
+                    + "<Contents><Key>"
+                    + p
+                    + "vm/100/2025-07-14T14:20:02Z/index.json.blob</Key></Contents>"
+                    + "<Contents><Key>"
+                    + p
+                    + "vm/100/2025-07-15T14:20:02Z/drive-scsi0.img.fidx</Key></Contents>"
+                    + "<NextContinuationToken>tok/1+2=</NextContinuationToken></ListBucketResult>"));
+    server.enqueue(
+        new MockResponse()
+            .setBody(
+                "<ListBucketResult><IsTruncated>false</IsTruncated>"
+                    + "<Contents><Key>"
+                    + p
+                    + "ns/lab/ct/7/2025-01-01T00:00:00Z/index.json.blob</Key></Contents>"
+                    + "<Contents><Key>"
+                    + p
+                    + "junk/index.json.blob</Key></Contents>"
+                    + "</ListBucketResult>"));
     List<SnapshotPath> snaps = store.listSnapshots();
     assertEquals(List.of(SnapshotPath.parse("ns/lab/ct/7/2025-01-01T00:00:00Z"), snap), snaps);
     RecordedRequest first = server.takeRequest();
     assertEquals("2", first.getRequestUrl().queryParameter("list-type"));
     assertEquals(p, first.getRequestUrl().queryParameter("prefix"));
     assertEquals("/backups/", first.getRequestUrl().encodedPath());
-    assertEquals("tok/1+2=", server.takeRequest().getRequestUrl().queryParameter("continuation-token"));
+    assertEquals(
+        "tok/1+2=", server.takeRequest().getRequestUrl().queryParameter("continuation-token"));
   }
 
   @Test
   void errorsSayWhatToDoAndWhetherToRetry() {
     server.enqueue(error(404, "NoSuchKey"));
     NotFoundException nf = assertThrows(NotFoundException.class, () -> store.readChunk(d, MAX));
-    assertTrue(nf.getMessage().contains("s3://backups/pbs/ds1/.chunks/abab/" + d.hex()), nf.getMessage());
+    assertTrue(
+        nf.getMessage().contains("s3://backups/pbs/ds1/.chunks/abab/" + d.hex()), nf.getMessage());
 
     server.enqueue(error(503, "SlowDown"));
     StoreException slow = assertThrows(StoreException.class, () -> store.readChunk(d, MAX));
@@ -150,7 +177,8 @@ class S3StoreTest {
         assertEquals(64, r.getHeader("x-amz-content-sha256").length());
       }
     }
-    assertEquals(List.of("HEAD index.json.blob", "PUT drive-scsi0.img.fidx", "PUT index.json.blob"), seen);
+    assertEquals(
+        List.of("HEAD index.json.blob", "PUT drive-scsi0.img.fidx", "PUT index.json.blob"), seen);
 
     server.enqueue(new MockResponse().setResponseCode(200)); // the manifest exists
     try (WritableStore.SnapshotWriter w = store.createSnapshot(snap)) {
@@ -164,8 +192,11 @@ class S3StoreTest {
     server.enqueue(new MockResponse().setBody("{\"hostname\":\"pbs-west\"}"));
     StoreException e = assertThrows(StoreException.class, () -> store.refuseIfInUse());
     assertFalse(e.retryable());
-    assertTrue(e.getMessage().contains("pbs-west") && e.getMessage().contains("s3://backups/pbs/ds1/.in-use")
-        && e.getMessage().contains("garbage collection") && e.getMessage().contains("proxmox-backup-client"),
+    assertTrue(
+        e.getMessage().contains("pbs-west")
+            && e.getMessage().contains("s3://backups/pbs/ds1/.in-use")
+            && e.getMessage().contains("garbage collection")
+            && e.getMessage().contains("proxmox-backup-client"),
         e.getMessage());
     assertEquals("/backups/pbs/ds1/.in-use", server.takeRequest().getPath());
 
@@ -183,7 +214,8 @@ class S3StoreTest {
     server.enqueue(new MockResponse().setResponseCode(200)); // PUT owner
     assertTrue(store.ensureGroupOwner(snap, "root@pam"));
     RecordedRequest head = server.takeRequest();
-    assertEquals("HEAD /backups/pbs/ds1/.cnt/vm/100/owner", head.getMethod() + " " + head.getPath());
+    assertEquals(
+        "HEAD /backups/pbs/ds1/.cnt/vm/100/owner", head.getMethod() + " " + head.getPath());
     RecordedRequest put = server.takeRequest();
     assertEquals("PUT /backups/pbs/ds1/.cnt/vm/100/owner", put.getMethod() + " " + put.getPath());
     assertEquals("root@pam\n", put.getBody().readUtf8());

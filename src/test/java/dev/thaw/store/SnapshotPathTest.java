@@ -20,10 +20,21 @@ class SnapshotPathTest {
 
   @Test
   void refusesNamesThatLeaveTheRoot() {
-    for (String bad : List.of("../../etc", "/etc/x/2026-11-22T03:04:05Z", "vm/../2026-11-22T03:04:05Z",
-        "vm/100/..", "vm//2026-11-22T03:04:05Z", "vm/100/2026-11-22T03:04:05Z/..", "vm/1\\00/2026-11-22T03:04:05Z",
-        "xx/100/2026-11-22T03:04:05Z", "vm/100/yesterday", "vm/.hidden/2026-11-22T03:04:05Z",
-        "ns/../vm/100/2026-11-22T03:04:05Z", "vm/100/2026-13-40T03:04:05Z", "vm/100")) {
+    for (String bad :
+        List.of(
+            "../../etc",
+            "/etc/x/2026-11-22T03:04:05Z",
+            "vm/../2026-11-22T03:04:05Z",
+            "vm/100/..",
+            "vm//2026-11-22T03:04:05Z",
+            "vm/100/2026-11-22T03:04:05Z/..",
+            "vm/1\\00/2026-11-22T03:04:05Z",
+            "xx/100/2026-11-22T03:04:05Z",
+            "vm/100/yesterday",
+            "vm/.hidden/2026-11-22T03:04:05Z",
+            "ns/../vm/100/2026-11-22T03:04:05Z",
+            "vm/100/2026-13-40T03:04:05Z",
+            "vm/100")) {
       assertThrows(IllegalArgumentException.class, () -> SnapshotPath.parse(bad), bad);
     }
   }

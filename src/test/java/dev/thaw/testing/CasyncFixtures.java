@@ -17,9 +17,9 @@ import org.tukaani.xz.LZMA2Options;
 import org.tukaani.xz.XZOutputStream;
 
 /**
- * casync images for tests, made the way casync makes them: variable-size chunks within
- * [min, max], runs of zeros cut into chunks of the maximum size, chunk files compressed, ids the
- * SHA-512/256 (or SHA-256) of the plain data, and a {@code .caibx} index in casync's layout.
+ * casync images for tests, made the way casync makes them: variable-size chunks within [min, max],
+ * runs of zeros cut into chunks of the maximum size, chunk files compressed, ids the SHA-512/256
+ * (or SHA-256) of the plain data, and a {@code .caibx} index in casync's layout.
  */
 public final class CasyncFixtures {
   public static final long TYPE_INDEX = 0x96824d9c7b129ff9L;
@@ -28,7 +28,12 @@ public final class CasyncFixtures {
   public static final long FLAG_SHA512_256 = 0x2000000000000000L;
 
   /** How chunk files are compressed. */
-  public enum Compression { ZSTD, XZ, GZIP, NONE }
+  public enum Compression {
+    ZSTD,
+    XZ,
+    GZIP,
+    NONE
+  }
 
   /** An index's chunks: end offsets and ids. */
   public record Chunks(long[] ends, Digest[] ids) {}
@@ -51,8 +56,8 @@ public final class CasyncFixtures {
    * {@code max} bytes cut into max-size chunks), writes each distinct chunk to {@code store}
    * compressed as asked, and returns the chunk table.
    */
-  public static Chunks chunk(byte[] image, int min, int max, boolean sha512, Compression c, MemoryStore store,
-      long seed) {
+  public static Chunks chunk(
+      byte[] image, int min, int max, boolean sha512, Compression c, MemoryStore store, long seed) {
     Random r = new Random(seed);
     List<Long> ends = new ArrayList<>();
     List<Digest> ids = new ArrayList<>();
@@ -68,7 +73,8 @@ public final class CasyncFixtures {
       ids.add(d);
       at += len;
     }
-    return new Chunks(ends.stream().mapToLong(Long::longValue).toArray(), ids.toArray(new Digest[0]));
+    return new Chunks(
+        ends.stream().mapToLong(Long::longValue).toArray(), ids.toArray(new Digest[0]));
   }
 
   private static boolean allZero(byte[] b, int off, int len) {
@@ -114,8 +120,12 @@ public final class CasyncFixtures {
   public static byte[] index(Chunks chunks, int min, int avg, int max, boolean sha512) {
     int n = chunks.ends().length;
     ByteBuffer b = ByteBuffer.allocate(48 + 16 + 40 * n + 40).order(ByteOrder.LITTLE_ENDIAN);
-    b.putLong(48).putLong(TYPE_INDEX).putLong(sha512 ? FLAG_SHA512_256 | 0x9000000000000000L : 0x9000000000000000L)
-        .putLong(min).putLong(avg).putLong(max);
+    b.putLong(48)
+        .putLong(TYPE_INDEX)
+        .putLong(sha512 ? FLAG_SHA512_256 | 0x9000000000000000L : 0x9000000000000000L)
+        .putLong(min)
+        .putLong(avg)
+        .putLong(max);
     b.putLong(-1L).putLong(TYPE_TABLE);
     for (int i = 0; i < n; i++) {
       b.putLong(chunks.ends()[i]).put(chunks.ids()[i].toBytes());
@@ -125,8 +135,8 @@ public final class CasyncFixtures {
   }
 
   /**
-   * A test image: {@code size} bytes of random and text stretches with runs of zeros (several
-   * times {@code max} long) between them, deterministic per seed.
+   * A test image: {@code size} bytes of random and text stretches with runs of zeros (several times
+   * {@code max} long) between them, deterministic per seed.
    */
   public static byte[] image(int size, int max, long seed) {
     byte[] img = new byte[size];

@@ -17,8 +17,8 @@ public final class Fixtures {
   private Fixtures() {}
 
   /**
-   * An image of {@code chunks} 4 MiB chunks plus {@code tail} bytes: random, text and zero
-   * chunks in turn (chunk i % 3 == 2 is zero), deterministic per seed.
+   * An image of {@code chunks} 4 MiB chunks plus {@code tail} bytes: random, text and zero chunks
+   * in turn (chunk i % 3 == 2 is zero), deterministic per seed.
    */
   public static byte[] image(int chunks, int tail, long seed) {
     byte[] img = new byte[chunks * 4 * MIB + tail];
@@ -54,14 +54,17 @@ public final class Fixtures {
     Path f = dir.resolve("source-" + System.nanoTime() + ".img");
     Files.write(f, image);
     try {
-      return new Backup(store, "vm", "100", Backup.Options.of(key), 2).run(List.of(new Backup.Source("a.img", f))).snapshot();
+      return new Backup(store, "vm", "100", Backup.Options.of(key), 2)
+          .run(List.of(new Backup.Source("a.img", f)))
+          .snapshot();
     } finally {
       Files.delete(f);
     }
   }
 
   /** {@code len} bytes of an image at {@code off} through a reader handle (fewer at the end). */
-  public static byte[] read(dev.thaw.image.ImageReader.Handle h, long off, int len) throws IOException {
+  public static byte[] read(dev.thaw.image.ImageReader.Handle h, long off, int len)
+      throws IOException {
     byte[] b = new byte[len];
     int n = h.read(off, b, 0, len);
     return java.util.Arrays.copyOf(b, n);

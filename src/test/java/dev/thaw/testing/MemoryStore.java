@@ -38,7 +38,9 @@ public final class MemoryStore implements WritableStore {
     return read(digest, maxBytes).clone();
   }
 
-  /** The stored bytes copied into a buffer of {@code pool}, as a store that knows the size reads. */
+  /**
+   * The stored bytes copied into a buffer of {@code pool}, as a store that knows the size reads.
+   */
   @Override
   public Buffer readChunk(Digest digest, int maxBytes, BufferPool pool) throws IOException {
     byte[] b = read(digest, maxBytes);
@@ -58,8 +60,15 @@ public final class MemoryStore implements WritableStore {
         throw new NotFoundException("chunk " + digest.hex() + " not found: mem:" + digest.hex());
       }
       if (b.length > maxBytes) {
-        throw new dev.thaw.store.StoreException("chunk " + digest.hex() + ": " + b.length
-            + " bytes, more than the " + maxBytes + " it can have", false);
+        throw new dev.thaw.store.StoreException(
+            "chunk "
+                + digest.hex()
+                + ": "
+                + b.length
+                + " bytes, more than the "
+                + maxBytes
+                + " it can have",
+            false);
       }
       return b;
     } finally {

@@ -6,17 +6,16 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.format.BlobCodec;
 import dev.thaw.format.Manifest;
 import io.netty.bootstrap.ServerBootstrap;
-import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPromise;
-import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.nio.NioIoHandler;
@@ -40,8 +39,8 @@ import io.netty.handler.codec.http2.Http2ConnectionHandler;
 import io.netty.handler.codec.http2.Http2FrameAdapter;
 import io.netty.handler.codec.http2.Http2Headers;
 import io.netty.handler.codec.http2.Http2Settings;
-import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.DefaultThreadFactory;
@@ -83,8 +82,8 @@ import okhttp3.tls.HeldCertificate;
  *   <li>Auth: a PBS auth cookie, if sent, is used instead of the header (this double knows no
  *       tickets, so it fails); else {@code Authorization: PBSAPIToken} followed by a space or '=',
  *       the token id up to the first ':', the secret percent-decoded. Every auth failure is a 401
- *       "authentication failed" without content type, sent {@code authDelay} after the request
- *       came (PBS: 3 s).
+ *       "authentication failed" without content type, sent {@code authDelay} after the request came
+ *       (PBS: 3 s).
  *   <li>{@code GET /api2/json/admin/datastore/STORE/snapshots[?ns=&backup-type=&backup-id=]}:
  *       Datastore.Audit needed (403 otherwise), {@code {"data":[...]}} in no particular order
  *       (reversed here), groups without an {@code owner} file left out, {@code files} as objects.
@@ -93,15 +92,16 @@ import okhttp3.tls.HeldCertificate;
  *       unknown datastore or snapshot, then 101 and HTTP/2 on the same connection with PBS's
  *       settings: 200 concurrent streams, 32 MiB stream and connection windows, 4 MiB frames.
  *   <li>Inside: {@code /download?file-name=} (an index registers its chunks for the session) and
- *       {@code /chunk?digest=} (401 "download chunk X not allowed", after the delay, for a chunk
- *       no index of this session holds; 400 when the chunk file is missing).
+ *       {@code /chunk?digest=} (401 "download chunk X not allowed", after the delay, for a chunk no
+ *       index of this session holds; 400 when the chunk file is missing).
  *   <li>Handler errors: plain text with a JSON content type; parameter errors and unknown paths on
  *       the session: plain text without one.
  * </ul>
  *
  * Thread-safe. {@link #main} runs it as a process for end-to-end tests and benchmarks.
  */
-// A test server on Netty: a failed write or close of its channels ends the test client's request, which the
+// A test server on Netty: a failed write or close of its channels ends the test client's request,
+// which the
 // test sees.
 @SuppressWarnings("FutureReturnValueIgnored")
 public final class PbsReaderDouble implements AutoCloseable {
@@ -109,12 +109,17 @@ public final class PbsReaderDouble implements AutoCloseable {
   private static final String JSON_TYPE = "application/json;charset=UTF-8";
   private static final Pattern SAFE_ID = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._\\-]*");
   private static final Pattern NS = Pattern.compile("(?:" + SAFE_ID + "/){0,7}" + SAFE_ID);
-  private static final Pattern AUTH_ID = Pattern.compile("[^\\s:/\\p{Cntrl}]+@" + SAFE_ID + "(?:!" + SAFE_ID + ")?");
+  private static final Pattern AUTH_ID =
+      Pattern.compile("[^\\s:/\\p{Cntrl}]+@" + SAFE_ID + "(?:!" + SAFE_ID + ")?");
   private static final Pattern HEX_DIGEST = Pattern.compile("[a-f0-9]{64}");
-  private static final Pattern TIME_DIR = Pattern.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z");
+  private static final Pattern TIME_DIR =
+      Pattern.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z");
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  /** An API token: its secret and privileges on every datastore ("Datastore.Read", "Datastore.Audit"). */
+  /**
+   * An API token: its secret and privileges on every datastore ("Datastore.Read",
+   * "Datastore.Audit").
+   */
   public record Token(String secret, Set<String> privileges) {}
 
   private final Map<String, Path> datastores;
@@ -143,35 +148,50 @@ public final class PbsReaderDouble implements AutoCloseable {
    * @param datastores datastore name to its directory
    * @param authDelay how long a 401 waits (PBS: 3 s)
    */
-  public PbsReaderDouble(int port, Map<String, Path> datastores, Map<String, Token> tokens, Duration authDelay)
+  public PbsReaderDouble(
+      int port, Map<String, Path> datastores, Map<String, Token> tokens, Duration authDelay)
       throws Exception {
     this.datastores = Map.copyOf(datastores);
     this.tokens = Map.copyOf(tokens);
     this.authDelay = authDelay;
-    this.certificate = new HeldCertificate.Builder().commonName("pbs-double")
-        .addSubjectAlternativeName("127.0.0.1").addSubjectAlternativeName("localhost").build();
+    this.certificate =
+        new HeldCertificate.Builder()
+            .commonName("pbs-double")
+            .addSubjectAlternativeName("127.0.0.1")
+            .addSubjectAlternativeName("localhost")
+            .build();
     // OpenSSL where netty-tcnative is there, as PBS uses OpenSSL: the double's TLS then costs the
     // machine (which it shares with thaw in tests and benchmarks) what a PBS's would
-    SslContext ssl = SslContextBuilder.forServer(certificate.keyPair().getPrivate(), certificate.certificate())
-        .sslProvider(OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK)
-        .build();
-    this.group = new MultiThreadIoEventLoopGroup(2, new DefaultThreadFactory("pbs-double", true),
-        NioIoHandler.newFactory());
+    SslContext ssl =
+        SslContextBuilder.forServer(certificate.keyPair().getPrivate(), certificate.certificate())
+            .sslProvider(OpenSsl.isAvailable() ? SslProvider.OPENSSL : SslProvider.JDK)
+            .build();
+    this.group =
+        new MultiThreadIoEventLoopGroup(
+            2, new DefaultThreadFactory("pbs-double", true), NioIoHandler.newFactory());
     this.disk = Executors.newFixedThreadPool(4, new DefaultThreadFactory("pbs-double-disk", true));
-    this.server = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
-        // let a whole chunk queue up for the socket: Netty's default of 64 KiB pauses the HTTP/2
-        // flow controller after every 64 KiB (hyper, in PBS, has no such limit)
-        .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(8 << 20, 16 << 20))
-        .childHandler(new ChannelInitializer<SocketChannel>() {
-          @Override
-          protected void initChannel(SocketChannel ch) {
-            ch.pipeline().addLast(ssl.newHandler(ch.alloc()));
-            ch.pipeline().addLast("http", new HttpServerCodec());
-            ch.pipeline().addLast("aggregate", new HttpObjectAggregator(1 << 20));
-            ch.pipeline().addLast("api", new Api());
-          }
-        })
-        .bind("127.0.0.1", port).sync().channel();
+    this.server =
+        new ServerBootstrap()
+            .group(group)
+            .channel(NioServerSocketChannel.class)
+            // let a whole chunk queue up for the socket: Netty's default of 64 KiB pauses the
+            // HTTP/2
+            // flow controller after every 64 KiB (hyper, in PBS, has no such limit)
+            .childOption(
+                ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(8 << 20, 16 << 20))
+            .childHandler(
+                new ChannelInitializer<SocketChannel>() {
+                  @Override
+                  protected void initChannel(SocketChannel ch) {
+                    ch.pipeline().addLast(ssl.newHandler(ch.alloc()));
+                    ch.pipeline().addLast("http", new HttpServerCodec());
+                    ch.pipeline().addLast("aggregate", new HttpObjectAggregator(1 << 20));
+                    ch.pipeline().addLast("api", new Api());
+                  }
+                })
+            .bind("127.0.0.1", port)
+            .sync()
+            .channel();
   }
 
   public int port() {
@@ -266,8 +286,11 @@ public final class PbsReaderDouble implements AutoCloseable {
       if (authId == null) {
         authFailures.incrementAndGet();
         long wait = authDelay.toNanos() - (System.nanoTime() - start);
-        ctx.executor().schedule(() -> send(ctx, 401, "authentication failed", null), Math.max(0, wait),
-            TimeUnit.NANOSECONDS);
+        ctx.executor()
+            .schedule(
+                () -> send(ctx, 401, "authentication failed", null),
+                Math.max(0, wait),
+                TimeUnit.NANOSECONDS);
         return;
       }
       Set<String> privs = tokens.get(authId).privileges();
@@ -297,7 +320,9 @@ public final class PbsReaderDouble implements AutoCloseable {
     }
     String h = req.headers().get(HttpHeaderNames.AUTHORIZATION);
     String prefix = "PBSAPIToken";
-    if (h == null || !h.startsWith(prefix) || h.length() == prefix.length()
+    if (h == null
+        || !h.startsWith(prefix)
+        || h.length() == prefix.length()
         || (h.charAt(prefix.length()) != ' ' && h.charAt(prefix.length()) != '=')) {
       return null;
     }
@@ -359,15 +384,21 @@ public final class PbsReaderDouble implements AutoCloseable {
     return d;
   }
 
-  private void list(ChannelHandlerContext ctx, String store, Map<String, List<String>> p, Set<String> privs) {
+  private void list(
+      ChannelHandlerContext ctx, String store, Map<String, List<String>> p, Set<String> privs) {
     String ns = param(p, "ns");
-    if (!SAFE_ID.matcher(store).matches() || (ns != null && !ns.isEmpty() && !NS.matcher(ns).matches())) {
+    if (!SAFE_ID.matcher(store).matches()
+        || (ns != null && !ns.isEmpty() && !NS.matcher(ns).matches())) {
       send(ctx, 400, "parameter verification failed", null);
       return;
     }
     if (!privs.contains("Datastore.Audit")) {
-      send(ctx, 403, "permission check failed - missing Datastore.Audit|Datastore.Backup on "
-          + aclPath(store, ns), JSON_TYPE);
+      send(
+          ctx,
+          403,
+          "permission check failed - missing Datastore.Audit|Datastore.Backup on "
+              + aclPath(store, ns),
+          JSON_TYPE);
       return;
     }
     Path root = datastores.get(store);
@@ -385,7 +416,8 @@ public final class PbsReaderDouble implements AutoCloseable {
         }
         for (Path group : dirs(nsDir(root, ns).resolve(type))) {
           String id = group.getFileName().toString();
-          if ((onlyId != null && !onlyId.equals(id)) || !Files.isRegularFile(group.resolve("owner"))) {
+          if ((onlyId != null && !onlyId.equals(id))
+              || !Files.isRegularFile(group.resolve("owner"))) {
             continue; // PBS leaves out groups without an owner
           }
           String owner = Files.readString(group.resolve("owner")).strip();
@@ -395,7 +427,9 @@ public final class PbsReaderDouble implements AutoCloseable {
               continue;
             }
             ObjectNode o = data.addObject();
-            o.put("backup-type", type).put("backup-id", id).put("backup-time", Instant.parse(t).getEpochSecond());
+            o.put("backup-type", type)
+                .put("backup-id", id)
+                .put("backup-time", Instant.parse(t).getEpochSecond());
             ArrayNode files = o.putArray("files");
             Path manifest = snap.resolve(Manifest.FILE_NAME);
             if (Files.isRegularFile(manifest)) {
@@ -403,12 +437,18 @@ public final class PbsReaderDouble implements AutoCloseable {
               Manifest m = Manifest.parse(new BlobCodec(null).decode(blob, -1, 64 << 20), null);
               long size = 0;
               for (Manifest.FileInfo f : m.files()) {
-                files.addObject().put("filename", f.filename()).put("crypt-mode", f.cryptMode().json())
+                files
+                    .addObject()
+                    .put("filename", f.filename())
+                    .put("crypt-mode", f.cryptMode().json())
                     .put("size", f.size());
                 size += f.size();
               }
-              files.addObject().put("filename", Manifest.FILE_NAME)
-                  .put("crypt-mode", m.keyFingerprint().isPresent() ? "sign-only" : "none").put("size", blob.length);
+              files
+                  .addObject()
+                  .put("filename", Manifest.FILE_NAME)
+                  .put("crypt-mode", m.keyFingerprint().isPresent() ? "sign-only" : "none")
+                  .put("size", blob.length);
               o.put("size", size + blob.length);
             } else {
               for (Path f : files(snap)) {
@@ -456,7 +496,11 @@ public final class PbsReaderDouble implements AutoCloseable {
     return out;
   }
 
-  private void upgrade(ChannelHandlerContext ctx, FullHttpRequest req, Map<String, List<String>> p, Set<String> privs) {
+  private void upgrade(
+      ChannelHandlerContext ctx,
+      FullHttpRequest req,
+      Map<String, List<String>> p,
+      Set<String> privs) {
     String store = param(p, "store");
     String ns = param(p, "ns");
     String type = param(p, "backup-type");
@@ -469,11 +513,21 @@ public final class PbsReaderDouble implements AutoCloseable {
       epoch = -1;
     }
     String debug = param(p, "debug");
-    if (store == null || !SAFE_ID.matcher(store).matches() || store.length() < 3 || store.length() > 32
-        || (ns != null && !ns.isEmpty() && !NS.matcher(ns).matches()) || type == null
-        || !List.of("vm", "ct", "host").contains(type) || id == null || !SAFE_ID.matcher(id).matches()
-        || epoch < 1 || (debug != null && !debug.equals("true") && !debug.equals("false")
-        && !debug.equals("1") && !debug.equals("0"))) {
+    if (store == null
+        || !SAFE_ID.matcher(store).matches()
+        || store.length() < 3
+        || store.length() > 32
+        || (ns != null && !ns.isEmpty() && !NS.matcher(ns).matches())
+        || type == null
+        || !List.of("vm", "ct", "host").contains(type)
+        || id == null
+        || !SAFE_ID.matcher(id).matches()
+        || epoch < 1
+        || (debug != null
+            && !debug.equals("true")
+            && !debug.equals("false")
+            && !debug.equals("1")
+            && !debug.equals("0"))) {
       send(ctx, 400, "parameter verification failed", null);
       return;
     }
@@ -495,26 +549,36 @@ public final class PbsReaderDouble implements AutoCloseable {
       send(ctx, 400, "invalid protocol name", JSON_TYPE);
       return;
     }
-    String timeString = java.time.format.DateTimeFormatter.ISO_INSTANT.format(Instant.ofEpochSecond(epoch));
+    String timeString =
+        java.time.format.DateTimeFormatter.ISO_INSTANT.format(Instant.ofEpochSecond(epoch));
     Path snapshot = nsDir(root, ns).resolve(type).resolve(id).resolve(timeString);
     if (!Files.isDirectory(snapshot)) {
-      send(ctx, 400, "snapshot " + type + "/" + id + "/" + timeString + " does not exist.", JSON_TYPE);
+      send(
+          ctx,
+          400,
+          "snapshot " + type + "/" + id + "/" + timeString + " does not exist.",
+          JSON_TYPE);
       return;
     }
-    FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.SWITCHING_PROTOCOLS);
+    FullHttpResponse r =
+        new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.SWITCHING_PROTOCOLS);
     r.headers().set(HttpHeaderNames.CONNECTION, "upgrade").set(HttpHeaderNames.UPGRADE, PROTOCOL);
     ctx.writeAndFlush(r);
     // the 101 is encoded now; from here on the connection speaks HTTP/2 (the client's preface next)
     ctx.pipeline().remove("aggregate");
     ctx.pipeline().remove("http");
-    ctx.pipeline().replace("api", "reader", new SessionBuilder(new Session(root, snapshot)).build());
+    ctx.pipeline()
+        .replace("api", "reader", new SessionBuilder(new Session(root, snapshot)).build());
     sessions.incrementAndGet();
     readers.add(ctx.channel());
   }
 
   private static void send(ChannelHandlerContext ctx, int code, String text, String contentType) {
-    FullHttpResponse r = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(code),
-        Unpooled.copiedBuffer(text, StandardCharsets.UTF_8));
+    FullHttpResponse r =
+        new DefaultFullHttpResponse(
+            HttpVersion.HTTP_1_1,
+            HttpResponseStatus.valueOf(code),
+            Unpooled.copiedBuffer(text, StandardCharsets.UTF_8));
     if (contentType != null) {
       r.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType);
     }
@@ -537,15 +601,20 @@ public final class PbsReaderDouble implements AutoCloseable {
     }
   }
 
-  private final class SessionBuilder extends AbstractHttp2ConnectionHandlerBuilder<Http2ConnectionHandler, SessionBuilder> {
+  private final class SessionBuilder
+      extends AbstractHttp2ConnectionHandlerBuilder<Http2ConnectionHandler, SessionBuilder> {
     private final Session session;
 
     SessionBuilder(Session session) {
       this.session = session;
       server(true);
-      // hyper's server as PBS configures it: 32 MiB windows, 4 MiB frames; 200 streams (hyper's default)
-      initialSettings(new Http2Settings().maxConcurrentStreams(200).initialWindowSize(32 << 20)
-          .maxFrameSize(4 << 20));
+      // hyper's server as PBS configures it: 32 MiB windows, 4 MiB frames; 200 streams (hyper's
+      // default)
+      initialSettings(
+          new Http2Settings()
+              .maxConcurrentStreams(200)
+              .initialWindowSize(32 << 20)
+              .maxFrameSize(4 << 20));
     }
 
     @Override
@@ -554,17 +623,22 @@ public final class PbsReaderDouble implements AutoCloseable {
     }
 
     @Override
-    protected Http2ConnectionHandler build(Http2ConnectionDecoder decoder, Http2ConnectionEncoder encoder,
-        Http2Settings settings) {
-      Http2ConnectionHandler h = new Http2ConnectionHandler(decoder, encoder, settings) {
-        @Override
-        public void handlerAdded(ChannelHandlerContext ctx) throws Exception {
-          super.handlerAdded(ctx);
-          connection().local().flowController().incrementWindowSize(connection().connectionStream(),
-              (32 << 20) - Http2CodecUtil.DEFAULT_WINDOW_SIZE);
-          ctx.flush();
-        }
-      };
+    protected Http2ConnectionHandler build(
+        Http2ConnectionDecoder decoder, Http2ConnectionEncoder encoder, Http2Settings settings) {
+      Http2ConnectionHandler h =
+          new Http2ConnectionHandler(decoder, encoder, settings) {
+            @Override
+            public void handlerAdded(ChannelHandlerContext ctx) throws Exception {
+              super.handlerAdded(ctx);
+              connection()
+                  .local()
+                  .flowController()
+                  .incrementWindowSize(
+                      connection().connectionStream(),
+                      (32 << 20) - Http2CodecUtil.DEFAULT_WINDOW_SIZE);
+              ctx.flush();
+            }
+          };
       frameListener(new Streams(h, session));
       return h;
     }
@@ -580,13 +654,24 @@ public final class PbsReaderDouble implements AutoCloseable {
     }
 
     @Override
-    public void onHeadersRead(ChannelHandlerContext ctx, int streamId, Http2Headers headers, int streamDependency,
-        short weight, boolean exclusive, int padding, boolean endOfStream) {
+    public void onHeadersRead(
+        ChannelHandlerContext ctx,
+        int streamId,
+        Http2Headers headers,
+        int streamDependency,
+        short weight,
+        boolean exclusive,
+        int padding,
+        boolean endOfStream) {
       onHeadersRead(ctx, streamId, headers, padding, endOfStream);
     }
 
     @Override
-    public void onHeadersRead(ChannelHandlerContext ctx, int streamId, Http2Headers headers, int padding,
+    public void onHeadersRead(
+        ChannelHandlerContext ctx,
+        int streamId,
+        Http2Headers headers,
+        int padding,
         boolean endOfStream) {
       if (session.firstStream.compareAndSet(0, streamId)) {
         firstStreamId = streamId;
@@ -611,14 +696,28 @@ public final class PbsReaderDouble implements AutoCloseable {
       switch (route) {
         case "download" -> download(ctx, streamId, param(p, "file-name"));
         case "chunk" -> chunk(ctx, streamId, param(p, "digest"));
-        default -> reply(ctx, streamId, 404, "Path '/" + String.join("/", components) + "' not found.",
-            JSON_TYPE, null, false);
+        default ->
+            reply(
+                ctx,
+                streamId,
+                404,
+                "Path '/" + String.join("/", components) + "' not found.",
+                JSON_TYPE,
+                null,
+                false);
       }
     }
 
     private void download(ChannelHandlerContext ctx, int streamId, String name) {
       if (name == null || !SAFE_ID.matcher(name).matches()) {
-        reply(ctx, streamId, 400, "parameter verification failed - 'file-name': value does not match", null, null, false);
+        reply(
+            ctx,
+            streamId,
+            400,
+            "parameter verification failed - 'file-name': value does not match",
+            null,
+            null,
+            false);
         return;
       }
       int dot = name.lastIndexOf('.');
@@ -628,85 +727,158 @@ public final class PbsReaderDouble implements AutoCloseable {
         return;
       }
       Path file = session.snapshot.resolve(name);
-      disk.execute(() -> {
-        byte[] data;
-        try {
-          data = Files.readAllBytes(file);
-        } catch (NoSuchFileException e) {
-          if (ext.equals("blob")) {
-            reply(ctx, streamId, 404, "open file \"" + file + "\" failed - not found", JSON_TYPE, null, false);
-          } else {
-            reply(ctx, streamId, 400, "Unable to open " + (ext.equals("fidx") ? "fixed" : "dynamic") + " index \""
-                + file + "\" - No such file or directory (os error 2)", JSON_TYPE, null, false);
-          }
-          return;
-        } catch (IOException e) {
-          reply(ctx, streamId, 400, "open file \"" + file + "\" failed: " + e, JSON_TYPE, null, false);
-          return;
-        }
-        if (!ext.equals("blob")) {
-          int entry = ext.equals("fidx") ? 32 : 40;
-          int off = ext.equals("fidx") ? 0 : 8;
-          if (data.length < 4096 || (data.length - 4096) % entry != 0) {
-            reply(ctx, streamId, 400, "Unable to open index \"" + file + "\" - wrong size", JSON_TYPE, null, false);
-            return;
-          }
-          HexFormat hf = HexFormat.of();
-          for (int i = 4096; i < data.length; i += entry) {
-            session.allowed.add(hf.formatHex(data, i + off, i + off + 32)); // register_chunk
-          }
-        }
-        // a streamed file body: no content-length
-        reply(ctx, streamId, 200, null, "application/octet-stream", data, false);
-      });
+      disk.execute(
+          () -> {
+            byte[] data;
+            try {
+              data = Files.readAllBytes(file);
+            } catch (NoSuchFileException e) {
+              if (ext.equals("blob")) {
+                reply(
+                    ctx,
+                    streamId,
+                    404,
+                    "open file \"" + file + "\" failed - not found",
+                    JSON_TYPE,
+                    null,
+                    false);
+              } else {
+                reply(
+                    ctx,
+                    streamId,
+                    400,
+                    "Unable to open "
+                        + (ext.equals("fidx") ? "fixed" : "dynamic")
+                        + " index \""
+                        + file
+                        + "\" - No such file or directory (os error 2)",
+                    JSON_TYPE,
+                    null,
+                    false);
+              }
+              return;
+            } catch (IOException e) {
+              reply(
+                  ctx,
+                  streamId,
+                  400,
+                  "open file \"" + file + "\" failed: " + e,
+                  JSON_TYPE,
+                  null,
+                  false);
+              return;
+            }
+            if (!ext.equals("blob")) {
+              int entry = ext.equals("fidx") ? 32 : 40;
+              int off = ext.equals("fidx") ? 0 : 8;
+              if (data.length < 4096 || (data.length - 4096) % entry != 0) {
+                reply(
+                    ctx,
+                    streamId,
+                    400,
+                    "Unable to open index \"" + file + "\" - wrong size",
+                    JSON_TYPE,
+                    null,
+                    false);
+                return;
+              }
+              HexFormat hf = HexFormat.of();
+              for (int i = 4096; i < data.length; i += entry) {
+                session.allowed.add(hf.formatHex(data, i + off, i + off + 32)); // register_chunk
+              }
+            }
+            // a streamed file body: no content-length
+            reply(ctx, streamId, 200, null, "application/octet-stream", data, false);
+          });
     }
 
     private void chunk(ChannelHandlerContext ctx, int streamId, String digest) {
       if (digest == null || !HEX_DIGEST.matcher(digest).matches()) {
-        reply(ctx, streamId, 400, "parameter verification failed - 'digest': value does not match", null, null, false);
+        reply(
+            ctx,
+            streamId,
+            400,
+            "parameter verification failed - 'digest': value does not match",
+            null,
+            null,
+            false);
         return;
       }
       if (!session.allowed.contains(digest)) {
         refusedChunks.incrementAndGet();
-        ctx.executor().schedule(() -> reply(ctx, streamId, 401, "download chunk " + digest + " not allowed",
-            JSON_TYPE, null, false), authDelay.toNanos(), TimeUnit.NANOSECONDS);
+        ctx.executor()
+            .schedule(
+                () ->
+                    reply(
+                        ctx,
+                        streamId,
+                        401,
+                        "download chunk " + digest + " not allowed",
+                        JSON_TYPE,
+                        null,
+                        false),
+                authDelay.toNanos(),
+                TimeUnit.NANOSECONDS);
         return;
       }
       Path file = session.root.resolve(".chunks").resolve(digest.substring(0, 4)).resolve(digest);
-      disk.execute(() -> {
-        byte[] data;
-        try {
-          data = Files.readAllBytes(file);
-        } catch (IOException e) {
-          reply(ctx, streamId, 400, "reading file \"" + file + "\" failed: No such file or directory (os error 2)",
-              JSON_TYPE, null, false);
-          return;
-        }
-        int n = chunks.incrementAndGet();
-        reply(ctx, streamId, 200, null, "application/octet-stream", data, true);
-        if (n == dropAfterChunks) {
-          dropAfterChunks = -1;
-          readers.close(); // not awaited: this is an event loop
-        }
-      });
+      disk.execute(
+          () -> {
+            byte[] data;
+            try {
+              data = Files.readAllBytes(file);
+            } catch (IOException e) {
+              reply(
+                  ctx,
+                  streamId,
+                  400,
+                  "reading file \"" + file + "\" failed: No such file or directory (os error 2)",
+                  JSON_TYPE,
+                  null,
+                  false);
+              return;
+            }
+            int n = chunks.incrementAndGet();
+            reply(ctx, streamId, 200, null, "application/octet-stream", data, true);
+            if (n == dropAfterChunks) {
+              dropAfterChunks = -1;
+              readers.close(); // not awaited: this is an event loop
+            }
+          });
     }
 
     /** Sends a response on the event loop: a text body for errors, {@code data} otherwise. */
-    private void reply(ChannelHandlerContext ctx, int streamId, int status, String text, String contentType,
-        byte[] data, boolean contentLength) {
+    private void reply(
+        ChannelHandlerContext ctx,
+        int streamId,
+        int status,
+        String text,
+        String contentType,
+        byte[] data,
+        boolean contentLength) {
       long delay = replyDelayNanos;
       if (delay > 0) {
-        ctx.executor().schedule(() -> send(ctx, streamId, status, text, contentType, data, contentLength),
-            delay, TimeUnit.NANOSECONDS);
+        ctx.executor()
+            .schedule(
+                () -> send(ctx, streamId, status, text, contentType, data, contentLength),
+                delay,
+                TimeUnit.NANOSECONDS);
       } else if (!ctx.executor().inEventLoop()) {
-        ctx.executor().execute(() -> send(ctx, streamId, status, text, contentType, data, contentLength));
+        ctx.executor()
+            .execute(() -> send(ctx, streamId, status, text, contentType, data, contentLength));
       } else {
         send(ctx, streamId, status, text, contentType, data, contentLength);
       }
     }
 
-    private void send(ChannelHandlerContext ctx, int streamId, int status, String text, String contentType,
-        byte[] data, boolean contentLength) {
+    private void send(
+        ChannelHandlerContext ctx,
+        int streamId,
+        int status,
+        String text,
+        String contentType,
+        byte[] data,
+        boolean contentLength) {
       activeStreams.decrementAndGet();
       byte[] body = data != null ? data : text.getBytes(StandardCharsets.UTF_8);
       Http2Headers hs = new DefaultHttp2Headers().status(Integer.toString(status));
@@ -723,18 +895,20 @@ public final class PbsReaderDouble implements AutoCloseable {
       // h2 (under hyper) sends a buffered body in frames as large as the client allows (the PBS
       // client allows 4 MiB), so a chunk leaves whole before the next one; Netty's flow
       // controller would interleave every open stream in 1 KiB pieces. Bodies go out in turn.
-      bodies.add(() -> {
-        ChannelPromise sent = ctx.newPromise();
-        sent.addListener(f -> nextBody());
-        h.encoder().writeData(ctx, streamId, Unpooled.wrappedBuffer(body), 0, true, sent);
-        h.flush(ctx); // the handler's flush: DATA leaves the flow controller there
-      });
+      bodies.add(
+          () -> {
+            ChannelPromise sent = ctx.newPromise();
+            sent.addListener(f -> nextBody());
+            h.encoder().writeData(ctx, streamId, Unpooled.wrappedBuffer(body), 0, true, sent);
+            h.flush(ctx); // the handler's flush: DATA leaves the flow controller there
+          });
       if (!sending) {
         nextBody();
       }
     }
 
-    private final java.util.ArrayDeque<Runnable> bodies = new java.util.ArrayDeque<>(); // event loop only
+    private final java.util.ArrayDeque<Runnable> bodies =
+        new java.util.ArrayDeque<>(); // event loop only
     private boolean sending;
 
     private void nextBody() {
@@ -749,11 +923,10 @@ public final class PbsReaderDouble implements AutoCloseable {
   // ---- standalone ----
 
   /**
-   * Runs the double until killed:
-   * {@code --port N --datastore NAME=DIR... --tokens FILE [--auth-delay-ms N] [--cert-out PEM]}. The
-   * tokens file has one token per line: {@code AUTHID SECRET [PRIV,PRIV]} (privileges
-   * Datastore.Read, Datastore.Audit; both when left out; "-" for none). Prints
-   * "fingerprint FP" and then "listening on PORT".
+   * Runs the double until killed: {@code --port N --datastore NAME=DIR... --tokens FILE
+   * [--auth-delay-ms N] [--cert-out PEM]}. The tokens file has one token per line: {@code AUTHID
+   * SECRET [PRIV,PRIV]} (privileges Datastore.Read, Datastore.Audit; both when left out; "-" for
+   * none). Prints "fingerprint FP" and then "listening on PORT".
    */
   public static void main(String[] args) throws Exception {
     int port = 0;
@@ -776,8 +949,10 @@ public final class PbsReaderDouble implements AutoCloseable {
             if (f.length < 2 || line.isBlank() || line.startsWith("#")) {
               continue;
             }
-            Set<String> privs = f.length < 3 ? Set.of("Datastore.Read", "Datastore.Audit")
-                : f[2].equals("-") ? Set.of() : new HashSet<>(List.of(f[2].split(",")));
+            Set<String> privs =
+                f.length < 3
+                    ? Set.of("Datastore.Read", "Datastore.Audit")
+                    : f[2].equals("-") ? Set.of() : new HashSet<>(List.of(f[2].split(",")));
             tokens.put(f[0], new Token(percentDecode(f[1]), privs));
           }
         }

@@ -18,9 +18,14 @@ public final class TlsServers {
    * localhost signed by {@code ca}.
    */
   public static MockWebServer server(HeldCertificate ca) {
-    HeldCertificate cert = new HeldCertificate.Builder().signedBy(ca)
-        .addSubjectAlternativeName("127.0.0.1").addSubjectAlternativeName("localhost").build();
-    HandshakeCertificates certs = new HandshakeCertificates.Builder().heldCertificate(cert, ca.certificate()).build();
+    HeldCertificate cert =
+        new HeldCertificate.Builder()
+            .signedBy(ca)
+            .addSubjectAlternativeName("127.0.0.1")
+            .addSubjectAlternativeName("localhost")
+            .build();
+    HandshakeCertificates certs =
+        new HandshakeCertificates.Builder().heldCertificate(cert, ca.certificate()).build();
     MockWebServer s = new MockWebServer();
     s.useHttps(certs.sslSocketFactory(), false);
     return s;

@@ -5,9 +5,9 @@ import java.util.HexFormat;
 import java.util.List;
 
 /**
- * Builds partition tables and LVM2 physical volumes in byte arrays, from the specifications
- * (UEFI chapter 5 for GPT; LVM2's label.h and layout.h for the label, PV header and metadata
- * area), for the parser tests.
+ * Builds partition tables and LVM2 physical volumes in byte arrays, from the specifications (UEFI
+ * chapter 5 for GPT; LVM2's label.h and layout.h for the label, PV header and metadata area), for
+ * the parser tests.
  */
 final class TestImages {
   static final int SECTOR = 512;
@@ -88,7 +88,8 @@ final class TestImages {
     return img;
   }
 
-  static void gptHeader(byte[] img, long my, long alternate, long entriesLba, long sectors, byte[] array) {
+  static void gptHeader(
+      byte[] img, long my, long alternate, long entriesLba, long sectors, byte[] array) {
     byte[] h = new byte[92];
     ascii(h, 0, "EFI PART");
     le(h, 8, 0x00010000, 4);
@@ -121,9 +122,9 @@ final class TestImages {
   static final int MDA_SIZE = (1 << 20) - MDA_OFFSET; // up to pe_start, as pvcreate lays it out
 
   /**
-   * Writes an LVM2 PV label, PV header and metadata area into {@code img} at byte {@code pv},
-   * with {@code text} as the current metadata at {@code textOffset} within the area (it wraps
-   * round the ring when it does not fit before the area's end).
+   * Writes an LVM2 PV label, PV header and metadata area into {@code img} at byte {@code pv}, with
+   * {@code text} as the current metadata at {@code textOffset} within the area (it wraps round the
+   * ring when it does not fit before the area's end).
    */
   static void pv(byte[] img, int pv, long pvSize, long peStartBytes, String text, int textOffset) {
     int label = pv + SECTOR; // sector 1, as pvcreate writes it
@@ -161,27 +162,50 @@ final class TestImages {
   record Lv(String name, List<String> status, Seg... segs) {}
 
   /**
-   * The metadata text of a VG with the given LVs and two PVs: {@code pv0} ({@link #PV_ID}, the
-   * one {@link #pv} writes) and {@code pv1}, which no test image holds.
+   * The metadata text of a VG with the given LVs and two PVs: {@code pv0} ({@link #PV_ID}, the one
+   * {@link #pv} writes) and {@code pv1}, which no test image holds.
    */
-  static String vg(String name, long seqno, long extentSectors, long peStartSectors, long peCount, Lv... lvs) {
+  static String vg(
+      String name, long seqno, long extentSectors, long peStartSectors, long peCount, Lv... lvs) {
     StringBuilder s = new StringBuilder();
-    s.append(name).append(" {\nid = \"vgid00-0000-0000-0000-0000-0000-000000\"\nseqno = ").append(seqno)
+    s.append(name)
+        .append(" {\nid = \"vgid00-0000-0000-0000-0000-0000-000000\"\nseqno = ")
+        .append(seqno)
         .append("\nformat = \"lvm2\"\nstatus = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\nflags = []\n")
-        .append("extent_size = ").append(extentSectors).append("\nmax_lv = 0\nmax_pv = 0\n\n")
-        .append("physical_volumes {\n\npv0 {\nid = \"").append(PV_ID).append("\"\ndevice = \"/dev/vda2\"\n")
-        .append("status = [\"ALLOCATABLE\"]\nflags = []\ndev_size = 30720\npe_start = ").append(peStartSectors)
-        .append("\npe_count = ").append(peCount).append("\n}\n\npv1 {\nid = \"zzzzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzzzz\"\n")
-        .append("device = \"/dev/vdb\"\nstatus = [\"ALLOCATABLE\"]\nflags = []\ndev_size = 30720\npe_start = 2048\n")
+        .append("extent_size = ")
+        .append(extentSectors)
+        .append("\nmax_lv = 0\nmax_pv = 0\n\n")
+        .append("physical_volumes {\n\npv0 {\nid = \"")
+        .append(PV_ID)
+        .append("\"\ndevice = \"/dev/vda2\"\n")
+        .append("status = [\"ALLOCATABLE\"]\nflags = []\ndev_size = 30720\npe_start = ")
+        .append(peStartSectors)
+        .append("\npe_count = ")
+        .append(peCount)
+        .append("\n}\n\npv1 {\nid = \"zzzzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzzzz\"\n")
+        .append(
+            "device = \"/dev/vdb\"\nstatus = [\"ALLOCATABLE\"]\nflags = []\ndev_size = 30720\npe_start = 2048\n")
         .append("pe_count = 10\n}\n}\n\nlogical_volumes {\n");
     for (Lv lv : lvs) {
-      s.append("\n").append(lv.name()).append(" {\nid = \"lvid-").append(lv.name()).append("\"\nstatus = [");
+      s.append("\n")
+          .append(lv.name())
+          .append(" {\nid = \"lvid-")
+          .append(lv.name())
+          .append("\"\nstatus = [");
       s.append(String.join(", ", lv.status().stream().map(x -> "\"" + x + "\"").toList()));
-      s.append("]\nflags = []\ncreation_time = 1700000000\t# 2023-11-14\nsegment_count = ").append(lv.segs().length);
+      s.append("]\nflags = []\ncreation_time = 1700000000\t# 2023-11-14\nsegment_count = ")
+          .append(lv.segs().length);
       for (int i = 0; i < lv.segs().length; i++) {
         Seg g = lv.segs()[i];
-        s.append("\n\nsegment").append(i + 1).append(" {\nstart_extent = ").append(g.start())
-            .append("\nextent_count = ").append(g.count()).append("\n\ntype = \"").append(g.type()).append("\"\n");
+        s.append("\n\nsegment")
+            .append(i + 1)
+            .append(" {\nstart_extent = ")
+            .append(g.start())
+            .append("\nextent_count = ")
+            .append(g.count())
+            .append("\n\ntype = \"")
+            .append(g.type())
+            .append("\"\n");
         if (g.type().equals("striped")) {
           s.append("stripe_count = ").append(g.stripes().length / 2).append("\n");
           if (g.stripes().length > 2) {
@@ -189,7 +213,11 @@ final class TestImages {
           }
           s.append("\nstripes = [\n");
           for (int k = 0; k < g.stripes().length; k += 2) {
-            s.append(k > 0 ? ",\n" : "").append("\"").append(g.stripes()[k]).append("\", ").append(g.stripes()[k + 1]);
+            s.append(k > 0 ? ",\n" : "")
+                .append("\"")
+                .append(g.stripes()[k])
+                .append("\", ")
+                .append(g.stripes()[k + 1]);
           }
           s.append("\n]\n");
         } else if (g.type().equals("thin")) {
@@ -199,9 +227,11 @@ final class TestImages {
       }
       s.append("}\n");
     }
-    s.append("}\n}\n# Generated by LVM2 version 2.03.16(2) (2022-05-18): Sun Nov 30 05:00:00 2026\n\n")
+    s.append(
+            "}\n}\n# Generated by LVM2 version 2.03.16(2) (2022-05-18): Sun Nov 30 05:00:00 2026\n\n")
         .append("contents = \"Text Format Volume Group\"\nversion = 1\n\ndescription = \"\"\n\n")
-        .append("creation_host = \"test\"\t# Linux test 6.1.0 #1 SMP x86_64\ncreation_time = 1764478800\t# now\n");
+        .append(
+            "creation_host = \"test\"\t# Linux test 6.1.0 #1 SMP x86_64\ncreation_time = 1764478800\t# now\n");
     return s.toString();
   }
 

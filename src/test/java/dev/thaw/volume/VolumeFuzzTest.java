@@ -10,10 +10,9 @@ import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 /**
- * Random corruptions of valid tables: the scan never throws, reads nothing absurd, and every
- * volume it still exposes lies within the image, without overlaps and with unique names.
- * Half of the corruptions are resealed (CRCs recomputed) so that the checks behind the CRCs are
- * reached too.
+ * Random corruptions of valid tables: the scan never throws, reads nothing absurd, and every volume
+ * it still exposes lies within the image, without overlaps and with unique names. Half of the
+ * corruptions are resealed (CRCs recomputed) so that the checks behind the CRCs are reached too.
  */
 class VolumeFuzzTest {
   private static final int ROUNDS = 300;
@@ -26,13 +25,16 @@ class VolumeFuzzTest {
     } catch (IOException | RuntimeException e) {
       throw new AssertionError(what + " seed " + seed + ": the scan threw " + e, e);
     }
-    assertTrue(src.largest <= Lvm.MAX_METADATA, what + " seed " + seed + ": a read of " + src.largest);
+    assertTrue(
+        src.largest <= Lvm.MAX_METADATA, what + " seed " + seed + ": a read of " + src.largest);
     assertTrue(src.total <= 64L << 20, what + " seed " + seed + ": read " + src.total + " bytes");
     Set<String> names = new HashSet<>();
     for (Volume v : m.volumes()) {
       assertTrue(names.add(v.name()), what + " seed " + seed + ": two volumes named " + v.name());
       for (Extent e : v.extents()) {
-        assertTrue(e.end() <= img.length, what + " seed " + seed + ": " + v.name() + " ends past the image");
+        assertTrue(
+            e.end() <= img.length,
+            what + " seed " + seed + ": " + v.name() + " ends past the image");
       }
     }
   }
@@ -88,7 +90,8 @@ class VolumeFuzzTest {
           int h = (int) (c[0] * SECTOR);
           long arrayBytes = Bytes.u32(img, h + 80) * Bytes.u32(img, h + 84);
           if (arrayBytes > 0 && c[1] * SECTOR + arrayBytes <= img.length) {
-            TestImages.le(img, h + 88, Bytes.crc32(img, (int) (c[1] * SECTOR), (int) arrayBytes), 4);
+            TestImages.le(
+                img, h + 88, Bytes.crc32(img, (int) (c[1] * SECTOR), (int) arrayBytes), 4);
           }
           TestImages.resealHeader(img, c[0]);
         }
@@ -121,10 +124,21 @@ class VolumeFuzzTest {
             spans.add(new int[] {m.start(), m.end()});
           }
           int[] s = spans.get(r.nextInt(spans.size()));
-          String[] values = {"0", "-1", "1", "29", "30", "31", "4294967296", "9223372036854775807",
-              Long.toString(r.nextInt(100))};
-          img = VolumeMapTest.lvmImage(text.substring(0, s[0]) + values[r.nextInt(values.length)]
-              + text.substring(s[1]), 512);
+          String[] values = {
+            "0",
+            "-1",
+            "1",
+            "29",
+            "30",
+            "31",
+            "4294967296",
+            "9223372036854775807",
+            Long.toString(r.nextInt(100))
+          };
+          img =
+              VolumeMapTest.lvmImage(
+                  text.substring(0, s[0]) + values[r.nextInt(values.length)] + text.substring(s[1]),
+                  512);
         }
         default -> { // the text, with valid checksums
           char[] t = text.toCharArray();

@@ -19,12 +19,16 @@ class VolumeMapTest {
   private static final long MIB = 1 << 20;
 
   private static String names(VolumeMap m) {
-    return m.volumes().stream().map(v -> v.name() + (v.exposed() ? "" : "!")).collect(Collectors.joining(" "));
+    return m.volumes().stream()
+        .map(v -> v.name() + (v.exposed() ? "" : "!"))
+        .collect(Collectors.joining(" "));
   }
 
   private static void assertRejected(VolumeMap m, String warning) {
     assertTrue(m.volumes().isEmpty(), "volumes of a rejected table: " + names(m));
-    assertTrue(m.warnings().stream().anyMatch(w -> w.contains(warning)), "warnings " + m.warnings() + " lack " + warning);
+    assertTrue(
+        m.warnings().stream().anyMatch(w -> w.contains(warning)),
+        "warnings " + m.warnings() + " lack " + warning);
   }
 
   // ---- MBR
@@ -32,7 +36,12 @@ class VolumeMapTest {
   /** p1 primary, p2 extended with three logical partitions in a chain of EBRs, p3 FAT. */
   static byte[] mbrWithLogicals() {
     byte[] img = new byte[(int) (16 * MIB)];
-    TestImages.mbr(img, 0, new Slot(0x83, 2048, 4096), new Slot(0x05, 6144, 20480), new Slot(0x0c, 26624, 4096));
+    TestImages.mbr(
+        img,
+        0,
+        new Slot(0x83, 2048, 4096),
+        new Slot(0x05, 6144, 20480),
+        new Slot(0x0c, 26624, 4096));
     // EBR 1 at 6144: logical at +2048 (8192), link to the next EBR at extended+6144 (12288)
     TestImages.mbr(img, 6144, new Slot(0x83, 2048, 2048), new Slot(0x05, 6144, 4096));
     TestImages.mbr(img, 12288, new Slot(0x82, 1024, 2048), new Slot(0x05, 10240, 4096));
@@ -65,7 +74,8 @@ class VolumeMapTest {
   @Test
   void ebrChainThatLoopsIsRejected() throws IOException {
     byte[] img = mbrWithLogicals();
-    TestImages.mbr(img, 16384, new Slot(0x8e, 2048, 1024), new Slot(0x05, 0 + 6144, 1)); // back to EBR 2
+    TestImages.mbr(
+        img, 16384, new Slot(0x8e, 2048, 1024), new Slot(0x05, 0 + 6144, 1)); // back to EBR 2
     assertRejected(VolumeMap.scan("d.img", ByteSource.of(img)), "loops");
   }
 
@@ -113,21 +123,32 @@ class VolumeMapTest {
   // ---- GPT
 
   static byte[] gpt() {
-    return TestImages.gpt(8,
+    return TestImages.gpt(
+        8,
         new GptPart(TestImages.BIOS_BOOT, "00000000-0000-0000-0000-000000000001", 34, 2047, "bios"),
-        new GptPart(TestImages.EFI, "00000000-0000-0000-0000-000000000002", 2048, 4095, "EFI system"),
-        new GptPart(TestImages.LINUX, "00000000-0000-0000-0000-000000000003", 4096, 10239, "root fs ü"),
+        new GptPart(
+            TestImages.EFI, "00000000-0000-0000-0000-000000000002", 2048, 4095, "EFI system"),
+        new GptPart(
+            TestImages.LINUX, "00000000-0000-0000-0000-000000000003", 4096, 10239, "root fs ü"),
         new GptPart(TestImages.SWAP, "00000000-0000-0000-0000-000000000004", 10240, 12287, ""),
         new GptPart(TestImages.LVM, "00000000-0000-0000-0000-000000000005", 12288, 14335, "pv"),
-        new GptPart(TestImages.BASIC_DATA, "00000000-0000-0000-0000-000000000006", 14336, 16000, "data"));
+        new GptPart(
+            TestImages.BASIC_DATA, "00000000-0000-0000-0000-000000000006", 14336, 16000, "data"));
   }
 
   private static void assertGptVolumes(VolumeMap m) {
     assertEquals("gpt", m.table());
     assertEquals("d.img.p1 d.img.p2 d.img.p3 d.img.p4 d.img.p5 d.img.p6", names(m));
     List<String> types = m.volumes().stream().map(Volume::type).toList();
-    assertEquals(List.of("BIOS boot", "EFI System", "Linux filesystem", "Linux swap", "Linux LVM",
-        "Microsoft basic data"), types);
+    assertEquals(
+        List.of(
+            "BIOS boot",
+            "EFI System",
+            "Linux filesystem",
+            "Linux swap",
+            "Linux LVM",
+            "Microsoft basic data"),
+        types);
     Volume root = m.volumes().get(2);
     assertEquals("root fs ü", root.label());
     assertEquals(TestImages.LINUX, root.typeId());
@@ -150,13 +171,16 @@ class VolumeMapTest {
     VolumeMap m = VolumeMap.scan("d.img", ByteSource.of(img));
     assertGptVolumes(m);
     assertEquals(1, m.warnings().size(), m.warnings().toString());
-    assertTrue(m.warnings().get(0).contains("primary GPT header is damaged (header CRC mismatch)"), m.warnings().get(0));
+    assertTrue(
+        m.warnings().get(0).contains("primary GPT header is damaged (header CRC mismatch)"),
+        m.warnings().get(0));
   }
 
   @Test
   void damagedPrimaryEntryArrayFallsBackToTheBackup() throws IOException {
     byte[] img = gpt();
-    img[2 * SECTOR + 2 * 128 + 56] ^= 0x20; // a name in the primary array: its CRC no longer matches
+    img[2 * SECTOR + 2 * 128 + 56] ^=
+        0x20; // a name in the primary array: its CRC no longer matches
     VolumeMap m = VolumeMap.scan("d.img", ByteSource.of(img));
     assertGptVolumes(m);
     assertTrue(m.warnings().get(0).contains("entry array CRC mismatch"), m.warnings().get(0));
@@ -193,16 +217,21 @@ class VolumeMapTest {
 
   @Test
   void gptPartitionOutsideTheUsableAreaIsRejected() throws IOException {
-    byte[] img = TestImages.gpt(8,
-        new GptPart(TestImages.LINUX, "00000000-0000-0000-0000-000000000003", 4096, 1 << 20, "big"));
+    byte[] img =
+        TestImages.gpt(
+            8,
+            new GptPart(
+                TestImages.LINUX, "00000000-0000-0000-0000-000000000003", 4096, 1 << 20, "big"));
     assertRejected(VolumeMap.scan("d.img", ByteSource.of(img)), "outside the usable LBAs");
   }
 
   @Test
   void overlappingGptPartitionsAreRejected() throws IOException {
-    byte[] img = TestImages.gpt(8,
-        new GptPart(TestImages.LINUX, "00000000-0000-0000-0000-000000000001", 4096, 8191, "a"),
-        new GptPart(TestImages.LINUX, "00000000-0000-0000-0000-000000000002", 8000, 9000, "b"));
+    byte[] img =
+        TestImages.gpt(
+            8,
+            new GptPart(TestImages.LINUX, "00000000-0000-0000-0000-000000000001", 4096, 8191, "a"),
+            new GptPart(TestImages.LINUX, "00000000-0000-0000-0000-000000000002", 8000, 9000, "b"));
     assertRejected(VolumeMap.scan("d.img", ByteSource.of(img)), "GPT partitions overlap");
   }
 
@@ -210,27 +239,50 @@ class VolumeMapTest {
 
   static final long PV_AT = MIB;
 
-  /** An MBR image with p1 = a PV (1 MiB extents from 1 MiB into the PV); PE k is filled with k + 1. */
+  /**
+   * An MBR image with p1 = a PV (1 MiB extents from 1 MiB into the PV); PE k is filled with k + 1.
+   */
   static byte[] lvmImage(String text, int textOffset) {
     byte[] img = new byte[(int) (32 * MIB)];
     TestImages.mbr(img, 0, new Slot(0x8e, 2048, 63488));
     TestImages.pv(img, (int) PV_AT, 63488L * SECTOR, MIB, text, textOffset);
     for (int pe = 0; pe < 30; pe++) {
-      java.util.Arrays.fill(img, (int) (PV_AT + MIB + pe * MIB), (int) (PV_AT + MIB + (pe + 1) * MIB), (byte) (pe + 1));
+      java.util.Arrays.fill(
+          img,
+          (int) (PV_AT + MIB + pe * MIB),
+          (int) (PV_AT + MIB + (pe + 1) * MIB),
+          (byte) (pe + 1));
     }
     return img;
   }
 
   static String vgText() {
-    return TestImages.vg("vg0", 7, 2048, 2048, 30,
-        new Lv("root", TestImages.VISIBLE, new Seg(0, 2, "striped", "pv0", 0L), new Seg(2, 2, "striped", "pv0", 6L)),
+    return TestImages.vg(
+        "vg0",
+        7,
+        2048,
+        2048,
+        30,
+        new Lv(
+            "root",
+            TestImages.VISIBLE,
+            new Seg(0, 2, "striped", "pv0", 0L),
+            new Seg(2, 2, "striped", "pv0", 6L)),
         new Lv("my-data", TestImages.VISIBLE, new Seg(0, 3, "striped", "pv0", 2L)),
-        new Lv("contig", TestImages.VISIBLE, new Seg(1, 1, "striped", "pv0", 11L), new Seg(0, 1, "striped", "pv0", 10L)),
+        new Lv(
+            "contig",
+            TestImages.VISIBLE,
+            new Seg(1, 1, "striped", "pv0", 11L),
+            new Seg(0, 1, "striped", "pv0", 10L)),
         new Lv("stripes", TestImages.VISIBLE, new Seg(0, 2, "striped", "pv0", 14L, "pv1", 0L)),
         new Lv("thin1", TestImages.VISIBLE, new Seg(0, 4, "thin")),
         new Lv("snap", TestImages.VISIBLE, new Seg(0, 1, "snapshot")),
         new Lv("hidden_tmeta", List.of("READ", "WRITE"), new Seg(0, 1, "striped", "pv0", 20L)),
-        new Lv("elsewhere", TestImages.VISIBLE, new Seg(0, 1, "striped", "pv0", 21L), new Seg(1, 1, "striped", "pv1", 0L)));
+        new Lv(
+            "elsewhere",
+            TestImages.VISIBLE,
+            new Seg(0, 1, "striped", "pv0", 21L),
+            new Seg(1, 1, "striped", "pv1", 0L)));
   }
 
   private static byte[] expected(long... pes) {
@@ -251,12 +303,16 @@ class VolumeMapTest {
     ByteSource image = ByteSource.of(lvmImage(vgText(), 512));
     VolumeMap m = VolumeMap.scan("d.img", image);
     assertEquals(List.of(), m.warnings());
-    assertEquals("d.img.p1 d.img.vg0-root d.img.vg0-my--data d.img.vg0-contig d.img.vg0-stripes! d.img.vg0-thin1! "
-        + "d.img.vg0-snap! d.img.vg0-hidden_tmeta! d.img.vg0-elsewhere!", names(m));
+    assertEquals(
+        "d.img.p1 d.img.vg0-root d.img.vg0-my--data d.img.vg0-contig d.img.vg0-stripes! d.img.vg0-thin1! "
+            + "d.img.vg0-snap! d.img.vg0-hidden_tmeta! d.img.vg0-elsewhere!",
+        names(m));
     assertEquals("LVM2_member", m.find("d.img.p1").orElseThrow().filesystem());
 
     Volume root = m.find("d.img.vg0-root").orElseThrow();
-    assertEquals(List.of(new Extent(PV_AT + MIB, 2 * MIB), new Extent(PV_AT + 7 * MIB, 2 * MIB)), root.extents());
+    assertEquals(
+        List.of(new Extent(PV_AT + MIB, 2 * MIB), new Extent(PV_AT + 7 * MIB, 2 * MIB)),
+        root.extents());
     assertEquals(4 * MIB, root.size());
     assertEquals("vg0/root", root.label());
     assertEquals("lvid-root", root.uuid());
@@ -264,16 +320,24 @@ class VolumeMapTest {
     byte[] across = root.open(image).read(2 * MIB - 3, 6); // a read across the segments
     assertArrayEquals(new byte[] {2, 2, 2, 7, 7, 7}, across);
 
-    assertArrayEquals(expected(2, 3, 4), readAll(m.find("d.img.vg0-my--data").orElseThrow(), image));
+    assertArrayEquals(
+        expected(2, 3, 4), readAll(m.find("d.img.vg0-my--data").orElseThrow(), image));
     Volume contig = m.find("d.img.vg0-contig").orElseThrow();
-    assertEquals(List.of(new Extent(PV_AT + 11 * MIB, 2 * MIB)), contig.extents(), "adjacent segments merge");
+    assertEquals(
+        List.of(new Extent(PV_AT + 11 * MIB, 2 * MIB)),
+        contig.extents(),
+        "adjacent segments merge");
 
     assertEquals("striped over 2 stripes", m.find("d.img.vg0-stripes").orElseThrow().notExposed());
     assertEquals("segment type thin", m.find("d.img.vg0-thin1").orElseThrow().notExposed());
     assertEquals("segment type snapshot", m.find("d.img.vg0-snap").orElseThrow().notExposed());
-    assertEquals("hidden (internal) volume", m.find("d.img.vg0-hidden_tmeta").orElseThrow().notExposed());
+    assertEquals(
+        "hidden (internal) volume", m.find("d.img.vg0-hidden_tmeta").orElseThrow().notExposed());
     Volume elsewhere = m.find("d.img.vg0-elsewhere").orElseThrow();
-    assertTrue(elsewhere.notExposed().contains("pv1 (zzzzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzzzz) is not in this image"),
+    assertTrue(
+        elsewhere
+            .notExposed()
+            .contains("pv1 (zzzzzz-zzzz-zzzz-zzzz-zzzz-zzzz-zzzzzz) is not in this image"),
         elsewhere.notExposed());
     assertEquals(2 * MIB, elsewhere.size());
     assertTrue(elsewhere.extents().isEmpty());
@@ -290,8 +354,19 @@ class VolumeMapTest {
   @Test
   void aWholeImagePv() throws IOException {
     byte[] img = new byte[(int) (16 * MIB)];
-    TestImages.pv(img, 0, img.length, MIB, TestImages.vg("data-vg", 1, 2048, 2048, 15,
-        new Lv("lv", TestImages.VISIBLE, new Seg(0, 2, "striped", "pv0", 3L))), 512);
+    TestImages.pv(
+        img,
+        0,
+        img.length,
+        MIB,
+        TestImages.vg(
+            "data-vg",
+            1,
+            2048,
+            2048,
+            15,
+            new Lv("lv", TestImages.VISIBLE, new Seg(0, 2, "striped", "pv0", 3L))),
+        512);
     VolumeMap m = VolumeMap.scan("d.img", ByteSource.of(img));
     assertEquals("none", m.table());
     assertEquals("LVM2_member", m.filesystem());
@@ -305,7 +380,8 @@ class VolumeMapTest {
     img[(int) (PV_AT + TestImages.MDA_OFFSET + 512 + 10)] ^= 1;
     VolumeMap m = VolumeMap.scan("d.img", ByteSource.of(img));
     assertEquals("d.img.p1", names(m));
-    assertTrue(m.warnings().get(0).contains("LVM metadata checksum mismatch"), m.warnings().toString());
+    assertTrue(
+        m.warnings().get(0).contains("LVM metadata checksum mismatch"), m.warnings().toString());
   }
 
   @Test
@@ -314,25 +390,33 @@ class VolumeMapTest {
     img[(int) (PV_AT + SECTOR + 40)] ^= 1; // in the PV UUID
     VolumeMap m = VolumeMap.scan("d.img", ByteSource.of(img));
     assertEquals("d.img.p1", names(m));
-    assertTrue(m.warnings().get(0).contains("LVM label checksum mismatch"), m.warnings().toString());
+    assertTrue(
+        m.warnings().get(0).contains("LVM label checksum mismatch"), m.warnings().toString());
   }
 
   @Test
   void hostileMetadataIsRejected() throws IOException {
     String[][] cases = {
-        {"pe_start = 2048", "pe_start = -5"}, // before the PV
-        {"extent_size = 2048", "extent_size = 0"},
-        {"start_extent = 2\nextent_count = 2", "start_extent = 3\nextent_count = 2"}, // a gap
-        {"\"pv0\", 6", "\"pv0\", 29"}, // past pe_count
-        {"\"pv0\", 2\n", "\"pv0\", 1\n"}, // my-data overlaps root
-        {"\"pv0\", 6", "\"pv7\", 6"}, // a PV the group does not have
-        {"extent_size = 2048", "extent_size = 2048 {"},
+      {"pe_start = 2048", "pe_start = -5"}, // before the PV
+      {"extent_size = 2048", "extent_size = 0"},
+      {"start_extent = 2\nextent_count = 2", "start_extent = 3\nextent_count = 2"}, // a gap
+      {"\"pv0\", 6", "\"pv0\", 29"}, // past pe_count
+      {"\"pv0\", 2\n", "\"pv0\", 1\n"}, // my-data overlaps root
+      {"\"pv0\", 6", "\"pv7\", 6"}, // a PV the group does not have
+      {"extent_size = 2048", "extent_size = 2048 {"},
     };
     for (String[] c : cases) {
       String text = vgText();
       assertTrue(text.contains(c[0]), c[0]);
-      VolumeMap m = VolumeMap.scan("d.img", ByteSource.of(lvmImage(text.replaceFirst(java.util.regex.Pattern.quote(c[0]),
-          java.util.regex.Matcher.quoteReplacement(c[1])), 512)));
+      VolumeMap m =
+          VolumeMap.scan(
+              "d.img",
+              ByteSource.of(
+                  lvmImage(
+                      text.replaceFirst(
+                          java.util.regex.Pattern.quote(c[0]),
+                          java.util.regex.Matcher.quoteReplacement(c[1])),
+                      512)));
       assertEquals("d.img.p1", names(m), c[1]);
       assertEquals(1, m.warnings().size(), c[1] + ": " + m.warnings());
       assertTrue(m.warnings().get(0).startsWith("LVM"), m.warnings().get(0));
@@ -341,8 +425,14 @@ class VolumeMapTest {
 
   @Test
   void pvPastTheEndOfItsPartitionIsRejected() throws IOException {
-    String text = TestImages.vg("vg0", 1, 2048, 2048, 100,
-        new Lv("big", TestImages.VISIBLE, new Seg(0, 40, "striped", "pv0", 0L)));
+    String text =
+        TestImages.vg(
+            "vg0",
+            1,
+            2048,
+            2048,
+            100,
+            new Lv("big", TestImages.VISIBLE, new Seg(0, 40, "striped", "pv0", 0L)));
     VolumeMap m = VolumeMap.scan("d.img", ByteSource.of(lvmImage(text, 512)));
     assertEquals("d.img.p1", names(m));
     assertTrue(m.warnings().get(0).contains("past the end of d.img.p1"), m.warnings().toString());
@@ -354,7 +444,9 @@ class VolumeMapTest {
     for (int i = 0; i < base.length; i++) {
       base[i] = (byte) i;
     }
-    ByteSource s = new ExtentSource(ByteSource.of(base), List.of(new Extent(90, 5), new Extent(10, 3), new Extent(50, 4)));
+    ByteSource s =
+        new ExtentSource(
+            ByteSource.of(base), List.of(new Extent(90, 5), new Extent(10, 3), new Extent(50, 4)));
     assertEquals(12, s.size());
     assertArrayEquals(new byte[] {90, 91, 92, 93, 94, 10, 11, 12, 50, 51, 52, 53}, s.read(0, 12));
     assertArrayEquals(new byte[] {12, 50}, s.read(7, 2));
