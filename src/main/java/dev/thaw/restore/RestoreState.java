@@ -75,12 +75,18 @@ final class RestoreState implements AutoCloseable {
    * harmless. Refuses a state file of another image, or a damaged one.
    */
   static RestoreState open(Path file, byte[] indexChecksum, long size, int chunks) throws IOException {
+    return open(file, indexChecksum, size, chunks, Channels.PLAIN);
+  }
+
+  /** {@link #open(Path, byte[], long, int)} through {@code channels}. */
+  static RestoreState open(Path file, byte[] indexChecksum, long size, int chunks, Channels channels)
+      throws IOException {
     Path dir = file.toAbsolutePath().getParent();
     if (dir != null) {
       Files.createDirectories(dir); // a device's state lives under ~/.local/state/thaw
     }
-    FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-        StandardOpenOption.WRITE);
+    FileChannel ch = channels.wrap(file, FileChannel.open(file, StandardOpenOption.CREATE,
+        StandardOpenOption.READ, StandardOpenOption.WRITE));
     try {
       ExclusiveUse.lock(ch, file, "restore state");
       RestoreState st = new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);

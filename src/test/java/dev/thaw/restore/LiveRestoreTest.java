@@ -2,22 +2,27 @@ package dev.thaw.restore;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
+import dev.thaw.image.CasyncImage;
 import dev.thaw.image.ChunkCache;
+import dev.thaw.image.Image;
 import dev.thaw.image.ImageReader;
 import dev.thaw.image.KeyPolicy;
 import dev.thaw.image.Snapshot;
 import dev.thaw.store.SnapshotPath;
+import dev.thaw.testing.CasyncFixtures;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
 import java.nio.charset.StandardCharsets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
@@ -153,6 +158,140 @@ class LiveRestoreTest {
       Files.delete(Restorer.defaultStateFile(target));
       IOException e2 = assertThrows(IOException.class, () -> open(p, a, target, false));
       assertTrue(e2.getMessage().contains("has no state file"), e2.getMessage());
+    }
+  }
+
+  /** A casync image of small chunks: {@code size} bytes in well over 64 chunks. */
+  private Image smallChunks(FetchPipeline p, int size, long seed) throws IOException {
+    byte[] image = CasyncFixtures.image(size, 8192, seed);
+    CasyncFixtures.Chunks chunks = CasyncFixtures.chunk(image, 2048, 8192, true,
+        CasyncFixtures.Compression.NONE, store, seed);
+    smallImage = image;
+    return CasyncImage.open("small.caibx", CasyncFixtures.index(chunks, 2048, 4096, 8192, true), p);
+  }
+
+  private byte[] smallImage;
+
+  private static LiveRestore open(Image img, Path target, boolean background, Channels channels) throws IOException {
+    ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(30)));
+    return LiveRestore.open(r, target, Restorer.defaultStateFile(target), new LiveRestore.Options(background, 4, 0),
+        channels);
+  }
+
+  /** The chunks the state file on disk records now (read from a copy: the original is locked). */
+  private boolean[] recorded(Image img, Path target) throws IOException {
+    Path copy = dir.resolve("state-copy");
+    Files.copy(Restorer.defaultStateFile(target), copy, StandardCopyOption.REPLACE_EXISTING);
+    boolean[] present = new boolean[img.chunkCount()];
+    try (RestoreState st = RestoreState.open(copy, img.index().checksum(), img.size(), img.chunkCount())) {
+      for (int i = 0; i < present.length; i++) {
+        present[i] = st.isPresent(i);
+      }
+    }
+    return present;
+  }
+
+  private static byte[] readAll(LiveRestore live, Image img) throws IOException {
+    ImageReader reader = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
+    byte[] all = new byte[(int) img.size()];
+    try (ImageReader.Handle h = reader.open()) {
+      assertEquals(all.length, live.read(h, 0, all.length, (at, data, from, len) -> {
+        if (data != null) {
+          System.arraycopy(data, from, all, at, len);
+        }
+      }));
+    }
+    return all;
+  }
+
+  @Test
+  void aWriteReturnsOnlyOnceItsChunksAreRecordedAfterASyncAlsoPastTheFirst64() throws Exception {
+    try (FetchPipeline p = new FetchPipeline(store, 4, 2, RetryPolicy.defaults())) {
+      Image img = smallChunks(p, 1 << 20, 11);
+      assertTrue(img.chunkCount() > 150, "chunks: " + img.chunkCount());
+      Path target = dir.resolve("small.img");
+      RecordingChannels io = new RecordingChannels(target);
+      byte[] expected = smallImage.clone();
+      int k = 130; // in the third word of the chunk bitmap
+      long at = img.index().start(k) + img.index().length(k) / 2;
+      int len = (int) (img.index().end(k + 2) - at) - 100; // the rest of k, k + 1 whole, most of k + 2
+      byte[] w = new byte[len];
+      new java.util.Random(5).nextBytes(w);
+      try (LiveRestore live = open(img, target, false, io)) {
+        live.write(at, w, 0, len);
+        System.arraycopy(w, 0, expected, (int) at, len);
+        boolean[] rec = recorded(img, target);
+        for (int i = 0; i < rec.length; i++) {
+          assertEquals(i >= k && i <= k + 2, rec[i], "chunk " + i + " recorded when the write returned");
+        }
+        io.assertSyncedBeforeEachRecord();
+
+        // a second write into a recorded chunk, over part of the first: no sync, no record
+        io.clear();
+        byte[] again = "twice into one chunk".getBytes(StandardCharsets.UTF_8);
+        long at2 = img.index().start(k + 1) + 7;
+        live.write(at2, again, 0, again.length);
+        System.arraycopy(again, 0, expected, (int) at2, again.length);
+        assertFalse(io.events().isEmpty());
+        for (RecordingChannels.Event e : io.events()) {
+          assertTrue(e.is(true, RecordingChannels.Kind.WRITE), "a write into a recorded chunk only writes: " + e);
+        }
+        assertArrayEquals(expected, readAll(live, img));
+        assertEquals(3, live.progress().present());
+      }
+      byte[] onDisk = Files.readAllBytes(target);
+      assertArrayEquals(Arrays.copyOfRange(expected, (int) img.index().start(k), (int) img.index().end(k + 2)),
+          Arrays.copyOfRange(onDisk, (int) img.index().start(k), (int) img.index().end(k + 2)));
+      try (LiveRestore live = open(img, target, false, Channels.PLAIN)) {
+        assertEquals(3, live.progress().present(), "the restart keeps the recorded chunks");
+        for (int i = 0; i < img.chunkCount(); i++) {
+          assertEquals(i >= k && i <= k + 2, live.isPresent(i), "chunk " + i);
+        }
+        assertArrayEquals(expected, readAll(live, img));
+      }
+    }
+  }
+
+  @Test
+  void theBackgroundRestoreWritesZerosOverATargetThatHeldOtherData() throws Exception {
+    try (FetchPipeline p = new FetchPipeline(store, 4, 2, RetryPolicy.defaults())) {
+      Image img = smallChunks(p, 600_000, 12);
+      Path target = dir.resolve("dirty.img");
+      byte[] dirt = new byte[(int) img.size()];
+      Arrays.fill(dirt, (byte) 0x5a);
+      Files.write(target, dirt);
+      // an interrupted restore into this existing file left its state: nothing done, not zeroed
+      try (RestoreState st = RestoreState.open(Restorer.defaultStateFile(target), img.index().checksum(),
+          img.size(), img.chunkCount())) {
+        st.setHolesAreZero(false);
+        st.save();
+      }
+      int zeros = 0;
+      int discarded = -1;
+      for (int i = 0; i < img.chunkCount(); i++) {
+        zeros += img.isZero(i) ? 1 : 0;
+        if (!img.isZero(i) && discarded < 0) {
+          discarded = i;
+        }
+      }
+      assertTrue(zeros > 5, "zero chunks: " + zeros);
+      byte[] expected = smallImage.clone();
+      RecordingChannels io = new RecordingChannels(target);
+      try (LiveRestore live = open(img, target, true, io)) {
+        assertFalse(live.progress().complete());
+        long start = img.index().start(discarded);
+        live.discard(start, img.index().length(discarded)); // reads as zeros from now on
+        Arrays.fill(expected, (int) start, (int) img.index().end(discarded), (byte) 0);
+        live.start();
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!live.progress().complete() && System.nanoTime() < deadline) {
+          Thread.sleep(5);
+        }
+        assertTrue(live.progress().complete(), "background restore did not complete: " + live.progress());
+        assertArrayEquals(expected, readAll(live, img));
+      }
+      io.assertSyncedBeforeEachRecord();
+      assertArrayEquals(expected, Files.readAllBytes(target), "no byte of the old contents is left");
     }
   }
 }
