@@ -7,10 +7,16 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.BlobCodec;
+import dev.thaw.format.ChunkCodec;
 import dev.thaw.format.Digest;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.ForwardingChunkStore;
 import dev.thaw.store.StoreException;
 import dev.thaw.testing.MemoryStore;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -302,5 +308,52 @@ class FetchPipelineTest {
   void wrongLengthIsAnError() {
     Digest d = put(12);
     assertInstanceOf(ChunkFetchException.class, cause(pipeline(1).fetch(d, 1000, codec, Priority.DEMAND)));
+  }
+
+  @Test
+  void aBodyThatFailsVerificationIsFetchedAgainFromTheNextCopy() throws Exception {
+    Digest d = put(13);
+    byte[] bad = store.raw(d).clone();
+    bad[bad.length / 2] ^= 4;
+    MemoryStore damaged = new MemoryStore();
+    damaged.putRaw(d, bad);
+    // the first copy is damaged; the store's other copy (a mirror) is good
+    ChunkStore mirrors = new ForwardingChunkStore(damaged) {
+      @Override
+      public Buffer readChunkAgain(Digest digest, int maxBytes, BufferPool pool) throws IOException {
+        return store.readChunk(digest, maxBytes, pool);
+      }
+    };
+    FetchPipeline p = new FetchPipeline(mirrors, 2, 1, FAST);
+    pipelines.add(p);
+    assertArrayEquals(data(13), p.fetch(d, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray());
+    assertEquals(1, damaged.reads(d), "the first read goes to the first copy");
+    assertEquals(1, store.reads(d), "the refetch to the other copy");
+    assertEquals(1, p.stats().retries());
+  }
+
+  @Test
+  void aDecoderThatThrowsFailsItsFetchNamedAndTheDecodersGoOn() throws Exception {
+    Digest d = put(14);
+    ChunkCodec broken = new ChunkCodec() {
+      @Override
+      public byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength) {
+        throw new IllegalStateException("decoder bug");
+      }
+
+      @Override
+      public boolean isZero(Digest digest, int length) {
+        return false;
+      }
+    };
+    FetchPipeline p = new FetchPipeline(store, 1, 1, FAST); // two decode slots in all
+    pipelines.add(p);
+    for (int i = 0; i < 5; i++) { // more than the decode slots: each failure gives its slot back
+      ChunkFetchException e = assertInstanceOf(ChunkFetchException.class,
+          cause(p.fetch(d, 65536, broken, Priority.BACKGROUND)));
+      assertTrue(e.getMessage().contains(d.hex()) && e.getMessage().contains("decoder bug"), e.getMessage());
+    }
+    assertArrayEquals(data(14), p.fetch(d, 65536, codec, Priority.BACKGROUND).get(30, TimeUnit.SECONDS).toArray());
+    assertEquals(5, p.stats().errors());
   }
 }
