@@ -212,6 +212,7 @@ class LiveRestoreTest {
       Path target = dir.resolve("small.img");
       RecordingChannels io = new RecordingChannels(target);
       byte[] expected = smallImage.clone();
+      byte[] again = "twice into one chunk".getBytes(StandardCharsets.UTF_8);
       int k = 130; // in the third word of the chunk bitmap
       long at = img.index().start(k) + img.index().length(k) / 2;
       int len = (int) (img.index().end(k + 2) - at) - 100; // the rest of k, k + 1 whole, most of k + 2
@@ -228,7 +229,6 @@ class LiveRestoreTest {
 
         // a second write into a recorded chunk, over part of the first: no sync, no record
         io.clear();
-        byte[] again = "twice into one chunk".getBytes(StandardCharsets.UTF_8);
         long at2 = img.index().start(k + 1) + 7;
         live.write(at2, again, 0, again.length);
         System.arraycopy(again, 0, expected, (int) at2, again.length);
@@ -242,20 +242,67 @@ class LiveRestoreTest {
       byte[] onDisk = Files.readAllBytes(target);
       assertArrayEquals(Arrays.copyOfRange(expected, (int) img.index().start(k), (int) img.index().end(k + 2)),
           Arrays.copyOfRange(onDisk, (int) img.index().start(k), (int) img.index().end(k + 2)));
-      try (LiveRestore live = open(img, target, false, Channels.PLAIN)) {
+      RecordingChannels io2 = new RecordingChannels(target);
+      try (LiveRestore live = open(img, target, false, io2)) {
         assertEquals(3, live.progress().present(), "the restart keeps the recorded chunks");
         for (int i = 0; i < img.chunkCount(); i++) {
           assertEquals(i >= k && i <= k + 2, live.isPresent(i), "chunk " + i);
         }
         assertArrayEquals(expected, readAll(live, img));
+        io2.clear();
+        live.write(img.index().start(k + 2), again, 0, again.length); // recorded before the restart
+        System.arraycopy(again, 0, expected, (int) img.index().start(k + 2), again.length);
+        for (RecordingChannels.Event e : io2.events()) {
+          assertTrue(e.is(true, RecordingChannels.Kind.WRITE), "a chunk recorded before the restart needs no record: " + e);
+        }
+        // reads from the middle of a chunk in the target into the middle of one from the backup
+        ImageReader reader = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
+        try (ImageReader.Handle h = reader.open()) {
+          long from = img.index().start(k + 2) + 3;
+          int span = (int) (img.index().start(k + 3) + 5 - from);
+          byte[] got = new byte[span];
+          assertEquals(span, live.read(h, from, span, (a, data, f, n) -> System.arraycopy(data, f, got, a, n)));
+          assertArrayEquals(Arrays.copyOfRange(expected, (int) from, (int) from + span), got);
+          byte[] tail = new byte[10];
+          assertEquals(10, live.read(h, img.size() - 10, 100, (a, data, f, n) -> System.arraycopy(data, f, tail, a, n)),
+              "a read past the end stops at the end");
+          assertArrayEquals(Arrays.copyOfRange(expected, expected.length - 10, expected.length), tail);
+          assertEquals(0, live.read(h, img.size(), 100, (a, data, f, n) -> { }));
+        }
+        // the last bytes of the image may be written and zeroed, not one past them
+        live.write(img.size() - 4, again, 0, 4);
+        System.arraycopy(again, 0, expected, expected.length - 4, 4);
+        IOException past = assertThrows(IOException.class, () -> live.write(img.size() - 3, again, 0, 4));
+        assertTrue(past.getMessage().contains("past the end"), past.getMessage());
+        int last = img.chunkCount() - 1;
+        live.writeZeros(img.index().start(last - 1), img.index().length(last - 1) + img.index().length(last) - 8);
+        Arrays.fill(expected, (int) img.index().start(last - 1), expected.length - 8, (byte) 0);
+        assertThrows(IOException.class, () -> live.writeZeros(img.size() - 1, 2));
+        assertArrayEquals(expected, readAll(live, img));
       }
     }
+  }
+
+  /** Waits until the background restore of {@code live} has ended (its duration stands still). */
+  private static void awaitBackgroundEnd(LiveRestore live) throws InterruptedException {
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    long last = -1;
+    while (System.nanoTime() < deadline) {
+      LiveRestore.Progress pr = live.progress();
+      if (pr.complete() && pr.backgroundNanos() > 0 && pr.backgroundNanos() == last) {
+        return;
+      }
+      last = pr.backgroundNanos();
+      Thread.sleep(20);
+    }
+    throw new AssertionError("the background restore did not end: " + live.progress());
   }
 
   @Test
   void theBackgroundRestoreWritesZerosOverATargetThatHeldOtherData() throws Exception {
     try (FetchPipeline p = new FetchPipeline(store, 4, 2, RetryPolicy.defaults())) {
-      Image img = smallChunks(p, 600_000, 12);
+      Image img = smallChunks(p, 2_000_000, 12);
+      assertTrue(img.chunkCount() > 256, "every lock stripe in use: " + img.chunkCount());
       Path target = dir.resolve("dirty.img");
       byte[] dirt = new byte[(int) img.size()];
       Arrays.fill(dirt, (byte) 0x5a);
@@ -277,21 +324,73 @@ class LiveRestoreTest {
       assertTrue(zeros > 5, "zero chunks: " + zeros);
       byte[] expected = smallImage.clone();
       RecordingChannels io = new RecordingChannels(target);
+      long t0 = System.nanoTime();
       try (LiveRestore live = open(img, target, true, io)) {
         assertFalse(live.progress().complete());
         long start = img.index().start(discarded);
         live.discard(start, img.index().length(discarded)); // reads as zeros from now on
         Arrays.fill(expected, (int) start, (int) img.index().end(discarded), (byte) 0);
+        byte[] w = {1, 2, 3};
+        long at = img.index().start(discarded + 256) + 1; // the discarded chunk's lock stripe
+        live.write(at, w, 0, w.length);
+        System.arraycopy(w, 0, expected, (int) at, w.length);
         live.start();
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (!live.progress().complete() && System.nanoTime() < deadline) {
-          Thread.sleep(5);
+        awaitBackgroundEnd(live);
+        boolean[] rec = recorded(img, target);
+        for (int i = 0; i < rec.length; i++) {
+          assertTrue(rec[i], "chunk " + i + " recorded once the background restore ended");
         }
-        assertTrue(live.progress().complete(), "background restore did not complete: " + live.progress());
         assertArrayEquals(expected, readAll(live, img));
+        for (int i = 0; i < img.chunkCount(); i += 37) { // each takes its chunk's lock
+          live.writeZeros(img.index().start(i), img.index().length(i));
+          Arrays.fill(expected, (int) img.index().start(i), (int) img.index().end(i), (byte) 0);
+        }
       }
       io.assertSyncedBeforeEachRecord();
+      long saves = io.events().stream().filter(RecordingChannels.Event::claims).count();
+      long checkpoints = (System.nanoTime() - t0) / RestoreState.CHECKPOINT_NANOS;
+      assertTrue(saves <= 5 + checkpoints, saves + " saves: the background saves at checkpoints, not per chunk");
       assertArrayEquals(expected, Files.readAllBytes(target), "no byte of the old contents is left");
     }
   }
+
+  @Test
+  void aRateLimitedBackgroundRestoreKeepsItsPaceAndAFlushOrACloseRecordsWhatItMoved() throws Exception {
+    try (FetchPipeline p = new FetchPipeline(store, 4, 2, RetryPolicy.defaults())) {
+      Image img = smallChunks(p, 400_000, 13);
+      Path target = dir.resolve("paced.img");
+      ImageReader r = new ImageReader(img, new ChunkCache(64L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(30)));
+      LiveRestore live = LiveRestore.open(r, target, Restorer.defaultStateFile(target),
+          new LiveRestore.Options(true, 4, 400_000));
+      int flushed;
+      try {
+        live.start();
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (live.progress().present() < 25 && System.nanoTime() < deadline) {
+          Thread.sleep(5);
+        }
+        live.flush();
+        flushed = live.progress().present();
+        int recorded = 0;
+        for (boolean b : recorded(img, target)) {
+          recorded += b ? 1 : 0;
+        }
+        assertTrue(recorded >= flushed && flushed >= 25, "flushed " + flushed + ", recorded " + recorded);
+        Thread.sleep(150);
+        LiveRestore.Progress pr = live.progress();
+        assertTrue(pr.rate() > 0 && pr.rate() < 600_000, "rate " + pr.rate() + " B/s, limit 400000");
+        assertFalse(pr.complete(), "the limit holds the restore back");
+      } finally {
+        live.close();
+      }
+      int atClose = live.progress().present();
+      assertTrue(atClose > flushed, "moved after the flush: " + atClose);
+      try (LiveRestore again = LiveRestore.open(r, target, Restorer.defaultStateFile(target),
+          new LiveRestore.Options(false, 4, 0))) {
+        assertEquals(atClose, again.progress().present(), "closing recorded every chunk moved");
+        assertArrayEquals(smallImage, readAll(again, img));
+      }
+    }
+  }
+
 }

@@ -198,4 +198,40 @@ class RestoreStateTest {
       }
     }
   }
+
+  @Test
+  void theFileHasItsFullSizeFromTheFirstSaveOnAndLivesInADirectoryMadeForIt() throws Exception {
+    Path f = dir.resolve("state/of/a/device");
+    try (RestoreState st = open(f)) {
+      save(st, 1);
+      assertEquals(HEADER + 2L * SLOT, Files.size(f), "both slots are there: a save needs no free space");
+      for (int i = 2; i < 40; i++) {
+        save(st, i);
+      }
+      assertEquals(HEADER + 2L * SLOT, Files.size(f));
+      assertEquals(f, st.file());
+    }
+    // trailing bytes of a file system's block are tolerated; more is not a state file
+    try (RandomAccessFile raf = new RandomAccessFile(f.toFile(), "rw")) {
+      raf.setLength(HEADER + 2L * SLOT + 4096);
+    }
+    try (RestoreState st = open(f)) {
+      assertTrue(st.isPresent(39));
+    }
+  }
+
+  @Test
+  void aFileCutShortInItsSecondSlotResumesFromTheFirst() throws Exception {
+    Path f = dir.resolve("cut");
+    try (RestoreState st = open(f)) {
+      save(st, 5); // sequence 1: slot 1
+      save(st, 6); // sequence 2: slot 0
+    }
+    try (RandomAccessFile raf = new RandomAccessFile(f.toFile(), "rw")) {
+      raf.setLength(HEADER + SLOT + 12 + 3); // slot 1's bitmap cut short
+    }
+    try (RestoreState st = open(f)) {
+      assertTrue(st.isPresent(5) && st.isPresent(6));
+    }
+  }
 }

@@ -248,6 +248,37 @@ class RestorerTest {
     }
   }
 
+  /** Whether the state file of an interrupted restore records chunk {@code chunk} (read from a copy). */
+  private boolean recorded(SnapshotPath snap, Path stateFile, int chunk) throws Exception {
+    Path copy = dir.resolve("state-copy");
+    Files.copy(stateFile, copy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
+      try (RestoreState st = RestoreState.open(copy, img.index().checksum(), img.size(), img.chunkCount())) {
+        return st.isPresent(chunk);
+      }
+    }
+  }
+
+  @Test
+  void aRestoreGivesEachChunksArrayBackForTheNextAndReportsItsProgress() throws Exception {
+    byte[] image = Fixtures.image(6, 0, 23); // chunks 2 and 5 are zero
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("pooled.img");
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
+      Restorer r = new Restorer(img, target, new Restorer.Options(false, false, 1, 0, null));
+      r.run();
+      assertTrue(p.pool().reused() >= 2, "arrays reused " + p.pool().reused() + " times");
+      Restorer.Progress pr = r.progress();
+      assertEquals(image.length, pr.totalBytes());
+      assertEquals(image.length, pr.doneBytes());
+      assertEquals(8L * MIB, pr.zeroBytes());
+      assertTrue(pr.elapsedNanos() > 0 && pr.elapsedNanos() < 60_000_000_000L, "elapsed " + pr.elapsedNanos());
+    }
+    assertArrayEquals(image, Files.readAllBytes(target));
+  }
+
   @Test
   void aResumeIntoATargetThatHeldOtherDataStillWritesItsZeroChunks() throws Exception {
     byte[] image = Fixtures.image(6, 0, 21); // chunks 2 and 5 are zero
@@ -284,17 +315,23 @@ class RestorerTest {
       io.fault(e -> e.target() && e.position() >= full * 4L * MIB && e.length() > 1 ? 1000 : -1);
       IOException e = assertThrows(IOException.class,
           () -> restore(snap, target, new Restorer.Options(false, false, 2, 0, null), io));
+      Path stateFile = Restorer.defaultStateFile(target);
       assertTrue(e.getMessage().contains("cannot write chunk " + full + " to " + target)
-          && e.getMessage().contains("no space left on the device") && e.getMessage().contains("--resume"),
-          e.getMessage());
+          && e.getMessage().contains("no space left on the device") && e.getMessage().contains("--resume")
+          && e.getMessage().contains(stateFile.toString()), e.getMessage());
       io.assertSyncedBeforeEachRecord();
-      assertTrue(Files.exists(Restorer.defaultStateFile(target)), "progress kept");
+      assertTrue(Files.exists(stateFile), "progress kept");
+      if (!existing) {
+        assertTrue(recorded(snap, stateFile, 2), "the zero chunk before the full one needed no write and is done");
+      }
 
       RecordingChannels resume = new RecordingChannels(target);
       Restorer.Result r = restore(snap, target, new Restorer.Options(true, false, 2, 0, null), resume);
       assertArrayEquals(image, Files.readAllBytes(target), "existing " + existing);
       assertTrue(r.alreadyDone() > 0 && r.alreadyDone() <= full, "already done: " + r.alreadyDone());
       resume.assertSyncedBeforeEachRecord(); // also before the state is deleted at the end
+      long saves = resume.events().stream().filter(RecordingChannels.Event::claims).count();
+      assertTrue(saves <= 2 + r.elapsedNanos() / RestoreState.CHECKPOINT_NANOS, saves + " saves: at checkpoints, not per chunk");
       assertEquals(RecordingChannels.Kind.DELETE, resume.events().stream()
           .filter(ev -> !ev.target()).reduce((a, b) -> b).orElseThrow().kind());
       assertFalse(Files.exists(Restorer.defaultStateFile(target)));
