@@ -2,9 +2,11 @@ package dev.thaw.image;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.thaw.fetch.Chunk;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.format.Digest;
@@ -49,6 +51,15 @@ class ImageReaderTest {
 
   private ImageReader reader(long cacheBytes, int readAhead) {
     return new ImageReader(img, new ChunkCache(cacheBytes), new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(20)));
+  }
+
+  /** Flips a bit of the stored chunk {@code d}; returns its good blob, to put back. */
+  private byte[] damage(Digest d) {
+    byte[] good = store.raw(d);
+    byte[] broken = good.clone();
+    broken[100] ^= 1;
+    store.putRaw(d, broken);
+    return good;
   }
 
   private static byte[] read(ImageReader.Handle h, long off, int len) throws IOException {
@@ -190,10 +201,7 @@ class ImageReaderTest {
   @Test
   void aFailingChunkFailsOnlyItsReadsAndIsRetriedNextTime() throws Exception {
     Digest bad = img.digest(4);
-    byte[] good = store.raw(bad);
-    byte[] broken = good.clone();
-    broken[100] ^= 1;
-    store.putRaw(bad, broken);
+    byte[] good = damage(bad);
     ImageReader r = reader(256L * MIB, 0);
     try (ImageReader.Handle h = r.open()) {
       IOException e = assertThrows(IOException.class, () -> read(h, 4L * CHUNK + 10, 10));
@@ -275,5 +283,129 @@ class ImageReaderTest {
     long reused = pipeline.pool().reused();
     assertTrue(reused > 10, "arrays were recycled " + reused + " times");
     assertEquals(0, cache.reserved(), "every handle let go of its read-ahead");
+  }
+
+  @Test
+  void readAheadReservesExactlyTheChunksAStreamHoldsAndReleasesEachOnce() throws Exception {
+    ChunkCache cache = new ChunkCache(256L * MIB);
+    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(4, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      for (long off = 0; off < 12L * CHUNK; off += MIB) {
+        assertArrayEquals(Arrays.copyOfRange(image, (int) off, (int) off + MIB), read(h, off, MIB));
+        // chunks passed are let go of at once: a stream holds at most its window ahead
+        assertTrue(h.held() <= 4, "held " + h.held() + " at " + off);
+        assertEquals((long) h.held() * CHUNK, cache.reserved(), "reserved at " + off);
+      }
+      assertTrue(h.held() > 0);
+    }
+    assertEquals(0, cache.reserved());
+    // every chunk read went into the cache once, with a reference of its own: none was let go of
+    // twice (its array would serve another chunk), so each reads back as itself from the cache
+    long misses = r.stats().cacheMisses();
+    try (ImageReader.Handle h = r.openWithoutReadAhead()) {
+      for (int c = 0; c < 12; c++) {
+        Chunk other = pipeline.fetch(img.digest(c % 2 == 0 ? 24 : 25), CHUNK, new dev.thaw.format.BlobCodec(null),
+            dev.thaw.fetch.Priority.DEMAND).join(); // takes any array let go of meanwhile
+        assertArrayEquals(Arrays.copyOfRange(image, c * CHUNK, c * CHUNK + 4096), read(h, (long) c * CHUNK, 4096),
+            "chunk " + c);
+        other.release();
+      }
+    }
+    assertEquals(misses, r.stats().cacheMisses(), "every chunk was served from the cache");
+  }
+
+  @Test
+  void statsCountReadsHitsAndFetchesAndTheCacheHoldsWhatWasRead() throws Exception {
+    ImageReader r = reader(256L * MIB, 0);
+    assertSame(img, r.image());
+    try (ImageReader.Handle h = r.openWithoutReadAhead()) {
+      byte[] dst = new byte[8192];
+      Arrays.fill(dst, (byte) 0x55);
+      assertEquals(8192, h.read(2L * CHUNK + 100, dst, 0, 8192));
+      assertArrayEquals(new byte[8192], dst, "a zero chunk reads as zeros over whatever dst held");
+      assertEquals(0, h.read(5, new byte[1], 0, 0));
+      assertEquals(0, store.totalReads(), "a read of nothing fetches nothing");
+      read(h, 0, 4096);
+      read(h, CHUNK + 10, 100);
+      read(h, 10, 100); // from the cache
+    }
+    ImageReader.Stats st = r.stats();
+    assertEquals(4, st.reads());
+    assertEquals(8192 + 4096 + 100 + 100, st.bytesRead());
+    assertEquals(2, st.fetched());
+    assertEquals(2L * CHUNK, st.bytesFetched());
+    assertEquals(2, st.cacheMisses());
+    assertEquals(1, st.cacheHits());
+    assertTrue(st.readP50Micros() > 0 && st.readP99Micros() < 60_000_000, st.toString());
+    assertEquals(10 + 2, r.cachedChunks(), "the ten zero chunks and the two read");
+  }
+
+  @Test
+  void everyReadGivesItsChunkBackSoThatEvictedArraysAreReused() throws Exception {
+    ChunkCache cache = new ChunkCache(2L * (CHUNK + 65536) + 1000); // two chunks
+    ImageReader r = new ImageReader(img, cache, new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      for (int c : new int[] {0, 1, 3, 4, 6, 7, 9, 10}) {
+        for (int k = 0; k < 2; k++) { // a fetch, then a cache hit
+          assertArrayEquals(Arrays.copyOfRange(image, c * CHUNK + k, c * CHUNK + k + 100), read(h, (long) c * CHUNK + k, 100));
+        }
+      }
+    }
+    assertTrue(pipeline.pool().reused() >= 4, "arrays reused " + pipeline.pool().reused() + " times");
+  }
+
+  @Test
+  void readAheadCoversItsBytesFromTheChunkAfterTheRead() throws Exception {
+    ImageReader r = new ImageReader(img, new ChunkCache(256L * MIB), new ImageReader.Settings(2, 5L * CHUNK, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, CHUNK / 2);
+      read(h, CHUNK / 2, CHUNK / 2); // ends at chunk 0's end: the window starts at chunk 1
+      assertEquals(3, h.held(), "chunks 1 to 5 but the zero ones: 1, 3, 4");
+      assertArrayEquals(Arrays.copyOfRange(image, CHUNK, CHUNK + 100), read(h, CHUNK, 100));
+      assertEquals(1, r.stats().readAheadHits());
+      assertEquals(1, r.stats().cacheMisses(), "only chunk 0 was a demand fetch");
+    }
+  }
+
+  @Test
+  void aFailedReadAheadChunkIsFetchedAfreshByTheNextRead() throws Exception {
+    Digest bad = img.digest(3);
+    byte[] good = damage(bad);
+    ImageReader r = new ImageReader(img, new ChunkCache(256L * MIB), new ImageReader.Settings(4, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, 4096);
+      read(h, 4096, 4096); // holds chunks 1, 3 and 4
+      assertEquals(3, h.held());
+      assertThrows(IOException.class, () -> read(h, 3L * CHUNK, 4096));
+      assertEquals(1, r.stats().errors());
+      store.putRaw(bad, good);
+      assertArrayEquals(Arrays.copyOfRange(image, 3 * CHUNK, 3 * CHUNK + 4096), read(h, 3L * CHUNK, 4096));
+    }
+  }
+
+  @Test
+  void aFifthStreamEndsTheLeastRecentlyUsedRandomOneBeforeASequentialOne() throws Exception {
+    ImageReader r = new ImageReader(img, new ChunkCache(256L * MIB), new ImageReader.Settings(1, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      for (int c : new int[] {0, 6, 12, 18}) { // four sequential streams, each holding chunk c + 1
+        read(h, (long) c * CHUNK, 4096);
+        read(h, (long) c * CHUNK + 4096, 4096);
+      }
+      assertEquals(4, h.held());
+      read(h, 24L * CHUNK, 4096); // a fifth stream: the least recently used (at 0) ends
+      assertEquals(3, h.held());
+      read(h, 6L * CHUNK + 8192, 4096); // the stream at 6 goes on
+      read(h, 27L * CHUNK, 4096); // a sixth: the random one at 24 ends, not a sequential one
+      assertEquals(3, h.held());
+      long hits = r.stats().readAheadHits();
+      long issued = r.stats().readAheadIssued();
+      for (int c : new int[] {6, 12, 18}) { // each stream goes on into the chunk it holds
+        for (long off = MIB; off <= CHUNK; off += MIB) {
+          read(h, (long) c * CHUNK + off, 4096);
+        }
+      }
+      assertEquals(hits + 3, r.stats().readAheadHits(), "the streams at 6, 12 and 18 kept their read-ahead");
+      assertEquals(issued, r.stats().readAheadIssued(), "no stream had to start over");
+    }
   }
 }
