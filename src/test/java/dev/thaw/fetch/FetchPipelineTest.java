@@ -356,4 +356,76 @@ class FetchPipelineTest {
     assertArrayEquals(data(14), p.fetch(d, 65536, codec, Priority.BACKGROUND).get(30, TimeUnit.SECONDS).toArray());
     assertEquals(5, p.stats().errors());
   }
+
+  @Test
+  void statsCountWhatWasFetchedDecodedAndHowLongAReadTook() throws Exception {
+    Digest d = put(15);
+    store.fault = (dg, a) -> {
+      try {
+        Thread.sleep(30);
+      } catch (InterruptedException e) {
+        throw new java.io.InterruptedIOException();
+      }
+    };
+    FetchPipeline p = pipeline(1);
+    p.fetch(d, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).release();
+    p.fetch(codec.zeroDigest(65536), 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS);
+    PipelineStats s = p.stats();
+    assertEquals(1, s.fetched());
+    assertEquals(store.raw(d).length, s.bytesFetched());
+    assertEquals(65536, s.bytesDecoded());
+    assertEquals(1, s.zeroChunks());
+    assertTrue(s.latencyP50Micros() >= 20_000 && s.latencyP50Micros() < 10_000_000, "p50 " + s.latencyP50Micros());
+    assertSame(store, p.store());
+  }
+
+  @Test
+  void aClosedPipelineRefusesFetchesAndItsThreadsNeverHoldTheJvm() throws Exception {
+    FetchPipeline p = pipeline(3);
+    assertEquals(3 + 2 * 4, p.maxChunksInMemory(), "fetches in flight and two blobs per decode slot");
+    assertEquals(11L * BufferPool.capacityFor(4 << 20), FetchPipeline.poolBytes(3, 2));
+    long fetchThreads = Thread.getAllStackTraces().keySet().stream()
+        .filter(t -> t.getName().startsWith("thaw-fetch-")).peek(t -> assertTrue(t.isDaemon(), t.getName())).count();
+    assertTrue(fetchThreads >= 3, "fetch threads: " + fetchThreads);
+    p.close();
+    assertInstanceOf(IllegalStateException.class, cause(p.fetch(put(16), 65536, codec, Priority.DEMAND)));
+  }
+
+  @Test
+  void blobsWaitingForASlowDecoderAreBoundedAndHoldBackTheStoreReads() throws Exception {
+    CountDownLatch decoding = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    ChunkCodec slow = new ChunkCodec() {
+      @Override
+      public byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength)
+          throws dev.thaw.format.FormatException {
+        decoding.countDown();
+        try {
+          release.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        return codec.decodeChunk(stored, expected, expectedLength);
+      }
+
+      @Override
+      public boolean isZero(Digest digest, int length) {
+        return false;
+      }
+    };
+    FetchPipeline p = new FetchPipeline(store, 1, 1, FAST); // one decoder, two decode slots
+    pipelines.add(p);
+    List<CompletableFuture<Chunk>> fs = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      fs.add(p.fetch(put(30 + i), 65536, slow, Priority.BACKGROUND));
+    }
+    assertTrue(decoding.await(30, TimeUnit.SECONDS));
+    Thread.sleep(200);
+    // one blob decoding, one waiting for the decoder, one read and waiting for a slot
+    assertEquals(3, store.totalReads(), "blobs read while the decoder is stuck");
+    release.countDown();
+    for (int i = 0; i < 6; i++) {
+      assertArrayEquals(data(30 + i), fs.get(i).get(30, TimeUnit.SECONDS).toArray());
+    }
+  }
 }
