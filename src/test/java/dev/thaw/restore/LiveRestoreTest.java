@@ -65,6 +65,11 @@ class LiveRestoreTest {
         ImageReader reader = new ImageReader(live.image(), new ChunkCache(64L * MIB), new ImageReader.Settings(0, 0, Duration.ofSeconds(30)));
         byte[] all = new byte[image.length];
         try (ImageReader.Handle h = reader.open()) {
+          // from chunk 1 in the target, through the read buffer in slices, the last one short
+          byte[] part = new byte[200 * 1024 + 7];
+          assertEquals(part.length, live.read(h, 4 * MIB + 50, part.length,
+              (at, data, from, len) -> System.arraycopy(data, from, part, at, len)));
+          assertArrayEquals(Arrays.copyOfRange(expected, 4 * MIB + 50, 4 * MIB + 50 + part.length), part);
           int n = live.read(h, 0, all.length, (at, data, from, len) -> {
             if (data == null) {
               java.util.Arrays.fill(all, at, at + len, (byte) 0);
@@ -158,6 +163,7 @@ class LiveRestoreTest {
       Files.delete(Restorer.defaultStateFile(target));
       IOException e2 = assertThrows(IOException.class, () -> open(p, a, target, false));
       assertTrue(e2.getMessage().contains("has no state file"), e2.getMessage());
+      assertFalse(Files.exists(Restorer.defaultStateFile(target)), "a refused open leaves no state file");
     }
   }
 
@@ -226,6 +232,16 @@ class LiveRestoreTest {
           assertEquals(i >= k && i <= k + 2, rec[i], "chunk " + i + " recorded when the write returned");
         }
         io.assertSyncedBeforeEachRecord();
+        // a discard of a whole chunk and zeros over part of one are recorded before they return too
+        int d = k + 10;
+        int z = k + 12;
+        live.discard(img.index().start(d), img.index().length(d));
+        Arrays.fill(expected, (int) img.index().start(d), (int) img.index().end(d), (byte) 0); // a new target's hole
+        live.writeZeros(img.index().start(z) + 1, 5);
+        Arrays.fill(expected, (int) img.index().start(z) + 1, (int) img.index().start(z) + 6, (byte) 0);
+        rec = recorded(img, target);
+        assertTrue(rec[d] && rec[z], "discarded and zeroed chunks recorded when the call returned");
+        io.assertSyncedBeforeEachRecord();
 
         // a second write into a recorded chunk, over part of the first: no sync, no record
         io.clear();
@@ -237,16 +253,16 @@ class LiveRestoreTest {
           assertTrue(e.is(true, RecordingChannels.Kind.WRITE), "a write into a recorded chunk only writes: " + e);
         }
         assertArrayEquals(expected, readAll(live, img));
-        assertEquals(3, live.progress().present());
+        assertEquals(5, live.progress().present());
       }
       byte[] onDisk = Files.readAllBytes(target);
       assertArrayEquals(Arrays.copyOfRange(expected, (int) img.index().start(k), (int) img.index().end(k + 2)),
           Arrays.copyOfRange(onDisk, (int) img.index().start(k), (int) img.index().end(k + 2)));
       RecordingChannels io2 = new RecordingChannels(target);
       try (LiveRestore live = open(img, target, false, io2)) {
-        assertEquals(3, live.progress().present(), "the restart keeps the recorded chunks");
+        assertEquals(5, live.progress().present(), "the restart keeps the recorded chunks");
         for (int i = 0; i < img.chunkCount(); i++) {
-          assertEquals(i >= k && i <= k + 2, live.isPresent(i), "chunk " + i);
+          assertEquals((i >= k && i <= k + 2) || i == k + 10 || i == k + 12, live.isPresent(i), "chunk " + i);
         }
         assertArrayEquals(expected, readAll(live, img));
         io2.clear();
@@ -331,7 +347,9 @@ class LiveRestoreTest {
         live.discard(start, img.index().length(discarded)); // reads as zeros from now on
         Arrays.fill(expected, (int) start, (int) img.index().end(discarded), (byte) 0);
         byte[] w = {1, 2, 3};
-        long at = img.index().start(discarded + 256) + 1; // the discarded chunk's lock stripe
+        // the background moves chunks discarded + 256 and + 257 under the lock stripes of the
+        // discarded chunk and of this write's
+        long at = img.index().start(discarded + 1) + 1;
         live.write(at, w, 0, w.length);
         System.arraycopy(w, 0, expected, (int) at, w.length);
         live.start();
@@ -393,4 +411,10 @@ class LiveRestoreTest {
     }
   }
 
+
+  @Test
+  void theRateIsTheBackgroundsBytesOverItsTime() {
+    assertEquals(2000.0, new LiveRestore.Progress(1, 0, 0, 0, 1000, 500_000_000, false, true, 0, null).rate());
+    assertEquals(0.0, new LiveRestore.Progress(1, 0, 0, 0, 1000, 0, false, true, 0, null).rate(), "not started");
+  }
 }
