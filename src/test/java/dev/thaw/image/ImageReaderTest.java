@@ -16,6 +16,7 @@ import dev.thaw.store.StoreException;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
@@ -24,33 +25,50 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 @Timeout(60)
 class ImageReaderTest {
   private static final int MIB = Fixtures.MIB;
   private static final int CHUNK = 4 * MIB;
-  @TempDir
-  Path dir;
-  private final MemoryStore store = new MemoryStore();
+  private MemoryStore store;
   private FetchPipeline pipeline;
   private byte[] image;
   private Image img;
 
   /**
-   * The test image, made once per JVM (120 MiB: making it took longer than most tests); chunk
-   * i % 3 == 2 is zero. Tests never write to it.
+   * The test image (chunk i % 3 == 2 is zero) and a store holding its backup, made once per JVM:
+   * 120 MiB took longer to make than most tests take. Each test reads a copy of the store, so
+   * that its faults, damage and read counts are its own. (Making a backup uses no class of this
+   * package: a mutation test of this package never changes it.)
    */
-  private static final class Image30 {
-    static final byte[] BYTES = Fixtures.image(30, 1000, 9);
+  private static final class Backed {
+    static final byte[] IMAGE = Fixtures.image(30, 1000, 9);
+    static final MemoryStore STORE = new MemoryStore();
+    static final SnapshotPath SNAPSHOT = backup();
+
+    private static SnapshotPath backup() {
+      try {
+        Path dir = Files.createTempDirectory("thaw-image-reader-test");
+        try {
+          return Fixtures.backup(STORE, dir, IMAGE, null);
+        } finally {
+          Files.delete(dir);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
   }
 
   @BeforeEach
   void setUp() throws Exception {
-    image = Image30.BYTES;
-    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    image = Backed.IMAGE;
+    store = Backed.STORE.copy();
     pipeline = new FetchPipeline(store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
-    img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", pipeline);
+    img = Snapshot.open(store, Backed.SNAPSHOT, KeyPolicy.strict(null)).openImage("a.img", pipeline);
   }
 
   @AfterEach
@@ -239,6 +257,7 @@ class ImageReaderTest {
       IOException e = assertThrows(IOException.class, () -> read(h, 0, 10));
       assertTrue(e.getMessage().contains("no answer"), e.getMessage());
       assertTrue(System.nanoTime() - t0 < 5_000_000_000L);
+      assertEquals(1, r.stats().errors());
     } finally {
       never.countDown();
     }
@@ -443,6 +462,16 @@ class ImageReaderTest {
         c.release();
         assertFalse(c.retain(), "a read kept a reference to " + c);
       }
+    }
+  }
+
+  @Test
+  void aReadAheadWindowPastTheEndStopsAtTheLastChunk() throws Exception {
+    ImageReader r = new ImageReader(img, new ChunkCache(256L * MIB), new ImageReader.Settings(1, 1L << 40, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, 4096);
+      read(h, 4096, 4096);
+      assertEquals(20, h.held(), "every chunk after the first, the 1000-byte last one too, but the zero ones");
     }
   }
 

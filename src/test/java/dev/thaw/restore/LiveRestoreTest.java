@@ -237,10 +237,10 @@ class LiveRestoreTest {
         int z = k + 12;
         live.discard(img.index().start(d), img.index().length(d));
         Arrays.fill(expected, (int) img.index().start(d), (int) img.index().end(d), (byte) 0); // a new target's hole
+        assertTrue(recorded(img, target)[d], "a discarded chunk recorded when the discard returned");
         live.writeZeros(img.index().start(z) + 1, 5);
         Arrays.fill(expected, (int) img.index().start(z) + 1, (int) img.index().start(z) + 6, (byte) 0);
-        rec = recorded(img, target);
-        assertTrue(rec[d] && rec[z], "discarded and zeroed chunks recorded when the call returned");
+        assertTrue(recorded(img, target)[z], "a zeroed chunk recorded when the call returned");
         io.assertSyncedBeforeEachRecord();
 
         // a second write into a recorded chunk, over part of the first: no sync, no record
@@ -396,7 +396,7 @@ class LiveRestoreTest {
         assertTrue(recorded >= flushed && flushed >= 25, "flushed " + flushed + ", recorded " + recorded);
         Thread.sleep(150);
         LiveRestore.Progress pr = live.progress();
-        assertTrue(pr.rate() > 0 && pr.rate() < 600_000, "rate " + pr.rate() + " B/s, limit 400000");
+        assertTrue(pr.rate() > 50_000 && pr.rate() < 600_000, "rate " + pr.rate() + " B/s, limit 400000");
         assertFalse(pr.complete(), "the limit holds the restore back");
       } finally {
         live.close();
