@@ -16,14 +16,19 @@ import java.nio.file.Path;
  */
 record Destination(RestoreTarget target, RestoreState state, boolean targetExisted)
     implements AutoCloseable {
-  /** Opens and locks {@code target} and {@code stateFile} for {@code image}. */
-  static Destination open(Path target, Path stateFile, Image image) throws IOException {
+  /**
+   * Opens and locks {@code target} and {@code stateFile} for {@code image}, through {@code
+   * channels}.
+   */
+  static Destination open(Path target, Path stateFile, Image image, Channels channels)
+      throws IOException {
     boolean existed = Files.exists(target);
-    RestoreTarget t = RestoreTarget.open(target, image.size());
+    RestoreTarget t = RestoreTarget.open(target, image.size(), channels);
     try {
       return new Destination(
           t,
-          RestoreState.open(stateFile, image.index().checksum(), image.size(), image.chunkCount()),
+          RestoreState.open(
+              stateFile, image.index().checksum(), image.size(), image.chunkCount(), channels),
           existed);
     } catch (IOException | RuntimeException e) {
       t.discard();

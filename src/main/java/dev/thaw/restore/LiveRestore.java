@@ -137,11 +137,18 @@ public final class LiveRestore implements AutoCloseable {
    */
   public static LiveRestore open(
       ImageReader reader, Path targetPath, Path stateFile, Options options) throws IOException {
+    return open(reader, targetPath, stateFile, options, Channels.PLAIN);
+  }
+
+  /** {@link #open(ImageReader, Path, Path, Options)} through {@code channels}. */
+  static LiveRestore open(
+      ImageReader reader, Path targetPath, Path stateFile, Options options, Channels channels)
+      throws IOException {
     Image image = reader.image();
     boolean regular = java.nio.file.Files.isRegularFile(targetPath);
     // target and state stay locked for the life of this live restore: a second live restore or
     // restore into either is refused while this one runs
-    Destination d = Destination.open(targetPath, stateFile, image);
+    Destination d = Destination.open(targetPath, stateFile, image, channels);
     try {
       if (!d.state().resumed() && d.targetExisted() && regular) {
         throw new IOException(

@@ -80,13 +80,25 @@ final class RestoreState implements AutoCloseable {
    */
   static RestoreState open(Path file, byte[] indexChecksum, long size, int chunks)
       throws IOException {
+    return open(file, indexChecksum, size, chunks, Channels.PLAIN);
+  }
+
+  /** {@link #open(Path, byte[], long, int)} through {@code channels}. */
+  static RestoreState open(
+      Path file, byte[] indexChecksum, long size, int chunks, Channels channels)
+      throws IOException {
     Path dir = file.toAbsolutePath().getParent();
     if (dir != null) {
       Files.createDirectories(dir); // a device's state lives under ~/.local/state/thaw
     }
     FileChannel ch =
-        FileChannel.open(
-            file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        channels.wrap(
+            file,
+            FileChannel.open(
+                file,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.READ,
+                StandardOpenOption.WRITE));
     try {
       ExclusiveUse.lock(ch, file, "restore state");
       RestoreState st = new RestoreState(file, indexChecksum, size, chunks, new BitSet(chunks), 0);

@@ -50,7 +50,7 @@ final class RestoreTarget implements AutoCloseable {
    * @throws IOException naming the target when it cannot be used, or when another restore holds it
    *     (with that process's pid)
    */
-  static RestoreTarget open(Path path, long size) throws IOException {
+  static RestoreTarget open(Path path, long size, Channels channels) throws IOException {
     boolean exists = Files.exists(path);
     boolean device = exists && !Files.isRegularFile(path) && !Files.isDirectory(path);
     if (exists && Files.isDirectory(path)) {
@@ -91,6 +91,7 @@ final class RestoreTarget implements AutoCloseable {
               + ExclusiveUse.holder(path)
               + " created it");
     }
+    ch = channels.wrap(path, ch);
     boolean characterDevice = device && !BlockDevices.isBlockDevice(path);
     try {
       if (!characterDevice) {

@@ -55,6 +55,7 @@ public final class Restorer {
   private final Image image;
   private final Path target;
   private final Options options;
+  private final Channels channels;
   private final AtomicLong doneBytes = new AtomicLong();
   private final AtomicLong zeroBytes = new AtomicLong();
   private final AtomicLong fetchedBytes = new AtomicLong();
@@ -62,9 +63,14 @@ public final class Restorer {
   private volatile boolean cancelled;
 
   public Restorer(Image image, Path target, Options options) {
+    this(image, target, options, Channels.PLAIN);
+  }
+
+  Restorer(Image image, Path target, Options options, Channels channels) {
     this.image = image;
     this.target = target;
     this.options = options;
+    this.channels = channels;
   }
 
   /**
@@ -114,7 +120,7 @@ public final class Restorer {
     Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
     // target and state stay locked until the restore ends: a second restore into either is
     // refused while this one runs
-    Destination d = Destination.open(target, stateFile, image);
+    Destination d = Destination.open(target, stateFile, image, channels);
     try (d) {
       try {
         if (d.state().resumed() && !options.resume()) {

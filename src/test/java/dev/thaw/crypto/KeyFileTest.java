@@ -123,4 +123,115 @@ class KeyFileTest {
             KeyFile.parse(
                 "{\"kdf\":{\"Argon\":{}},\"data\":\"\"}".getBytes(StandardCharsets.UTF_8)));
   }
+
+  @Test
+  void everyNewKeyIsRandomAndNeverAllZeros() throws Exception {
+    java.util.Set<String> seen = new java.util.HashSet<>();
+    String zero = new CryptConfig(new byte[32]).shortFingerprint();
+    for (int i = 0; i < 50; i++) {
+      String fp =
+          KeyFile.create(Kdf.NONE, null, new SecureRandom()).open(() -> null).shortFingerprint();
+      assertFalse(fp.equals(zero), "an all-zero key");
+      assertTrue(seen.add(fp), "the same key twice: " + fp);
+    }
+  }
+
+  @Test
+  void eachWrapHasASaltAndNonceOfItsOwnAndTheShortestPassphraseWorks() throws Exception {
+    byte[] shortest = "12345".getBytes(StandardCharsets.UTF_8);
+    assertThrows(
+        IllegalArgumentException.class,
+        () ->
+            KeyFile.wrap(
+                rawKey(),
+                Kdf.SCRYPT,
+                "1234".getBytes(StandardCharsets.UTF_8),
+                new SecureRandom(),
+                0));
+    KeyFile a = KeyFile.wrap(rawKey(), Kdf.SCRYPT, shortest, new SecureRandom(), 0);
+    KeyFile b = KeyFile.wrap(rawKey(), Kdf.SCRYPT, shortest, new SecureRandom(), 0);
+    ObjectMapper m = new ObjectMapper();
+    String saltA = m.readTree(a.toJson()).path("kdf").path("Scrypt").path("salt").asText();
+    String saltB = m.readTree(b.toJson()).path("kdf").path("Scrypt").path("salt").asText();
+    byte[] dataA = Base64.getDecoder().decode(m.readTree(a.toJson()).path("data").asText());
+    byte[] dataB = Base64.getDecoder().decode(m.readTree(b.toJson()).path("data").asText());
+    assertFalse(saltA.equals(saltB), "one salt for two key files");
+    assertFalse(
+        java.util.Arrays.equals(new byte[32], Base64.getDecoder().decode(saltA)),
+        "an all-zero salt");
+    assertFalse(
+        java.util.Arrays.equals(
+            java.util.Arrays.copyOf(dataA, 16), java.util.Arrays.copyOf(dataB, 16)),
+        "one GCM nonce for two key files");
+    assertFalse(
+        java.util.Arrays.equals(new byte[16], java.util.Arrays.copyOf(dataA, 16)),
+        "an all-zero nonce");
+    assertEquals(new CryptConfig(rawKey()), a.open(() -> shortest));
+  }
+
+  /**
+   * A key file with the scrypt parameters {@code n}, {@code r} and {@code p}; its data is not
+   * theirs.
+   */
+  private static KeyFile scrypt(long n, long r, long p) throws Exception {
+    String json =
+        "{\"kdf\":{\"Scrypt\":{\"n\":"
+            + n
+            + ",\"r\":"
+            + r
+            + ",\"p\":"
+            + p
+            + ",\"salt\":\"AAAA\"}},"
+            + "\"data\":\""
+            + Base64.getEncoder().encodeToString(new byte[64])
+            + "\"}";
+    return KeyFile.parse(json.getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void scryptParametersOutsideWhatProxmoxUsesAreRefusedBeforeAnyWork() throws Exception {
+    long[][] unusable = {
+      {1, 1, 1}, {6, 1, 1}, {2, 0, 1}, {2, 1, 0}, {1 << 20, 8, 2}, {1L << 32, 1, 1}
+    };
+    for (long[] u : unusable) {
+      Exception e =
+          assertThrows(java.io.IOException.class, () -> scrypt(u[0], u[1], u[2]).open(() -> PASS));
+      assertTrue(
+          e.getMessage().contains("unusable scrypt parameters"),
+          java.util.Arrays.toString(u) + ": " + e.getMessage());
+    }
+    long[][] usable = {{2, 1, 1}, {4, 1, 1}, {1 << 10, 8, 1}};
+    for (long[] u : usable) { // derived, then the (zero) data does not authenticate
+      Exception e =
+          assertThrows(java.io.IOException.class, () -> scrypt(u[0], u[1], u[2]).open(() -> PASS));
+      assertTrue(
+          e.getMessage().contains("wrong passphrase"),
+          java.util.Arrays.toString(u) + ": " + e.getMessage());
+    }
+  }
+
+  @Test
+  void anUnknownKdfIsNamedShortened() {
+    String kdf = "{\"Argon2\":{\"salt\":\"" + "x".repeat(100) + "\"}}";
+    Exception e =
+        assertThrows(
+            java.io.IOException.class,
+            () ->
+                KeyFile.parse(
+                    ("{\"kdf\":" + kdf + ",\"data\":\"\"}").getBytes(StandardCharsets.UTF_8)));
+    assertTrue(
+        e.getMessage().contains(kdf.substring(0, 60) + "...")
+            && !e.getMessage().contains(kdf.substring(0, 61)),
+        e.getMessage());
+    String small =
+        "{\"Argon2\":{\"salt\":\"" + "x".repeat(38) + "\"}}"; // 60 characters: shown whole
+    assertEquals(60, small.length());
+    Exception e2 =
+        assertThrows(
+            java.io.IOException.class,
+            () ->
+                KeyFile.parse(
+                    ("{\"kdf\":" + small + ",\"data\":\"\"}").getBytes(StandardCharsets.UTF_8)));
+    assertTrue(e2.getMessage().contains(small + " ("), e2.getMessage());
+  }
 }

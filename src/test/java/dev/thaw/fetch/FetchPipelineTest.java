@@ -7,10 +7,16 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.format.BlobCodec;
+import dev.thaw.format.ChunkCodec;
 import dev.thaw.format.Digest;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.ForwardingChunkStore;
 import dev.thaw.store.StoreException;
 import dev.thaw.testing.MemoryStore;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -324,5 +330,142 @@ class FetchPipelineTest {
     Digest d = put(12);
     assertInstanceOf(
         ChunkFetchException.class, cause(pipeline(1).fetch(d, 1000, codec, Priority.DEMAND)));
+  }
+
+  @Test
+  void aBodyThatFailsVerificationIsFetchedAgainFromTheNextCopy() throws Exception {
+    Digest d = put(13);
+    byte[] bad = store.raw(d).clone();
+    bad[bad.length / 2] ^= 4;
+    MemoryStore damaged = new MemoryStore();
+    damaged.putRaw(d, bad);
+    // the first copy is damaged; the store's other copy (a mirror) is good
+    ChunkStore mirrors =
+        new ForwardingChunkStore(damaged) {
+          @Override
+          public Buffer readChunkAgain(Digest digest, int maxBytes, BufferPool pool)
+              throws IOException {
+            return store.readChunk(digest, maxBytes, pool);
+          }
+        };
+    FetchPipeline p = new FetchPipeline(mirrors, 2, 1, FAST);
+    pipelines.add(p);
+    assertArrayEquals(
+        data(13), p.fetch(d, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).toArray());
+    assertEquals(1, damaged.reads(d), "the first read goes to the first copy");
+    assertEquals(1, store.reads(d), "the refetch to the other copy");
+    assertEquals(1, p.stats().retries());
+  }
+
+  @Test
+  void aDecoderThatThrowsFailsItsFetchNamedAndTheDecodersGoOn() throws Exception {
+    Digest d = put(14);
+    ChunkCodec broken =
+        new ChunkCodec() {
+          @Override
+          public byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength) {
+            throw new IllegalStateException("decoder bug");
+          }
+
+          @Override
+          public boolean isZero(Digest digest, int length) {
+            return false;
+          }
+        };
+    FetchPipeline p = new FetchPipeline(store, 1, 1, FAST); // two decode slots in all
+    pipelines.add(p);
+    for (int i = 0; i < 5; i++) { // more than the decode slots: each failure gives its slot back
+      ChunkFetchException e =
+          assertInstanceOf(
+              ChunkFetchException.class, cause(p.fetch(d, 65536, broken, Priority.BACKGROUND)));
+      assertTrue(
+          e.getMessage().contains(d.hex()) && e.getMessage().contains("decoder bug"),
+          e.getMessage());
+    }
+    assertArrayEquals(
+        data(14),
+        p.fetch(d, 65536, codec, Priority.BACKGROUND).get(30, TimeUnit.SECONDS).toArray());
+    assertEquals(5, p.stats().errors());
+  }
+
+  @Test
+  void statsCountWhatWasFetchedDecodedAndHowLongAReadTook() throws Exception {
+    Digest d = put(15);
+    store.fault =
+        (dg, a) -> {
+          try {
+            Thread.sleep(30);
+          } catch (InterruptedException e) {
+            throw new java.io.InterruptedIOException();
+          }
+        };
+    FetchPipeline p = pipeline(1);
+    p.fetch(d, 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS).release();
+    p.fetch(codec.zeroDigest(65536), 65536, codec, Priority.DEMAND).get(30, TimeUnit.SECONDS);
+    PipelineStats s = p.stats();
+    assertEquals(1, s.fetched());
+    assertEquals(store.raw(d).length, s.bytesFetched());
+    assertEquals(65536, s.bytesDecoded());
+    assertEquals(1, s.zeroChunks());
+    assertTrue(
+        s.latencyP50Micros() >= 20_000 && s.latencyP50Micros() < 10_000_000,
+        "p50 " + s.latencyP50Micros());
+    assertSame(store, p.store());
+  }
+
+  @Test
+  void aClosedPipelineRefusesFetchesAndItsThreadsNeverHoldTheJvm() throws Exception {
+    FetchPipeline p = pipeline(3);
+    assertEquals(
+        3 + 2 * 4, p.maxChunksInMemory(), "fetches in flight and two blobs per decode slot");
+    assertEquals(11L * BufferPool.capacityFor(4 << 20), FetchPipeline.poolBytes(3, 2));
+    long fetchThreads =
+        Thread.getAllStackTraces().keySet().stream()
+            .filter(t -> t.getName().startsWith("thaw-fetch-"))
+            .peek(t -> assertTrue(t.isDaemon(), t.getName()))
+            .count();
+    assertTrue(fetchThreads >= 3, "fetch threads: " + fetchThreads);
+    p.close();
+    assertInstanceOf(
+        IllegalStateException.class, cause(p.fetch(put(16), 65536, codec, Priority.DEMAND)));
+  }
+
+  @Test
+  void blobsWaitingForASlowDecoderAreBoundedAndHoldBackTheStoreReads() throws Exception {
+    CountDownLatch decoding = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    ChunkCodec slow =
+        new ChunkCodec() {
+          @Override
+          public byte[] decodeChunk(byte[] stored, Digest expected, int expectedLength)
+              throws dev.thaw.format.FormatException {
+            decoding.countDown();
+            try {
+              release.await();
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+            return codec.decodeChunk(stored, expected, expectedLength);
+          }
+
+          @Override
+          public boolean isZero(Digest digest, int length) {
+            return false;
+          }
+        };
+    FetchPipeline p = new FetchPipeline(store, 1, 1, FAST); // one decoder, two decode slots
+    pipelines.add(p);
+    List<CompletableFuture<Chunk>> fs = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      fs.add(p.fetch(put(30 + i), 65536, slow, Priority.BACKGROUND));
+    }
+    assertTrue(decoding.await(30, TimeUnit.SECONDS));
+    Thread.sleep(200);
+    // one blob decoding, one waiting for the decoder, one read and waiting for a slot
+    assertEquals(3, store.totalReads(), "blobs read while the decoder is stuck");
+    release.countDown();
+    for (int i = 0; i < 6; i++) {
+      assertArrayEquals(data(30 + i), fs.get(i).get(30, TimeUnit.SECONDS).toArray());
+    }
   }
 }

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.github.luben.zstd.Zstd;
+import dev.thaw.buffer.Buffer;
+import dev.thaw.buffer.BufferPool;
 import dev.thaw.crypto.CryptConfig;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -168,5 +170,80 @@ class BlobCodecTest {
     assertTrue(
         tooBig.getMessage().contains("more than the chunk's 9999 bytes"), tooBig.getMessage());
     assertThrows(FormatException.class, () -> codec.decode(blob, -1, 5000));
+  }
+
+  @Test
+  void everyEncryptionHasANonceOfItsOwn() throws Exception {
+    BlobCodec enc = new BlobCodec(KEY);
+    byte[] data = random(4096, 11);
+    java.util.Set<String> nonces = new java.util.HashSet<>();
+    for (int i = 0; i < 200; i++) {
+      byte[] blob = enc.encode(data, 0, data.length, false);
+      byte[] iv = java.util.Arrays.copyOfRange(blob, 12, 28);
+      assertTrue(!java.util.Arrays.equals(new byte[16], iv), "an all-zero GCM nonce");
+      assertTrue(
+          nonces.add(java.util.HexFormat.of().formatHex(iv)),
+          "a GCM nonce used twice under one key");
+      assertArrayEquals(data, enc.decode(blob, data.length, data.length));
+    }
+  }
+
+  @Test
+  void theEdgesOfTheLengthChecks() throws Exception {
+    BlobCodec plain = new BlobCodec(null);
+    byte[] data = random(1000, 12);
+    Digest d = plain.digest(data, 0, data.length);
+    byte[] blob = plain.encode(data, 0, data.length, false);
+    assertArrayEquals(data, plain.decode(blob, -1, 1000), "data of exactly the limit");
+    FormatException zero = assertThrows(FormatException.class, () -> plain.decodeChunk(blob, d, 0));
+    assertTrue(zero.getMessage().contains("index says 0"), zero.getMessage());
+    byte[] plainMagic = java.util.Arrays.copyOf(blob, 8);
+    FormatException cut =
+        assertThrows(FormatException.class, () -> plain.decodeChunk(plainMagic, d, 1000));
+    assertTrue(cut.getMessage().contains("truncated"), cut.getMessage());
+    byte[] encMagic =
+        java.util.Arrays.copyOf(new BlobCodec(KEY).encode(data, 0, data.length, false), 8);
+    FormatException mode =
+        assertThrows(FormatException.class, () -> plain.decodeChunk(encMagic, d, 1000));
+    assertTrue(
+        mode.getMessage().contains("chunk is encrypted, but its archive is not"),
+        mode.getMessage());
+  }
+
+  @Test
+  void aDecodeGivesTheBlobsBufferBackAndAFailedOneItsOwnToo() throws Exception {
+    BlobCodec enc = new BlobCodec(KEY);
+    byte[] data = random(5000, 13);
+    Digest d = enc.digest(data, 0, data.length);
+    byte[] blob = enc.encode(data, 0, data.length, false);
+    BufferPool pool = new BufferPool(1 << 20);
+    Buffer in = Buffer.wrap(blob.clone());
+    Buffer out = enc.decodeChunk(in, d, data.length, pool);
+    assertArrayEquals(data, out.toArray());
+    assertTrue(!in.retain(), "the blob is released once decrypted");
+    out.release();
+    Buffer refused = Buffer.wrap(blob.clone());
+    assertThrows(
+        FormatException.class,
+        () -> new BlobCodec(null).decodeChunk(refused, d, data.length, pool));
+    assertTrue(!refused.retain(), "a refused blob is released");
+    // altered ciphertext with a repaired CRC: the tag fails, and the buffer decrypted into goes
+    // back
+    byte[] altered = blob.clone();
+    altered[altered.length - 1] ^= 1;
+    java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+    crc.update(altered, 44, altered.length - 44);
+    java.nio.ByteBuffer.wrap(altered, 8, 4)
+        .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+        .putInt((int) crc.getValue());
+    long free = pool.freeBytes();
+    long taken = pool.taken();
+    FormatException e =
+        assertThrows(
+            FormatException.class,
+            () -> enc.decodeChunk(Buffer.wrap(altered), d, data.length, pool));
+    assertTrue(e.getMessage().contains("authentication failed"), e.getMessage());
+    assertEquals(taken + 1, pool.taken(), "decrypted into a buffer of the pool");
+    assertEquals(free, pool.freeBytes(), "which went back to the pool");
   }
 }

@@ -92,4 +92,79 @@ class ChunkCacheTest {
     assertEquals(7, again.data()[again.offset() + LEN - 1]);
     again.release();
   }
+
+  /**
+   * What a chunk of {@code LEN} bytes weighs in the cache: its array and the entry's bookkeeping.
+   */
+  private static long weight(Chunk c) {
+    return c.capacity() + 200L;
+  }
+
+  @Test
+  void theBoundCountsEachChunksArrayAndAChunkLargerThanTheBoundIsNotCached() throws Exception {
+    Chunk a = chunk((byte) 1);
+    long w = weight(a);
+    ChunkCache exact = new ChunkCache(w);
+    exact.put(a);
+    assertTrue(exact.contains(a.digest()), "a chunk that fits the bound exactly is cached");
+    assertEquals(w, exact.bytes());
+    ChunkCache small = new ChunkCache(w - 1);
+    small.put(a);
+    assertFalse(small.contains(a.digest()), "a chunk larger than the bound is not cached");
+    assertEquals(0, small.size());
+
+    ChunkCache cache = new ChunkCache(4 * w);
+    for (byte b = 2; b < 10; b++) {
+      Chunk c = chunk(b);
+      assertEquals(w, weight(c));
+      cache.put(c);
+      c.release();
+      assertTrue(cache.bytes() <= 4 * w, "cache holds " + cache.bytes());
+    }
+    assertEquals(4, cache.size());
+    assertEquals(4 * w, cache.bytes());
+    a.release();
+  }
+
+  @Test
+  void readAheadReservesAtMostHalfTheBoundAndTheCacheShrinksAndGrowsBackByAsMuch()
+      throws Exception {
+    Chunk first = chunk((byte) 1);
+    long w = weight(first);
+    ChunkCache cache = new ChunkCache(4 * w);
+    cache.put(first);
+    first.release();
+    for (byte b = 2; b <= 4; b++) {
+      Chunk c = chunk(b);
+      cache.put(c);
+      c.release();
+    }
+    assertEquals(4, cache.size());
+    assertTrue(cache.tryReserve(w));
+    assertEquals(w, cache.reserved());
+    assertEquals(3, cache.size(), "a reservation evicts as much");
+    assertTrue(cache.tryReserve(w), "half the bound may be reserved");
+    assertEquals(2, cache.size());
+    assertFalse(cache.tryReserve(1), "not more than half");
+    assertEquals(2 * w, cache.reserved());
+    cache.release(w);
+    assertEquals(w, cache.reserved());
+    for (byte b = 5; b <= 6; b++) {
+      Chunk c = chunk(b);
+      cache.put(c);
+      c.release();
+    }
+    assertEquals(3, cache.size(), "a returned reservation is room for the cache again");
+    cache.release(5 * w);
+    assertEquals(0, cache.reserved(), "never below nothing");
+    assertEquals(3 * w, cache.bytes());
+  }
+
+  @Test
+  void aCacheWithinABudgetLeavesThePipelinesChunksInFlightTheirShare() {
+    long chunks = pipeline.maxChunksInMemory() * 4L * (1 << 20);
+    assertEquals(1024L * LEN - chunks, ChunkCache.within(1024L * LEN, pipeline).maxBytes());
+    assertEquals(
+        chunks / 2, ChunkCache.within(chunks, pipeline).maxBytes(), "at least half of the budget");
+  }
 }

@@ -2,9 +2,12 @@ package dev.thaw.image;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.thaw.fetch.Chunk;
 import dev.thaw.fetch.FetchPipeline;
 import dev.thaw.fetch.RetryPolicy;
 import dev.thaw.format.Digest;
@@ -13,6 +16,7 @@ import dev.thaw.store.StoreException;
 import dev.thaw.testing.Fixtures;
 import dev.thaw.testing.MemoryStore;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
@@ -21,26 +25,53 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 
 @Timeout(60)
 class ImageReaderTest {
   private static final int MIB = Fixtures.MIB;
   private static final int CHUNK = 4 * MIB;
-  @TempDir Path dir;
-  private final MemoryStore store = new MemoryStore();
+  private MemoryStore store;
   private FetchPipeline pipeline;
   private byte[] image;
   private Image img;
 
+  /**
+   * The test image (chunk i % 3 == 2 is zero) and a store holding its backup, made once per JVM:
+   * 120 MiB took longer to make than most tests take. Each test reads a copy of the store, so that
+   * its faults, damage and read counts are its own. (Making a backup uses no class of this package:
+   * a mutation test of this package never changes it.)
+   */
+  private static final class Backed {
+    static final byte[] IMAGE = Fixtures.image(30, 1000, 9);
+    static final MemoryStore STORE = new MemoryStore();
+    static final SnapshotPath SNAPSHOT = backup();
+
+    private static SnapshotPath backup() {
+      try {
+        Path dir = Files.createTempDirectory("thaw-image-reader-test");
+        try {
+          return Fixtures.backup(STORE, dir, IMAGE, null);
+        } finally {
+          Files.delete(dir);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
+  }
+
   @BeforeEach
   void setUp() throws Exception {
-    image = Fixtures.image(30, 1000, 9); // chunk i % 3 == 2 is zero
-    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    image = Backed.IMAGE;
+    store = Backed.STORE.copy();
     pipeline =
         new FetchPipeline(
             store, 4, 2, new RetryPolicy(2, Duration.ofMillis(1), Duration.ofMillis(2)));
-    img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", pipeline);
+    img =
+        Snapshot.open(store, Backed.SNAPSHOT, KeyPolicy.strict(null)).openImage("a.img", pipeline);
   }
 
   @AfterEach
@@ -53,6 +84,15 @@ class ImageReaderTest {
         img,
         new ChunkCache(cacheBytes),
         new ImageReader.Settings(readAhead, 0, Duration.ofSeconds(20)));
+  }
+
+  /** Flips a bit of the stored chunk {@code d}; returns its good blob, to put back. */
+  private byte[] damage(Digest d) {
+    byte[] good = store.raw(d);
+    byte[] broken = good.clone();
+    broken[100] ^= 1;
+    store.putRaw(d, broken);
+    return good;
   }
 
   private static byte[] read(ImageReader.Handle h, long off, int len) throws IOException {
@@ -207,10 +247,7 @@ class ImageReaderTest {
   @Test
   void aFailingChunkFailsOnlyItsReadsAndIsRetriedNextTime() throws Exception {
     Digest bad = img.digest(4);
-    byte[] good = store.raw(bad);
-    byte[] broken = good.clone();
-    broken[100] ^= 1;
-    store.putRaw(bad, broken);
+    byte[] good = damage(bad);
     ImageReader r = reader(256L * MIB, 0);
     try (ImageReader.Handle h = r.open()) {
       IOException e = assertThrows(IOException.class, () -> read(h, 4L * CHUNK + 10, 10));
@@ -248,6 +285,7 @@ class ImageReaderTest {
       IOException e = assertThrows(IOException.class, () -> read(h, 0, 10));
       assertTrue(e.getMessage().contains("no answer"), e.getMessage());
       assertTrue(System.nanoTime() - t0 < 5_000_000_000L);
+      assertEquals(1, r.stats().errors());
     } finally {
       never.countDown();
     }
@@ -309,5 +347,214 @@ class ImageReaderTest {
     long reused = pipeline.pool().reused();
     assertTrue(reused > 10, "arrays were recycled " + reused + " times");
     assertEquals(0, cache.reserved(), "every handle let go of its read-ahead");
+  }
+
+  @Test
+  void readAheadReservesExactlyTheChunksAStreamHoldsAndReleasesEachOnce() throws Exception {
+    ChunkCache cache = new ChunkCache(256L * MIB);
+    ImageReader r =
+        new ImageReader(img, cache, new ImageReader.Settings(4, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      for (long off = 0; off < 12L * CHUNK; off += MIB) {
+        assertArrayEquals(Arrays.copyOfRange(image, (int) off, (int) off + MIB), read(h, off, MIB));
+        // chunks passed are let go of at once: a stream holds at most its window ahead
+        assertTrue(h.held() <= 4, "held " + h.held() + " at " + off);
+        assertEquals((long) h.held() * CHUNK, cache.reserved(), "reserved at " + off);
+      }
+      assertTrue(h.held() > 0);
+    }
+    assertEquals(0, cache.reserved());
+    // every chunk read went into the cache once, with a reference of its own: none was let go of
+    // twice (its array would serve another chunk), so each reads back as itself from the cache
+    long misses = r.stats().cacheMisses();
+    try (ImageReader.Handle h = r.openWithoutReadAhead()) {
+      for (int c = 0; c < 12; c++) {
+        Chunk other =
+            pipeline
+                .fetch(
+                    img.digest(c % 2 == 0 ? 24 : 25),
+                    CHUNK,
+                    new dev.thaw.format.BlobCodec(null),
+                    dev.thaw.fetch.Priority.DEMAND)
+                .join(); // takes any array let go of meanwhile
+        assertArrayEquals(
+            Arrays.copyOfRange(image, c * CHUNK, c * CHUNK + 4096),
+            read(h, (long) c * CHUNK, 4096),
+            "chunk " + c);
+        other.release();
+      }
+    }
+    assertEquals(misses, r.stats().cacheMisses(), "every chunk was served from the cache");
+  }
+
+  @Test
+  void statsCountReadsHitsAndFetchesAndTheCacheHoldsWhatWasRead() throws Exception {
+    ImageReader r = reader(256L * MIB, 0);
+    assertSame(img, r.image());
+    try (ImageReader.Handle h = r.openWithoutReadAhead()) {
+      byte[] dst = new byte[8192];
+      Arrays.fill(dst, (byte) 0x55);
+      assertEquals(8192, h.read(2L * CHUNK + 100, dst, 0, 8192));
+      assertArrayEquals(new byte[8192], dst, "a zero chunk reads as zeros over whatever dst held");
+      assertEquals(0, h.read(5, new byte[1], 0, 0));
+      assertEquals(0, store.totalReads(), "a read of nothing fetches nothing");
+      read(h, 0, 4096);
+      read(h, CHUNK + 10, 100);
+      read(h, 10, 100); // from the cache
+    }
+    ImageReader.Stats st = r.stats();
+    assertEquals(4, st.reads());
+    assertEquals(8192 + 4096 + 100 + 100, st.bytesRead());
+    assertEquals(2, st.fetched());
+    assertEquals(2L * CHUNK, st.bytesFetched());
+    assertEquals(2, st.cacheMisses());
+    assertEquals(1, st.cacheHits());
+    assertTrue(st.readP50Micros() > 0 && st.readP99Micros() < 60_000_000, st.toString());
+    assertEquals(10 + 2, r.cachedChunks(), "the ten zero chunks and the two read");
+  }
+
+  @Test
+  void everyReadGivesItsChunkBackSoThatEvictedArraysAreReused() throws Exception {
+    ChunkCache cache = new ChunkCache(2L * (CHUNK + 65536) + 1000); // two chunks
+    ImageReader r =
+        new ImageReader(img, cache, new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      for (int c : new int[] {0, 1, 3, 4, 6, 7, 9, 10}) {
+        for (int k = 0; k < 2; k++) { // a fetch, then a cache hit
+          assertArrayEquals(
+              Arrays.copyOfRange(image, c * CHUNK + k, c * CHUNK + k + 100),
+              read(h, (long) c * CHUNK + k, 100));
+        }
+      }
+    }
+    assertTrue(
+        pipeline.pool().reused() >= 4, "arrays reused " + pipeline.pool().reused() + " times");
+  }
+
+  @Test
+  void readAheadCoversItsBytesFromTheChunkAfterTheRead() throws Exception {
+    ImageReader r =
+        new ImageReader(
+            img,
+            new ChunkCache(256L * MIB),
+            new ImageReader.Settings(2, 3L * CHUNK, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, CHUNK / 2);
+      read(h, CHUNK / 2, CHUNK / 2); // ends at chunk 0's end: the window starts at chunk 1
+      assertEquals(2, h.held(), "three chunks' bytes, 1 to 3, but the zero one: 1 and 3");
+      assertArrayEquals(Arrays.copyOfRange(image, CHUNK, CHUNK + 100), read(h, CHUNK, 100));
+      assertEquals(1, r.stats().readAheadHits());
+      assertEquals(1, r.stats().cacheMisses(), "only chunk 0 was a demand fetch");
+    }
+  }
+
+  @Test
+  void aFailedReadAheadChunkIsFetchedAfreshByTheNextRead() throws Exception {
+    Digest bad = img.digest(3);
+    byte[] good = damage(bad);
+    ImageReader r =
+        new ImageReader(
+            img,
+            new ChunkCache(256L * MIB),
+            new ImageReader.Settings(4, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      for (long off = 0;
+          off < 3L * CHUNK;
+          off += MIB) { // one stream, holding chunk 3 before it gets there
+        read(h, off, 4096);
+      }
+      long fetches = store.reads(bad);
+      assertThrows(IOException.class, () -> read(h, 3L * CHUNK, 4096));
+      assertEquals(1, r.stats().errors());
+      store.putRaw(bad, good);
+      assertArrayEquals(
+          Arrays.copyOfRange(image, 3 * CHUNK, 3 * CHUNK + 4096), read(h, 3L * CHUNK, 4096));
+      assertTrue(store.reads(bad) > fetches, "fetched afresh");
+    }
+  }
+
+  @Test
+  void aFifthStreamEndsTheLeastRecentlyUsedRandomOneBeforeASequentialOne() throws Exception {
+    ImageReader r =
+        new ImageReader(
+            img,
+            new ChunkCache(256L * MIB),
+            new ImageReader.Settings(1, 0, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      for (int c : new int[] {0, 6, 12, 18}) { // four sequential streams, each holding chunk c + 1
+        read(h, (long) c * CHUNK, 4096);
+        read(h, (long) c * CHUNK + 4096, 4096);
+      }
+      assertEquals(4, h.held());
+      read(h, 24L * CHUNK, 4096); // a fifth stream: the least recently used (at 0) ends
+      assertEquals(3, h.held());
+      read(h, 6L * CHUNK + 8192, 4096); // the stream at 6 goes on
+      read(h, 27L * CHUNK, 4096); // a sixth: the random one at 24 ends, not a sequential one
+      assertEquals(3, h.held());
+      long hits = r.stats().readAheadHits();
+      long issued = r.stats().readAheadIssued();
+      for (int c : new int[] {6, 12, 18}) { // each stream goes on into the chunk it holds
+        for (long off = MIB; off <= CHUNK; off += MIB) {
+          read(h, (long) c * CHUNK + off, 4096);
+        }
+      }
+      assertEquals(
+          hits + 3, r.stats().readAheadHits(), "the streams at 6, 12 and 18 kept their read-ahead");
+      assertEquals(issued, r.stats().readAheadIssued(), "no stream had to start over");
+    }
+  }
+
+  @Test
+  void aReadKeepsNoReferenceToTheChunksItServedEvenWhenItFails() throws Exception {
+    ChunkCache cache = new ChunkCache(2L * (CHUNK + 65536) + 1000); // two chunks
+    ImageReader r =
+        new ImageReader(img, cache, new ImageReader.Settings(0, 0, Duration.ofSeconds(20)));
+    damage(img.digest(3));
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, 100); // fetched
+      read(h, 10, 100); // from the cache
+      read(h, 4L * CHUNK, 100);
+      // chunk 3 fails, chunk 4 (cached) was taken for the same read
+      assertThrows(IOException.class, () -> read(h, 4L * CHUNK - 10, 20));
+      Chunk first = cache.get(img.digest(0));
+      Chunk fourth = cache.get(img.digest(4));
+      for (int c : new int[] {6, 7, 9, 10, 12, 13}) { // until both are evicted
+        for (int k = 0; k < 4; k++) {
+          read(h, (long) c * CHUNK + k, 100);
+        }
+      }
+      for (Chunk c : new Chunk[] {first, fourth}) {
+        assertFalse(cache.contains(c.digest()));
+        c.release();
+        assertFalse(c.retain(), "a read kept a reference to " + c);
+      }
+    }
+  }
+
+  @Test
+  void aReadAheadWindowPastTheEndStopsAtTheLastChunk() throws Exception {
+    ImageReader r =
+        new ImageReader(
+            img,
+            new ChunkCache(256L * MIB),
+            new ImageReader.Settings(1, 1L << 40, Duration.ofSeconds(20)));
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, 4096);
+      read(h, 4096, 4096);
+      assertEquals(
+          20,
+          h.held(),
+          "every chunk after the first, the 1000-byte last one too, but the zero ones");
+    }
+  }
+
+  @Test
+  void aReadThatMissesItsStreamByExactlyTheSlackStillContinuesIt() throws Exception {
+    ImageReader r = reader(256L * MIB, 4);
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, 4096);
+      read(h, 4096 + MIB, 4096); // a gap of the slack exactly
+      assertTrue(h.held() > 0, "the second read made the stream sequential");
+    }
   }
 }

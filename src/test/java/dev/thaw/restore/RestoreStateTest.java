@@ -11,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -157,5 +158,88 @@ class RestoreStateTest {
     RestoreState again = open(f);
     again.abandon();
     assertTrue(Files.exists(f), "a state file with progress is kept");
+  }
+
+  @Test
+  void aTargetThatHeldOtherDataIsNeverTakenForZerosAfterAResume() throws Exception {
+    Path f = dir.resolve("dirty");
+    try (RestoreState st = open(f)) {
+      st.setHolesAreZero(false); // an existing file or device: unwritten ranges hold anything
+      save(st, 3);
+    }
+    try (RestoreState st = open(f)) {
+      assertTrue(st.resumed());
+      assertFalse(st.holesAreZero(), "zero chunks must still be written into it");
+      assertTrue(st.isPresent(3));
+    }
+  }
+
+  @Test
+  void eachSaveIsSyncedAndOneCutShortByACrashLeavesThePreviousStateInEitherSlot() throws Exception {
+    for (int torn = 1; torn <= 4; torn++) { // sequences 1 and 3 go to slot 1, 2 and 4 to slot 0
+      Path f = dir.resolve("crash" + torn);
+      RecordingChannels io = new RecordingChannels(dir.resolve("no-target"));
+      int tornSave = torn;
+      try (RestoreState st = RestoreState.open(f, CSUM, SIZE, CHUNKS, io)) {
+        for (int seq = 1; seq < torn; seq++) {
+          save(st, seq, CHUNKS - seq); // each save changes both halves of the bitmap
+          List<RecordingChannels.Event> ev = io.events();
+          assertEquals(
+              RecordingChannels.Kind.SYNC, ev.get(ev.size() - 1).kind(), "save " + seq + " synced");
+          assertEquals(RecordingChannels.Kind.WRITE, ev.get(ev.size() - 2).kind());
+        }
+        // the save of sequence `torn` gets its sequence number and CRC on disk, not its bitmap
+        io.fault(e -> e.position() > 0 ? 12 : -1);
+        assertThrows(IOException.class, () -> save(st, tornSave, CHUNKS - tornSave));
+      }
+      List<RecordingChannels.Event> ev = io.events();
+      assertEquals(
+          List.of(RecordingChannels.Kind.WRITE, RecordingChannels.Kind.SYNC),
+          List.of(ev.get(0).kind(), ev.get(1).kind()),
+          "the file's header and first slot are durable before the first save");
+      try (RestoreState st = open(f)) {
+        for (int i = 0; i < CHUNKS; i++) {
+          boolean saved = (i > 0 && i < torn) || (i > CHUNKS - torn && i < CHUNKS);
+          assertEquals(saved, st.isPresent(i), "torn save " + torn + ", chunk " + i);
+        }
+      }
+    }
+  }
+
+  @Test
+  void theFileHasItsFullSizeFromTheFirstSaveOnAndLivesInADirectoryMadeForIt() throws Exception {
+    Path f = dir.resolve("state/of/a/device");
+    try (RestoreState st = open(f)) {
+      save(st, 1);
+      assertEquals(
+          HEADER + 2L * SLOT, Files.size(f), "both slots are there: a save needs no free space");
+      for (int i = 2; i < 40; i++) {
+        save(st, i);
+      }
+      assertEquals(HEADER + 2L * SLOT, Files.size(f));
+      assertEquals(f, st.file());
+    }
+    // trailing bytes of a file system's block are tolerated; more is not a state file
+    try (RandomAccessFile raf = new RandomAccessFile(f.toFile(), "rw")) {
+      raf.setLength(HEADER + 2L * SLOT + 4096);
+    }
+    try (RestoreState st = open(f)) {
+      assertTrue(st.isPresent(39));
+    }
+  }
+
+  @Test
+  void aFileCutShortInItsSecondSlotResumesFromTheFirst() throws Exception {
+    Path f = dir.resolve("cut");
+    try (RestoreState st = open(f)) {
+      save(st, 5); // sequence 1: slot 1
+      save(st, 6); // sequence 2: slot 0
+    }
+    try (RandomAccessFile raf = new RandomAccessFile(f.toFile(), "rw")) {
+      raf.setLength(HEADER + SLOT + 12 + 3); // slot 1's bitmap cut short
+    }
+    try (RestoreState st = open(f)) {
+      assertTrue(st.isPresent(5) && st.isPresent(6));
+    }
   }
 }

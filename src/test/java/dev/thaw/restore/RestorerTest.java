@@ -290,4 +290,128 @@ class RestorerTest {
             () -> restore(snap, null, dir.resolve("no/such/dir/x.img"), false, false));
     assertTrue(e.getMessage().contains("no/such/dir"), e.getMessage());
   }
+
+  private Restorer.Result restore(
+      SnapshotPath snap, Path target, Restorer.Options options, Channels io) throws Exception {
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
+      return new Restorer(img, target, options, io).run();
+    }
+  }
+
+  /**
+   * Whether the state file of an interrupted restore records chunk {@code chunk} (read from a
+   * copy).
+   */
+  private boolean recorded(SnapshotPath snap, Path stateFile, int chunk) throws Exception {
+    Path copy = dir.resolve("state-copy");
+    Files.copy(stateFile, copy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
+      try (RestoreState st =
+          RestoreState.open(copy, img.index().checksum(), img.size(), img.chunkCount())) {
+        return st.isPresent(chunk);
+      }
+    }
+  }
+
+  @Test
+  void aRestoreGivesEachChunksArrayBackForTheNextAndReportsItsProgress() throws Exception {
+    byte[] image = Fixtures.image(6, 0, 23); // chunks 2 and 5 are zero
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("pooled.img");
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
+      Restorer r = new Restorer(img, target, new Restorer.Options(false, false, 1, 0, null));
+      r.run();
+      assertTrue(p.pool().reused() >= 2, "arrays reused " + p.pool().reused() + " times");
+      Restorer.Progress pr = r.progress();
+      assertEquals(image.length, pr.totalBytes());
+      assertEquals(image.length, pr.doneBytes());
+      assertEquals(8L * MIB, pr.zeroBytes());
+      assertTrue(
+          pr.elapsedNanos() > 0 && pr.elapsedNanos() < 60_000_000_000L,
+          "elapsed " + pr.elapsedNanos());
+    }
+    assertArrayEquals(image, Files.readAllBytes(target));
+  }
+
+  @Test
+  void aResumeIntoATargetThatHeldOtherDataStillWritesItsZeroChunks() throws Exception {
+    byte[] image = Fixtures.image(6, 0, 21); // chunks 2 and 5 are zero
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("dirty.img");
+    byte[] dirt = new byte[image.length];
+    Arrays.fill(dirt, (byte) 0xee);
+    Files.write(target, dirt);
+    store.fault =
+        (d, attempt) -> {
+          throw new StoreException("store went away", false);
+        };
+    // a window of one chunk: the first fails before the restore reaches a zero chunk
+    Restorer.Options first = new Restorer.Options(false, false, 1, 0, null);
+    assertThrows(IOException.class, () -> restore(snap, target, first, Channels.PLAIN));
+    store.fault = (d, attempt) -> {};
+    Restorer.Result r =
+        restore(snap, target, new Restorer.Options(true, false, 4, 0, null), Channels.PLAIN);
+    assertEquals(2, r.zero());
+    assertArrayEquals(
+        image, Files.readAllBytes(target), "the old bytes of the zero chunks are gone");
+  }
+
+  @Test
+  void aFullDiskStopsTheRestoreNamingTheChunkKeepsOnlySyncedChunksAndAResumeCompletesIt()
+      throws Exception {
+    byte[] image = Fixtures.image(6, 0, 22); // chunks 2 and 5 are zero
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    for (boolean existing : new boolean[] {false, true}) {
+      // a new file fills up at a data chunk (3); an existing one, whose zero chunks are
+      // written, at the first zero chunk (2)
+      int full = existing ? 2 : 3;
+      Path target = dir.resolve("full-" + existing + ".img");
+      if (existing) {
+        Files.write(target, new byte[image.length + 5]);
+      }
+      RecordingChannels io = new RecordingChannels(target);
+      io.fault(e -> e.target() && e.position() >= full * 4L * MIB && e.length() > 1 ? 1000 : -1);
+      IOException e =
+          assertThrows(
+              IOException.class,
+              () -> restore(snap, target, new Restorer.Options(false, false, 2, 0, null), io));
+      Path stateFile = Restorer.defaultStateFile(target);
+      assertTrue(
+          e.getMessage().contains("cannot write chunk " + full + " to " + target)
+              && e.getMessage().contains("no space left on the device")
+              && e.getMessage().contains("--resume")
+              && e.getMessage().contains(stateFile.toString()),
+          e.getMessage());
+      io.assertSyncedBeforeEachRecord();
+      assertTrue(Files.exists(stateFile), "progress kept");
+      if (!existing) {
+        assertTrue(
+            recorded(snap, stateFile, 2),
+            "the zero chunk before the full one needed no write and is done");
+      }
+
+      RecordingChannels resume = new RecordingChannels(target);
+      Restorer.Result r =
+          restore(snap, target, new Restorer.Options(true, false, 2, 0, null), resume);
+      assertArrayEquals(image, Files.readAllBytes(target), "existing " + existing);
+      assertTrue(
+          r.alreadyDone() > 0 && r.alreadyDone() <= full, "already done: " + r.alreadyDone());
+      resume.assertSyncedBeforeEachRecord(); // also before the state is deleted at the end
+      long saves = resume.events().stream().filter(RecordingChannels.Event::claims).count();
+      assertTrue(
+          saves <= 2 + r.elapsedNanos() / RestoreState.CHECKPOINT_NANOS,
+          saves + " saves: at checkpoints, not per chunk");
+      assertEquals(
+          RecordingChannels.Kind.DELETE,
+          resume.events().stream()
+              .filter(ev -> !ev.target())
+              .reduce((a, b) -> b)
+              .orElseThrow()
+              .kind());
+      assertFalse(Files.exists(Restorer.defaultStateFile(target)));
+    }
+  }
 }
