@@ -25,7 +25,7 @@ public final class Main implements Runnable {
   static final int FAILED = 1;
 
   /** The commands, in the order help lists them. */
-  private static final List<String> COMMANDS =
+  static final List<String> COMMANDS =
       List.of(
           "backup",
           "ls",

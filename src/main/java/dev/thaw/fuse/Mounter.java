@@ -105,16 +105,7 @@ public final class Mounter {
     MountTree tree = new DatastoreTree(catalog, now(), volumes);
     serve(
         tree,
-        () ->
-            ServeStatus.of(
-                    store.describe(),
-                    null,
-                    cache,
-                    pipeline.stats(),
-                    catalog.readers(),
-                    Map.of(),
-                    volumes)
-                .toJson(),
+        status(store.describe(), null, cache, pipeline, () -> catalog.readers(), Map.of(), volumes),
         null,
         mountpoint,
         options,
@@ -158,16 +149,14 @@ public final class Mounter {
             images.readers(), writable, images.snapshot().manifest().backupTime(), now(), volumes);
     serve(
         tree,
-        () ->
-            ServeStatus.of(
-                    store.describe(),
-                    snapshot.toString(),
-                    cache,
-                    pipeline.stats(),
-                    images.readers(),
-                    writable,
-                    volumes)
-                .toJson(),
+        status(
+            store.describe(),
+            snapshot.toString(),
+            cache,
+            pipeline,
+            () -> images.readers(),
+            writable,
+            volumes),
         lives,
         mountpoint,
         options,
@@ -200,16 +189,8 @@ public final class Mounter {
     MountTree tree = new ImagesTree(readers, Map.of(), now, now, volumes);
     serve(
         tree,
-        () ->
-            ServeStatus.of(
-                    pipeline.store().describe(),
-                    null,
-                    cache,
-                    pipeline.stats(),
-                    readers,
-                    Map.of(),
-                    volumes)
-                .toJson(),
+        status(
+            pipeline.store().describe(), null, cache, pipeline, () -> readers, Map.of(), volumes),
         null,
         mountpoint,
         options,
@@ -245,16 +226,14 @@ public final class Mounter {
     ThawFuse fs =
         new ThawFuse(
             tree,
-            () ->
-                ServeStatus.of(
-                        store.describe(),
-                        snapshot.toString(),
-                        cache,
-                        pipeline.stats(),
-                        images.readers(),
-                        Map.of(),
-                        volumes)
-                    .toJson(),
+            status(
+                store.describe(),
+                snapshot.toString(),
+                cache,
+                pipeline,
+                () -> images.readers(),
+                Map.of(),
+                volumes),
             quiet,
             0,
             0,
@@ -291,6 +270,20 @@ public final class Mounter {
         throw new IOException("mount point " + mountpoint + " is not empty");
       }
     }
+  }
+
+  /** The status document of a mount, made afresh each time {@code .thaw/status} is read. */
+  private static Supplier<byte[]> status(
+      String store,
+      String snapshot,
+      ChunkCache cache,
+      FetchPipeline pipeline,
+      Supplier<Map<String, ImageReader>> readers,
+      Map<String, LiveRestore> writable,
+      ImageVolumes volumes) {
+    return () ->
+        ServeStatus.of(store, snapshot, cache, pipeline.stats(), readers.get(), writable, volumes)
+            .toJson();
   }
 
   /**

@@ -89,18 +89,7 @@ public final class Exports {
           @Override
           public void read(long offset, int length, ImageReader.Sink sink) throws IOException {
             int n = volume.read(h, offset, length, sink);
-            if (n != length) {
-              throw new IOException(
-                  "short read of "
-                      + volume.name()
-                      + " at "
-                      + offset
-                      + ": "
-                      + n
-                      + " of "
-                      + length
-                      + " bytes");
-            }
+            requireWhole(volume.name(), offset, length, n);
           }
 
           @Override
@@ -202,18 +191,7 @@ public final class Exports {
         @Override
         public void read(long offset, int length, ImageReader.Sink sink) throws IOException {
           int n = live == null ? h.read(offset, length, sink) : live.read(h, offset, length, sink);
-          if (n != length) {
-            throw new IOException(
-                "short read of "
-                    + image.name()
-                    + " at "
-                    + offset
-                    + ": "
-                    + n
-                    + " of "
-                    + length
-                    + " bytes");
-          }
+          requireWhole(image.name(), offset, length, n);
         }
 
         @Override
@@ -281,5 +259,13 @@ public final class Exports {
       }
     }
     return out;
+  }
+
+  /** NBD answers a read whole or with an error: a short read of an export is an I/O error. */
+  private static void requireWhole(String name, long offset, int length, int n) throws IOException {
+    if (n != length) {
+      throw new IOException(
+          "short read of " + name + " at " + offset + ": " + n + " of " + length + " bytes");
+    }
   }
 }
