@@ -198,17 +198,21 @@ class PbsStoreTest {
     assertTrue(fidx - fidxBefore >= 2, "the index was downloaded again on the new session");
   }
 
+  /** A client of the double's store1 as the reader token, its certificate pinned. */
+  private PbsClient reader(Duration callTimeout) throws Exception {
+    return new PbsClient(
+        PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"),
+        SECRET,
+        null,
+        pbs.fingerprint(),
+        Duration.ofSeconds(5),
+        Duration.ofSeconds(10),
+        callTimeout);
+  }
+
   @Test
   void theServerRefusesAChunkWhoseIndexThisSessionDidNotDownload() throws Exception {
-    PbsClient c =
-        new PbsClient(
-            PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"),
-            SECRET,
-            null,
-            pbs.fingerprint(),
-            Duration.ofSeconds(5),
-            Duration.ofSeconds(10),
-            Duration.ofSeconds(30));
+    PbsClient c = reader(Duration.ofSeconds(30));
     try {
       ReaderSession s =
           c.openReader(
@@ -269,15 +273,7 @@ class PbsStoreTest {
 
   @Test
   void moreRequestsThanTheServersStreamLimitWaitTheirTurn() throws Exception {
-    PbsClient c =
-        new PbsClient(
-            PbsRepository.parse(READER + "@127.0.0.1:" + pbs.port() + ":store1"),
-            SECRET,
-            null,
-            pbs.fingerprint(),
-            Duration.ofSeconds(5),
-            Duration.ofSeconds(10),
-            Duration.ofSeconds(60));
+    PbsClient c = reader(Duration.ofSeconds(60));
     ExecutorService pool = Executors.newFixedThreadPool(260);
     pbs.delayReplies(Duration.ofMillis(700)); // every request is open at once
     try {
