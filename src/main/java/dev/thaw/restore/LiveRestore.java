@@ -393,9 +393,15 @@ public final class LiveRestore implements AutoCloseable {
   private void makeDurable() throws IOException {
     synchronized (durability) {
       boolean changed = false;
+      // the chunks moved before the sync begins are what it makes durable: one moved while it
+      // runs waits for the next
+      long[] moved = new long[present.length()];
+      for (int w = 0; w < moved.length; w++) {
+        moved[w] = present.get(w);
+      }
       target.sync();
-      for (int w = 0; w < present.length(); w++) {
-        long bits = present.get(w);
+      for (int w = 0; w < moved.length; w++) {
+        long bits = moved[w];
         while (bits != 0) {
           int i = w * 64 + Long.numberOfTrailingZeros(bits);
           bits &= bits - 1;
@@ -407,8 +413,8 @@ public final class LiveRestore implements AutoCloseable {
       }
       if (changed) {
         state.save();
-        for (int w = 0; w < present.length(); w++) {
-          long bits = present.get(w);
+        for (int w = 0; w < moved.length; w++) {
+          long bits = moved[w];
           recorded.getAndUpdate(w, r -> r | bits);
         }
       }

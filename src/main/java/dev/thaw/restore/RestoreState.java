@@ -22,8 +22,12 @@ import java.util.zip.CRC32C;
  * in place, so that saving needs no free space (a restore that fills the disk can still record how
  * far it got). It holds two slots; each save writes the older one with a higher sequence number and
  * a CRC and syncs it, so a crash mid-save leaves the other slot, the previous state, intact. The
- * file is locked while it is open ({@link ExclusiveUse}), so one restore at a time uses it. Not
- * thread-safe.
+ * file is locked while it is open ({@link ExclusiveUse}), so one restore at a time uses it.
+ *
+ * <p>Not thread-safe, with one exception: while the restoring thread marks chunks present, one
+ * other thread at a time may {@link #save(BitSet) save} a {@link #snapshot()} the restoring thread
+ * took (the restore's background checkpoint). The restoring thread hands the snapshot over and
+ * waits for the save to end before it saves, deletes or closes the file itself.
  */
 final class RestoreState implements AutoCloseable {
   /**
@@ -235,9 +239,22 @@ final class RestoreState implements AutoCloseable {
 
   /** Writes the state durably. Call only after the chunks it records are durable. */
   void save() throws IOException {
+    save(present);
+  }
+
+  /** The chunks present so far, for a later {@link #save(BitSet)}: a copy. */
+  BitSet snapshot() {
+    return (BitSet) present.clone();
+  }
+
+  /**
+   * Writes {@code chunks} (a {@link #snapshot()}) durably as the chunks present. Call only after
+   * those chunks are durable: take the snapshot before the target's sync starts.
+   */
+  void save(BitSet chunks) throws IOException {
     FileChannel ch = channel();
     long seq = sequence + 1;
-    byte[] bits = Arrays.copyOf(present.toByteArray(), bitmapBytes);
+    byte[] bits = Arrays.copyOf(chunks.toByteArray(), bitmapBytes);
     CRC32C c = new CRC32C();
     c.update(bits);
     ByteBuffer b = ByteBuffer.allocate(SLOT_HEADER + bitmapBytes).order(ByteOrder.LITTLE_ENDIAN);

@@ -20,9 +20,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * zeroed already.
  *
  * <p>Progress is kept in a state file beside the target: every few seconds the target is synced and
- * then the chunks written so far are recorded, so a resumed restore never trusts data that was not
- * durable. On failure or {@link #cancel()} the state is saved and kept for {@code --resume}; on
- * success it is deleted.
+ * then the chunks written before that sync began are recorded, so a resumed restore never trusts
+ * data that was not durable. The sync runs on a thread of its own ({@link Checkpoints}) while the
+ * restore goes on fetching and writing, so a slow disk and the network work at the same time. On
+ * failure or {@link #cancel()} the state is saved and kept for {@code --resume}; on success it is
+ * deleted.
  *
  * <p>{@link #run()} is called once, from one thread; {@link #progress()} and {@link #cancel()} may
  * be called from any thread.
@@ -56,6 +58,7 @@ public final class Restorer {
   private final Path target;
   private final Options options;
   private final Channels channels;
+  private final long checkpointNanos;
   private final AtomicLong doneBytes = new AtomicLong();
   private final AtomicLong zeroBytes = new AtomicLong();
   private final AtomicLong fetchedBytes = new AtomicLong();
@@ -67,10 +70,16 @@ public final class Restorer {
   }
 
   Restorer(Image image, Path target, Options options, Channels channels) {
+    this(image, target, options, channels, RestoreState.CHECKPOINT_NANOS);
+  }
+
+  /** With checkpoints every {@code checkpointNanos} instead of every few seconds (tests). */
+  Restorer(Image image, Path target, Options options, Channels channels, long checkpointNanos) {
     this.image = image;
     this.target = target;
     this.options = options;
     this.channels = channels;
+    this.checkpointNanos = checkpointNanos;
   }
 
   /**
@@ -164,73 +173,90 @@ public final class Restorer {
     IOException failure = null;
     boolean writeFailed = false;
     long lastCheckpoint = System.nanoTime();
-    while (true) {
-      while (failure == null && !cancelled && next < n && window.hasRoom()) {
-        int i = next++;
-        int len = image.index().length(i);
-        if (state.isPresent(i)) {
-          alreadyDone++;
-          doneBytes.addAndGet(len);
-        } else if (image.isZero(i)) {
-          if (writeZeros) {
+    Checkpoints checkpoints = new Checkpoints(out, state);
+    try {
+      while (true) {
+        while (failure == null && !cancelled && next < n && window.hasRoom()) {
+          int i = next++;
+          int len = image.index().length(i);
+          if (state.isPresent(i)) {
+            alreadyDone++;
+            doneBytes.addAndGet(len);
+          } else if (image.isZero(i)) {
+            if (writeZeros) {
+              try {
+                out.writeZeros(image.index().start(i), len);
+              } catch (IOException e) {
+                writeFailed = true;
+                failure = writeFailure(i, e);
+                break;
+              }
+            }
+            state.markPresent(i);
+            zero++;
+            zeroBytes.addAndGet(len);
+            doneBytes.addAndGet(len);
+          } else {
+            window.requested(len);
+            final int idx = i;
+            // the arrival carries the failure, if any: the returned future adds nothing
+            var unused =
+                image
+                    .chunk(i, Priority.BACKGROUND)
+                    .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
+          }
+        }
+        if (window.outstanding() == 0 || cancelled) {
+          // cancelled: chunks still on their way are dropped, not awaited (a trickling or stuck
+          // fetch would hold the stop for as long as it takes)
+          break;
+        }
+        Arrival a = arrivals.poll(100, TimeUnit.MILLISECONDS);
+        if (a != null) {
+          window.received(image.index().length(a.index()));
+          if (a.error() != null) {
+            if (failure == null) {
+              failure = Futures.asIOException(a.error());
+            }
+          } else if (!writeFailed) {
+            // a good chunk is written even after another failed: a resume need not fetch it again
+            Chunk c = a.chunk();
             try {
-              out.writeZeros(image.index().start(i), len);
+              out.write(image.index().start(a.index()), c.data(), c.offset(), c.length());
+              state.markPresent(a.index());
+              fetched++;
+              fetchedBytes.addAndGet(c.length());
+              doneBytes.addAndGet(c.length());
             } catch (IOException e) {
               writeFailed = true;
-              failure = writeFailure(i, e);
-              break;
+              if (failure == null) {
+                failure = writeFailure(a.index(), e);
+              }
+            } finally {
+              c.release(); // written (or not to be): its array takes the next chunk
             }
+          } else {
+            a.chunk().release(); // the target failed: not written
           }
-          state.markPresent(i);
-          zero++;
-          zeroBytes.addAndGet(len);
-          doneBytes.addAndGet(len);
-        } else {
-          window.requested(len);
-          final int idx = i;
-          // the arrival carries the failure, if any: the returned future adds nothing
-          var unused =
-              image
-                  .chunk(i, Priority.BACKGROUND)
-                  .whenComplete((c, e) -> arrivals.add(new Arrival(idx, c, e)));
+        }
+        IOException synced = checkpoints.poll();
+        if (synced != null && failure == null) {
+          writeFailed = true; // the target cannot make its data durable: stop writing to it
+          failure = synced;
+        }
+        if (System.nanoTime() - lastCheckpoint > checkpointNanos
+            && !writeFailed
+            && !checkpoints.running()) {
+          checkpoints.start(); // the sync runs beside the writes that follow
+          lastCheckpoint = System.nanoTime();
         }
       }
-      if (window.outstanding() == 0 || cancelled) {
-        // cancelled: chunks still on their way are dropped, not awaited (a trickling or stuck
-        // fetch would hold the stop for as long as it takes)
-        break;
-      }
-      Arrival a = arrivals.poll(100, TimeUnit.MILLISECONDS);
-      if (a != null) {
-        window.received(image.index().length(a.index()));
-        if (a.error() != null) {
-          if (failure == null) {
-            failure = Futures.asIOException(a.error());
-          }
-        } else if (!writeFailed) {
-          // a good chunk is written even after another failed: a resume need not fetch it again
-          Chunk c = a.chunk();
-          try {
-            out.write(image.index().start(a.index()), c.data(), c.offset(), c.length());
-            state.markPresent(a.index());
-            fetched++;
-            fetchedBytes.addAndGet(c.length());
-            doneBytes.addAndGet(c.length());
-          } catch (IOException e) {
-            writeFailed = true;
-            if (failure == null) {
-              failure = writeFailure(a.index(), e);
-            }
-          } finally {
-            c.release(); // written (or not to be): its array takes the next chunk
-          }
-        } else {
-          a.chunk().release(); // the target failed: not written
-        }
-      }
-      if (System.nanoTime() - lastCheckpoint > RestoreState.CHECKPOINT_NANOS && !writeFailed) {
-        checkpoint(out, state);
-        lastCheckpoint = System.nanoTime();
+    } finally {
+      // no checkpoint outlives the loop: the state file is the restoring thread's again
+      IOException synced = checkpoints.finish();
+      if (synced != null && failure == null) {
+        writeFailed = true;
+        failure = synced;
       }
     }
     if (failure != null) {

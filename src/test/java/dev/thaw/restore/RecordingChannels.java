@@ -9,6 +9,7 @@ import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 
 /**
@@ -25,11 +26,17 @@ final class RecordingChannels implements Channels {
   }
 
   /**
-   * One call: on the target or the state file, a write's position and length; a write of the state
-   * that records chunks present "claims" them, and a state file closed once deleted ({@link
-   * Kind#DELETE}) says the restore completed.
+   * One call: on the target or the state file, a write's position and length; a write of a state
+   * slot carries the chunks it records as present ({@code chunks}, null for other writes), and a
+   * state file closed once deleted ({@link Kind#DELETE}) says the restore completed. A write is
+   * logged once it returned, a sync where it began.
    */
-  record Event(boolean target, Kind kind, long position, int length, boolean claims) {
+  record Event(boolean target, Kind kind, long position, int length, BitSet chunks) {
+    /** Whether this write of the state records chunks as present. */
+    boolean claims() {
+      return chunks != null && !chunks.isEmpty();
+    }
+
     boolean is(boolean onTarget, Kind k) {
       return target == onTarget && kind == k;
     }
@@ -43,16 +50,28 @@ final class RecordingChannels implements Channels {
   }
 
   private final Path target;
+  private final long chunkSize;
   private final List<Event> events = new ArrayList<>();
   private volatile Fault fault = e -> -1;
 
-  /** Records the channels of a restore into {@code target}; every other file is its state file. */
+  /**
+   * Records the channels of a restore into {@code target} of an image of 4 MiB chunks (the
+   * fixtures'); every other file is its state file.
+   */
   RecordingChannels(Path target) {
     this.target = target.toAbsolutePath();
+    this.chunkSize = 4L << 20;
   }
 
   void fault(Fault f) {
     fault = f;
+  }
+
+  private volatile long syncMillis;
+
+  /** Makes each sync of the target take at least {@code millis} (a slow disk). */
+  void slowSyncs(long millis) {
+    syncMillis = millis;
   }
 
   synchronized List<Event> events() {
@@ -67,28 +86,55 @@ final class RecordingChannels implements Channels {
     events.add(e);
   }
 
+  /** Where an event logged now would go. */
+  private synchronized int mark() {
+    return events.size();
+  }
+
+  private synchronized void logAt(int at, Event e) {
+    events.add(at, e);
+  }
+
   /**
-   * Checks that the target was synced after its last write before each record of chunks in the
-   * state file and before its deletion: a state never records data that a crash could lose.
+   * Checks that each record of chunks in the state file comes after a sync of the target that began
+   * after the last write into each chunk it records, and that the state file is deleted only after
+   * a sync that began after every write: a state never records data that a crash could lose, while
+   * writes of other chunks may go on during a sync.
    */
   void assertSyncedBeforeEachRecord() {
-    boolean dirty = false;
+    java.util.Map<Long, Integer> lastWrite = new java.util.HashMap<>();
+    int lastAnyWrite = -1;
+    int lastSync = -1;
     int records = 0;
-    for (Event e : events()) {
-      if (e.is(true, Kind.WRITE)) {
-        dirty = true;
+    List<Event> ev = events();
+    for (int n = 0; n < ev.size(); n++) {
+      Event e = ev.get(n);
+      if (e.is(true, Kind.WRITE) && e.length() > 0) {
+        for (long c = e.position() / chunkSize;
+            c <= (e.position() + e.length() - 1) / chunkSize;
+            c++) {
+          lastWrite.put(c, n);
+        }
+        lastAnyWrite = n;
       } else if (e.is(true, Kind.SYNC)) {
-        dirty = false;
-      } else if (!e.target() && (e.claims() || e.kind() == Kind.DELETE)) {
-        if (dirty) {
-          throw new AssertionError(
-              "the state recorded chunks after unsynced target writes: " + events());
+        lastSync = n;
+      } else if (!e.target() && e.claims()) {
+        for (int c = e.chunks().nextSetBit(0); c >= 0; c = e.chunks().nextSetBit(c + 1)) {
+          if (lastWrite.getOrDefault((long) c, -1) > lastSync) {
+            throw new AssertionError(
+                "the state recorded chunk " + c + " before a sync of its last write: " + ev);
+          }
+        }
+        records++;
+      } else if (!e.target() && e.kind() == Kind.DELETE) {
+        if (lastAnyWrite > lastSync) {
+          throw new AssertionError("the state was deleted before a sync of every write: " + ev);
         }
         records++;
       }
     }
     if (records == 0) {
-      throw new AssertionError("nothing was recorded: " + events());
+      throw new AssertionError("nothing was recorded: " + ev);
     }
   }
 
@@ -98,19 +144,16 @@ final class RecordingChannels implements Channels {
   }
 
   /**
-   * Whether a write of the state file records chunks: a slot (after the header, which the file's
-   * first write holds) whose bitmap, past the sequence and CRC, has a bit set.
+   * The chunks a write of the state file records as present: for a slot (after the header, which
+   * the file's first write holds), its bitmap past the sequence and CRC; null for the header.
    */
-  private static boolean claims(ByteBuffer slot, long position) {
+  private static BitSet claims(ByteBuffer slot, long position) {
     if (position == 0) {
-      return false;
+      return null;
     }
-    for (int i = slot.position() + 12; i < slot.limit(); i++) {
-      if (slot.get(i) != 0) {
-        return true;
-      }
-    }
-    return false;
+    ByteBuffer bits = slot.duplicate();
+    bits.position(Math.min(bits.limit(), bits.position() + 12));
+    return BitSet.valueOf(bits);
   }
 
   private final class Recording extends FileChannel {
@@ -128,7 +171,11 @@ final class RecordingChannels implements Channels {
     public int write(ByteBuffer src, long position) throws IOException {
       Event e =
           new Event(
-              onTarget, Kind.WRITE, position, src.remaining(), !onTarget && claims(src, position));
+              onTarget,
+              Kind.WRITE,
+              position,
+              src.remaining(),
+              onTarget ? null : claims(src, position));
       int allow = fault.allow(e);
       if (allow >= 0) {
         ByteBuffer part = src.duplicate();
@@ -136,11 +183,11 @@ final class RecordingChannels implements Channels {
         while (part.hasRemaining()) {
           position += ch.write(part, position);
         }
-        log(new Event(onTarget, Kind.WRITE, e.position(), allow, e.claims()));
+        log(new Event(onTarget, Kind.WRITE, e.position(), allow, e.chunks()));
         throw new IOException("No space left on device");
       }
       int n = ch.write(src, position);
-      log(new Event(onTarget, Kind.WRITE, position, n, e.claims()));
+      log(new Event(onTarget, Kind.WRITE, position, n, e.chunks()));
       return n;
     }
 
@@ -156,8 +203,18 @@ final class RecordingChannels implements Channels {
 
     @Override
     public void force(boolean metaData) throws IOException {
+      // logged where it began (writes logged after that may not be covered), once it succeeded
+      int at = mark();
       ch.force(metaData);
-      log(new Event(onTarget, Kind.SYNC, 0, 0, false));
+      if (onTarget && syncMillis > 0) {
+        try {
+          Thread.sleep(syncMillis);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new java.io.InterruptedIOException("sync interrupted");
+        }
+      }
+      logAt(at, new Event(onTarget, Kind.SYNC, 0, 0, null));
     }
 
     @Override
@@ -227,7 +284,7 @@ final class RecordingChannels implements Channels {
       ch.close();
       log(
           new Event(
-              onTarget, java.nio.file.Files.exists(path) ? Kind.CLOSE : Kind.DELETE, 0, 0, false));
+              onTarget, java.nio.file.Files.exists(path) ? Kind.CLOSE : Kind.DELETE, 0, 0, null));
     }
   }
 }

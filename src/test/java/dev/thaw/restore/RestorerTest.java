@@ -23,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -289,6 +290,40 @@ class RestorerTest {
             IOException.class,
             () -> restore(snap, null, dir.resolve("no/such/dir/x.img"), false, false));
     assertTrue(e.getMessage().contains("no/such/dir"), e.getMessage());
+  }
+
+  @Test
+  void writesGoOnWhileACheckpointSyncsAndEachRecordCoversOnlySyncedChunks() throws Exception {
+    byte[] image = Fixtures.image(16, 0, 23);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("slow-disk.img");
+    RecordingChannels io = new RecordingChannels(target);
+    io.slowSyncs(150);
+    Restorer.Result r;
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
+      // a checkpoint whenever none runs: every write lands beside a sync
+      r = new Restorer(img, target, new Restorer.Options(false, false, 2, 0, null), io, 0).run();
+    }
+    assertArrayEquals(image, Files.readAllBytes(target));
+    assertEquals(16, r.fetched() + r.zero());
+    io.assertSyncedBeforeEachRecord();
+    // a target write logged after a sync began and before the record that sync allows: the
+    // restore did not stop writing for the sync
+    List<RecordingChannels.Event> ev = io.events();
+    boolean wroteDuringASync = false;
+    boolean syncing = false;
+    for (RecordingChannels.Event e : ev) {
+      if (e.is(true, RecordingChannels.Kind.SYNC)) {
+        syncing = true;
+      } else if (!e.target() && e.claims()) {
+        syncing = false;
+      } else if (syncing && e.is(true, RecordingChannels.Kind.WRITE)) {
+        wroteDuringASync = true;
+      }
+    }
+    assertTrue(wroteDuringASync, "the restore waited for each of its syncs");
+    assertFalse(Files.exists(Restorer.defaultStateFile(target)));
   }
 
   private Restorer.Result restore(
