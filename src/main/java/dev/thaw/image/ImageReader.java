@@ -29,7 +29,8 @@ import java.util.concurrent.atomic.LongAdder;
  *
  * <p>Each open file gets a {@link Handle} that detects sequential streams (several may run in one
  * file; a stream continues across zero chunks a reader skips). Once a stream has read sequentially
- * twice, the next {@code readAhead} chunks are fetched at {@link Priority#READ_AHEAD} and held by
+ * twice, the next chunks are fetched at {@link Priority#READ_AHEAD} (a window that may start small
+ * and grows as the stream goes on, up to {@code readAhead} chunks; {@link Settings}) and held by
  * the stream (chunks it references) until they are read or the stream is abandoned, so that the
  * cache cannot evict them before their reader arrives. Random reads start no read-ahead. Every copy
  * out of a chunk happens under a reference of its own, so a chunk evicted meanwhile is not reused
@@ -50,6 +51,7 @@ public final class ImageReader {
   private final ChunkCache cache;
   private final int readAhead;
   private final long readAheadBytes;
+  private final int firstWindow;
   private final Duration readTimeout;
   private final LongAdder reads = new LongAdder();
   private final LongAdder bytesRead = new LongAdder();
@@ -84,11 +86,23 @@ public final class ImageReader {
    * @param readAheadBytes and at least this many bytes ahead, so that small chunks (casync's are 64
    *     KiB on average) do not starve a stream; 0 counts chunks only
    * @param readTimeout how long a read waits for a chunk before it fails (the fetch goes on)
+   * @param firstWindow chunks (and the same share of {@code readAheadBytes}) a stream reads ahead
+   *     when it starts; the window doubles each time the reader has gone through half of it, up to
+   *     the full one. A short sequential read (one file of a few MiB) then fetches little it does
+   *     not need, and does not share the link with a full window while it waits. At most {@code
+   *     readAhead}; 0 or less: the full window at once.
    */
-  public record Settings(int readAhead, long readAheadBytes, Duration readTimeout) {
+  public record Settings(
+      int readAhead, long readAheadBytes, Duration readTimeout, int firstWindow) {
     public Settings {
       readAhead = Math.max(0, readAhead);
       readAheadBytes = Math.max(0, readAheadBytes);
+      firstWindow = firstWindow <= 0 ? readAhead : Math.min(firstWindow, readAhead);
+    }
+
+    /** Settings whose streams read ahead the full window at once. */
+    public Settings(int readAhead, long readAheadBytes, Duration readTimeout) {
+      this(readAhead, readAheadBytes, readTimeout, readAhead);
     }
   }
 
@@ -98,6 +112,7 @@ public final class ImageReader {
     this.readAhead = settings.readAhead();
     this.readAheadBytes = settings.readAheadBytes();
     this.readTimeout = settings.readTimeout();
+    this.firstWindow = settings.firstWindow();
   }
 
   public Image image() {
@@ -256,6 +271,14 @@ public final class ImageReader {
 
       int hits;
       long lastUse;
+
+      /** Chunks the read-ahead window spans now (0: not started); see {@link Settings}. */
+      int window;
+
+      /** Where the stream stood when its window last grew, and the window's bytes then. */
+      long grownAt;
+
+      long windowBytes;
       final TreeMap<Integer, CompletableFuture<Chunk>> held = new TreeMap<>();
     }
 
@@ -384,8 +407,16 @@ public final class ImageReader {
 
     /** Issues the read-ahead window of a sequential stream. Holds the handle's lock. */
     private void readAhead(Stream s, ChunkIndex idx, long size) {
+      if (s.window == 0) {
+        s.window = firstWindow;
+        s.grownAt = s.next;
+      } else if (s.window < readAhead && s.next - s.grownAt >= s.windowBytes / 2) {
+        s.window = Math.min(readAhead, 2 * s.window);
+        s.grownAt = s.next;
+      }
       int from = idx.chunkAt(Math.min(size - 1, s.next - 1)) + 1;
-      int to = readAheadEnd(idx, from);
+      int to = readAheadEnd(idx, from, s.window);
+      s.windowBytes = to > from ? idx.end(to - 1) - idx.start(from) : 0;
       for (int i = Math.max(from, s.ahead); i < to; i++) {
         if (!s.held.containsKey(i) && !image.isZero(i)) {
           if (!cache.tryReserve(idx.length(i))) {
@@ -404,14 +435,16 @@ public final class ImageReader {
     }
 
     /**
-     * The end (exclusive) of the read-ahead window that starts at chunk {@code from}: at least
-     * {@code readAhead} chunks and at least {@code readAheadBytes} bytes, within the image.
+     * The end (exclusive) of the read-ahead window of {@code window} chunks that starts at chunk
+     * {@code from}: at least {@code window} chunks and at least the same share of {@code
+     * readAheadBytes}, within the image.
      */
-    private int readAheadEnd(ChunkIndex idx, int from) {
+    private int readAheadEnd(ChunkIndex idx, int from, int window) {
       int n = idx.chunkCount();
-      int to = Math.min(n, from + readAhead);
-      if (to < n && idx.start(to) - idx.start(from) < readAheadBytes) {
-        to = idx.chunkAt(Math.min(idx.size() - 1, idx.start(from) + readAheadBytes - 1)) + 1;
+      int to = Math.min(n, from + window);
+      long bytes = readAheadBytes / readAhead * window;
+      if (to < n && idx.start(to) - idx.start(from) < bytes) {
+        to = idx.chunkAt(Math.min(idx.size() - 1, idx.start(from) + bytes - 1)) + 1;
       }
       return to;
     }

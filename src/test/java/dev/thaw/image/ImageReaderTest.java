@@ -432,6 +432,42 @@ class ImageReaderTest {
   }
 
   @Test
+  void aStreamsWindowStartsAtTwoChunksAndDoublesAsItReadsOn() throws Exception {
+    ImageReader r =
+        new ImageReader(
+            img,
+            new ChunkCache(512L * MIB),
+            new ImageReader.Settings(8, 0, Duration.ofSeconds(20), 2));
+    int step = 128 * 1024;
+    try (ImageReader.Handle h = r.open()) {
+      read(h, 0, step);
+      read(h, step, step);
+      assertEquals(nonZero(1, 3), h.held(), "a new stream holds the two chunks after its own");
+      long off = 2L * step;
+      for (; off < 2L * CHUNK; off += step) { // an 8 MiB file: the window grew to four once
+        assertArrayEquals(
+            Arrays.copyOfRange(image, (int) off, (int) off + step), read(h, off, step));
+      }
+      assertEquals(nonZero(1, 6), r.stats().readAheadIssued(), "no more than four chunks ahead");
+      for (; off < 16L * CHUNK; off += step) {
+        assertArrayEquals(
+            Arrays.copyOfRange(image, (int) off, (int) off + step), read(h, off, step));
+      }
+      assertEquals(
+          nonZero(15, 24), h.held(), "the chunk being read, and the full window of eight after it");
+      assertEquals(nonZero(1, 24), r.stats().readAheadIssued(), "each chunk fetched once");
+    }
+  }
+
+  private int nonZero(int from, int to) {
+    int n = 0;
+    for (int i = from; i < to; i++) {
+      n += img.isZero(i) ? 0 : 1;
+    }
+    return n;
+  }
+
+  @Test
   void readAheadCoversItsBytesFromTheChunkAfterTheRead() throws Exception {
     ImageReader r =
         new ImageReader(
