@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import okhttp3.ConnectionPool;
+import okhttp3.ConnectionSpec;
 import okhttp3.Dispatcher;
 import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
@@ -214,7 +215,14 @@ public final class Stores {
 
     private synchronized HttpExchange http() {
       if (http == null) {
-        http = new HttpExchange(httpClient(options), throttler);
+        OkHttpClient plain = plainClient(options);
+        if (options.caFile() != null) {
+          // TLS is wanted: set it up now, so that a bad --ca-file is refused before any request
+          OkHttpClient tls = tlsClient(plain, options);
+          http = new HttpExchange(plain, () -> tls, throttler);
+        } else {
+          http = new HttpExchange(plain, () -> tlsClient(plain, options), throttler);
+        }
       }
       return http;
     }
@@ -412,11 +420,33 @@ public final class Stores {
     b.sslSocketFactory(hc.sslSocketFactory(), hc.trustManager());
   }
 
+  /** A client for http:// and https:// URLs alike (sets up TLS at once). */
   static OkHttpClient httpClient(Options o) {
-    OkHttpClient.Builder b = new OkHttpClient.Builder();
+    return tlsClient(plainClient(o), o);
+  }
+
+  /**
+   * The client for https:// URLs: {@code plain}'s settings, connections and dispatcher, with TLS
+   * (the system's CAs, or those of --ca-file), following redirects to http too.
+   */
+  static OkHttpClient tlsClient(OkHttpClient plain, Options o) {
+    OkHttpClient.Builder b =
+        plain
+            .newBuilder()
+            .connectionSpecs(List.of(ConnectionSpec.MODERN_TLS, ConnectionSpec.CLEARTEXT))
+            .followSslRedirects(true);
     if (o.caFile() != null) {
       trust(b, o.caFile());
     }
+    return b.build();
+  }
+
+  /**
+   * The client for http:// URLs: no TLS set up, and a redirect to https handed back to {@link
+   * HttpExchange}, which follows it with the TLS client.
+   */
+  static OkHttpClient plainClient(Options o) {
+    OkHttpClient.Builder b = new OkHttpClient.Builder();
     Dispatcher d = new Dispatcher();
     d.setMaxRequests(Math.max(64, o.parallel() * 2));
     d.setMaxRequestsPerHost(Math.max(5, o.parallel() + 4));
@@ -431,6 +461,8 @@ public final class Stores {
         .callTimeout(o.readTimeout().multipliedBy(CALL_TIMEOUT_FACTOR))
         .retryOnConnectionFailure(true)
         .followRedirects(true)
+        .followSslRedirects(false)
+        .connectionSpecs(List.of(ConnectionSpec.CLEARTEXT))
         .build();
   }
 }

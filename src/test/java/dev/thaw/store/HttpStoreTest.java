@@ -16,6 +16,7 @@ import java.util.List;
 import okhttp3.Call;
 import okhttp3.Connection;
 import okhttp3.EventListener;
+import okhttp3.HttpUrl;
 import okhttp3.OkHttpClient;
 import okhttp3.Protocol;
 import okhttp3.mockwebserver.Dispatcher;
@@ -183,6 +184,61 @@ class HttpStoreTest {
       long ms = (System.nanoTime() - t0) / 1_000_000;
       assertTrue(
           ms >= 1_900 && ms < 5_000, "took " + ms + " ms; the call timeout is 10 read timeouts");
+    }
+  }
+
+  @Test
+  void aPlainHttpStoreSetsUpNoTlsAndARedirectToHttpsIsFollowedWithIt() throws Exception {
+    Stores.Options o = Stores.Options.defaults(4);
+    OkHttpClient plain = Stores.plainClient(o);
+    java.util.concurrent.atomic.AtomicInteger tlsMade =
+        new java.util.concurrent.atomic.AtomicInteger();
+    HttpExchange http =
+        new HttpExchange(
+            plain,
+            () -> {
+              tlsMade.incrementAndGet();
+              return Stores.tlsClient(plain, o);
+            },
+            null);
+    String auth = okhttp3.Credentials.basic("backup", "s3cret");
+    try (ChunkStore s = new HttpStore(server.url("/ds"), http, auth, ChunkLayout.DATASTORE)) {
+      server.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {7})));
+      assertArrayEquals(new byte[] {7}, s.readChunk(d, MAX));
+      assertEquals(0, tlsMade.get(), "TLS set up for a plain http:// store");
+      server.takeRequest();
+
+      // the server moved to https (on another host name): followed once, through TLS, without
+      // the credentials meant for the old host
+      okhttp3.tls.HeldCertificate ca = TlsServers.ca("thaw test CA");
+      try (MockWebServer tls = TlsServers.server(ca)) {
+        tls.start(InetAddress.getLoopbackAddress(), 0);
+        String other = "localhost".equals(server.getHostName()) ? "127.0.0.1" : "localhost";
+        HttpUrl moved = tls.url("/new/ds/.chunks/abab/" + d.hex()).newBuilder().host(other).build();
+        server.enqueue(
+            new MockResponse().setResponseCode(301).setHeader("Location", moved.toString()));
+        tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {8})));
+        okhttp3.tls.HandshakeCertificates trust =
+            new okhttp3.tls.HandshakeCertificates.Builder()
+                .addTrustedCertificate(ca.certificate())
+                .build();
+        OkHttpClient trusting =
+            plain
+                .newBuilder()
+                .connectionSpecs(
+                    List.of(okhttp3.ConnectionSpec.MODERN_TLS, okhttp3.ConnectionSpec.CLEARTEXT))
+                .sslSocketFactory(trust.sslSocketFactory(), trust.trustManager())
+                .build();
+        HttpExchange viaTls = new HttpExchange(plain, () -> trusting, null);
+        try (ChunkStore s2 =
+            new HttpStore(server.url("/ds"), viaTls, auth, ChunkLayout.DATASTORE)) {
+          assertArrayEquals(new byte[] {8}, s2.readChunk(d, MAX));
+        }
+        assertEquals(auth, server.takeRequest().getHeader("Authorization"));
+        RecordedRequest there = tls.takeRequest();
+        assertEquals("/new/ds/.chunks/abab/" + d.hex(), there.getPath());
+        assertEquals(null, there.getHeader("Authorization"), "credentials sent to another host");
+      }
     }
   }
 
