@@ -36,6 +36,13 @@ final class RestoreState implements AutoCloseable {
    */
   static final long CHECKPOINT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(2);
 
+  /**
+   * A restore also checkpoints (once the previous checkpoint has ended) when it has written this
+   * much since the last one began, so that the target's dirty pages never pile up for one long sync
+   * at the end: the kernel starts writing back on its own only at a share of all memory.
+   */
+  static final long CHECKPOINT_BYTES = 64L << 20;
+
   private static final byte[] MAGIC = "THAWRST3".getBytes(StandardCharsets.US_ASCII);
 
   /** magic, index checksum, image size, chunk count, flags. */

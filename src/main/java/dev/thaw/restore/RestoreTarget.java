@@ -167,6 +167,11 @@ final class RestoreTarget implements AutoCloseable {
     }
   }
 
+  /** Whether {@link #sync()} does anything: not for character devices such as /dev/null. */
+  boolean syncs() {
+    return !characterDevice;
+  }
+
   /** Makes everything written so far durable (a no-op for character devices such as /dev/null). */
   void sync() throws IOException {
     if (characterDevice) {

@@ -173,6 +173,7 @@ public final class Restorer {
     IOException failure = null;
     boolean writeFailed = false;
     long lastCheckpoint = System.nanoTime();
+    long unsynced = 0; // bytes written since the last checkpoint began
     Checkpoints checkpoints = new Checkpoints(out, state);
     try {
       while (true) {
@@ -186,6 +187,7 @@ public final class Restorer {
             if (writeZeros) {
               try {
                 out.writeZeros(image.index().start(i), len);
+                unsynced += len;
               } catch (IOException e) {
                 writeFailed = true;
                 failure = writeFailure(i, e);
@@ -223,6 +225,7 @@ public final class Restorer {
             Chunk c = a.chunk();
             try {
               out.write(image.index().start(a.index()), c.data(), c.offset(), c.length());
+              unsynced += c.length();
               state.markPresent(a.index());
               fetched++;
               fetchedBytes.addAndGet(c.length());
@@ -244,11 +247,15 @@ public final class Restorer {
           writeFailed = true; // the target cannot make its data durable: stop writing to it
           failure = synced;
         }
-        if (System.nanoTime() - lastCheckpoint > checkpointNanos
-            && !writeFailed
-            && !checkpoints.running()) {
+        // every few seconds, and whenever enough was written since the last one began: the disk
+        // then writes while the network delivers, and the sync at the end finds little to do
+        boolean due =
+            System.nanoTime() - lastCheckpoint > checkpointNanos
+                || (unsynced >= RestoreState.CHECKPOINT_BYTES && out.syncs());
+        if (due && !writeFailed && !checkpoints.running()) {
           checkpoints.start(); // the sync runs beside the writes that follow
           lastCheckpoint = System.nanoTime();
+          unsynced = 0;
         }
       }
     } finally {

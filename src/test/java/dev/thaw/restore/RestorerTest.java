@@ -326,6 +326,25 @@ class RestorerTest {
     assertFalse(Files.exists(Restorer.defaultStateFile(target)));
   }
 
+  @Test
+  void aCheckpointFollowsEvery64MiBWrittenNotOnlyTheClock() throws Exception {
+    byte[] image = Fixtures.image(40, 0, 24); // 160 MiB
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path target = dir.resolve("big.img");
+    RecordingChannels io = new RecordingChannels(target);
+    try (FetchPipeline p = pipeline()) {
+      Image img = Snapshot.open(store, snap, KeyPolicy.strict(null)).openImage("a.img", p);
+      // the clock alone would checkpoint once an hour
+      new Restorer(
+              img, target, new Restorer.Options(false, false, 4, 0, null), io, 3_600_000_000_000L)
+          .run();
+    }
+    assertArrayEquals(image, Files.readAllBytes(target));
+    io.assertSyncedBeforeEachRecord();
+    long records = io.events().stream().filter(RecordingChannels.Event::claims).count();
+    assertTrue(records >= 1, "no checkpoint before the end: the whole image was synced at once");
+  }
+
   private Restorer.Result restore(
       SnapshotPath snap, Path target, Restorer.Options options, Channels io) throws Exception {
     try (FetchPipeline p = pipeline()) {
