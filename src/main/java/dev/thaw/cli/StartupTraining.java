@@ -22,8 +22,9 @@ import java.util.stream.Stream;
  * <p>It runs thaw's own commands, quietly, on a small image in a directory of its own below the
  * directory given, which it deletes: backup, ls, verify, restore (plain and encrypted), a mount
  * rehearsed (its reads driven through the FUSE callbacks, no kernel mount), the help of every
- * command; and it loads the classes of an NBD server and the HTTP and S3 stores without starting
- * any. It writes nothing else, and reaches no network.
+ * command, and ls, verify and restore through an HTTP store: the JDK's own HTTP server, listening
+ * on 127.0.0.1 for these requests alone, serves that directory; and it loads the classes of an NBD
+ * server and the S3 store without starting any. It writes nothing else, and reaches no other host.
  */
 public final class StartupTraining {
   private StartupTraining() {}
@@ -88,6 +89,7 @@ public final class StartupTraining {
         encrypted,
         "disk.img",
         dir.resolve("out2.img").toString());
+    overHttp(dir, snapshot);
     // what a mount, a server and the remote stores load before they do anything
     for (String c :
         List.of(
@@ -101,7 +103,6 @@ public final class StartupTraining {
             "dev.thaw.restore.LiveRestores",
             "dev.thaw.restore.ServeStatus",
             "dev.thaw.nbd.NbdServer",
-            "dev.thaw.store.HttpStore",
             "dev.thaw.store.S3Store",
             "ru.serce.jnrfuse.FuseStubFS",
             "ru.serce.jnrfuse.AbstractFuseFS",
@@ -111,6 +112,54 @@ public final class StartupTraining {
       } catch (ClassNotFoundException | LinkageError e) {
         // a class that moved: the archive is only smaller
       }
+    }
+  }
+
+  /**
+   * ls, verify and restore with the datastore in {@code dir/ds} served over HTTP on 127.0.0.1 (an
+   * HTTP store's client, its I/O library and Kotlin's runtime are some 200 classes). Skipped where
+   * the JDK has no {@code jdk.httpserver}.
+   */
+  private static void overHttp(Path dir, String snapshot) {
+    com.sun.net.httpserver.HttpServer server;
+    try {
+      server =
+          com.sun.net.httpserver.HttpServer.create(
+              new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
+    } catch (IOException | LinkageError e) {
+      return;
+    }
+    Path root = dir.resolve("ds").toAbsolutePath().normalize();
+    server.createContext(
+        "/",
+        exchange -> {
+          try (exchange) {
+            Path file = root.resolve(exchange.getRequestURI().getPath().substring(1)).normalize();
+            if (!file.startsWith(root) || !Files.isRegularFile(file)) {
+              exchange.sendResponseHeaders(404, -1);
+              return;
+            }
+            byte[] body = Files.readAllBytes(file);
+            exchange.sendResponseHeaders(200, body.length);
+            exchange.getResponseBody().write(body);
+          }
+        });
+    server.start();
+    try {
+      String url = "http://127.0.0.1:" + server.getAddress().getPort() + "/";
+      run("ls", "--store", url, snapshot);
+      run("verify", "--store", url, snapshot);
+      run(
+          "restore",
+          "--progress",
+          "none",
+          "--store",
+          url,
+          snapshot,
+          "disk.img",
+          dir.resolve("out3.img").toString());
+    } finally {
+      server.stop(0);
     }
   }
 
