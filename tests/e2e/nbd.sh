@@ -89,6 +89,13 @@ for _ in $(seq 1 100); do [ -S "$T/kit.sock" ] && break; sleep 0.1; done
 qemu-img compare -f raw -F raw "nbd+unix:///?socket=$T/kit.sock" "$U" >compare.out || { cat compare.out; fail "qemu-img compare"; }
 assert_file_contains compare.out "identical" "qemu-img compare: nbdkit's raw image and thaw's export are identical"
 
+# the server rewrites its status document every second: the clients above can finish before the
+# first rewrite that counts them, so wait for one (a few seconds at most)
+for _ in $(seq 1 30); do
+  run_thaw st status "$T/ro.sock"
+  [ "$RC" = 0 ] && grep -Eq '^nbd: .*[1-9][0-9]* requests' "$T/st.out" && break
+  sleep 0.2
+done
 expect_ok st status "$T/ro.sock"
 assert_file_contains "$T/st.out" '^nbd: .*[1-9][0-9]* requests' "thaw status reports the server"
 stop_thaw ro "$T/ro.sock"
