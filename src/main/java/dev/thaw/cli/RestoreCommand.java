@@ -49,7 +49,8 @@ final class RestoreCommand implements Callable<Integer> {
       names = "--state-file",
       paramLabel = "FILE",
       description =
-          "Where to keep progress (default: TARGET.thaw-state; for devices under ~/.local/state/thaw).")
+          "Where to keep progress (default: TARGET.thaw-state; for block devices under"
+              + " ~/.local/state/thaw; a character device such as /dev/null keeps none).")
   Path stateFile;
 
   @Option(

@@ -14,13 +14,24 @@ import java.nio.file.Path;
  *
  * @param targetExisted whether the target was there before (a file thaw did not create)
  */
-record Destination(RestoreTarget target, RestoreState state, boolean targetExisted)
+record Destination(
+    RestoreTarget target, RestoreState state, boolean targetExisted, boolean scratchState)
     implements AutoCloseable {
   /**
    * Opens and locks {@code target} and {@code stateFile} for {@code image}, through {@code
    * channels}.
    */
   static Destination open(Path target, Path stateFile, Image image, Channels channels)
+      throws IOException {
+    return open(target, stateFile, image, channels, false);
+  }
+
+  /**
+   * As {@link #open(Path, Path, Image, Channels)}; a {@code scratchState} file is deleted when the
+   * destination closes, whatever happened (a target that keeps nothing a resume could use).
+   */
+  static Destination open(
+      Path target, Path stateFile, Image image, Channels channels, boolean scratchState)
       throws IOException {
     boolean existed = Files.exists(target);
     RestoreTarget t = RestoreTarget.open(target, image.size(), channels);
@@ -29,7 +40,8 @@ record Destination(RestoreTarget target, RestoreState state, boolean targetExist
           t,
           RestoreState.open(
               stateFile, image.index().checksum(), image.size(), image.chunkCount(), channels),
-          existed);
+          existed,
+          scratchState);
     } catch (IOException | RuntimeException e) {
       t.discard();
       throw e;
@@ -60,7 +72,11 @@ record Destination(RestoreTarget target, RestoreState state, boolean targetExist
   @Override
   public void close() throws IOException {
     try {
-      state.close();
+      if (scratchState) {
+        state.delete();
+      } else {
+        state.close();
+      }
     } finally {
       target.close();
     }

@@ -167,6 +167,14 @@ final class RestoreTarget implements AutoCloseable {
     }
   }
 
+  /** Whether {@code path} names a character device, such as /dev/null. */
+  static boolean isCharacterDevice(Path path) throws IOException {
+    return Files.exists(path)
+        && !Files.isRegularFile(path)
+        && !Files.isDirectory(path)
+        && !BlockDevices.isBlockDevice(path);
+  }
+
   /** Whether {@link #sync()} does anything: not for character devices such as /dev/null. */
   boolean syncs() {
     return !characterDevice;

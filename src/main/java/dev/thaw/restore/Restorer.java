@@ -24,7 +24,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * data that was not durable. The sync runs on a thread of its own ({@link Checkpoints}) while the
  * restore goes on fetching and writing, so a slow disk and the network work at the same time. On
  * failure or {@link #cancel()} the state is saved and kept for {@code --resume}; on success it is
- * deleted.
+ * deleted. A character device (/dev/null) keeps nothing a resume could skip: its state file is a
+ * scratch one, deleted when the restore ends, and {@code --resume} is refused.
  *
  * <p>{@link #run()} is called once, from one thread; {@link #progress()} and {@link #cancel()} may
  * be called from any thread.
@@ -64,6 +65,9 @@ public final class Restorer {
   private final AtomicLong fetchedBytes = new AtomicLong();
   private volatile long startNanos = System.nanoTime();
   private volatile boolean cancelled;
+
+  /** The target is a character device: its state file is a scratch one, see {@link #run()}. */
+  private boolean scratchState;
 
   public Restorer(Image image, Path target, Options options) {
     this(image, target, options, Channels.PLAIN);
@@ -127,9 +131,31 @@ public final class Restorer {
           "cannot create target " + target + ": directory " + parent + " does not exist");
     }
     Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
+    // a character device (/dev/null, a pipe's device) keeps nothing a resume could skip: its state
+    // file is a scratch one, gone when the restore ends, whatever happened
+    scratchState = options.stateFile() == null && RestoreTarget.isCharacterDevice(target);
+    if (scratchState) {
+      if (options.resume()) {
+        throw new IOException(
+            "a restore into "
+                + target
+                + " (a character device) keeps no progress to resume; run it without --resume");
+      }
+      Path dir = dev.thaw.io.UserDirs.state();
+      Files.createDirectories(dir);
+      stateFile = Files.createTempFile(dir, "restore-", STATE_SUFFIX);
+    }
     // target and state stay locked until the restore ends: a second restore into either is
     // refused while this one runs
-    Destination d = Destination.open(target, stateFile, image, channels);
+    Destination d;
+    try {
+      d = Destination.open(target, stateFile, image, channels, scratchState);
+    } catch (IOException | RuntimeException e) {
+      if (scratchState) {
+        Files.deleteIfExists(stateFile);
+      }
+      throw e;
+    }
     try (d) {
       try {
         if (d.state().resumed() && !options.resume()) {
@@ -277,18 +303,14 @@ public final class Restorer {
     if (!complete) {
       // a cancelled restore does not sync the target (that can take long with much written):
       // the state saved at the last checkpoint is still true, and a resume refetches the rest
+      String then =
+          scratchState
+              ? "; a character device keeps no progress: run the restore again"
+              : "; progress kept in " + state.file() + ", run again with --resume to continue";
       if (failure != null) {
-        throw new IOException(
-            failure.getMessage()
-                + "; progress kept in "
-                + state.file()
-                + ", run again with --resume to continue",
-            failure);
+        throw new IOException(failure.getMessage() + then, failure);
       }
-      throw new IOException(
-          "restore interrupted; progress kept in "
-              + state.file()
-              + ", run again with --resume to continue");
+      throw new IOException("restore interrupted" + then);
     }
     out.sync();
     state.delete();

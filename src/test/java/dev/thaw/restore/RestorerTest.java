@@ -345,6 +345,47 @@ class RestorerTest {
     assertTrue(records >= 1, "no checkpoint before the end: the whole image was synced at once");
   }
 
+  @Test
+  void aRestoreIntoACharacterDeviceKeepsNoProgressAndNeedsNoResume() throws Exception {
+    byte[] image = Fixtures.image(6, 0, 25);
+    SnapshotPath snap = Fixtures.backup(store, dir, image, null);
+    Path devNull = Path.of("/dev/null");
+    Path states = dev.thaw.io.UserDirs.state();
+    java.util.function.Supplier<List<Path>> scratch =
+        () -> {
+          try (var files = Files.list(states)) {
+            return files.filter(f -> f.getFileName().toString().startsWith("restore-")).toList();
+          } catch (IOException e) {
+            return List.of(); // no state directory: no scratch file either
+          }
+        };
+    List<Path> before = scratch.get();
+    store.fault =
+        (d, attempt) -> {
+          throw new StoreException("store went away", false);
+        };
+    Restorer.Options fresh = new Restorer.Options(false, false, 2, 0, null);
+    IOException e =
+        assertThrows(IOException.class, () -> restore(snap, devNull, fresh, Channels.PLAIN));
+    assertTrue(
+        e.getMessage().contains("keeps no progress") && !e.getMessage().contains("--resume"),
+        e.getMessage());
+    assertEquals(before, scratch.get(), "a scratch state file was left behind");
+    assertFalse(Files.exists(Restorer.defaultStateFile(devNull)));
+
+    store.fault = (d, attempt) -> {};
+    Restorer.Result r = restore(snap, devNull, fresh, Channels.PLAIN);
+    assertEquals(6, r.fetched() + r.zero(), "the next restore starts afresh, without --resume");
+    assertEquals(before, scratch.get());
+    IOException resume =
+        assertThrows(
+            IOException.class,
+            () ->
+                restore(
+                    snap, devNull, new Restorer.Options(true, false, 2, 0, null), Channels.PLAIN));
+    assertTrue(resume.getMessage().contains("no progress to resume"), resume.getMessage());
+  }
+
   private Restorer.Result restore(
       SnapshotPath snap, Path target, Restorer.Options options, Channels io) throws Exception {
     try (FetchPipeline p = pipeline()) {
