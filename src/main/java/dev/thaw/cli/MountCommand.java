@@ -47,7 +47,8 @@ final class MountCommand implements Callable<Integer> {
       names = "--page-cache",
       description = {
         "Read-only images go through the kernel's page cache (for programs that "
-            + "mmap them shared) instead of direct I/O through thaw's cache."
+            + "mmap them shared, or read a few KiB at a time) instead of direct I/O through"
+            + " thaw's cache. Partition and volume files always do."
       })
   boolean pageCache;
 

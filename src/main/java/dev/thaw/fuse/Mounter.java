@@ -42,9 +42,9 @@ public final class Mounter {
    * @param reads how images are read (read-ahead, read timeout)
    * @param allowOther let other users read the mount (needs user_allow_other for non-root)
    * @param writable images writable through live restores or overlays, or null (read-only)
-   * @param pageCache read-only images go through the kernel's page cache (which shared mmap needs)
-   *     instead of direct I/O, where every read comes to thaw's own cache: one copy less per byte,
-   *     and no second cache of the same data
+   * @param pageCache read-only images go through the kernel's page cache (which shared mmap needs;
+   *     partition and volume files always do) instead of direct I/O, where every read comes to
+   *     thaw's own cache: one copy less per byte, and no second cache of the same data
    */
   public record Options(
       long cacheBytes,

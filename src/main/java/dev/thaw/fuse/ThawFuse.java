@@ -45,6 +45,7 @@ final class ThawFuse extends FuseStubFS {
   /**
    * @param status the status document now ({@code .thaw/status})
    * @param pageCache read-only images go through the kernel's page cache rather than direct I/O
+   *     (volume files always do)
    * @param onReady runs once the kernel has the file system (FUSE init)
    */
   ThawFuse(
@@ -167,7 +168,11 @@ final class ThawFuse extends FuseStubFS {
               return -ErrorCodes.EROFS();
             }
             file = new OpenFiles.VolumeOfImage(v.reader().open(), v.volume());
-            setFlag(fi, pageCache ? KEEP_CACHE : DIRECT_IO); // as its image
+            // A partition or volume is there to be mounted (fuse2fs, a loop device, ntfs-3g): its
+            // reader asks for a few KiB at a time, which the kernel's page cache and read-ahead
+            // turn into 128 KiB requests (each 4 KiB read a round trip into thaw otherwise). Only
+            // images that never change have volume files, so the kernel may keep their pages.
+            setFlag(fi, KEEP_CACHE);
           } else {
             MountTree.ImageFile f = (MountTree.ImageFile) node;
             if (f.live() == null) {
