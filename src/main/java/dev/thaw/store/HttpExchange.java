@@ -96,8 +96,9 @@ final class HttpExchange {
 
   /**
    * Runs {@code request} through the client its scheme needs. A plain client hands back a redirect
-   * to https: a GET is sent there once through the TLS client (which follows any further
-   * redirects), without its Authorization header when the host changes, as OkHttp itself does.
+   * to https: a GET or HEAD is sent there once through the TLS client (which follows any further
+   * redirects), without its Authorization header when the host changes, as OkHttp itself does; a
+   * request with a body gets the redirect as its answer.
    */
   private Response call(Request request) throws IOException {
     if (request.url().isHttps()) {
@@ -106,7 +107,8 @@ final class HttpExchange {
     Response r = plain.newCall(request).execute();
     String location = r.isRedirect() ? r.header("Location") : null;
     HttpUrl to = location == null ? null : request.url().resolve(location);
-    if (to == null || !to.isHttps() || !request.method().equals("GET")) {
+    boolean bodiless = request.method().equals("GET") || request.method().equals("HEAD");
+    if (to == null || !to.isHttps() || !bodiless) {
       return r;
     }
     r.close();
