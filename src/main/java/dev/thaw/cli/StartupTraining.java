@@ -64,31 +64,13 @@ public final class StartupTraining {
     run("ls", "--store", ds, "--output", "json", snapshot);
     run("verify", "--store", ds, snapshot);
     run("partitions", "--store", ds, snapshot);
-    run(
-        "restore",
-        "--progress",
-        "none",
-        "--store",
-        ds,
-        snapshot,
-        "disk.img",
-        dir.resolve("out.img").toString());
+    restore(dir.resolve("out.img"), "--store", ds, snapshot);
     Path mountpoint = Files.createDirectory(dir.resolve("mnt"));
     run("mount", "--rehearse", "--store", ds, snapshot, mountpoint.toString());
     run("key", "create", "--kdf", "none", key);
     String encrypted =
         backup(captured, "--store", ds, "--id", "vm/101", "--keyfile", key, img.toString());
-    run(
-        "restore",
-        "--progress",
-        "none",
-        "--store",
-        ds,
-        "--keyfile",
-        key,
-        encrypted,
-        "disk.img",
-        dir.resolve("out2.img").toString());
+    restore(dir.resolve("out2.img"), "--store", ds, "--keyfile", key, encrypted);
     overHttp(dir, snapshot);
     // what a mount, a server and the remote stores load before they do anything
     for (String c :
@@ -149,18 +131,19 @@ public final class StartupTraining {
       String url = "http://127.0.0.1:" + server.getAddress().getPort() + "/";
       run("ls", "--store", url, snapshot);
       run("verify", "--store", url, snapshot);
-      run(
-          "restore",
-          "--progress",
-          "none",
-          "--store",
-          url,
-          snapshot,
-          "disk.img",
-          dir.resolve("out3.img").toString());
+      restore(dir.resolve("out3.img"), "--store", url, snapshot);
     } finally {
       server.stop(0);
     }
+  }
+
+  /** Runs {@code thaw restore --progress none ARGS disk.img OUT}. */
+  private static void restore(Path out, String... args) {
+    List<String> command = new java.util.ArrayList<>(List.of("restore", "--progress", "none"));
+    command.addAll(List.of(args));
+    command.add("disk.img");
+    command.add(out.toString());
+    run(command.toArray(String[]::new));
   }
 
   /** Runs {@code thaw backup ARGS} and returns the snapshot it printed last. */

@@ -1,6 +1,7 @@
 package dev.thaw.restore;
 
 import dev.thaw.image.Image;
+import dev.thaw.io.UserDirs;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,10 +28,23 @@ record Destination(
   }
 
   /**
-   * As {@link #open(Path, Path, Image, Channels)}; a {@code scratchState} file is deleted when the
-   * destination closes, whatever happened (a target that keeps nothing a resume could use).
+   * Opens {@code target} with a scratch state file, new in the user's state directory and deleted
+   * when the destination closes (or fails to open), whatever happened: for a target that keeps
+   * nothing a resume could skip, such as a character device.
    */
-  static Destination open(
+  static Destination openScratch(Path target, Image image, Channels channels) throws IOException {
+    Path dir = UserDirs.state();
+    Files.createDirectories(dir);
+    Path stateFile = Files.createTempFile(dir, "restore-", Restorer.STATE_SUFFIX);
+    try {
+      return open(target, stateFile, image, channels, true);
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(stateFile);
+      throw e;
+    }
+  }
+
+  private static Destination open(
       Path target, Path stateFile, Image image, Channels channels, boolean scratchState)
       throws IOException {
     boolean existed = Files.exists(target);

@@ -92,7 +92,7 @@ final class RestoreTarget implements AutoCloseable {
               + " created it");
     }
     ch = channels.wrap(path, ch);
-    boolean characterDevice = device && !BlockDevices.isBlockDevice(path);
+    boolean characterDevice = isCharacterDevice(path);
     try {
       if (!characterDevice) {
         ExclusiveUse.lock(ch, path, "target");

@@ -66,9 +66,6 @@ public final class Restorer {
   private volatile long startNanos = System.nanoTime();
   private volatile boolean cancelled;
 
-  /** The target is a character device: its state file is a scratch one, see {@link #run()}. */
-  private boolean scratchState;
-
   public Restorer(Image image, Path target, Options options) {
     this(image, target, options, Channels.PLAIN);
   }
@@ -133,29 +130,19 @@ public final class Restorer {
     Path stateFile = options.stateFile() != null ? options.stateFile() : defaultStateFile(target);
     // a character device (/dev/null, a pipe's device) keeps nothing a resume could skip: its state
     // file is a scratch one, gone when the restore ends, whatever happened
-    scratchState = options.stateFile() == null && RestoreTarget.isCharacterDevice(target);
-    if (scratchState) {
-      if (options.resume()) {
-        throw new IOException(
-            "a restore into "
-                + target
-                + " (a character device) keeps no progress to resume; run it without --resume");
-      }
-      Path dir = dev.thaw.io.UserDirs.state();
-      Files.createDirectories(dir);
-      stateFile = Files.createTempFile(dir, "restore-", STATE_SUFFIX);
+    boolean scratch = options.stateFile() == null && RestoreTarget.isCharacterDevice(target);
+    if (scratch && options.resume()) {
+      throw new IOException(
+          "a restore into "
+              + target
+              + " (a character device) keeps no progress to resume; run it without --resume");
     }
     // target and state stay locked until the restore ends: a second restore into either is
     // refused while this one runs
-    Destination d;
-    try {
-      d = Destination.open(target, stateFile, image, channels, scratchState);
-    } catch (IOException | RuntimeException e) {
-      if (scratchState) {
-        Files.deleteIfExists(stateFile);
-      }
-      throw e;
-    }
+    Destination d =
+        scratch
+            ? Destination.openScratch(target, image, channels)
+            : Destination.open(target, stateFile, image, channels);
     try (d) {
       try {
         if (d.state().resumed() && !options.resume()) {
@@ -181,13 +168,14 @@ public final class Restorer {
       }
       // a file this restore created (now or before an interruption) keeps its zero chunks as holes
       boolean writeZeros = !d.state().holesAreZero() && !options.targetIsZero();
-      return copy(d.target(), d.state(), writeZeros);
+      return copy(d.target(), d.state(), writeZeros, d.scratchState());
     }
   }
 
   private record Arrival(int index, Chunk chunk, Throwable error) {}
 
-  private Result copy(RestoreTarget out, RestoreState state, boolean writeZeros)
+  private Result copy(
+      RestoreTarget out, RestoreState state, boolean writeZeros, boolean scratchState)
       throws IOException, InterruptedException {
     int n = image.chunkCount();
     Window window = new Window(options.window(), options.windowBytes());

@@ -87,7 +87,8 @@ final class HttpExchange {
     this.throttler = throttler;
   }
 
-  private synchronized OkHttpClient tls() {
+  /** The client for https:// URLs, made on the first call. */
+  synchronized OkHttpClient tls() {
     if (tlsClient == null) {
       tlsClient = tls.get();
     }

@@ -216,12 +216,9 @@ public final class Stores {
     private synchronized HttpExchange http() {
       if (http == null) {
         OkHttpClient plain = plainClient(options);
+        http = new HttpExchange(plain, () -> tlsClient(plain, options), throttler);
         if (options.caFile() != null) {
-          // TLS is wanted: set it up now, so that a bad --ca-file is refused before any request
-          OkHttpClient tls = tlsClient(plain, options);
-          http = new HttpExchange(plain, () -> tls, throttler);
-        } else {
-          http = new HttpExchange(plain, () -> tlsClient(plain, options), throttler);
+          http.tls(); // TLS is wanted: set it up now, so that a bad --ca-file is refused at once
         }
       }
       return http;
