@@ -1,13 +1,13 @@
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
-import java.net.SocketTimeoutException;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.util.ArrayDeque;
-import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
@@ -38,7 +38,8 @@ import java.util.concurrent.locks.LockSupport;
  * <p>--rate-mbit caps each direction to N Mbit/s shared by all connections, like one link: a block
  * leaves no earlier than the link is free again.
  *
- * <p>One thread per direction, i.e. one pair of threads per connection. Listens on 127.0.0.1 only
+ * <p>One thread per direction, i.e. one pair of threads per connection; bytes stay in direct
+ * buffers between the kernel's copies. Listens on 127.0.0.1 only
  * (port 0 = any free port) and prints "listening on PORT" once per route, in the order the routes
  * were given.
  */
@@ -64,15 +65,19 @@ public class LatencyProxy {
     }
   }
 
+  /** Bytes read at one moment, held in a direct buffer until they are due downstream. */
   static final class Block {
-    final byte[] data;
+    final ByteBuffer data;
     final long due;
 
-    Block(byte[] data, long due) {
+    Block(ByteBuffer data, long due) {
       this.data = data;
       this.due = due;
     }
   }
+
+  /** Size of the direct buffers of the delay line: one read from the kernel at most. */
+  static final int BLOCK = 256 * 1024;
 
   static long oneWayNs;
   static long bufferLimit;
@@ -133,22 +138,23 @@ public class LatencyProxy {
     for (String[] route : routes) {
       InetSocketAddress listenAddr = parseHostPort(route[0], true);
       InetSocketAddress targetAddr = parseHostPort(route[1], false);
-      ServerSocket server = new ServerSocket();
-      server.setReuseAddress(true);
+      ServerSocketChannel server = ServerSocketChannel.open();
+      server.setOption(StandardSocketOptions.SO_REUSEADDR, true);
       server.bind(listenAddr, 1024);
-      System.out.println("listening on " + server.getLocalPort());
+      int port = ((InetSocketAddress) server.getLocalAddress()).getPort();
+      System.out.println("listening on " + port);
       System.out.flush();
       if (verbose) {
         System.err.printf(
             "latency-proxy: 127.0.0.1:%d -> %s, rtt %.3f ms, rate %s%n",
-            server.getLocalPort(),
+            port,
             targetAddr,
             rttMs,
             rateMbit > 0 ? rateMbit + " Mbit/s" : "unlimited");
       }
       Thread t =
           new Thread(
-              () -> acceptLoop(server, targetAddr, up, down), "accept-" + server.getLocalPort());
+              () -> acceptLoop(server, targetAddr, up, down), "accept-" + port);
       t.start();
       acceptors.add(t);
     }
@@ -157,9 +163,10 @@ public class LatencyProxy {
     }
   }
 
-  static void acceptLoop(ServerSocket server, InetSocketAddress targetAddr, Link up, Link down) {
+  static void acceptLoop(
+      ServerSocketChannel server, InetSocketAddress targetAddr, Link up, Link down) {
     while (true) {
-      Socket client;
+      SocketChannel client;
       try {
         client = server.accept();
       } catch (IOException e) {
@@ -176,12 +183,20 @@ public class LatencyProxy {
   }
 
   static void connect(
-      int id, Socket client, long acceptedAt, InetSocketAddress targetAddr, Link up, Link down) {
-    Socket upstream = new Socket();
+      int id,
+      SocketChannel client,
+      long acceptedAt,
+      InetSocketAddress targetAddr,
+      Link up,
+      Link down) {
+    SocketChannel upstream = null;
     try {
-      upstream.connect(targetAddr, 10_000);
-      client.setTcpNoDelay(true);
-      upstream.setTcpNoDelay(true);
+      upstream = SocketChannel.open();
+      upstream.socket().connect(targetAddr, 10_000);
+      for (SocketChannel c : new SocketChannel[] {client, upstream}) {
+        c.setOption(StandardSocketOptions.TCP_NODELAY, true);
+        c.configureBlocking(false);
+      }
     } catch (IOException e) {
       System.err.println("latency-proxy: connect " + targetAddr + ": " + e.getMessage());
       closeQuietly(client);
@@ -189,47 +204,58 @@ public class LatencyProxy {
       return;
     }
     if (verbose) {
-      System.err.println(
-          "latency-proxy: connection " + id + " from " + client.getRemoteSocketAddress());
+      System.err.println("latency-proxy: connection " + id + " from " + client.socket());
     }
     AtomicInteger open = new AtomicInteger(2);
     long handshakeDone = acceptedAt + 2 * oneWayNs; // client may send after one RTT
+    SocketChannel server = upstream;
     Thread c2s =
-        new Thread(() -> pump(client, upstream, up, bytesUp, open, handshakeDone), "c2s-" + id);
+        new Thread(() -> pump(client, server, up, bytesUp, open, handshakeDone), "c2s-" + id);
     c2s.setDaemon(true);
     c2s.start();
     // This thread becomes the second of the pair.
     Thread.currentThread().setName("s2c-" + id);
-    pump(upstream, client, down, bytesDown, open, 0);
+    pump(server, client, down, bytesDown, open, 0);
   }
 
   /**
    * Copies from -> to through a delay line, in one thread: it forwards every block that is due,
-   * then reads with a timeout that ends when the next block is due (or blocks indefinitely when
-   * nothing is queued).
+   * then waits for bytes to read until the next block is due (or indefinitely when nothing is
+   * queued). Bytes stay in direct buffers from the read to the write, so that the proxy's own CPU
+   * (it shares the machine with what it measures) is little more than the kernel's copies.
    */
   static void pump(
-      Socket from, Socket to, Link link, AtomicLong counter, AtomicInteger open, long notBefore) {
+      SocketChannel from,
+      SocketChannel to,
+      Link link,
+      AtomicLong counter,
+      AtomicInteger open,
+      long notBefore) {
     ArrayDeque<Block> queue = new ArrayDeque<>();
+    ArrayDeque<ByteBuffer> free = new ArrayDeque<>();
+    int maxBlocks = (int) Math.max(64, 2 * bufferLimit / BLOCK);
     long queued = 0;
     boolean eof = false;
-    byte[] buf = new byte[256 * 1024];
-    try {
-      InputStream in = from.getInputStream();
-      OutputStream out = to.getOutputStream();
+    try (Selector readable = Selector.open();
+        Selector writable = Selector.open()) {
+      from.register(readable, SelectionKey.OP_READ);
+      to.register(writable, SelectionKey.OP_WRITE);
       while (true) {
         long now = System.nanoTime();
         // 1. forward everything that is due
         while (!queue.isEmpty() && queue.peekFirst().due <= now) {
           Block b = queue.pollFirst();
-          long sendAt = link.reserve(b.data.length, b.due);
+          int len = b.data.remaining();
+          long sendAt = link.reserve(len, b.due);
           sleepUntil(sendAt);
-          out.write(b.data);
-          queued -= b.data.length;
-          counter.addAndGet(b.data.length);
+          writeFully(to, b.data, writable);
+          queued -= len;
+          counter.addAndGet(len);
+          b.data.clear();
+          free.addLast(b.data);
           now = System.nanoTime();
         }
-        if (eof || queued >= bufferLimit) {
+        if (eof || queued >= bufferLimit || queue.size() >= maxBlocks) {
           if (queue.isEmpty()) {
             break; // eof and drained
           }
@@ -237,30 +263,31 @@ public class LatencyProxy {
           continue;
         }
         // 2. read, but wake up when the next queued block is due
-        int timeoutMs = 0;
+        long timeoutMs = 0;
         if (!queue.isEmpty()) {
           long waitNs = queue.peekFirst().due - now;
-          timeoutMs = (int) Math.max(1, (waitNs + 999_999) / 1_000_000);
+          timeoutMs = Math.max(1, (waitNs + 999_999) / 1_000_000);
         }
-        from.setSoTimeout(timeoutMs);
-        int n;
-        try {
-          n = in.read(buf);
-        } catch (SocketTimeoutException e) {
+        readable.select(timeoutMs);
+        readable.selectedKeys().clear();
+        ByteBuffer buf = free.isEmpty() ? ByteBuffer.allocateDirect(BLOCK) : free.pollFirst();
+        int n = from.read(buf);
+        if (n <= 0) {
+          free.addFirst(buf);
+          eof = n < 0;
           continue;
         }
-        if (n < 0) {
-          eof = true;
-          continue;
-        }
+        buf.flip();
         long readAt = System.nanoTime();
         long due = (notBefore - readAt > 0 ? notBefore : readAt) + oneWayNs;
         if (oneWayNs == 0 && link.nsPerByte == 0 && queue.isEmpty()) {
-          out.write(buf, 0, n); // no delay line needed
+          writeFully(to, buf, writable); // no delay line needed
           counter.addAndGet(n);
+          buf.clear();
+          free.addFirst(buf);
           continue;
         }
-        queue.addLast(new Block(Arrays.copyOf(buf, n), due));
+        queue.addLast(new Block(buf, due));
         queued += n;
       }
       // Propagate the half-close, then finish when both directions are done.
@@ -277,6 +304,16 @@ public class LatencyProxy {
       // A reset or close on either side ends the whole connection.
       closeQuietly(from);
       closeQuietly(to);
+    }
+  }
+
+  /** Writes all of {@code b} to a non-blocking channel, waiting while its send buffer is full. */
+  static void writeFully(SocketChannel to, ByteBuffer b, Selector writable) throws IOException {
+    while (b.hasRemaining()) {
+      if (to.write(b) == 0) {
+        writable.select(1000);
+        writable.selectedKeys().clear();
+      }
     }
   }
 
@@ -322,7 +359,10 @@ public class LatencyProxy {
     }
   }
 
-  static void closeQuietly(Socket s) {
+  static void closeQuietly(SocketChannel s) {
+    if (s == null) {
+      return;
+    }
     try {
       s.close();
     } catch (IOException ignored) {
