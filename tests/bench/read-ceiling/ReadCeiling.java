@@ -77,10 +77,10 @@ public final class ReadCeiling {
                   MessageDigest sha = MessageDigest.getInstance("SHA-256");
                   try (Fetcher f = base == null ? new FileFetcher(root) : new HttpFetcher(base)) {
                     for (int i; (i = next.getAndIncrement()) < files.size(); ) {
-                      byte[] body = f.fetch(files.get(i));
-                      sha.update(body);
+                      int n = f.fetch(files.get(i));
+                      sha.update(f.buffer(), 0, n);
                       sha.digest();
-                      bytes.addAndGet(body.length);
+                      bytes.addAndGet(n);
                     }
                   }
                 } catch (Throwable e) {
@@ -108,15 +108,31 @@ public final class ReadCeiling {
         bytes.get() / secs / 1e6);
   }
 
-  interface Fetcher extends AutoCloseable {
-    byte[] fetch(String relPath) throws IOException;
+  /** Fetches into one array of its own; not thread-safe. */
+  abstract static class Fetcher implements AutoCloseable {
+    private byte[] buffer = new byte[0];
+
+    /** Reads the file into {@link #buffer()} and returns its length. */
+    abstract int fetch(String relPath) throws IOException;
+
+    /** The array the last fetch filled, at least {@code size} bytes long. */
+    final byte[] buffer(int size) {
+      if (buffer.length < size) {
+        buffer = new byte[size];
+      }
+      return buffer;
+    }
+
+    final byte[] buffer() {
+      return buffer;
+    }
 
     @Override
-    void close() throws IOException;
+    public abstract void close() throws IOException;
   }
 
   /** A file read whole with one positional read, as a local store does. */
-  static final class FileFetcher implements Fetcher {
+  static final class FileFetcher extends Fetcher {
     private final Path root;
 
     FileFetcher(Path root) {
@@ -124,12 +140,12 @@ public final class ReadCeiling {
     }
 
     @Override
-    public byte[] fetch(String relPath) throws IOException {
+    int fetch(String relPath) throws IOException {
       try (FileChannel ch = FileChannel.open(root.resolve(relPath))) {
-        byte[] body = new byte[(int) ch.size()];
-        ByteBuffer b = ByteBuffer.wrap(body);
+        int size = (int) ch.size();
+        ByteBuffer b = ByteBuffer.wrap(buffer(size), 0, size);
         while (b.hasRemaining() && ch.read(b, b.position()) >= 0) {}
-        return body;
+        return size;
       }
     }
 
@@ -138,7 +154,7 @@ public final class ReadCeiling {
   }
 
   /** GETs on one kept-alive HTTP/1.1 connection, each body read straight into its array. */
-  static final class HttpFetcher implements Fetcher {
+  static final class HttpFetcher extends Fetcher {
     private final URI base;
     private final Socket socket;
     private final InputStream in;
@@ -154,7 +170,7 @@ public final class ReadCeiling {
     }
 
     @Override
-    public byte[] fetch(String relPath) throws IOException {
+    int fetch(String relPath) throws IOException {
       String host = base.getHost() + (base.getPort() < 0 ? "" : ":" + base.getPort());
       out.write(
           ("GET " + base.getRawPath() + relPath + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
@@ -190,7 +206,7 @@ public final class ReadCeiling {
       if (length < 0) {
         throw new IOException("no Content-Length for " + relPath);
       }
-      byte[] body = new byte[length];
+      byte[] body = buffer(length);
       for (int off = 0; off < length; ) {
         int r = in.read(body, off, length - off);
         if (r < 0) {
@@ -198,7 +214,7 @@ public final class ReadCeiling {
         }
         off += r;
       }
-      return body;
+      return length;
     }
 
     @Override
