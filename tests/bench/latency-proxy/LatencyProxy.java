@@ -39,9 +39,8 @@ import java.util.concurrent.locks.LockSupport;
  * leaves no earlier than the link is free again.
  *
  * <p>One thread per direction, i.e. one pair of threads per connection; bytes stay in direct
- * buffers between the kernel's copies. Listens on 127.0.0.1 only
- * (port 0 = any free port) and prints "listening on PORT" once per route, in the order the routes
- * were given.
+ * buffers between the kernel's copies. Listens on 127.0.0.1 only (port 0 = any free port) and
+ * prints "listening on PORT" once per route, in the order the routes were given.
  */
 public class LatencyProxy {
 
@@ -147,14 +146,9 @@ public class LatencyProxy {
       if (verbose) {
         System.err.printf(
             "latency-proxy: 127.0.0.1:%d -> %s, rtt %.3f ms, rate %s%n",
-            port,
-            targetAddr,
-            rttMs,
-            rateMbit > 0 ? rateMbit + " Mbit/s" : "unlimited");
+            port, targetAddr, rttMs, rateMbit > 0 ? rateMbit + " Mbit/s" : "unlimited");
       }
-      Thread t =
-          new Thread(
-              () -> acceptLoop(server, targetAddr, up, down), "accept-" + port);
+      Thread t = new Thread(() -> acceptLoop(server, targetAddr, up, down), "accept-" + port);
       t.start();
       acceptors.add(t);
     }

@@ -18,9 +18,9 @@ import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
- * The least work a client can do to fetch and check every chunk of a datastore: the measuring
- * stick that tells how much of the gap between a local store and an HTTP one is thaw's and how
- * much is the machine's (the kernel's TCP path, and a server sharing the client's cores).
+ * The least work a client can do to fetch and check every chunk of a datastore: the measuring stick
+ * that tells how much of the gap between a local store and an HTTP one is thaw's and how much is
+ * the machine's (the kernel's TCP path, and a server sharing the client's cores).
  *
  * <pre>
  *   java ReadCeiling.java DATASTORE [URL] [--parallel N]

@@ -94,6 +94,7 @@ final class MountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Mounter.Binding binding = rehearse ? null : Mounter.bind(); // beside the store's round trips
     if (casync.given()) {
       casync.checkArguments(spec, positional, 1, 1, key);
     }
@@ -159,6 +160,7 @@ final class MountCommand implements Callable<Integer> {
       }
       if (casync.given()) {
         Mounter.run(
+            binding,
             List.of(casync.open(storeOptions, pipeline)),
             pipeline,
             mountpoint,
@@ -166,9 +168,10 @@ final class MountCommand implements Callable<Integer> {
             System.err,
             ready);
       } else if (snapshot != null) {
-        Mounter.run(store, pipeline, trust.policy(k), snapshot, mountpoint, o, System.err, ready);
+        Mounter.run(
+            binding, store, pipeline, trust.policy(k), snapshot, mountpoint, o, System.err, ready);
       } else {
-        Mounter.run(store, pipeline, trust.policy(k), mountpoint, o, System.err, ready);
+        Mounter.run(binding, store, pipeline, trust.policy(k), mountpoint, o, System.err, ready);
       }
     }
     System.err.println("thaw: unmounted " + mountpoint);

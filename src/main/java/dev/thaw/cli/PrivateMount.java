@@ -41,6 +41,7 @@ final class PrivateMount implements AutoCloseable {
    * answers.
    */
   static PrivateMount open(Image image, FetchPipeline pipeline) throws IOException {
+    Mounter.Binding binding = Mounter.bind();
     Path base = UserDirs.state();
     Files.createDirectories(base);
     Path dir = Files.createTempDirectory(base, "files-mount-"); // 0700
@@ -53,7 +54,8 @@ final class PrivateMount implements AutoCloseable {
         new Thread(
             () -> {
               try {
-                Mounter.run(List.of(image), pipeline, dir, options, System.err, ready::countDown);
+                Mounter.run(
+                    binding, List.of(image), pipeline, dir, options, System.err, ready::countDown);
               } catch (IOException | RuntimeException e) {
                 failed.set(e);
               } finally {

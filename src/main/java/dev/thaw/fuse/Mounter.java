@@ -86,6 +86,7 @@ public final class Mounter {
    * @param key which snapshots to trust and how their archives decode
    */
   public static void run(
+      Binding binding,
       ChunkStore store,
       FetchPipeline pipeline,
       KeyPolicy key,
@@ -104,6 +105,7 @@ public final class Mounter {
     ImageVolumes volumes = volumes(log);
     MountTree tree = new DatastoreTree(catalog, now(), volumes);
     serve(
+        binding,
         tree,
         status(store.describe(), null, cache, pipeline, () -> catalog.readers(), Map.of(), volumes),
         null,
@@ -119,6 +121,7 @@ public final class Mounter {
    * left out with a warning on {@code log}.
    */
   public static void run(
+      Binding binding,
       ChunkStore store,
       FetchPipeline pipeline,
       KeyPolicy key,
@@ -148,6 +151,7 @@ public final class Mounter {
         new ImagesTree(
             images.readers(), writable, images.snapshot().manifest().backupTime(), now(), volumes);
     serve(
+        binding,
         tree,
         status(
             store.describe(),
@@ -169,6 +173,7 @@ public final class Mounter {
    * at {@code mountpoint} and blocks until unmounted.
    */
   public static void run(
+      Binding binding,
       List<Image> images,
       FetchPipeline pipeline,
       Path mountpoint,
@@ -188,6 +193,7 @@ public final class Mounter {
     ImageVolumes volumes = volumes(log);
     MountTree tree = new ImagesTree(readers, Map.of(), now, now, volumes);
     serve(
+        binding,
         tree,
         status(
             pipeline.store().describe(), null, cache, pipeline, () -> readers, Map.of(), volumes),
@@ -199,7 +205,7 @@ public final class Mounter {
   }
 
   /**
-   * What {@link #run(ChunkStore, FetchPipeline, KeyPolicy, SnapshotPath, Path, Options,
+   * What {@link #run(Binding, ChunkStore, FetchPipeline, KeyPolicy, SnapshotPath, Path, Options,
    * PrintStream, Runnable)} does for a read-only mount, but with no kernel mount: opens the
    * snapshot's images, loads libfuse, and reads the status file and the first {@code bytes} of each
    * file at the root (images and their volumes) through the FUSE callbacks. The launcher's start-up
@@ -240,6 +246,49 @@ public final class Mounter {
             options.pageCache(),
             () -> {});
     return new Rehearsal(fs).run(bytes);
+  }
+
+  /**
+   * jnr-fuse being bound on a thread of its own ({@link #bind}), which a mount awaits before it
+   * makes its file system. Thread-safe.
+   */
+  public static final class Binding {
+    private final Thread thread;
+
+    private Binding(Thread thread) {
+      this.thread = thread;
+    }
+  }
+
+  /**
+   * Starts binding jnr-fuse in the background, for a mount to come: loading jffi's native stub and
+   * libfuse's symbols and making a closure per callback took about 0.1 s that a mount used to spend
+   * after it had read its store and index. Started first thing, it runs beside that work. The file
+   * system made here serves nothing and is dropped; what it leaves is what the JVM and jnr keep
+   * loaded, so that the real one is quick to make. A failure here shows again, with its message,
+   * when the real one is made.
+   */
+  public static Binding bind() {
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                new ThawFuse(
+                    new ImagesTree(Map.of(), Map.of(), 0, 0, new ImageVolumes(w -> {})),
+                    () -> new byte[0],
+                    new PrintStream(java.io.OutputStream.nullOutputStream()),
+                    0,
+                    0,
+                    false,
+                    () -> {});
+              } catch (RuntimeException | LinkageError e) {
+                // libfuse missing or unloadable: the real mount reports it
+              }
+            },
+            "thaw-fuse-bind");
+    t.setDaemon(true);
+    t.start();
+    return new Binding(t);
   }
 
   private static long now() {
@@ -290,8 +339,11 @@ public final class Mounter {
    * Mounts {@code tree} and serves it until unmounted. Background restores start once it answers;
    * whatever happens, they are closed (stopped, made durable) before a shutdown hook lets the JVM
    * end.
+   *
+   * @param binding awaited before the file system is made
    */
   private static void serve(
+      Binding binding,
       MountTree tree,
       Supplier<byte[]> status,
       LiveRestores lives,
@@ -302,6 +354,12 @@ public final class Mounter {
       throws IOException {
     CountDownLatch unmounted = new CountDownLatch(1);
     Thread hook = null;
+    try {
+      binding.thread.join();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted before mounting at " + mountpoint, e);
+    }
     try {
       long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
       long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();
