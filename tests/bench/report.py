@@ -28,6 +28,7 @@ TOOLS = OrderedDict([
     ("casync-extract", "casync extract"),
     ("restic-restore", "restic restore"),
     ("thaw-mount", "thaw mount"),
+    ("thaw-mount-p1", "thaw mount, fuse2fs on its partition file (README recipe)"),
     ("restic-mount", "restic mount"),
     ("rclone-mount", "rclone mount (raw image, HTTP)"),
     ("casync-thaw-mount", "thaw mount of casync's image"),
@@ -136,6 +137,21 @@ def targets(meta, s):
         res.append(("thaw files cp of the 8 MiB file <= 1.5 s, fetching <= 5% of the non-zero chunks",
                     "MET" if ok else "MISSED", "%s (median); at most %s of the non-zero chunks fetched" % (
                         fmt(cp["median"], "s"), "?" if share is None else "%.1f%%" % share)))
+    ready, ready_r = get("mount-ready", "thaw-mount"), get("mount-ready", "restic-mount")
+    if ready is None or ready_r is None:
+        res.append(("thaw mount ready no slower than restic mount", "NOT MEASURED", "a run failed"))
+    else:
+        res.append(("thaw mount ready no slower than restic mount", "MET" if ready <= ready_r else "MISSED",
+                    "%s vs %s" % (fmt(ready, "s"), fmt(ready_r, "s"))))
+    f8r = get("file8m", "restic-mount")
+    for tool, how in (("thaw-mount-p1", "fuse2fs on thaw's partition file (the README's recipe)"),
+                      ("thaw-mount", "fuse2fs on the whole image at an offset, as for restic")):
+        f8 = get("file8m", tool)
+        what = "thaw mount + %s + 8 MiB copy no slower than restic mount" % how
+        if f8 is None or f8r is None:
+            res.append((what, "NOT MEASURED", "a run failed"))
+        else:
+            res.append((what, "MET" if f8 <= f8r else "MISSED", "%s vs %s" % (fmt(f8, "s"), fmt(f8r, "s"))))
     return res
 
 
