@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import dev.thaw.fuse.Mounter;
 import java.io.PrintWriter;
 import java.util.List;
 import picocli.CommandLine;
@@ -107,7 +108,11 @@ public final class Main implements Runnable {
         break;
       }
     }
-    Object named = name == null ? null : command(name, env);
+    // a mount binds jnr-fuse on a thread of its own from here on, beside the parsing below
+    Object named =
+        name == null
+            ? null
+            : name.equals("mount") ? new MountCommand(Mounter.bind()) : command(name, env);
     boolean versionOnly =
         name == null
             && List.of(args).stream().anyMatch(a -> a.equals("-V") || a.equals("--version"));

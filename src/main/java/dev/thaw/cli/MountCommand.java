@@ -31,6 +31,21 @@ import picocli.CommandLine.Spec;
           + "in this terminal."
     })
 final class MountCommand implements Callable<Integer> {
+  /**
+   * jnr-fuse's binding, started when thaw was asked to mount, before the command line is even
+   * parsed ({@link Main}), or null for a command built only for help (then {@link #call} starts
+   * it).
+   */
+  private final Mounter.Binding early;
+
+  MountCommand() {
+    this(null);
+  }
+
+  MountCommand(Mounter.Binding early) {
+    this.early = early;
+  }
+
   @Mixin StoreOptions storeOptions;
 
   @Mixin KeyOptions key;
@@ -94,7 +109,8 @@ final class MountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Mounter.Binding binding = rehearse ? null : Mounter.bind(); // beside the store's round trips
+    // beside the command line's parsing and the store's round trips
+    Mounter.Binding binding = rehearse ? null : early != null ? early : Mounter.bind();
     if (casync.given()) {
       casync.checkArguments(spec, positional, 1, 1, key);
     }
