@@ -413,6 +413,18 @@ EOF
   fail "could not start nginx"
 }
 
+# cpu_of PID...: CPU seconds (user + system) the processes have used so far (benches: a server's
+# share of the machine beside the client they measure)
+cpu_of() {
+  local p total=0 tck
+  tck=$(getconf CLK_TCK)
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+  done
+  awk -v t="$total" -v h="$tck" 'BEGIN { printf "%.2f", t / h }'
+}
+
 # restored_chunks STATE FIDX: the digests of the chunks a thaw state file records as restored,
 # one per line, sorted (nothing when there is no state file yet).
 restored_chunks() {

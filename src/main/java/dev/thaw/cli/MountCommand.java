@@ -109,8 +109,7 @@ final class MountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    // beside the command line's parsing and the store's round trips
-    Mounter.Binding binding = rehearse ? null : early != null ? early : Mounter.bind();
+    Mounter.Binding binding = early != null ? early : Mounter.bind();
     if (casync.given()) {
       casync.checkArguments(spec, positional, 1, 1, key);
     }
@@ -171,7 +170,7 @@ final class MountCommand implements Callable<Integer> {
         if (snapshot == null || casync.given() || targets != null) {
           throw new IllegalArgumentException("--rehearse takes a read-only SNAPSHOT");
         }
-        Mounter.rehearse(store, pipeline, trust.policy(k), snapshot, o, 1 << 20);
+        Mounter.rehearse(binding, store, pipeline, trust.policy(k), snapshot, o, 1 << 20);
         return 0;
       }
       if (casync.given()) {

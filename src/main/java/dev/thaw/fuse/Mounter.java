@@ -206,14 +206,16 @@ public final class Mounter {
 
   /**
    * What {@link #run(Binding, ChunkStore, FetchPipeline, KeyPolicy, SnapshotPath, Path, Options,
-   * PrintStream, Runnable)} does for a read-only mount, but with no kernel mount: opens the
-   * snapshot's images, loads libfuse, and reads the status file and the first {@code bytes} of each
-   * file at the root (images and their volumes) through the FUSE callbacks. The launcher's start-up
-   * training runs it, so that a mount's classes are in its start-up archive; it needs no /dev/fuse.
+   * PrintStream, Runnable)} does for a read-only mount, in the same order, but with no kernel
+   * mount: opens the snapshot's images, loads libfuse, and reads the status file and the first
+   * {@code bytes} of each file at the root (images and their volumes) through the FUSE callbacks.
+   * The launcher's start-up training runs it, so that a mount's classes are in its start-up
+   * archive; it needs no /dev/fuse.
    *
    * @return the bytes read
    */
   public static long rehearse(
+      Binding binding,
       ChunkStore store,
       FetchPipeline pipeline,
       KeyPolicy key,
@@ -229,6 +231,7 @@ public final class Mounter {
     MountTree tree =
         new ImagesTree(
             images.readers(), Map.of(), images.snapshot().manifest().backupTime(), now(), volumes);
+    binding.await();
     ThawFuse fs =
         new ThawFuse(
             tree,
@@ -257,6 +260,16 @@ public final class Mounter {
 
     private Binding(Thread thread) {
       this.thread = thread;
+    }
+
+    /** Waits until the binding has ended, in success or failure. */
+    void await() throws IOException {
+      try {
+        thread.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted while binding libfuse");
+      }
     }
   }
 
@@ -354,12 +367,7 @@ public final class Mounter {
       throws IOException {
     CountDownLatch unmounted = new CountDownLatch(1);
     Thread hook = null;
-    try {
-      binding.thread.join();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IOException("interrupted before mounting at " + mountpoint, e);
-    }
+    binding.await();
     try {
       long uid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:uid")).longValue();
       long gid = ((Number) Files.getAttribute(Path.of("/proc/self"), "unix:gid")).longValue();

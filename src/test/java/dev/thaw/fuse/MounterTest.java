@@ -29,7 +29,8 @@ class MounterTest {
     try (FetchPipeline p =
         new FetchPipeline(
             store, 4, 2, new RetryPolicy(1, Duration.ofMillis(1), Duration.ofMillis(1)))) {
-      long read = Mounter.rehearse(store, p, KeyPolicy.strict(null), snap, o, 1 << 20);
+      long read =
+          Mounter.rehearse(Mounter.bind(), store, p, KeyPolicy.strict(null), snap, o, 1 << 20);
       // the first MiB of the image, and the status document (a few hundred bytes)
       assertTrue(read > (1 << 20) && read < (1 << 20) + 64 * 1024, "read " + read);
       assertEquals(1, p.stats().fetched(), "one chunk fetched for the first MiB");

@@ -443,19 +443,19 @@ class ImageReaderTest {
       read(h, 0, step);
       read(h, step, step);
       assertEquals(nonZero(1, 3), h.held(), "a new stream holds the two chunks after its own");
-      long off = 2L * step;
-      for (; off < 2L * CHUNK; off += step) { // an 8 MiB file: the window grew to four once
-        assertArrayEquals(
-            Arrays.copyOfRange(image, (int) off, (int) off + step), read(h, off, step));
-      }
+      readOn(h, 2L * step, 2L * CHUNK, step); // an 8 MiB file: the window grew to four once
       assertEquals(nonZero(1, 6), r.stats().readAheadIssued(), "no more than four chunks ahead");
-      for (; off < 16L * CHUNK; off += step) {
-        assertArrayEquals(
-            Arrays.copyOfRange(image, (int) off, (int) off + step), read(h, off, step));
-      }
+      readOn(h, 2L * CHUNK, 16L * CHUNK, step);
       assertEquals(
           nonZero(15, 24), h.held(), "the chunk being read, and the full window of eight after it");
       assertEquals(nonZero(1, 24), r.stats().readAheadIssued(), "each chunk fetched once");
+    }
+  }
+
+  /** Reads [{@code from}, {@code to}) in order, {@code step} bytes at a time, checking each. */
+  private void readOn(ImageReader.Handle h, long from, long to, int step) throws Exception {
+    for (long off = from; off < to; off += step) {
+      assertArrayEquals(Arrays.copyOfRange(image, (int) off, (int) off + step), read(h, off, step));
     }
   }
 

@@ -49,8 +49,10 @@ final class RecordingChannels implements Channels {
     int allow(Event write);
   }
 
+  /** The fixtures' chunk size: writes are mapped to the chunks they fall in. */
+  private static final long CHUNK_SIZE = 4L << 20;
+
   private final Path target;
-  private final long chunkSize;
   private final List<Event> events = new ArrayList<>();
   private volatile Fault fault = e -> -1;
 
@@ -60,7 +62,6 @@ final class RecordingChannels implements Channels {
    */
   RecordingChannels(Path target) {
     this.target = target.toAbsolutePath();
-    this.chunkSize = 4L << 20;
   }
 
   void fault(Fault f) {
@@ -110,8 +111,8 @@ final class RecordingChannels implements Channels {
     for (int n = 0; n < ev.size(); n++) {
       Event e = ev.get(n);
       if (e.is(true, Kind.WRITE) && e.length() > 0) {
-        for (long c = e.position() / chunkSize;
-            c <= (e.position() + e.length() - 1) / chunkSize;
+        for (long c = e.position() / CHUNK_SIZE;
+            c <= (e.position() + e.length() - 1) / CHUNK_SIZE;
             c++) {
           lastWrite.put(c, n);
         }

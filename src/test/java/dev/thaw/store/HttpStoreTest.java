@@ -218,21 +218,18 @@ class HttpStoreTest {
         server.enqueue(
             new MockResponse().setResponseCode(301).setHeader("Location", moved.toString()));
         tls.enqueue(new MockResponse().setBody(new Buffer().write(new byte[] {8})));
-        okhttp3.tls.HandshakeCertificates trust =
-            new okhttp3.tls.HandshakeCertificates.Builder()
-                .addTrustedCertificate(ca.certificate())
-                .build();
-        OkHttpClient trusting =
-            plain
-                .newBuilder()
-                .connectionSpecs(
-                    List.of(okhttp3.ConnectionSpec.MODERN_TLS, okhttp3.ConnectionSpec.CLEARTEXT))
-                .sslSocketFactory(trust.sslSocketFactory(), trust.trustManager())
-                .build();
-        HttpExchange viaTls = new HttpExchange(plain, () -> trusting, null);
-        try (ChunkStore s2 =
-            new HttpStore(server.url("/ds"), viaTls, auth, ChunkLayout.DATASTORE)) {
-          assertArrayEquals(new byte[] {8}, s2.readChunk(d, MAX));
+        java.nio.file.Path caFile = java.nio.file.Files.createTempFile("thaw-ca", ".pem");
+        try {
+          java.nio.file.Files.writeString(caFile, ca.certificatePem());
+          Stores.Options trusting = o.withTls(caFile, null);
+          HttpExchange viaTls =
+              new HttpExchange(plain, () -> Stores.tlsClient(plain, trusting), null);
+          try (ChunkStore s2 =
+              new HttpStore(server.url("/ds"), viaTls, auth, ChunkLayout.DATASTORE)) {
+            assertArrayEquals(new byte[] {8}, s2.readChunk(d, MAX));
+          }
+        } finally {
+          java.nio.file.Files.delete(caFile);
         }
         assertEquals(auth, server.takeRequest().getHeader("Authorization"));
         RecordedRequest there = tls.takeRequest();
