@@ -300,11 +300,13 @@ bench_save() {
   echo "written to $results/$name.md (and a line in history.md)"
 }
 
-# startup_archive: makes the launcher's start-up archive for the JDK and jar thaw runs on now
-# (THAW_JAVA, THAW_JAR), so that a benchmark measures thaw as a user runs it from the second
-# command on, and no archive is made in the background of a measured run.
+# startup_archive: makes the launcher's start-up archives (the mount's and every other
+# command's) for the JDK and jar thaw runs on now (THAW_JAVA, THAW_JAR), so that a benchmark
+# measures thaw as a user runs it from the second command on, and no archive is made in the
+# background of a measured run.
 startup_archive() {
   THAW_STARTUP_CACHE=foreground "$THAW" --version >/dev/null 2>&1 || true
+  THAW_STARTUP_CACHE=foreground "$THAW" mount --help >/dev/null 2>&1 || true
 }
 
 # thaw_jdk: the JDK thaw runs on (the launcher's choice, or THAW_JAVA): version and home.

@@ -20,17 +20,45 @@ import java.util.stream.Stream;
  * and verifying them again.
  *
  * <p>It runs thaw's own commands, quietly, on a small image in a directory of its own below the
- * directory given, which it deletes: backup, ls, verify, restore (plain and encrypted), a mount
- * rehearsed (its reads driven through the FUSE callbacks, no kernel mount), the help of every
- * command, and ls, verify and restore through an HTTP store: the JDK's own HTTP server, listening
- * on 127.0.0.1 for these requests alone, serves that directory; and it loads the classes of an NBD
- * server and the S3 store without starting any. It writes nothing else, and reaches no other host.
+ * directory given, which it deletes. There are two trainings, each for an archive of its own: a JDK
+ * 25 cache loads every class it holds when the JVM starts, so a mount, whose start is what a user
+ * waits through, maps one of only what a mount loads.
+ *
+ * <ul>
+ *   <li>{@code all}, for every command but {@code mount}: backup, ls, verify, restore (plain and
+ *       encrypted), a mount rehearsed (its reads driven through the FUSE callbacks, no kernel
+ *       mount), the help of every command, ls, verify and restore through an HTTP store, and the
+ *       classes of an NBD server and the S3 store, loaded without starting any.
+ *   <li>{@code mount}: a backup to rehearse on, then a mount rehearsed on the local store and on an
+ *       HTTP store, and the classes a live restore and the S3 store load.
+ * </ul>
+ *
+ * <p>The HTTP store is the JDK's own HTTP server, listening on 127.0.0.1 for these requests alone
+ * and serving that directory. Training writes nothing else, and reaches no other host.
  */
 public final class StartupTraining {
   private StartupTraining() {}
 
-  /** {@code StartupTraining DIR}: trains in a new directory below DIR. */
+  /** What a mount and the remote stores load before they do anything. */
+  private static final List<String> MOUNT_CLASSES =
+      List.of(
+          "dev.thaw.fuse.Mounter",
+          "dev.thaw.fuse.ThawFuse",
+          "dev.thaw.fuse.ImagesTree",
+          "dev.thaw.fuse.DatastoreTree",
+          "dev.thaw.fuse.OpenFiles",
+          "dev.thaw.fuse.Errno",
+          "dev.thaw.restore.LiveRestore",
+          "dev.thaw.restore.LiveRestores",
+          "dev.thaw.restore.ServeStatus",
+          "dev.thaw.store.S3Store",
+          "ru.serce.jnrfuse.FuseStubFS",
+          "ru.serce.jnrfuse.AbstractFuseFS",
+          "okhttp3.OkHttpClient");
+
+  /** {@code StartupTraining DIR [all|mount]}: trains in a new directory below DIR. */
   public static void main(String[] args) throws IOException {
+    boolean mount = args.length > 1 && args[1].equals("mount");
     Path dir = Files.createTempDirectory(Path.of(args[0]), "training-");
     PrintStream out = System.out;
     PrintStream err = System.err;
@@ -38,7 +66,11 @@ public final class StartupTraining {
     System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
     System.setErr(new PrintStream(OutputStream.nullOutputStream(), true, StandardCharsets.UTF_8));
     try {
-      train(dir, captured);
+      if (mount) {
+        trainMount(dir, captured);
+      } else {
+        train(dir, captured);
+      }
     } finally {
       System.setOut(out);
       System.setErr(err);
@@ -47,10 +79,7 @@ public final class StartupTraining {
   }
 
   private static void train(Path dir, ByteArrayOutputStream captured) throws IOException {
-    byte[] image = new byte[8 << 20];
-    new Random(1).nextBytes(image);
-    java.util.Arrays.fill(image, 4 << 20, 8 << 20, (byte) 0);
-    Path img = Files.write(dir.resolve("disk.img"), image);
+    Path img = image(dir);
     String ds = dir.resolve("ds").toString();
     String key = dir.resolve("key.json").toString();
     run("--help");
@@ -71,24 +100,31 @@ public final class StartupTraining {
     String encrypted =
         backup(captured, "--store", ds, "--id", "vm/101", "--keyfile", key, img.toString());
     restore(dir.resolve("out2.img"), "--store", ds, "--keyfile", key, encrypted);
-    overHttp(dir, snapshot);
+    overHttp(
+        dir,
+        url -> {
+          run("ls", "--store", url, snapshot);
+          run("verify", "--store", url, snapshot);
+          restore(dir.resolve("out3.img"), "--store", url, snapshot);
+        });
     // what a mount, a server and the remote stores load before they do anything
-    for (String c :
-        List.of(
-            "dev.thaw.fuse.Mounter",
-            "dev.thaw.fuse.ThawFuse",
-            "dev.thaw.fuse.ImagesTree",
-            "dev.thaw.fuse.DatastoreTree",
-            "dev.thaw.fuse.OpenFiles",
-            "dev.thaw.fuse.Errno",
-            "dev.thaw.restore.LiveRestore",
-            "dev.thaw.restore.LiveRestores",
-            "dev.thaw.restore.ServeStatus",
-            "dev.thaw.nbd.NbdServer",
-            "dev.thaw.store.S3Store",
-            "ru.serce.jnrfuse.FuseStubFS",
-            "ru.serce.jnrfuse.AbstractFuseFS",
-            "okhttp3.OkHttpClient")) {
+    load(MOUNT_CLASSES);
+    load(List.of("dev.thaw.nbd.NbdServer"));
+  }
+
+  /** The {@code mount} training: a mount rehearsed on a local and on an HTTP store. */
+  private static void trainMount(Path dir, ByteArrayOutputStream captured) throws IOException {
+    Path img = image(dir);
+    String ds = dir.resolve("ds").toString();
+    String snapshot = backup(captured, "--store", ds, "--id", "vm/100", img.toString());
+    String mountpoint = Files.createDirectory(dir.resolve("mnt")).toString();
+    run("mount", "--rehearse", "--store", ds, snapshot, mountpoint);
+    overHttp(dir, url -> run("mount", "--rehearse", "--store", url, snapshot, mountpoint));
+    load(MOUNT_CLASSES);
+  }
+
+  private static void load(List<String> classes) {
+    for (String c : classes) {
       try {
         Class.forName(c, false, StartupTraining.class.getClassLoader());
       } catch (ClassNotFoundException | LinkageError e) {
@@ -97,12 +133,20 @@ public final class StartupTraining {
     }
   }
 
+  /** An 8 MiB image in {@code dir}: 4 MiB of random bytes, then 4 MiB of zeros. */
+  private static Path image(Path dir) throws IOException {
+    byte[] image = new byte[8 << 20];
+    new Random(1).nextBytes(image);
+    java.util.Arrays.fill(image, 4 << 20, 8 << 20, (byte) 0);
+    return Files.write(dir.resolve("disk.img"), image);
+  }
+
   /**
-   * ls, verify and restore with the datastore in {@code dir/ds} served over HTTP on 127.0.0.1 (an
-   * HTTP store's client, its I/O library and Kotlin's runtime are some 200 classes). Skipped where
-   * the JDK has no {@code jdk.httpserver}.
+   * Runs {@code commands} with the URL of the datastore in {@code dir/ds} served over HTTP on
+   * 127.0.0.1 (an HTTP store's client, its I/O library and Kotlin's runtime are some 200 classes).
+   * Skipped where the JDK has no {@code jdk.httpserver}.
    */
-  private static void overHttp(Path dir, String snapshot) {
+  private static void overHttp(Path dir, java.util.function.Consumer<String> commands) {
     com.sun.net.httpserver.HttpServer server;
     try {
       server =
@@ -128,10 +172,7 @@ public final class StartupTraining {
         });
     server.start();
     try {
-      String url = "http://127.0.0.1:" + server.getAddress().getPort() + "/";
-      run("ls", "--store", url, snapshot);
-      run("verify", "--store", url, snapshot);
-      restore(dir.resolve("out3.img"), "--store", url, snapshot);
+      commands.accept("http://127.0.0.1:" + server.getAddress().getPort() + "/");
     } finally {
       server.stop(0);
     }
