@@ -51,8 +51,14 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
   /** The client's stream and connection windows, as the PBS client sets them. */
   static final int WINDOW = (1 << 31) - 2;
 
-  /** The largest frame the client accepts, as the PBS client sets it. */
-  static final int MAX_FRAME = 4 << 20;
+  /**
+   * The largest frame the client accepts, so the largest DATA frame the server sends: 256 KiB, not
+   * the PBS client's 4 MiB. Netty's HTTP/2 reader hands a frame on only once all of it is in one
+   * buffer, so a chunk in 4 MiB frames was gathered whole before it was copied out; a restore
+   * through the reader at RTT 10 ms took 0.90x the time with 256 KiB frames (medians of 4), and 64
+   * KiB or 1 MiB frames were no better.
+   */
+  static final int MAX_FRAME = 256 << 10;
 
   /** A response read to its end. */
   /**
