@@ -37,8 +37,6 @@ import java.util.stream.Stream;
  * and serving that directory. Training writes nothing else, and reaches no other host.
  */
 public final class StartupTraining {
-  private StartupTraining() {}
-
   /** What a mount and the remote stores load before they do anything. */
   private static final List<String> MOUNT_CLASSES =
       List.of(
@@ -55,6 +53,8 @@ public final class StartupTraining {
           "ru.serce.jnrfuse.FuseStubFS",
           "ru.serce.jnrfuse.AbstractFuseFS",
           "okhttp3.OkHttpClient");
+
+  private StartupTraining() {}
 
   /** {@code StartupTraining DIR [all|mount]}: trains in a new directory below DIR. */
   public static void main(String[] args) throws IOException {
