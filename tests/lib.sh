@@ -306,7 +306,6 @@ bench_save() {
 # background of a measured run.
 startup_archive() {
   THAW_STARTUP_CACHE=foreground "$THAW" --version >/dev/null 2>&1 || true
-  THAW_STARTUP_CACHE=foreground "$THAW" mount --help >/dev/null 2>&1 || true
 }
 
 # thaw_jdk: the JDK thaw runs on (the launcher's choice, or THAW_JAVA): version and home.

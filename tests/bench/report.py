@@ -105,6 +105,15 @@ def targets(meta, s):
         res.append(("thaw restore ahead of %s" % TOOLS[peer], "MET" if ok else "MISSED",
                     "%s vs %s (%.2fx)" % (fmt(thaw, "s"), ("> " if s[("restore", peer)]["bound"] else "")
                                           + fmt(p, "s"), p / thaw)))
+    restic = get("restore", "restic-restore")
+    if thaw is None or restic is None:
+        res.append(("thaw restore >= 1.15x faster than restic restore", "NOT MEASURED", "a run failed"))
+    else:
+        res.append(("thaw restore >= 1.15x faster than restic restore",
+                    "MET" if restic >= 1.15 * thaw else "MISSED", "%.3fx" % (restic / thaw)))
+    if thaw and net:
+        res.append(("thaw restore >= 90% of the network limit", "MET" if net >= 0.9 * thaw else "MISSED",
+                    "%.0f%% of %.0f MB/s" % (100 * net / thaw, rate(meta, net))))
     limit = max(net or 0, cpu or 0)  # the lower of the two limit rates = the longer time
     if thaw and net and cpu:
         which = "network" if net >= cpu else "CPU"
@@ -137,21 +146,18 @@ def targets(meta, s):
         res.append(("thaw files cp of the 8 MiB file <= 1.5 s, fetching <= 5% of the non-zero chunks",
                     "MET" if ok else "MISSED", "%s (median); at most %s of the non-zero chunks fetched" % (
                         fmt(cp["median"], "s"), "?" if share is None else "%.1f%%" % share)))
-    ready, ready_r = get("mount-ready", "thaw-mount"), get("mount-ready", "restic-mount")
-    if ready is None or ready_r is None:
-        res.append(("thaw mount ready no slower than restic mount", "NOT MEASURED", "a run failed"))
-    else:
-        res.append(("thaw mount ready no slower than restic mount", "MET" if ready <= ready_r else "MISSED",
-                    "%s vs %s" % (fmt(ready, "s"), fmt(ready_r, "s"))))
-    f8r = get("file8m", "restic-mount")
-    for tool, how in (("thaw-mount-p1", "fuse2fs on thaw's partition file (the README's recipe)"),
-                      ("thaw-mount", "fuse2fs on the whole image at an offset, as for restic")):
-        f8 = get("file8m", tool)
-        what = "thaw mount + %s + 8 MiB copy no slower than restic mount" % how
-        if f8 is None or f8r is None:
+
+    def no_slower(what, sc, tool):
+        t, r = get(sc, tool), get(sc, "restic-mount")
+        if t is None or r is None:
             res.append((what, "NOT MEASURED", "a run failed"))
         else:
-            res.append((what, "MET" if f8 <= f8r else "MISSED", "%s vs %s" % (fmt(f8, "s"), fmt(f8r, "s"))))
+            res.append((what, "MET" if t <= r else "MISSED", "%s vs %s" % (fmt(t, "s"), fmt(r, "s"))))
+
+    no_slower("thaw mount ready no slower than restic mount", "mount-ready", "thaw-mount")
+    for tool, how in (("thaw-mount-p1", "fuse2fs on thaw's partition file (the README's recipe)"),
+                      ("thaw-mount", "fuse2fs on the whole image at an offset, as for restic")):
+        no_slower("thaw mount + %s + 8 MiB copy no slower than restic mount" % how, "file8m", tool)
     return res
 
 

@@ -57,11 +57,7 @@ commands() {
   cmp a.img "$T/r.img" || fail "$1: restored image differs"
 }
 
-# make_archive TRAINING: makes that training's archive with the JDK in THAW_JAVA
-make_archive() {
-  if [ "$1" = mount ]; then "$THAW" mount --help; else "$THAW" --version; fi
-}
-
+# the trainings whose archives are used below: a mount's only where FUSE is usable
 trainings=(all)
 [ "$FUSE" = 1 ] && trainings+=(mount)
 for jdk in "${jdks[@]}"; do
@@ -69,9 +65,9 @@ for jdk in "${jdks[@]}"; do
   name=$(basename "$(dirname "$(dirname "$jdk")")")
   echo "== $name"
   rm -rf "$XDG_CACHE_HOME"
-  for training in "${trainings[@]}"; do
-    THAW_STARTUP_CACHE=foreground make_archive "$training" >"$T/$name-$training-make.out" 2>&1 ||
-      fail "$name: making the $training archive failed"
+  # one command makes both archives, its own first
+  THAW_STARTUP_CACHE=foreground run_thaw "$name-make" --version
+  for training in all mount; do
     archive=$(find "$XDG_CACHE_HOME/thaw" -name "startup-$training-*" ! -name '*.size' | head -n1)
     [ -s "$archive" ] || fail "$name: no $training start-up archive was made"
     pass "$name: start-up archive $(basename "$archive") made ($(du -k "$archive" | cut -f1) KiB)"
@@ -107,7 +103,7 @@ for jdk in "${jdks[@]}"; do
           for o in "${jdks[@]}"; do [ "$o" != "$jdk" ] && other=$o; done
           [ -n "$other" ] || continue
           rm -rf "$T/other-cache"
-          XDG_CACHE_HOME=$T/other-cache THAW_JAVA=$other THAW_STARTUP_CACHE=foreground make_archive "$training" >/dev/null 2>&1
+          XDG_CACHE_HOME=$T/other-cache THAW_JAVA=$other THAW_STARTUP_CACHE=foreground "$THAW" --version >/dev/null 2>&1
           o=$(find "$T/other-cache/thaw" -name "startup-$training-*" ! -name '*.size' | head -n1)
           cp "$o" "$archive"
           stat -c %s "$archive" >"$archive.size" ;;

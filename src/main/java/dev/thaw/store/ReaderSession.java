@@ -60,7 +60,6 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
    */
   static final int MAX_FRAME = 256 << 10;
 
-  /** A response read to its end. */
   /**
    * A response read to its end: its body in {@code body}, or (a 200 with a length, asked for with a
    * pool) in {@code buffer}, the caller's reference, with {@code body} empty.
