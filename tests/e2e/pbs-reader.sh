@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Reading straight from a Proxmox Backup Server over its reader protocol (TLS, HTTP/1.1 upgrade,
 # HTTP/2, API token): ls, verify, restore + cmp, mount + cmp and a live restore through a test
-# double of the PBS reader (src/test/java/dev/thaw/testing/PbsReaderDouble.java), serving a datastore thaw backup made; the server's self-signed
+# double of the PBS reader serving a datastore thaw backup made; the server's self-signed
 # certificate pinned by PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
-# printing the secret; a wrong fingerprint fails and shows the server's.
+# printing the secret; a wrong fingerprint fails and shows the server's. The double is
+# src/test/java/dev/thaw/testing/PbsReaderDouble.java (Netty), or with PBS_DOUBLE=node the
+# independent tests/tools/pbs-reader-node/reader.mjs (pbs-reader-node.sh runs that).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../pbs-lib.sh"
@@ -20,6 +22,7 @@ secret='t0ken secret?#%{}'
 printf 'thaw@pbs!restore %s Datastore.Read,Datastore.Audit\nthaw@pbs!none nothing -\n' \
   "$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$secret")" >tokens
 start_pbs "$T/ds" tokens --auth-delay-ms 3000
+note "the reader: ${PBS_DOUBLE:-java}"
 REPO="thaw@pbs!restore@127.0.0.1:$PBS_PORT:store1"
 printf '%s\n' "$secret" >secret.txt
 export PBS_PASSWORD_FILE=$T/secret.txt PBS_FINGERPRINT=$PBS_FP
@@ -39,6 +42,22 @@ pass "restore through the reader equals the source"
 PBS_REPOSITORY=$REPO PBS_PASSWORD=$secret PBS_PASSWORD_FILE='' expect_ok r2 restore --progress none "$snap" a.img c.img
 cmp a.img c.img || fail "restore with PBS_REPOSITORY differs"
 pass "PBS_REPOSITORY + PBS_PASSWORD name the store and the secret"
+
+# a namespace, as the PBS client names it: listed and read with --ns (the ns= parameter of the
+# listing and of the reader session), invisible from the root
+make_image n.img 8
+expect_ok nsbackup backup --store "$T/ds" --id ct/200 n.img:n.img
+nsnap=$(last_line "$T/nsbackup.out")
+echo 'root@pam' >"$T/ds/ct/200/owner"
+# moved into namespace team/a as PBS lays one out (ns/team/ns/a/TYPE/ID/TIME; chunks shared)
+mkdir -p "$T/ds/ns/team/ns/a" && mv "$T/ds/ct" "$T/ds/ns/team/ns/a/ct"
+expect_ok nsls ls --repository "$REPO" --ns team/a
+assert_eq "$nsnap" "$(last_line "$T/nsls.out")" "ls --ns lists the namespace's snapshot"
+expect_ok rootls ls --repository "$REPO"
+if grep -qF "$nsnap" "$T/rootls.out"; then fail "the namespace's snapshot is listed in the root"; fi
+PBS_NAMESPACE=team/a expect_ok nsr restore --progress none --repository "$REPO" "$nsnap" n.img n2.img
+cmp n.img n2.img || fail "the restore from a namespace differs from the source"
+pass "a namespace is read through the reader (--ns, PBS_NAMESPACE)"
 
 if [ -e /dev/fuse ] && command -v fusermount >/dev/null; then
   mount_thaw m1 "$T/mnt" --store "pbs://$REPO" "$snap"
