@@ -103,3 +103,17 @@ err_contains nofp "not trusted.*$PBS_FP" "an untrusted certificate without PBS_F
 # thaw never writes to a PBS
 expect_fail nowrite backup --store "pbs://$REPO" --id vm/101 a.img:a.img
 err_contains nowrite "never writes to a Proxmox Backup Server" "backups to a PBS are refused"
+
+# a server that stops serving mid-restore (the Java double cuts every reader connection with a
+# TCP reset; the Node reader ends its sessions at once): the restore goes on, on new sessions,
+# and says nothing more than its retries
+start_pbs "$T/ds" tokens --auth-delay-ms 3000 --drop-after-chunks 3
+PBS_FINGERPRINT=$PBS_FP expect_ok cut restore --progress none --parallel 4 \
+  --repository "thaw@pbs!restore@127.0.0.1:$PBS_PORT:store1" "$snap" a.img g.img
+cmp a.img g.img || fail "the restore through a server that dropped its connections differs"
+grep -Eq '[1-9][0-9]* retries' "$T/cut.out" "$T/cut.err" || fail "no retry reported after the drop"
+if grep -Eq 'WARNING|Exception|^\s+at ' "$T/cut.err"; then
+  cat "$T/cut.err" >&2
+  fail "the dropped connection left a warning or a stack trace on stderr"
+fi
+pass "a dropped connection is retried on a new session, quietly"

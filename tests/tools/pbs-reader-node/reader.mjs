@@ -6,10 +6,13 @@
 // same tests against this server shows that thaw speaks the protocol, not Netty's reading of it.
 //
 //   node reader.mjs --port N --datastore NAME=DIR... --tokens FILE [--auth-delay-ms N] [--cert-out PEM]
+//                   [--drop-after-chunks N]
 //
 // The tokens file has one token per line: "AUTHID SECRET [PRIV,PRIV]" (privileges Datastore.Read
 // and Datastore.Audit; both when left out; "-" for none; the secret percent-encoded). Prints
 // "fingerprint FP" (the certificate's SHA-256, as PBS shows it) and then "listening on PORT".
+// --drop-after-chunks N: once N chunks have been served, every reader session ends at once: a
+// last GOAWAY and the connection closed, its open streams unanswered, as when a PBS is stopped.
 // Binds 127.0.0.1 only. Runs on Node 18 (Debian 12) and later.
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -37,6 +40,7 @@ const COMPRESSED_BLOB = Buffer.from([49, 185, 88, 66, 111, 182, 163, 127]);
 let port = 0;
 let authDelayMs = 3000;
 let certOut = null;
+let dropAfterChunks = -1;
 const datastores = new Map();
 const tokens = new Map();
 const argv = process.argv.slice(2);
@@ -45,6 +49,7 @@ for (let i = 0; i < argv.length; i++) {
   if (a === '--port') port = Number(argv[++i]);
   else if (a === '--auth-delay-ms') authDelayMs = Number(argv[++i]);
   else if (a === '--cert-out') certOut = argv[++i];
+  else if (a === '--drop-after-chunks') dropAfterChunks = Number(argv[++i]);
   else if (a === '--datastore') {
     const [name, dir] = splitOnce(argv[++i], '=');
     datastores.set(name, path.resolve(dir));
@@ -306,10 +311,21 @@ async function chunk(session, stream, digest, started) {
     return;
   }
   const file = path.join(session.root, '.chunks', hex.slice(0, 4), hex);
+  if (++chunksServed === dropAfterChunks) setImmediate(dropConnections);
   // the whole chunk as one body of known length, as PBS reads it (hyper then sends content-length)
   stream.respondWithFile(file, { 'content-type': 'application/octet-stream' }, {
     onError: (e) => h2error(stream, 400, `reading file "${file}" failed: ${e.message}`, JSON_TYPE),
   });
+}
+
+let chunksServed = 0;
+const readerSessions = new Set();
+
+/** Ends every reader session at once: a last GOAWAY, then the close; open streams go unanswered. */
+function dropConnections() {
+  // (destroying the socket itself under a session, or resetting it, crashes Node 20)
+  for (const h2 of readerSessions) h2.destroy();
+  readerSessions.clear();
 }
 
 const SESSION_SETTINGS = {
@@ -321,6 +337,8 @@ const SESSION_SETTINGS = {
 function startSession(socket, head, session) {
   if (head && head.length) socket.unshift(head);
   const serve = (h2) => {
+    readerSessions.add(h2);
+    h2.on('close', () => readerSessions.delete(h2));
     h2.on('localSettings', () => h2.setLocalWindowSize(32 << 20));
     h2.on('stream', (stream, headers) => {
       const started = Date.now();

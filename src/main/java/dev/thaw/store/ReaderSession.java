@@ -400,7 +400,11 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     }
     open = false;
     failAll("connection fault");
-    super.exceptionCaught(ctx, cause);
+    if (Http2CodecUtil.getEmbeddedHttp2Exception(cause) != null) {
+      super.exceptionCaught(ctx, cause); // a protocol error: the codec answers it (GOAWAY)
+    }
+    // anything else (a reset connection, a TLS failure) would travel on to the pipeline's end,
+    // where Netty logs it as an unhandled warning: it is handled here, by closing
     ctx.close();
   }
 

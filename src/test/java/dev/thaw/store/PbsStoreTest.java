@@ -198,6 +198,66 @@ class PbsStoreTest {
     assertTrue(fidx - fidxBefore >= 2, "the index was downloaded again on the new session");
   }
 
+  @Test
+  void aConnectionCutWithoutGoawayIsRetriedOnANewSessionWithoutNoise() throws Exception {
+    // Netty logs an exception that reaches the end of a pipeline as a warning with its stack
+    // trace, on the user's terminal: a reset connection must be handled, not passed on
+    java.util.logging.Logger netty = java.util.logging.Logger.getLogger("io.netty");
+    List<java.util.logging.LogRecord> warnings =
+        java.util.Collections.synchronizedList(new ArrayList<>());
+    java.util.logging.Handler h =
+        new java.util.logging.Handler() {
+          @Override
+          public void publish(java.util.logging.LogRecord r) {
+            if (r.getLevel().intValue() >= java.util.logging.Level.WARNING.intValue()) {
+              warnings.add(r);
+            }
+          }
+
+          @Override
+          public void flush() {}
+
+          @Override
+          public void close() {}
+        };
+    netty.addHandler(h);
+    int sessions = pbs.sessions();
+    try (ChunkStore s = open()) {
+      // cut while chunk requests wait on a quiet connection: the client's next read is the reset
+      Path target = dir.resolve("r4.img");
+      ExecutorService one = Executors.newSingleThreadExecutor();
+      try (FetchPipeline p = new FetchPipeline(s, 4, 2, RetryPolicy.defaults())) {
+        Image img =
+            Snapshot.open(s, snap, dev.thaw.image.KeyPolicy.strict(null)).openImage("a.img", p);
+        pbs.delayReplies(Duration.ofMillis(300));
+        Future<?> run =
+            one.submit(
+                () -> {
+                  new Restorer(img, target, new Restorer.Options(false, false, 16, 64L << 20, null))
+                      .run();
+                  return null;
+                });
+        Thread.sleep(100);
+        pbs.resetConnections();
+        run.get();
+      } finally {
+        pbs.delayReplies(Duration.ZERO);
+        one.shutdownNow();
+      }
+      assertArrayEquals(image, Files.readAllBytes(target), "the restore went on after the cut");
+      // and mid-transfer: cut after two chunks of a restore with four in flight
+      pbs.resetConnectionsAfterChunks(2);
+      assertArrayEquals(image, restore(s, dir.resolve("r3.img"), 4));
+    } finally {
+      netty.removeHandler(h);
+    }
+    assertTrue(pbs.sessions() >= sessions + 3, "a new session after each cut one");
+    assertEquals(
+        List.of(),
+        warnings.stream().map(r -> r.getMessage() + ": " + r.getThrown()).toList(),
+        "nothing logged");
+  }
+
   /** A client of the double's store1 as the reader token, its certificate pinned. */
   private PbsClient reader(Duration callTimeout) throws Exception {
     return new PbsClient(

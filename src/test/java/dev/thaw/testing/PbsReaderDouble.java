@@ -138,6 +138,7 @@ public final class PbsReaderDouble implements AutoCloseable {
   private final AtomicInteger authFailures = new AtomicInteger();
   private final List<String> requestLines = Collections.synchronizedList(new ArrayList<>());
   private volatile int dropAfterChunks = -1;
+  private volatile boolean resetOnDrop;
   private volatile long replyDelayNanos;
   private volatile int firstStreamId;
 
@@ -239,8 +240,21 @@ public final class PbsReaderDouble implements AutoCloseable {
     }
   }
 
-  /** After {@code n} more chunks, every reader connection is closed (once). */
+  /**
+   * After {@code n} more chunks, every reader connection is closed (once), as a server shutting
+   * down closes it: GOAWAY, then the close once the open streams are answered.
+   */
   public void dropConnectionsAfterChunks(int n) {
+    resetOnDrop = false;
+    dropAfterChunks = chunks.get() + n;
+  }
+
+  /**
+   * After {@code n} more chunks, every reader connection is cut (once), as a server that dies cuts
+   * it: a TCP reset, no GOAWAY, no TLS close.
+   */
+  public void resetConnectionsAfterChunks(int n) {
+    resetOnDrop = true;
     dropAfterChunks = chunks.get() + n;
   }
 
@@ -252,6 +266,15 @@ public final class PbsReaderDouble implements AutoCloseable {
   /** Holds every reader response this long before sending it (0: none). */
   public void delayReplies(Duration d) {
     replyDelayNanos = d.toNanos();
+  }
+
+  /** Cuts every reader connection now: a TCP reset, no GOAWAY, no TLS close. */
+  public void resetConnections() {
+    for (Channel ch : readers) {
+      ch.config().setOption(ChannelOption.SO_LINGER, 0);
+      // closed below every handler, so no GOAWAY and no close_notify; with linger 0, a reset
+      ch.pipeline().firstContext().close();
+    }
   }
 
   /** Closes every reader connection now. */
@@ -842,7 +865,11 @@ public final class PbsReaderDouble implements AutoCloseable {
             reply(ctx, streamId, 200, null, "application/octet-stream", data, true);
             if (n == dropAfterChunks) {
               dropAfterChunks = -1;
-              readers.close(); // not awaited: this is an event loop
+              if (resetOnDrop) {
+                resetConnections();
+              } else {
+                readers.close(); // not awaited: this is an event loop
+              }
             }
           });
     }
@@ -924,9 +951,11 @@ public final class PbsReaderDouble implements AutoCloseable {
 
   /**
    * Runs the double until killed: {@code --port N --datastore NAME=DIR... --tokens FILE
-   * [--auth-delay-ms N] [--cert-out PEM]}. The tokens file has one token per line: {@code AUTHID
-   * SECRET [PRIV,PRIV]} (privileges Datastore.Read, Datastore.Audit; both when left out; "-" for
-   * none). Prints "fingerprint FP" and then "listening on PORT".
+   * [--auth-delay-ms N] [--cert-out PEM] [--drop-after-chunks N]}; the last cuts every reader
+   * connection once N chunks have been served, as {@link #resetConnectionsAfterChunks} does. The
+   * tokens file has one token per line: {@code AUTHID SECRET [PRIV,PRIV]} (privileges
+   * Datastore.Read, Datastore.Audit; both when left out; "-" for none). Prints "fingerprint FP" and
+   * then "listening on PORT".
    */
   public static void main(String[] args) throws Exception {
     int port = 0;
@@ -934,11 +963,13 @@ public final class PbsReaderDouble implements AutoCloseable {
     Map<String, Path> ds = new java.util.LinkedHashMap<>();
     Map<String, Token> tokens = new java.util.LinkedHashMap<>();
     Path certOut = null;
+    int resetAfter = -1;
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
         case "--port" -> port = Integer.parseInt(args[++i]);
         case "--auth-delay-ms" -> delay = Long.parseLong(args[++i]);
         case "--cert-out" -> certOut = Path.of(args[++i]);
+        case "--drop-after-chunks" -> resetAfter = Integer.parseInt(args[++i]);
         case "--datastore" -> {
           String[] kv = args[++i].split("=", 2);
           ds.put(kv[0], Path.of(kv[1]));
@@ -960,6 +991,9 @@ public final class PbsReaderDouble implements AutoCloseable {
       }
     }
     PbsReaderDouble d = new PbsReaderDouble(port, ds, tokens, Duration.ofMillis(delay));
+    if (resetAfter >= 0) {
+      d.resetConnectionsAfterChunks(resetAfter);
+    }
     if (certOut != null) {
       Files.writeString(certOut, d.certificate().certificatePem());
     }
