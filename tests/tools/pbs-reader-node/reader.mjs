@@ -345,7 +345,7 @@ function startSession(socket, head, session) {
       stream.on('error', () => {});
       onStream(session, stream, headers, started).catch((e) => h2error(stream, 400, String(e.message), null));
     });
-    h2.on('error', () => socket.destroy());
+    h2.on('error', () => {}); // Node destroys the session and its socket itself
   };
   if (http2.performServerHandshake) {
     serve(http2.performServerHandshake(socket, SESSION_SETTINGS));
