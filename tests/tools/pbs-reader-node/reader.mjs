@@ -312,10 +312,17 @@ async function chunk(session, stream, digest, started) {
   }
   const file = path.join(session.root, '.chunks', hex.slice(0, 4), hex);
   if (++chunksServed === dropAfterChunks) setImmediate(dropConnections);
-  // the whole chunk as one body of known length, as PBS reads it (hyper then sends content-length)
-  stream.respondWithFile(file, { 'content-type': 'application/octet-stream' }, {
-    onError: (e) => h2error(stream, 400, `reading file "${file}" failed: ${e.message}`, JSON_TYPE),
-  });
+  // the whole chunk read, then sent as one body of known length, as PBS does (hyper then sends
+  // content-length)
+  let data;
+  try {
+    data = await fsp.readFile(file);
+  } catch (e) {
+    return h2error(stream, 400, `reading file "${file}" failed: ${e.message}`, JSON_TYPE);
+  }
+  if (stream.destroyed || stream.closed) return;
+  stream.respond({ ':status': 200, 'content-type': 'application/octet-stream', 'content-length': data.length });
+  stream.end(data);
 }
 
 let chunksServed = 0;
@@ -323,7 +330,8 @@ const readerSessions = new Set();
 
 /** Ends every reader session at once: a last GOAWAY, then the close; open streams go unanswered. */
 function dropConnections() {
-  // (destroying the socket itself under a session, or resetting it, crashes Node 20)
+  // (destroying or resetting the socket under a session crashes Node 20, and so did destroying
+  // the session while respondWithFile streamed a file: bodies are sent from buffers)
   for (const h2 of readerSessions) h2.destroy();
   readerSessions.clear();
 }
