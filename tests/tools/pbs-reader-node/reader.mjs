@@ -104,6 +104,10 @@ if (certOut) fs.writeFileSync(certOut, cert);
 const fingerprint = new X509Certificate(cert).fingerprint256.toLowerCase();
 
 // ---- authentication (proxmox-auth-api extract_auth_data, check_auth) ----
+
+/** How long a 401 still waits: PBS answers one no sooner than the delay after its request came. */
+const authWait = (started) => Math.max(0, started + authDelayMs - Date.now());
+
 function authenticate(headers) {
   for (const cookie of [headers.cookie ?? []].flat()) {
     for (const pair of cookie.split(';')) {
@@ -305,9 +309,8 @@ async function chunk(session, stream, digest, started) {
   }
   const hex = digest.toLowerCase();
   if (!session.allowed.has(hex)) {
-    // an HTTP 401 from a handler waits until 3 s after the request came (rest.rs)
-    const wait = Math.max(0, started + authDelayMs - Date.now());
-    setTimeout(() => h2error(stream, 401, `download chunk ${digest} not allowed`, JSON_TYPE), wait);
+    // an HTTP 401 from a handler waits too (rest.rs)
+    setTimeout(() => h2error(stream, 401, `download chunk ${digest} not allowed`, JSON_TYPE), authWait(started));
     return;
   }
   const file = path.join(session.root, '.chunks', hex.slice(0, 4), hex);
@@ -381,7 +384,7 @@ server.on('request', (req, res) => {
     .then((r) => setTimeout(() => {
       res.writeHead(r.status, r.type ? { 'content-type': r.type } : {});
       res.end(r.text);
-    }, r.delayed ? Math.max(0, started + authDelayMs - Date.now()) : 0));
+    }, r.delayed ? authWait(started) : 0));
 });
 server.on('upgrade', (req, socket, head) => {
   const started = Date.now();
@@ -394,7 +397,7 @@ server.on('upgrade', (req, socket, head) => {
         socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${PROTOCOL}\r\n\r\n`,
           () => startSession(socket, head, r.upgrade));
       } else {
-        setTimeout(() => rawResponse(socket, r.status, r.text, r.type), r.delayed ? Math.max(0, started + authDelayMs - Date.now()) : 0);
+        setTimeout(() => rawResponse(socket, r.status, r.text, r.type), r.delayed ? authWait(started) : 0);
       }
     });
 });

@@ -111,9 +111,16 @@ class PbsStoreTest {
   }
 
   static byte[] restore(ChunkStore store, Path target, int parallel) throws Exception {
+    return restore(store, target, parallel, () -> {});
+  }
+
+  /** A restore of a.img; {@code opened} runs once the snapshot and index are read. */
+  static byte[] restore(ChunkStore store, Path target, int parallel, Runnable opened)
+      throws Exception {
     try (FetchPipeline p = new FetchPipeline(store, parallel, 2, RetryPolicy.defaults())) {
       Image img =
           Snapshot.open(store, snap, dev.thaw.image.KeyPolicy.strict(null)).openImage("a.img", p);
+      opened.run();
       new Restorer(img, target, new Restorer.Options(false, false, 16, 64L << 20, null)).run();
     }
     return Files.readAllBytes(target);
@@ -202,60 +209,68 @@ class PbsStoreTest {
   void aConnectionCutWithoutGoawayIsRetriedOnANewSessionWithoutNoise() throws Exception {
     // Netty logs an exception that reaches the end of a pipeline as a warning with its stack
     // trace, on the user's terminal: a reset connection must be handled, not passed on
-    java.util.logging.Logger netty = java.util.logging.Logger.getLogger("io.netty");
-    List<java.util.logging.LogRecord> warnings =
-        java.util.Collections.synchronizedList(new ArrayList<>());
-    java.util.logging.Handler h =
-        new java.util.logging.Handler() {
-          @Override
-          public void publish(java.util.logging.LogRecord r) {
-            if (r.getLevel().intValue() >= java.util.logging.Level.WARNING.intValue()) {
-              warnings.add(r);
-            }
-          }
-
-          @Override
-          public void flush() {}
-
-          @Override
-          public void close() {}
-        };
-    netty.addHandler(h);
     int sessions = pbs.sessions();
-    try (ChunkStore s = open()) {
+    try (NettyWarnings warnings = new NettyWarnings();
+        ChunkStore s = open()) {
       // cut while chunk requests wait on a quiet connection: the client's next read is the reset
-      Path target = dir.resolve("r4.img");
-      ExecutorService one = Executors.newSingleThreadExecutor();
-      try (FetchPipeline p = new FetchPipeline(s, 4, 2, RetryPolicy.defaults())) {
-        Image img =
-            Snapshot.open(s, snap, dev.thaw.image.KeyPolicy.strict(null)).openImage("a.img", p);
-        pbs.delayReplies(Duration.ofMillis(300));
-        Future<?> run =
-            one.submit(
-                () -> {
-                  new Restorer(img, target, new Restorer.Options(false, false, 16, 64L << 20, null))
-                      .run();
-                  return null;
-                });
-        Thread.sleep(100);
-        pbs.resetConnections();
-        run.get();
-      } finally {
-        pbs.delayReplies(Duration.ZERO);
-        one.shutdownNow();
-      }
-      assertArrayEquals(image, Files.readAllBytes(target), "the restore went on after the cut");
+      byte[] restored =
+          restore(
+              s,
+              dir.resolve("r4.img"),
+              4,
+              () -> {
+                pbs.delayReplies(Duration.ofMillis(300));
+                java.util.concurrent.CompletableFuture.delayedExecutor(
+                        100, java.util.concurrent.TimeUnit.MILLISECONDS)
+                    .execute(pbs::resetConnections);
+              });
+      pbs.delayReplies(Duration.ZERO);
+      assertArrayEquals(image, restored, "the restore went on after the cut");
       // and mid-transfer: cut after two chunks of a restore with four in flight
       pbs.resetConnectionsAfterChunks(2);
       assertArrayEquals(image, restore(s, dir.resolve("r3.img"), 4));
+      assertTrue(pbs.sessions() >= sessions + 3, "a new session after each cut one");
+      assertEquals(List.of(), warnings.seen(), "nothing logged");
     } finally {
-      netty.removeHandler(h);
+      pbs.delayReplies(Duration.ZERO);
     }
-    assertTrue(pbs.sessions() >= sessions + 3, "a new session after each cut one");
-    assertEquals(
-        List.of(),
-        warnings.stream().map(r -> r.getMessage() + ": " + r.getThrown()).toList(),
-        "nothing logged");
+  }
+
+  /** Warnings Netty logs while open; Netty must log through the JDK's logging here. */
+  private static final class NettyWarnings extends java.util.logging.Handler
+      implements AutoCloseable {
+    private final java.util.logging.Logger netty = java.util.logging.Logger.getLogger("io.netty");
+    private final List<String> seen = java.util.Collections.synchronizedList(new ArrayList<>());
+
+    NettyWarnings() {
+      // else this handler would hear nothing, and a test listening to it could not fail
+      assertInstanceOf(
+          io.netty.util.internal.logging.JdkLoggerFactory.class,
+          io.netty.util.internal.logging.InternalLoggerFactory.getDefaultFactory(),
+          "Netty logs through java.util.logging");
+      netty.addHandler(this);
+    }
+
+    List<String> seen() {
+      synchronized (seen) {
+        return List.copyOf(seen);
+      }
+    }
+
+    @Override
+    public void publish(java.util.logging.LogRecord r) {
+      if (r.getLevel().intValue() >= java.util.logging.Level.WARNING.intValue()) {
+        seen.add(r.getMessage() + ": " + r.getThrown());
+      }
+    }
+
+    @Override
+    public void flush() {}
+
+    @Override
+    public void close() {
+      netty.removeHandler(this);
+    }
   }
 
   /** A client of the double's store1 as the reader token, its certificate pinned. */

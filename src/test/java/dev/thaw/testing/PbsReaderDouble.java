@@ -137,8 +137,11 @@ public final class PbsReaderDouble implements AutoCloseable {
   private final AtomicInteger maxActiveStreams = new AtomicInteger();
   private final AtomicInteger authFailures = new AtomicInteger();
   private final List<String> requestLines = Collections.synchronizedList(new ArrayList<>());
-  private volatile int dropAfterChunks = -1;
-  private volatile boolean resetOnDrop;
+
+  /** A drop to come: when the chunk count reaches {@code atChunk}, a reset or a close. */
+  private record Drop(int atChunk, boolean reset) {}
+
+  private volatile Drop drop;
   private volatile long replyDelayNanos;
   private volatile int firstStreamId;
 
@@ -245,8 +248,7 @@ public final class PbsReaderDouble implements AutoCloseable {
    * down closes it: GOAWAY, then the close once the open streams are answered.
    */
   public void dropConnectionsAfterChunks(int n) {
-    resetOnDrop = false;
-    dropAfterChunks = chunks.get() + n;
+    drop = new Drop(chunks.get() + n, false);
   }
 
   /**
@@ -254,8 +256,7 @@ public final class PbsReaderDouble implements AutoCloseable {
    * it: a TCP reset, no GOAWAY, no TLS close.
    */
   public void resetConnectionsAfterChunks(int n) {
-    resetOnDrop = true;
-    dropAfterChunks = chunks.get() + n;
+    drop = new Drop(chunks.get() + n, true);
   }
 
   /** The id of the first stream of the last reader session. */
@@ -863,9 +864,10 @@ public final class PbsReaderDouble implements AutoCloseable {
             }
             int n = chunks.incrementAndGet();
             reply(ctx, streamId, 200, null, "application/octet-stream", data, true);
-            if (n == dropAfterChunks) {
-              dropAfterChunks = -1;
-              if (resetOnDrop) {
+            Drop d = drop;
+            if (d != null && n == d.atChunk()) {
+              drop = null;
+              if (d.reset()) {
                 resetConnections();
               } else {
                 readers.close(); // not awaited: this is an event loop
