@@ -3,7 +3,8 @@
 # HTTP/2, API token): ls, verify, restore + cmp, mount + cmp and a live restore through a test
 # double of the PBS reader serving a datastore thaw backup made; the server's self-signed
 # certificate pinned by PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
-# printing the secret; a wrong fingerprint fails and shows the server's. The double is
+# printing the secret; a wrong fingerprint fails and shows the server's; without one, the server's
+# certificate given as --ca-file is trusted. The double is
 # src/test/java/dev/thaw/testing/PbsReaderDouble.java (Netty), or with PBS_DOUBLE=node the
 # independent tests/tools/pbs-reader-node/reader.mjs (pbs-reader-node.sh runs that).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -21,7 +22,7 @@ echo 'root@pam' >"$T/ds/vm/100/owner"
 secret='t0ken secret?#%{}'
 printf 'thaw@pbs!restore %s Datastore.Read,Datastore.Audit\nthaw@pbs!none nothing -\n' \
   "$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$secret")" >tokens
-start_pbs "$T/ds" tokens --auth-delay-ms 3000
+start_pbs "$T/ds" tokens --auth-delay-ms 3000 --cert-out "$T/pbs.pem"
 note "the reader: ${PBS_DOUBLE:-java}"
 REPO="thaw@pbs!restore@127.0.0.1:$PBS_PORT:store1"
 printf '%s\n' "$secret" >secret.txt
@@ -99,6 +100,13 @@ PBS_FINGERPRINT=$(echo "$PBS_FP" | tr '0-9a-f' 'f0-9a-e') expect_fail wrongfp ls
 err_contains wrongfp "fingerprint $PBS_FP does not match PBS_FINGERPRINT" "a wrong fingerprint shows the server's"
 PBS_FINGERPRINT='' expect_fail nofp ls --repository "$REPO"
 err_contains nofp "not trusted.*$PBS_FP" "an untrusted certificate without PBS_FINGERPRINT shows the server's fingerprint"
+# no fingerprint, the server's own certificate (PBS's /etc/proxmox-backup/proxy.pem) trusted as a
+# CA with --ca-file: the listing (HTTP/1.1) and the reader session (HTTP/2) both validate the chain
+# and the name (the certificate names 127.0.0.1)
+PBS_FINGERPRINT='' expect_ok ca restore --progress none --ca-file "$T/pbs.pem" --repository "$REPO" \
+  "$snap" a.img d.img
+cmp a.img d.img || fail "the restore trusting the server's certificate by --ca-file differs"
+pass "the server's certificate as --ca-file is trusted without a fingerprint"
 
 # thaw never writes to a PBS
 expect_fail nowrite backup --store "pbs://$REPO" --id vm/101 a.img:a.img

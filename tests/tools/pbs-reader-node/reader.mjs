@@ -15,7 +15,7 @@
 // last GOAWAY and the connection closed, its open streams unanswered, as when a PBS is stopped.
 // Binds 127.0.0.1 only. Runs on Node 18 (Debian 12) and later.
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http2 from 'node:http2';
@@ -87,14 +87,23 @@ function percentDecode(s) {
   return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(out));
 }
 
-// ---- a self-signed certificate, as PBS installs one ----
+// ---- a self-signed certificate made as PBS makes its own (src/config/mod.rs
+// update_self_signed_cert): RSA 4096, 1000 years, not a CA, for server authentication, for the
+// loopback addresses and localhost. (The Java double's is an EC key: thaw meets both kinds.)
 const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pbs-reader-node-'));
+fs.writeFileSync(path.join(certDir, 'req.cnf'), [
+  '[req]', 'distinguished_name = dn', 'x509_extensions = ext', 'prompt = no',
+  '[dn]', 'O = Proxmox Backup Server', `OU = ${randomUUID().replaceAll('-', '').toUpperCase()}`, 'CN = localhost',
+  '[ext]', 'basicConstraints = CA:FALSE', 'extendedKeyUsage = serverAuth',
+  'subjectAltName = IP:127.0.0.1,IP:::1,DNS:localhost',
+  'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ''].join('\n'));
 try {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-days', '2', '-subj', '/CN=pbs-reader-node', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem')], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-config', path.join(certDir, 'req.cnf'), '-newkey', 'rsa:4096',
+    '-nodes', '-days', '365000', '-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem')],
+  { stdio: 'ignore' });
 } catch (e) {
   console.error(`openssl could not make a certificate: ${e.message}`);
+  fs.rmSync(certDir, { recursive: true, force: true });
   process.exit(1);
 }
 const key = fs.readFileSync(path.join(certDir, 'key.pem'));
@@ -376,7 +385,19 @@ function rawResponse(socket, status, text, type) {
   socket.end(`HTTP/1.1 ${status} ${reason}\r\n${type ? `content-type: ${type}\r\n` : ''}content-length: ${body.length}\r\nconnection: close\r\n\r\n${text}`);
 }
 
-const server = https.createServer({ key, cert });
+// TLS as PBS's proxy sets it up (proxmox-rest-server connection.rs: rust-openssl's
+// mozilla_intermediate_v5): TLS 1.2 and 1.3, these suites, and the client's preference among them
+// (Node's own default is the server's)
+const server = https.createServer({
+  key,
+  cert,
+  minVersion: 'TLSv1.2',
+  ciphers: ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+    'DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384'].join(':'),
+  honorCipherOrder: false,
+});
 server.on('request', (req, res) => {
   const started = Date.now();
   api(req.method, new URL(req.url, 'https://pbs'), req.headers, false)
