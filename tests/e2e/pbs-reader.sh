@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reading straight from a Proxmox Backup Server over its reader protocol (TLS, HTTP/1.1 upgrade,
-# HTTP/2, API token): ls, verify, restore + cmp, mount + cmp and a live restore through a test
-# double of the PBS reader serving a datastore thaw backup made; the server's self-signed
-# certificate pinned by PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
+# HTTP/2, API token): ls, verify, restore + cmp, mount + cmp, a live restore and single files out
+# of an ext4 image (partitions, files ls, files cp) through a test double of the PBS reader
+# serving a datastore thaw backup made; the server's self-signed certificate pinned by
+# PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
 # printing the secret; a wrong fingerprint fails and shows the server's; without one, the server's
 # certificate given as --ca-file is trusted. The double is
 # src/test/java/dev/thaw/testing/PbsReaderDouble.java (Netty), or with PBS_DOUBLE=node the
@@ -10,7 +11,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../pbs-lib.sh"
-require_cmd java python3
+require_cmd java python3 mkfs.ext4
 cd "$T" || exit 1
 
 make_image a.img 40
@@ -59,6 +60,21 @@ if grep -qF "$nsnap" "$T/rootls.out"; then fail "the namespace's snapshot is lis
 PBS_NAMESPACE=team/a expect_ok nsr restore --progress none --repository "$REPO" "$nsnap" n.img n2.img
 cmp n.img n2.img || fail "the restore from a namespace differs from the source"
 pass "a namespace is read through the reader (--ns, PBS_NAMESPACE)"
+
+# single files: partitions, files ls and files cp read the filesystem inside an image through the
+# reader, fetching only the chunks the path needs
+mkdir -p fsroot/etc/deep && seq 1 200000 >fsroot/etc/deep/numbers.txt && echo pbs-host >fsroot/etc/hostname
+truncate -s 64M fs.img && mkfs.ext4 -q -F -d fsroot fs.img
+expect_ok fsbackup backup --store "$T/ds" --id vm/300 fs.img:fs.img
+fsnap=$(last_line "$T/fsbackup.out")
+echo 'root@pam' >"$T/ds/vm/300/owner"
+expect_ok parts partitions --repository "$REPO" "$fsnap"
+assert_file_contains "$T/parts.out" 'fs\.img: .*ext4' "partitions finds the filesystem through the reader"
+expect_ok fls files ls --repository "$REPO" "$fsnap" fs.img /etc
+assert_file_contains "$T/fls.out" ' hostname$' "files ls lists a directory through the reader"
+expect_ok fcp files cp --repository "$REPO" "$fsnap" fs.img /etc/deep/numbers.txt numbers.txt
+cmp fsroot/etc/deep/numbers.txt numbers.txt || fail "the file copied out through the reader differs"
+pass "files cp copies a single file out through the reader"
 
 if [ -e /dev/fuse ] && command -v fusermount >/dev/null; then
   mount_thaw m1 "$T/mnt" --store "pbs://$REPO" "$snap"
