@@ -2,6 +2,7 @@ package dev.thaw.store;
 
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBufUtil;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -66,6 +67,14 @@ final class PbsClient implements AutoCloseable {
   static final String READER_PROTOCOL = "proxmox-backup-reader-protocol-v1";
 
   private static final int MAX_API_BODY = 64 << 20;
+
+  /**
+   * The largest buffer one socket read fills (Netty's default: 64 KiB). A reader session brings a
+   * whole restore through one TLS connection, and each read passes through TLS, HTTP/2 framing and
+   * the event loop once: a restore through the reader at RTT 10 ms took 0.96x the time and 0.95x
+   * the CPU with reads of up to 1 MiB (paired runs), 256 KiB were slower and 4 MiB no faster.
+   */
+  private static final int MAX_READ = 1 << 20;
 
   /** What the server answered instead of switching to the reader protocol. */
   static final class Rejected extends IOException {
@@ -328,6 +337,9 @@ final class PbsClient implements AutoCloseable {
                 (int) Math.min(Integer.MAX_VALUE, connectTimeout.toMillis()))
             .option(ChannelOption.TCP_NODELAY, true)
             .option(ChannelOption.SO_KEEPALIVE, true)
+            .option(
+                ChannelOption.RECVBUF_ALLOCATOR,
+                new AdaptiveRecvByteBufAllocator(512, 64 << 10, MAX_READ))
             .handler(init);
     ChannelFuture cf = b.connect(repo.socketHost(), repo.port());
     try {
