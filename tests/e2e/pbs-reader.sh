@@ -3,11 +3,11 @@
 # HTTP/2, API token): ls, verify, restore + cmp, mount + cmp, a live restore and single files out
 # of an ext4 image (partitions, files ls, files cp) through a test double of the PBS reader
 # serving a datastore thaw backup made; the server's self-signed certificate pinned by
-# PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
-# printing the secret; a wrong fingerprint fails and shows the server's; without one, the server's
-# certificate given as --ca-file is trusted. The double is
-# src/test/java/dev/thaw/testing/PbsReaderDouble.java (Netty), or with PBS_DOUBLE=node the
-# independent tests/tools/pbs-reader-node/reader.mjs (pbs-reader-node.sh runs that).
+# PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without printing the secret; a
+# wrong fingerprint fails and shows the server's; without one, the server's certificate given as
+# --ca-file is trusted. The double is src/test/java/dev/thaw/testing/PbsReaderDouble.java
+# (Netty), or with PBS_DOUBLE=node the independent tests/tools/pbs-reader-node/reader.mjs
+# (pbs-reader-node.sh runs that).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../pbs-lib.sh"

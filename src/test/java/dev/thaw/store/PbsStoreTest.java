@@ -33,6 +33,7 @@ import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.Response;
 import okhttp3.tls.HandshakeCertificates;
+import okhttp3.tls.HeldCertificate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -450,6 +451,42 @@ class PbsStoreTest {
     try (ChunkStore s = open(READER, "store1", options(SECRET, null).withTls(ca, null))) {
       assertEquals(
           2, s.listSnapshots().size(), "a certificate that validates needs no fingerprint");
+    }
+  }
+
+  @Test
+  void aCertificateSignedByTheCaFileButForAnotherNameIsRefused() throws Exception {
+    HeldCertificate ca = new HeldCertificate.Builder().certificateAuthority(0).build();
+    HeldCertificate elsewhere =
+        new HeldCertificate.Builder()
+            .commonName("pbs.example")
+            .addSubjectAlternativeName("pbs.example")
+            .signedBy(ca)
+            .build();
+    Path caFile = dir.resolve("other-ca.pem");
+    Files.writeString(caFile, ca.certificatePem());
+    try (PbsReaderDouble other =
+        new PbsReaderDouble(
+            0,
+            Map.of("store1", dir.resolve("ds")),
+            Map.of(
+                READER,
+                new PbsReaderDouble.Token(SECRET, Set.of("Datastore.Read", "Datastore.Audit"))),
+            Duration.ZERO,
+            elsewhere)) {
+      String repo = "pbs://" + READER + "@127.0.0.1:" + other.port() + ":store1";
+      try (ChunkStore s =
+          dev.thaw.testing.TestStores.open(repo, options(SECRET, null).withTls(caFile, null))) {
+        // the listing, then a reader session: both check the name the certificate is for
+        StoreException listing = assertThrows(StoreException.class, s::listSnapshots);
+        assertTrue(
+            listing.getMessage().contains("issued for another host name"), listing.getMessage());
+        StoreException session =
+            assertThrows(StoreException.class, () -> s.readFile(snap, "index.json.blob"));
+        assertTrue(
+            session.getMessage().contains("issued for another host name"), session.getMessage());
+      }
+      assertEquals(0, other.sessions(), "no reader session was opened");
     }
   }
 

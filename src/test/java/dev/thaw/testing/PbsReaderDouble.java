@@ -155,15 +155,30 @@ public final class PbsReaderDouble implements AutoCloseable {
   public PbsReaderDouble(
       int port, Map<String, Path> datastores, Map<String, Token> tokens, Duration authDelay)
       throws Exception {
-    this.datastores = Map.copyOf(datastores);
-    this.tokens = Map.copyOf(tokens);
-    this.authDelay = authDelay;
-    this.certificate =
+    this(
+        port,
+        datastores,
+        tokens,
+        authDelay,
         new HeldCertificate.Builder()
             .commonName("pbs-double")
             .addSubjectAlternativeName("127.0.0.1")
             .addSubjectAlternativeName("localhost")
-            .build();
+            .build());
+  }
+
+  /** As the other constructor, serving {@code certificate} (its key and certificate). */
+  public PbsReaderDouble(
+      int port,
+      Map<String, Path> datastores,
+      Map<String, Token> tokens,
+      Duration authDelay,
+      HeldCertificate certificate)
+      throws Exception {
+    this.datastores = Map.copyOf(datastores);
+    this.tokens = Map.copyOf(tokens);
+    this.authDelay = authDelay;
+    this.certificate = certificate;
     // OpenSSL where netty-tcnative is there, as PBS uses OpenSSL: the double's TLS then costs the
     // machine (which it shares with thaw in tests and benchmarks) what a PBS's would
     SslContext ssl =
