@@ -71,8 +71,9 @@ final class PbsClient implements AutoCloseable {
   /**
    * The largest buffer one socket read fills (Netty's default: 64 KiB). A reader session brings a
    * whole restore through one TLS connection, and each read passes through TLS, HTTP/2 framing and
-   * the event loop once: a restore through the reader at RTT 10 ms took 0.96x the time and 0.95x
-   * the CPU with reads of up to 1 MiB (paired runs), 256 KiB were slower and 4 MiB no faster.
+   * the event loop once: a restore through the reader at RTT 10 ms took 0.96x the time and
+   * 0.94-0.96x the CPU with reads of up to 1 MiB (paired runs); 256 KiB were slower, 4 MiB no
+   * faster.
    */
   private static final int MAX_READ = 1 << 20;
 
