@@ -212,10 +212,11 @@ async function entries(dir, directories) {
 /** The snapshot list as PBS's list_snapshots gives it: groups without an owner left out, unsorted. */
 async function snapshots(root, ns, onlyType, onlyId) {
   const data = [];
+  const base = nsDir(root, ns);
   for (const type of TYPES) {
     if (onlyType && onlyType !== type) continue;
-    for (const id of await entries(path.join(nsDir(root, ns), type), true)) {
-      const group = path.join(nsDir(root, ns), type, id);
+    for (const id of await entries(path.join(base, type), true)) {
+      const group = path.join(base, type, id);
       if ((onlyId && onlyId !== id) || !fs.existsSync(path.join(group, 'owner'))) continue;
       const owner = fs.readFileSync(path.join(group, 'owner'), 'utf8').trim();
       for (const t of await entries(group, true)) {
@@ -398,10 +399,13 @@ const server = https.createServer({
     'DHE-RSA-AES128-GCM-SHA256', 'DHE-RSA-AES256-GCM-SHA384'].join(':'),
   honorCipherOrder: false,
 });
+/** The API's answer to req; a handler's failure is a 400 with its message, as PBS's. */
+const answer = (req, upgrading) => api(req.method, new URL(req.url, 'https://pbs'), req.headers, upgrading)
+  .catch((e) => ({ status: 400, text: String(e.message), type: JSON_TYPE }));
+
 server.on('request', (req, res) => {
   const started = Date.now();
-  api(req.method, new URL(req.url, 'https://pbs'), req.headers, false)
-    .catch((e) => ({ status: 400, text: String(e.message), type: JSON_TYPE }))
+  answer(req, false)
     .then((r) => setTimeout(() => {
       res.writeHead(r.status, r.type ? { 'content-type': r.type } : {});
       res.end(r.text);
@@ -410,8 +414,7 @@ server.on('request', (req, res) => {
 server.on('upgrade', (req, socket, head) => {
   const started = Date.now();
   socket.on('error', () => {});
-  api(req.method, new URL(req.url, 'https://pbs'), req.headers, true)
-    .catch((e) => ({ status: 400, text: String(e.message), type: JSON_TYPE }))
+  answer(req, true)
     .then((r) => {
       if (r.upgrade) {
         // nghttp2 takes the socket over only once the 101 has been written out

@@ -25,6 +25,8 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -476,10 +478,10 @@ class RestorerTest {
       Path stateFile = Restorer.defaultStateFile(target);
       // two chunks in flight are written in the order they arrive: the first write that fails
       // is chunk `full` or the one after it, and the message names that one and its offset
-      java.util.regex.Matcher m =
-          java.util.regex.Pattern.compile(
+      Matcher m =
+          Pattern.compile(
                   "cannot write chunk (\\d+) to "
-                      + java.util.regex.Pattern.quote(target.toString())
+                      + Pattern.quote(target.toString())
                       + " at offset (\\d+)")
               .matcher(e.getMessage());
       assertTrue(m.find(), e.getMessage());

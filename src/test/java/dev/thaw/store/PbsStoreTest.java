@@ -23,12 +23,19 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 import okhttp3.OkHttpClient;
 import okhttp3.Request;
 import okhttp3.Response;
@@ -99,8 +106,14 @@ class PbsStoreTest {
   }
 
   static ChunkStore open(String authId, String datastore, Stores.Options o) {
+    return open(pbs, authId, datastore, o);
+  }
+
+  /** A store on {@code server}'s {@code datastore} as {@code authId}. */
+  static ChunkStore open(
+      PbsReaderDouble server, String authId, String datastore, Stores.Options o) {
     return dev.thaw.testing.TestStores.open(
-        "pbs://" + authId + "@127.0.0.1:" + pbs.port() + ":" + datastore, o);
+        "pbs://" + authId + "@127.0.0.1:" + server.port() + ":" + datastore, o);
   }
 
   static ChunkStore open() throws Exception {
@@ -221,8 +234,7 @@ class PbsStoreTest {
               4,
               () -> {
                 pbs.delayReplies(Duration.ofMillis(300));
-                java.util.concurrent.CompletableFuture.delayedExecutor(
-                        100, java.util.concurrent.TimeUnit.MILLISECONDS)
+                CompletableFuture.delayedExecutor(100, TimeUnit.MILLISECONDS)
                     .execute(pbs::resetConnections);
               });
       pbs.delayReplies(Duration.ZERO);
@@ -238,10 +250,9 @@ class PbsStoreTest {
   }
 
   /** Warnings Netty logs while open; Netty must log through the JDK's logging here. */
-  private static final class NettyWarnings extends java.util.logging.Handler
-      implements AutoCloseable {
-    private final java.util.logging.Logger netty = java.util.logging.Logger.getLogger("io.netty");
-    private final List<String> seen = java.util.Collections.synchronizedList(new ArrayList<>());
+  private static final class NettyWarnings extends Handler implements AutoCloseable {
+    private final Logger netty = Logger.getLogger("io.netty");
+    private final List<String> seen = Collections.synchronizedList(new ArrayList<>());
 
     NettyWarnings() {
       // else this handler would hear nothing, and a test listening to it could not fail
@@ -259,8 +270,8 @@ class PbsStoreTest {
     }
 
     @Override
-    public void publish(java.util.logging.LogRecord r) {
-      if (r.getLevel().intValue() >= java.util.logging.Level.WARNING.intValue()) {
+    public void publish(LogRecord r) {
+      if (r.getLevel().intValue() >= Level.WARNING.intValue()) {
         seen.add(r.getMessage() + ": " + r.getThrown());
       }
     }
@@ -474,9 +485,8 @@ class PbsStoreTest {
                 new PbsReaderDouble.Token(SECRET, Set.of("Datastore.Read", "Datastore.Audit"))),
             Duration.ZERO,
             elsewhere)) {
-      String repo = "pbs://" + READER + "@127.0.0.1:" + other.port() + ":store1";
       try (ChunkStore s =
-          dev.thaw.testing.TestStores.open(repo, options(SECRET, null).withTls(caFile, null))) {
+          open(other, READER, "store1", options(SECRET, null).withTls(caFile, null))) {
         // the listing, then a reader session: both check the name the certificate is for
         StoreException listing = assertThrows(StoreException.class, s::listSnapshots);
         assertTrue(
