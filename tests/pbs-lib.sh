@@ -14,7 +14,7 @@ start_pbs() {
   log=$T/pbs-$RANDOM.log
   case ${PBS_DOUBLE:-java} in
   node)
-    require_cmd node openssl
+    require_cmd node openssl zstd # zstd: the compressed manifests its snapshot listing reads
     node "$THAW_REPO/tests/tools/pbs-reader-node/reader.mjs" \
       --port 0 --datastore "store1=$ds" --tokens "$tokens" "$@" >"$log" 2>&1 &
     ;;

@@ -238,7 +238,10 @@ async function snapshots(root, ns, onlyType, onlyId) {
   return data;
 }
 
-/** Files from the manifest plus the manifest itself; the directory's files when it cannot be read. */
+/**
+ * Files from the manifest plus the manifest itself; the directory's files when it cannot be read
+ * (a backup in progress has none yet), the error logged as PBS logs it.
+ */
 async function snapshotFiles(dir) {
   const manifestPath = path.join(dir, 'index.json.blob');
   try {
@@ -252,7 +255,8 @@ async function snapshotFiles(dir) {
     const signed = manifest.signature !== undefined && manifest.signature !== null;
     files.push({ filename: 'index.json.blob', 'crypt-mode': signed ? 'sign-only' : 'none', size: blob.length });
     return files;
-  } catch {
+  } catch (e) {
+    if (fs.existsSync(manifestPath)) console.error(`error during snapshot file listing: '${e.message}'`);
     return (await entries(dir, false)).map((filename) => ({ filename }));
   }
 }
