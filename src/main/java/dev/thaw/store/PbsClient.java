@@ -49,7 +49,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import javax.net.ssl.SSLException;
+import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * TLS connections to one Proxmox Backup Server. {@link #get} makes one HTTP/1.1 request on a
@@ -145,10 +148,19 @@ final class PbsClient implements AutoCloseable {
     this.readTimeout = readTimeout;
     this.callTimeout = callTimeout;
     try {
+      // a --ca-file is read now, so that a bad one is reported before any connection; the
+      // system's CAs only once a certificate the fingerprint does not match needs them
+      PbsTrust.ChainValidation chain;
+      if (caFile != null) {
+        X509ExtendedTrustManager fromFile = PbsTrust.chainValidation(caFile);
+        chain = () -> fromFile;
+      } else {
+        chain = () -> PbsTrust.chainValidation(null);
+      }
       this.ssl =
           SslContextBuilder.forClient()
               .sslProvider(tls)
-              .trustManager(new PbsTrust(PbsTrust.chainValidation(caFile), fingerprint))
+              .trustManager(new PbsTrust(chain, fingerprint))
               .endpointIdentificationAlgorithm("HTTPS")
               .build();
     } catch (GeneralSecurityException | IOException e) {
@@ -193,16 +205,10 @@ final class PbsClient implements AutoCloseable {
     CompletableFuture<Object> answer = new CompletableFuture<>();
     Channel ch =
         connect(
-            new ChannelInitializer<SocketChannel>() {
-              @Override
-              protected void initChannel(SocketChannel c) {
-                ChannelPipeline p = c.pipeline();
-                p.addLast(new ReadTimeoutHandler(readTimeout.toMillis(), TimeUnit.MILLISECONDS));
-                p.addLast(ssl.newHandler(c.alloc(), repo.socketHost(), repo.port()));
-                p.addLast(new HttpClientCodec());
-                p.addLast(new HttpObjectAggregator(MAX_API_BODY));
-                p.addLast(new Answer(answer));
-              }
+            p -> {
+              p.addLast(new HttpClientCodec());
+              p.addLast(new HttpObjectAggregator(MAX_API_BODY));
+              p.addLast(new Answer(answer));
             });
     try {
       ch.writeAndFlush(request(pathAndQuery))
@@ -223,21 +229,13 @@ final class PbsClient implements AutoCloseable {
     CompletableFuture<Object> answer = new CompletableFuture<>();
     Channel ch =
         connect(
-            new ChannelInitializer<SocketChannel>() {
-              @Override
-              protected void initChannel(SocketChannel c) {
-                ChannelPipeline p = c.pipeline();
-                p.addLast(
-                    "timeout",
-                    new ReadTimeoutHandler(readTimeout.toMillis(), TimeUnit.MILLISECONDS));
-                p.addLast(ssl.newHandler(c.alloc(), repo.socketHost(), repo.port()));
-                HttpClientCodec http = new HttpClientCodec();
-                p.addLast(http);
-                p.addLast(new HttpClientUpgradeHandler(http, new ReaderUpgrade(), MAX_API_BODY));
-                // a refusal passes the upgrade handler in parts: aggregate it here
-                p.addLast("aggregate", new HttpObjectAggregator(MAX_API_BODY));
-                p.addLast(new Answer(answer));
-              }
+            p -> {
+              HttpClientCodec http = new HttpClientCodec();
+              p.addLast(http);
+              p.addLast(new HttpClientUpgradeHandler(http, new ReaderUpgrade(), MAX_API_BODY));
+              // a refusal passes the upgrade handler in parts: aggregate it here
+              p.addLast("aggregate", new HttpObjectAggregator(MAX_API_BODY));
+              p.addLast(new Answer(answer));
             });
     Object o;
     try {
@@ -328,7 +326,27 @@ final class PbsClient implements AutoCloseable {
     }
   }
 
-  private Channel connect(ChannelInitializer<SocketChannel> init) throws IOException {
+  /**
+   * Connects and waits for the TLS handshake. The pipeline is a read timeout ("timeout"), TLS, then
+   * what {@code protocol} adds.
+   */
+  private Channel connect(Consumer<ChannelPipeline> protocol) throws IOException {
+    // taken when the pipeline is built: a handshake that fails at once closes the channel, and a
+    // closed channel's pipeline no longer has its handlers
+    AtomicReference<io.netty.util.concurrent.Future<Channel>> handshake = new AtomicReference<>();
+    ChannelInitializer<SocketChannel> init =
+        new ChannelInitializer<>() {
+          @Override
+          protected void initChannel(SocketChannel c) {
+            ChannelPipeline p = c.pipeline();
+            p.addLast(
+                "timeout", new ReadTimeoutHandler(readTimeout.toMillis(), TimeUnit.MILLISECONDS));
+            SslHandler tls = ssl.newHandler(c.alloc(), repo.socketHost(), repo.port());
+            handshake.set(tls.handshakeFuture());
+            p.addLast(tls);
+            protocol.accept(p);
+          }
+        };
     Bootstrap b =
         new Bootstrap()
             .group(group)
@@ -365,8 +383,7 @@ final class PbsClient implements AutoCloseable {
       throw new StoreException("cannot connect to " + peer + ": " + c.getMessage(), true, c);
     }
     Channel ch = cf.channel();
-    io.netty.util.concurrent.Future<Channel> hs =
-        ch.pipeline().get(SslHandler.class).handshakeFuture();
+    io.netty.util.concurrent.Future<Channel> hs = handshake.get();
     try {
       if (!hs.await(readTimeout.toMillis() + 1000)) {
         ch.close();
