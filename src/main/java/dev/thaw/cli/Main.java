@@ -99,7 +99,11 @@ public final class Main implements Runnable {
 
   /** The command line for {@code args}: thaw with the command they name, or with all of them. */
   static CommandLine commandLine(String[] args) {
-    java.util.Map<String, String> env = Secrets.environment();
+    return commandLine(args, Secrets.environment());
+  }
+
+  /** As {@link #commandLine(String[])}, credentials read from {@code env}. */
+  static CommandLine commandLine(String[] args, java.util.Map<String, String> env) {
     CommandLine cl = new CommandLine(new Main(), new Factory(env));
     String name = null;
     for (String a : args) {

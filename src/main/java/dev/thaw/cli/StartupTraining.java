@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.stream.Stream;
 
@@ -27,14 +28,17 @@ import java.util.stream.Stream;
  * <ul>
  *   <li>{@code all}, for every command but {@code mount}: backup, ls, verify, restore (plain and
  *       encrypted), a mount rehearsed (its reads driven through the FUSE callbacks, no kernel
- *       mount), the help of every command, ls, verify and restore through an HTTP store, and the
- *       classes of an NBD server and the S3 store, loaded without starting any.
- *   <li>{@code mount}: a backup to rehearse on, then a mount rehearsed on the local store and on an
- *       HTTP store, and the classes a live restore and the S3 store load.
+ *       mount), the help of every command, ls, verify and restore through an HTTP store and through
+ *       a Proxmox Backup Server's reader protocol, and the classes of an NBD server and the S3
+ *       store, loaded without starting any.
+ *   <li>{@code mount}: a backup to rehearse on, then a mount rehearsed on the local store, on an
+ *       HTTP store and over the reader protocol, and the classes a live restore and the S3 store
+ *       load.
  * </ul>
  *
- * <p>The HTTP store is the JDK's own HTTP server, listening on 127.0.0.1 for these requests alone
- * and serving that directory. Training writes nothing else, and reaches no other host.
+ * <p>The HTTP store is the JDK's own HTTP server, and the reader a {@link TrainingReader}, each
+ * listening on 127.0.0.1 for these requests alone and serving that directory. Training writes
+ * nothing else, and reaches no other host.
  */
 public final class StartupTraining {
   /** What a mount and the remote stores load before they do anything. */
@@ -107,6 +111,13 @@ public final class StartupTraining {
           run("verify", "--store", url, snapshot);
           restore(dir.resolve("out3.img"), "--store", url, snapshot);
         });
+    overPbs(
+        dir,
+        (env, repo) -> {
+          run(env, "ls", "--repository", repo);
+          run(env, "verify", "--repository", repo, snapshot);
+          run(env, restoreArgs(dir.resolve("out4.img"), "--repository", repo, snapshot));
+        });
     // what a mount, a server and the remote stores load before they do anything
     load(MOUNT_CLASSES);
     load(List.of("dev.thaw.nbd.NbdServer"));
@@ -120,6 +131,9 @@ public final class StartupTraining {
     String mountpoint = Files.createDirectory(dir.resolve("mnt")).toString();
     run("mount", "--rehearse", "--store", ds, snapshot, mountpoint);
     overHttp(dir, url -> run("mount", "--rehearse", "--store", url, snapshot, mountpoint));
+    overPbs(
+        dir,
+        (env, repo) -> run(env, "mount", "--rehearse", "--repository", repo, snapshot, mountpoint));
     load(MOUNT_CLASSES);
   }
 
@@ -178,13 +192,32 @@ public final class StartupTraining {
     }
   }
 
+  /**
+   * Runs {@code commands} with the datastore in {@code dir/ds} served over the PBS reader protocol
+   * on 127.0.0.1: their environment (the token's secret, the server's fingerprint) and repository.
+   */
+  private static void overPbs(
+      Path dir, java.util.function.BiConsumer<Map<String, String>, String> commands) {
+    try (TrainingReader reader = new TrainingReader(dir.resolve("ds"))) {
+      commands.accept(
+          Map.of("PBS_PASSWORD", "training", "PBS_FINGERPRINT", reader.fingerprint()),
+          "thaw@pbs!training@127.0.0.1:" + reader.port() + ":training");
+    } catch (IOException | RuntimeException e) {
+      // training only: without the reader, the archive is only smaller
+    }
+  }
+
   /** Runs {@code thaw restore --progress none ARGS disk.img OUT}. */
   private static void restore(Path out, String... args) {
+    run(restoreArgs(out, args));
+  }
+
+  private static String[] restoreArgs(Path out, String... args) {
     List<String> command = new java.util.ArrayList<>(List.of("restore", "--progress", "none"));
     command.addAll(List.of(args));
     command.add("disk.img");
     command.add(out.toString());
-    run(command.toArray(String[]::new));
+    return command.toArray(String[]::new);
   }
 
   /** Runs {@code thaw backup ARGS} and returns the snapshot it printed last. */
@@ -200,8 +233,13 @@ public final class StartupTraining {
 
   /** Runs one command line, as {@code thaw} would, ignoring its outcome. */
   private static void run(String... args) {
+    run(System.getenv(), args);
+  }
+
+  /** As {@link #run(String...)}, credentials read from {@code env}. */
+  private static void run(Map<String, String> env, String... args) {
     try {
-      Main.commandLine(args).execute(args);
+      Main.commandLine(args, env).execute(args);
     } catch (RuntimeException e) {
       // training only: a failed command still loaded what it loaded
     }
