@@ -96,7 +96,7 @@ final class TrainingReader implements AutoCloseable {
                       ch.pipeline().addLast("api", new Api());
                     }
                   })
-              .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
+              .bind(new InetSocketAddress(InetAddress.getByAddress(new byte[] {127, 0, 0, 1}), 0))
               .syncUninterruptibly()
               .channel();
     } catch (RuntimeException e) {
