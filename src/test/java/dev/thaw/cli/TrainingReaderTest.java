@@ -31,15 +31,22 @@ class TrainingReaderTest {
   private static Run run(Map<String, String> env, String... args) {
     StringWriter err = new StringWriter();
     PrintStream oldOut = System.out;
+    PrintStream oldErr = System.err;
     ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream sysErr = new ByteArrayOutputStream();
     System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(sysErr, true, StandardCharsets.UTF_8));
     try {
       CommandLine cl = Main.commandLine(args, env);
       cl.setErr(new PrintWriter(err, true));
       int code = cl.execute(args);
-      return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString());
+      return new Run(
+          code,
+          out.toString(StandardCharsets.UTF_8),
+          err + sysErr.toString(StandardCharsets.UTF_8));
     } finally {
       System.setOut(oldOut);
+      System.setErr(oldErr);
     }
   }
 
