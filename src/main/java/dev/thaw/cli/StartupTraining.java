@@ -28,17 +28,17 @@ import java.util.stream.Stream;
  * <ul>
  *   <li>{@code all}, for every command but {@code mount}: backup, ls, verify, restore (plain and
  *       encrypted), a mount rehearsed (its reads driven through the FUSE callbacks, no kernel
- *       mount), the help of every command, ls, verify and restore through an HTTP store and through
- *       a Proxmox Backup Server's reader protocol, and the classes of an NBD server and the S3
- *       store, loaded without starting any.
+ *       mount), the help of every command, ls, verify and restore through an HTTP store, an HTTPS
+ *       store and a Proxmox Backup Server's reader protocol, and the classes of an NBD server and
+ *       the S3 store, loaded without starting any.
  *   <li>{@code mount}: a backup to rehearse on, then a mount rehearsed on the local store, on an
- *       HTTP store and over the reader protocol, and the classes a live restore and the S3 store
- *       load.
+ *       HTTP and an HTTPS store and over the reader protocol, and the classes a live restore and
+ *       the S3 store load.
  * </ul>
  *
- * <p>The HTTP store is the JDK's own HTTP server, and the reader a {@link TrainingReader}, each
- * listening on 127.0.0.1 for these requests alone and serving that directory. Training writes
- * nothing else, and reaches no other host.
+ * <p>The HTTP(S) store is the JDK's own HTTP server, and the reader a {@link TrainingReader}, each
+ * listening on 127.0.0.1 for these requests alone and serving that directory, with certificates
+ * made for the run. Training writes nothing else, and reaches no other host.
  */
 public final class StartupTraining {
   /** What a mount and the remote stores load before they do anything. */
@@ -106,10 +106,10 @@ public final class StartupTraining {
     restore(dir.resolve("out2.img"), "--store", ds, "--keyfile", key, encrypted);
     overHttp(
         dir,
-        url -> {
-          run("ls", "--store", url, snapshot);
-          run("verify", "--store", url, snapshot);
-          restore(dir.resolve("out3.img"), "--store", url, snapshot);
+        store -> {
+          run(with("ls", store, snapshot));
+          run(with("verify", store, snapshot));
+          run(restoreArgs(dir.resolve("out3.img"), with(null, store, snapshot)));
         });
     overPbs(
         dir,
@@ -123,14 +123,14 @@ public final class StartupTraining {
     load(List.of("dev.thaw.nbd.NbdServer"));
   }
 
-  /** The {@code mount} training: a mount rehearsed on a local and on an HTTP store. */
+  /** The {@code mount} training: a mount rehearsed on a local store, over HTTP(S) and PBS. */
   private static void trainMount(Path dir, ByteArrayOutputStream captured) throws IOException {
     Path img = image(dir);
     String ds = dir.resolve("ds").toString();
     String snapshot = backup(captured, "--store", ds, "--id", "vm/100", img.toString());
     String mountpoint = Files.createDirectory(dir.resolve("mnt")).toString();
     run("mount", "--rehearse", "--store", ds, snapshot, mountpoint);
-    overHttp(dir, url -> run("mount", "--rehearse", "--store", url, snapshot, mountpoint));
+    overHttp(dir, store -> run(with("mount", store, "--rehearse", snapshot, mountpoint)));
     overPbs(
         dir,
         (env, repo) -> run(env, "mount", "--rehearse", "--repository", repo, snapshot, mountpoint));
@@ -156,22 +156,14 @@ public final class StartupTraining {
   }
 
   /**
-   * Runs {@code commands} with the URL of the datastore in {@code dir/ds} served over HTTP on
-   * 127.0.0.1 (an HTTP store's client, its I/O library and Kotlin's runtime are some 200 classes).
-   * Skipped where the JDK has no {@code jdk.httpserver}.
+   * Runs {@code commands} with the datastore in {@code dir/ds} served on 127.0.0.1 over HTTP, then
+   * over HTTPS: their store options ({@code --store URL}, and the server's certificate as {@code
+   * --ca-file}). An HTTP store's client, its I/O library and Kotlin's runtime are some 200 classes;
+   * the JDK's TLS client some 300 more. Skipped where the JDK has no {@code jdk.httpserver}.
    */
-  private static void overHttp(Path dir, java.util.function.Consumer<String> commands) {
-    com.sun.net.httpserver.HttpServer server;
-    try {
-      server =
-          com.sun.net.httpserver.HttpServer.create(
-              new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 0);
-    } catch (IOException | LinkageError e) {
-      return;
-    }
+  private static void overHttp(Path dir, java.util.function.Consumer<String[]> commands) {
     Path root = dir.resolve("ds").toAbsolutePath().normalize();
-    server.createContext(
-        "/",
+    com.sun.net.httpserver.HttpHandler files =
         exchange -> {
           try (exchange) {
             Path file = root.resolve(exchange.getRequestURI().getPath().substring(1)).normalize();
@@ -183,13 +175,62 @@ public final class StartupTraining {
             exchange.sendResponseHeaders(200, body.length);
             exchange.getResponseBody().write(body);
           }
-        });
+        };
+    java.net.InetSocketAddress loopback =
+        new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0);
+    com.sun.net.httpserver.HttpServer server;
+    try {
+      server = com.sun.net.httpserver.HttpServer.create(loopback, 0);
+    } catch (IOException | LinkageError e) {
+      return;
+    }
+    server.createContext("/", files);
     server.start();
     try {
-      commands.accept("http://127.0.0.1:" + server.getAddress().getPort() + "/");
+      commands.accept(
+          new String[] {"--store", "http://127.0.0.1:" + server.getAddress().getPort() + "/"});
     } finally {
       server.stop(0);
     }
+    try {
+      okhttp3.tls.HeldCertificate certificate =
+          new okhttp3.tls.HeldCertificate.Builder().addSubjectAlternativeName("127.0.0.1").build();
+      Path ca = Files.writeString(dir.resolve("training-ca.pem"), certificate.certificatePem());
+      com.sun.net.httpserver.HttpsServer https =
+          com.sun.net.httpserver.HttpsServer.create(loopback, 0);
+      https.setHttpsConfigurator(
+          new com.sun.net.httpserver.HttpsConfigurator(
+              new okhttp3.tls.HandshakeCertificates.Builder()
+                  .heldCertificate(certificate)
+                  .build()
+                  .sslContext()));
+      https.createContext("/", files);
+      https.start();
+      try {
+        commands.accept(
+            new String[] {
+              "--store",
+              "https://127.0.0.1:" + https.getAddress().getPort() + "/",
+              "--ca-file",
+              ca.toString()
+            });
+      } finally {
+        https.stop(0);
+      }
+    } catch (IOException | RuntimeException e) {
+      // training only: without HTTPS, the archive is only smaller
+    }
+  }
+
+  /** {@code command} (if not null), then {@code store}, then {@code rest}. */
+  private static String[] with(String command, String[] store, String... rest) {
+    List<String> all = new java.util.ArrayList<>();
+    if (command != null) {
+      all.add(command);
+    }
+    all.addAll(List.of(store));
+    all.addAll(List.of(rest));
+    return all.toArray(String[]::new);
   }
 
   /**
