@@ -8,6 +8,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 # shellcheck source=SCRIPTDIR/../mount-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
+# shellcheck source=SCRIPTDIR/../pbs-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../pbs-lib.sh"
 cd "$T" || exit 1
 FUSE=0
 [ -e /dev/fuse ] && [ -r /dev/fuse ] && [ -w /dev/fuse ] && command -v fusermount >/dev/null && FUSE=1
@@ -17,6 +19,10 @@ export XDG_CACHE_HOME=$T/cache
 head -c 6M /dev/urandom >a.img
 expect_ok backup backup --store "$T/ds" --id vm/1 a.img
 S=$(last_line "$T/backup.out")
+# a PBS reader (the test double) on that datastore: a command over it must find Netty's classes
+# in the archive too
+printf 'thaw@pbs!startup secret Datastore.Read,Datastore.Audit\n' >"$T/tokens"
+start_pbs "$T/ds" "$T/tokens"
 
 jdks=()
 for j in /usr/lib/jvm/java-17-openjdk-*/bin/java /usr/lib/jvm/temurin-2[5-9]-*/bin/java /usr/lib/jvm/*-2[5-9]-*/bin/java; do
@@ -78,6 +84,14 @@ for jdk in "${jdks[@]}"; do
   grep -q 'picocli.CommandLine source: shared objects file' "$T/$name-classes.txt" \
     || fail "$name: picocli's classes did not come from the start-up archive"
   pass "$name: thaw's and picocli's classes come from the archive"
+  PBS_PASSWORD=secret PBS_FINGERPRINT=$PBS_FP THAW_JAVA_OPTS="-Xlog:class+load:file=$T/$name-pbs-classes.txt" \
+    expect_ok "$name-pbs" ls --repository "thaw@pbs!startup@127.0.0.1:$PBS_PORT:store1"
+  grep -q "$S" "$T/$name-pbs.out" || fail "$name: ls over the PBS reader did not list $S"
+  for c in dev.thaw.store.PbsClient io.netty.handler.ssl.OpenSsl io.netty.handler.codec.http.HttpClientCodec; do
+    grep -q "$c source: shared objects file" "$T/$name-pbs-classes.txt" \
+      || fail "$name: $c did not come from the start-up archive over the PBS reader"
+  done
+  pass "$name: ls over the PBS reader protocol takes Netty's classes from the archive"
   if [ "$FUSE" = 1 ]; then
     THAW_JAVA_OPTS="-Xlog:class+load:file=$T/$name-mount-classes.txt" mount_thaw "$name-used-mount" "$T/m-used" --store "$T/ds" "$S"
     tr '\0' ' ' <"/proc/$(mount_pid "$T/m-used")/cmdline" >"$T/$name-mount-cmdline"
