@@ -1,5 +1,9 @@
 package dev.thaw.cli;
 
+import dev.thaw.store.ChunkLayout;
+import dev.thaw.store.ChunkStore;
+import dev.thaw.store.Stores;
+import dev.thaw.store.TrainingReader;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -97,26 +101,27 @@ public final class StartupTraining {
     run("ls", "--store", ds, "--output", "json", snapshot);
     run("verify", "--store", ds, snapshot);
     run("partitions", "--store", ds, snapshot);
-    restore(dir.resolve("out.img"), "--store", ds, snapshot);
+    String[] local = {"--store", ds};
+    restore(System.getenv(), dir.resolve("out.img"), local, snapshot);
     Path mountpoint = Files.createDirectory(dir.resolve("mnt"));
     run("mount", "--rehearse", "--store", ds, snapshot, mountpoint.toString());
     run("key", "create", "--kdf", "none", key);
     String encrypted =
         backup(captured, "--store", ds, "--id", "vm/101", "--keyfile", key, img.toString());
-    restore(dir.resolve("out2.img"), "--store", ds, "--keyfile", key, encrypted);
+    restore(System.getenv(), dir.resolve("out2.img"), local, "--keyfile", key, encrypted);
     overHttp(
         dir,
-        store -> {
-          run(with("ls", store, snapshot));
-          run(with("verify", store, snapshot));
-          run(restoreArgs(dir.resolve("out3.img"), with(null, store, snapshot)));
+        (env, store) -> {
+          run(env, with("ls", store, snapshot));
+          run(env, with("verify", store, snapshot));
+          restore(env, dir.resolve("out3.img"), store, snapshot);
         });
     overPbs(
         dir,
-        (env, repo) -> {
-          run(env, "ls", "--repository", repo);
-          run(env, "verify", "--repository", repo, snapshot);
-          run(env, restoreArgs(dir.resolve("out4.img"), "--repository", repo, snapshot));
+        (env, store) -> {
+          run(env, with("ls", store)); // the snapshot listing, an API call of its own
+          run(env, with("verify", store, snapshot));
+          restore(env, dir.resolve("out4.img"), store, snapshot);
         });
     // what a mount, a server and the remote stores load before they do anything
     load(MOUNT_CLASSES);
@@ -130,10 +135,10 @@ public final class StartupTraining {
     String snapshot = backup(captured, "--store", ds, "--id", "vm/100", img.toString());
     String mountpoint = Files.createDirectory(dir.resolve("mnt")).toString();
     run("mount", "--rehearse", "--store", ds, snapshot, mountpoint);
-    overHttp(dir, store -> run(with("mount", store, "--rehearse", snapshot, mountpoint)));
-    overPbs(
-        dir,
-        (env, repo) -> run(env, "mount", "--rehearse", "--repository", repo, snapshot, mountpoint));
+    java.util.function.BiConsumer<Map<String, String>, String[]> mount =
+        (env, store) -> run(env, with("mount", store, "--rehearse", snapshot, mountpoint));
+    overHttp(dir, mount);
+    overPbs(dir, mount);
     load(MOUNT_CLASSES);
   }
 
@@ -161,7 +166,8 @@ public final class StartupTraining {
    * --ca-file}). An HTTP store's client, its I/O library and Kotlin's runtime are some 200 classes;
    * the JDK's TLS client some 300 more. Skipped where the JDK has no {@code jdk.httpserver}.
    */
-  private static void overHttp(Path dir, java.util.function.Consumer<String[]> commands) {
+  private static void overHttp(
+      Path dir, java.util.function.BiConsumer<Map<String, String>, String[]> commands) {
     Path root = dir.resolve("ds").toAbsolutePath().normalize();
     com.sun.net.httpserver.HttpHandler files =
         exchange -> {
@@ -188,6 +194,7 @@ public final class StartupTraining {
     server.start();
     try {
       commands.accept(
+          System.getenv(),
           new String[] {"--store", "http://127.0.0.1:" + server.getAddress().getPort() + "/"});
     } finally {
       server.stop(0);
@@ -208,6 +215,7 @@ public final class StartupTraining {
       https.start();
       try {
         commands.accept(
+            System.getenv(),
             new String[] {
               "--store",
               "https://127.0.0.1:" + https.getAddress().getPort() + "/",
@@ -222,12 +230,10 @@ public final class StartupTraining {
     }
   }
 
-  /** {@code command} (if not null), then {@code store}, then {@code rest}. */
+  /** {@code command}, then the store options {@code store}, then {@code rest}. */
   private static String[] with(String command, String[] store, String... rest) {
     List<String> all = new java.util.ArrayList<>();
-    if (command != null) {
-      all.add(command);
-    }
+    all.add(command);
     all.addAll(List.of(store));
     all.addAll(List.of(rest));
     return all.toArray(String[]::new);
@@ -235,30 +241,28 @@ public final class StartupTraining {
 
   /**
    * Runs {@code commands} with the datastore in {@code dir/ds} served over the PBS reader protocol
-   * on 127.0.0.1: their environment (the token's secret, the server's fingerprint) and repository.
+   * on 127.0.0.1: their environment (the token's secret, the server's fingerprint) and store
+   * options ({@code --repository REPO}).
    */
   private static void overPbs(
-      Path dir, java.util.function.BiConsumer<Map<String, String>, String> commands) {
-    try (TrainingReader reader = new TrainingReader(dir.resolve("ds"))) {
-      commands.accept(
-          Map.of("PBS_PASSWORD", "training", "PBS_FINGERPRINT", reader.fingerprint()),
-          "thaw@pbs!training@127.0.0.1:" + reader.port() + ":training");
+      Path dir, java.util.function.BiConsumer<Map<String, String>, String[]> commands) {
+    try (ChunkStore store =
+            Stores.access(Stores.Options.defaults(1))
+                .open(List.of(dir.resolve("ds").toString()), ChunkLayout.DATASTORE);
+        TrainingReader reader = new TrainingReader(store)) {
+      commands.accept(reader.environment(), new String[] {"--repository", reader.repository()});
     } catch (IOException | RuntimeException e) {
       // training only: without the reader, the archive is only smaller
     }
   }
 
-  /** Runs {@code thaw restore --progress none ARGS disk.img OUT}. */
-  private static void restore(Path out, String... args) {
-    run(restoreArgs(out, args));
-  }
-
-  private static String[] restoreArgs(Path out, String... args) {
-    List<String> command = new java.util.ArrayList<>(List.of("restore", "--progress", "none"));
-    command.addAll(List.of(args));
-    command.add("disk.img");
-    command.add(out.toString());
-    return command.toArray(String[]::new);
+  /** Runs {@code thaw restore STORE --progress none ARGS disk.img OUT}. */
+  private static void restore(Map<String, String> env, Path out, String[] store, String... args) {
+    List<String> rest = new java.util.ArrayList<>(List.of("--progress", "none"));
+    rest.addAll(List.of(args));
+    rest.add("disk.img");
+    rest.add(out.toString());
+    run(env, with("restore", store, rest.toArray(String[]::new)));
   }
 
   /** Runs {@code thaw backup ARGS} and returns the snapshot it printed last. */

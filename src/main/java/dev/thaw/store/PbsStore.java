@@ -43,7 +43,7 @@ import okio.Throttler;
  */
 final class PbsStore implements ChunkStore {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final String MANIFEST = "index.json.blob";
+  static final String MANIFEST = "index.json.blob";
   private static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(60);
   private static final byte[] FIXED_MAGIC = {
     (byte) 0x2f,

@@ -44,7 +44,10 @@ final class PbsTrust extends X509ExtendedTrustManager {
     }
   }
 
-  /** Sets up chain validation; called at most once, when a certificate first needs it. */
+  /**
+   * Sets up chain validation; called when a certificate first needs it, and again only after a call
+   * that failed.
+   */
   interface ChainValidation {
     X509ExtendedTrustManager load() throws GeneralSecurityException, IOException;
   }

@@ -5,11 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -17,34 +12,12 @@ import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 class CliTest {
   @TempDir Path dir;
 
-  record Run(int code, String out, String err) {}
-
-  private static Run run(String... args) {
-    StringWriter err = new StringWriter();
-    PrintStream oldOut = System.out;
-    PrintStream oldErr = System.err;
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream sysErr = new ByteArrayOutputStream();
-    System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(sysErr, true, StandardCharsets.UTF_8));
-    CommandLine cl =
-        Main.commandLine(args); // after the redirection: picocli binds System.err when built
-    cl.setErr(new PrintWriter(err, true));
-    try {
-      int code = cl.execute(args);
-      return new Run(
-          code,
-          out.toString(StandardCharsets.UTF_8),
-          err + sysErr.toString(StandardCharsets.UTF_8));
-    } finally {
-      System.setOut(oldOut);
-      System.setErr(oldErr);
-    }
+  private static CommandRun run(String... args) {
+    return CommandRun.of(args);
   }
 
   @Test
@@ -68,7 +41,7 @@ class CliTest {
   void usageErrorsExit2() {
     assertEquals(2, run("restore", "--store", "x").code());
     assertEquals(2, run("frobnicate").code());
-    Run badDuration =
+    CommandRun badDuration =
         run(
             "restore",
             "--store",
@@ -99,7 +72,7 @@ class CliTest {
   void keyFileMistakesNameTheFileAndWhatIsWrong() throws Exception {
     String ds = Files.createDirectories(dir.resolve("ds")).toString();
     String snap = "vm/1/2026-01-01T00:00:00Z";
-    Run asDir =
+    CommandRun asDir =
         run(
             "restore",
             "--store",
@@ -113,7 +86,7 @@ class CliTest {
     assertTrue(asDir.err().contains("key file " + dir + " is a directory"), asDir.err());
     Path bad = dir.resolve("bad.key");
     Files.writeString(bad, "{\"kdf\": \"scrypt\", \"data\": \"AAAA\"}");
-    Run malformed =
+    CommandRun malformed =
         run(
             "restore",
             "--store",
@@ -138,25 +111,25 @@ class CliTest {
     Path src = dir.resolve("disk.img");
     Files.write(src, img);
     String ds = dir.resolve("ds").toString();
-    Run b = run("backup", "--store", ds, "--id", "vm/100", src.toString());
+    CommandRun b = run("backup", "--store", ds, "--id", "vm/100", src.toString());
     assertEquals(0, b.code(), b.err());
     String[] lines = b.out().strip().split("\n");
     String snap = lines[lines.length - 1];
     assertTrue(snap.matches("vm/100/\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"), snap);
 
-    Run ls = run("ls", "--store", ds, "--output", "json", snap);
+    CommandRun ls = run("ls", "--store", ds, "--output", "json", snap);
     assertEquals(0, ls.code(), ls.err());
     assertTrue(ls.out().contains("\"size\" : " + img.length), ls.out());
 
     Path target = dir.resolve("out.img");
-    Run r =
+    CommandRun r =
         run("restore", "--progress", "none", "--store", ds, snap, "disk.img", target.toString());
     assertEquals(0, r.code(), r.err());
     assertTrue(r.err().contains("2 fetched, 1 zero, 0 already done"), r.err());
     assertEquals(-1, Files.mismatch(src, target));
     assertEquals(0, run("verify", "--store", ds, snap).code());
 
-    Run escape =
+    CommandRun escape =
         run(
             "restore",
             "--store",
@@ -168,7 +141,8 @@ class CliTest {
     assertTrue(escape.err().contains("thaw: error:") && escape.err().contains(".."), escape.err());
     assertFalse(Files.exists(dir.resolve("y")));
 
-    Run noArchive = run("restore", "--store", ds, snap, "other.img", dir.resolve("z").toString());
+    CommandRun noArchive =
+        run("restore", "--store", ds, snap, "other.img", dir.resolve("z").toString());
     assertEquals(1, noArchive.code());
     assertTrue(
         noArchive.err().contains("other.img") && noArchive.err().contains("disk.img"),
@@ -184,10 +158,10 @@ class CliTest {
               .orElseThrow();
     }
     Files.delete(chunk);
-    Run v = run("verify", "--store", ds, snap);
+    CommandRun v = run("verify", "--store", ds, snap);
     assertEquals(1, v.code());
     assertTrue(v.out().contains("missing chunk " + chunk.getFileName()), v.out());
-    Run r2 =
+    CommandRun r2 =
         run(
             "restore",
             "--progress",
@@ -221,10 +195,11 @@ class CliTest {
     String idx = caibx.toString();
     String st = castr.toString();
     Path out = dir.resolve("out.raw");
-    Run r = run("restore", "--progress", "none", "--index", idx, "--store", st, out.toString());
+    CommandRun r =
+        run("restore", "--progress", "none", "--index", idx, "--store", st, out.toString());
     assertEquals(0, r.code(), r.err());
     assertTrue(java.util.Arrays.equals(image, Files.readAllBytes(out)));
-    Run v = run("verify", "--index", idx, "--store", st);
+    CommandRun v = run("verify", "--index", idx, "--store", st);
     assertEquals(0, v.code(), v.err());
     assertTrue(v.err().contains("verified img: "), v.err());
 
@@ -235,7 +210,7 @@ class CliTest {
     assertEquals(
         2, run("verify", "--index", idx, "--store", st, "vm/1/2026-01-01T00:00:00Z").code());
     assertEquals(2, run("verify", "--store", st).code());
-    Run keyed = run("restore", "--index", idx, "--store", st, "--keyfile", "k.json", "t");
+    CommandRun keyed = run("restore", "--index", idx, "--store", st, "--keyfile", "k.json", "t");
     assertEquals(2, keyed.code());
     assertTrue(keyed.err().contains("--keyfile does not apply"), keyed.err());
   }

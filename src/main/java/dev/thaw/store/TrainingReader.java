@@ -1,5 +1,10 @@
-package dev.thaw.cli;
+package dev.thaw.store;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.format.BlobCodec;
+import dev.thaw.format.Digest;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
@@ -33,16 +38,11 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.security.cert.CertificateEncodingException;
+import java.security.cert.CertificateException;
 import java.time.Instant;
-import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import okhttp3.tls.HeldCertificate;
 
 /**
@@ -51,25 +51,25 @@ import okhttp3.tls.HeldCertificate;
  * (Netty's TLS, HTTP/1.1 and HTTP/2 code and the JDK's TLS classes Netty sets up: some 1,300
  * classes that a command over the reader otherwise loads from the jar or the JDK).
  *
- * <p>It listens on 127.0.0.1 with a certificate made for the run (pin it with {@link
- * #fingerprint()}) and serves the snapshots of one datastore directory to any token: the snapshot
- * listing, and after the reader upgrade, HTTP/2 streams for {@code /download} and {@code /chunk}.
- * It checks no token, no permission and no chunk registration: it is no stand-in for a PBS (the
- * tests have one built from PBS's sources), only the shape of its answers.
+ * <p>It listens on 127.0.0.1 with a certificate made for the run and serves the snapshots of one
+ * store to any token: the snapshot listing, and after the reader upgrade, HTTP/2 streams for {@code
+ * /download} and {@code /chunk}. It checks no token, no permission and no chunk registration: it is
+ * no stand-in for a PBS (the tests have one built from PBS's sources), only the shape of its
+ * answers. Commands reach it as {@link #repository()} with {@link #environment()}.
  */
 // a failed write or close only ends the training's connection, which the client then reports
 @SuppressWarnings("FutureReturnValueIgnored")
-final class TrainingReader implements AutoCloseable {
-  private static final String PROTOCOL = "proxmox-backup-reader-protocol-v1";
+public final class TrainingReader implements AutoCloseable {
+  private static final ObjectMapper JSON = new ObjectMapper();
 
-  private final Path root;
+  private final ChunkStore store;
   private final HeldCertificate certificate;
   private final EventLoopGroup group;
   private final Channel server;
 
-  /** Starts serving the datastore in {@code root}. */
-  TrainingReader(Path root) throws IOException {
-    this.root = root;
+  /** Starts serving the snapshots and chunks of {@code store}, which the caller closes. */
+  public TrainingReader(ChunkStore store) throws IOException {
+    this.store = store;
     this.certificate =
         new HeldCertificate.Builder()
             .commonName("thaw training")
@@ -105,17 +105,21 @@ final class TrainingReader implements AutoCloseable {
     }
   }
 
-  int port() {
-    return ((InetSocketAddress) server.localAddress()).getPort();
+  /** The repository to name, in the PBS client's syntax (datastore "training"). */
+  public String repository() {
+    int port = ((InetSocketAddress) server.localAddress()).getPort();
+    return "thaw@pbs!training@127.0.0.1:" + port + ":training";
   }
 
-  /** The SHA-256 fingerprint of the server's certificate, as PBS shows one. */
-  String fingerprint() {
+  /** The environment a command reads its credentials from: a secret, and the server pinned. */
+  public Map<String, String> environment() {
     try {
-      byte[] d =
-          MessageDigest.getInstance("SHA-256").digest(certificate.certificate().getEncoded());
-      return HexFormat.ofDelimiter(":").formatHex(d);
-    } catch (NoSuchAlgorithmException | CertificateEncodingException e) {
+      return Map.of(
+          "PBS_PASSWORD",
+          "training",
+          "PBS_FINGERPRINT",
+          PbsTrust.fingerprint(certificate.certificate()));
+    } catch (CertificateException e) {
       throw new IllegalStateException(e);
     }
   }
@@ -134,10 +138,19 @@ final class TrainingReader implements AutoCloseable {
       if (uri.path().endsWith("/snapshots")) {
         reply(ctx, HttpResponseStatus.OK, listing());
       } else if (uri.path().equals("/api2/json/reader")
-          && PROTOCOL.equals(req.headers().get(HttpHeaderNames.UPGRADE))) {
-        Path snapshot = snapshot(uri);
-        if (!Files.isDirectory(snapshot)) {
-          reply(ctx, HttpResponseStatus.BAD_REQUEST, "snapshot does not exist");
+          && PbsClient.READER_PROTOCOL.equals(req.headers().get(HttpHeaderNames.UPGRADE))) {
+        SnapshotPath snapshot;
+        try {
+          snapshot =
+              SnapshotPath.parse(
+                  new SnapshotPath(
+                          List.of(),
+                          first(uri, "backup-type"),
+                          first(uri, "backup-id"),
+                          Instant.ofEpochSecond(Long.parseLong(first(uri, "backup-time"))))
+                      .toString());
+        } catch (RuntimeException e) {
+          reply(ctx, HttpResponseStatus.BAD_REQUEST, "parameter verification failed");
           return;
         }
         FullHttpResponse r =
@@ -145,7 +158,7 @@ final class TrainingReader implements AutoCloseable {
                 HttpVersion.HTTP_1_1, HttpResponseStatus.SWITCHING_PROTOCOLS);
         r.headers()
             .set(HttpHeaderNames.CONNECTION, "upgrade")
-            .set(HttpHeaderNames.UPGRADE, PROTOCOL);
+            .set(HttpHeaderNames.UPGRADE, PbsClient.READER_PROTOCOL);
         ctx.writeAndFlush(r); // encoded now: the client's HTTP/2 preface comes next
         ctx.pipeline().remove("aggregate");
         ctx.pipeline().remove("http");
@@ -164,9 +177,9 @@ final class TrainingReader implements AutoCloseable {
 
   /** The reader session: each request's answer on its stream. */
   private final class Streams extends SimpleChannelInboundHandler<Http2StreamFrame> {
-    private final Path snapshot;
+    private final SnapshotPath snapshot;
 
-    Streams(Path snapshot) {
+    Streams(SnapshotPath snapshot) {
       this.snapshot = snapshot;
     }
 
@@ -176,19 +189,17 @@ final class TrainingReader implements AutoCloseable {
         return;
       }
       QueryStringDecoder uri = new QueryStringDecoder(String.valueOf(h.headers().path()));
-      List<String> name = uri.parameters().getOrDefault("file-name", List.of());
-      List<String> digest = uri.parameters().getOrDefault("digest", List.of());
-      Path file = null;
-      if (uri.path().equals("/download") && name.size() == 1 && safe(name.get(0))) {
-        file = snapshot.resolve(name.get(0));
-      } else if (uri.path().equals("/chunk") && digest.size() == 1 && hex(digest.get(0))) {
-        String d = digest.get(0);
-        file = root.resolve(".chunks").resolve(d.substring(0, 4)).resolve(d);
-      }
       byte[] body;
       try {
-        body = file != null ? Files.readAllBytes(file) : null;
-      } catch (IOException e) {
+        body =
+            switch (uri.path()) {
+              case "/download" ->
+                  store.readFile(snapshot, SnapshotPath.checkFileName(first(uri, "file-name")));
+              case "/chunk" ->
+                  store.readChunk(Digest.parse(first(uri, "digest")), BlobCodec.MAX_BLOB);
+              default -> null;
+            };
+      } catch (IOException | RuntimeException e) {
         body = null;
       }
       String status = body != null ? "200" : "404";
@@ -206,84 +217,23 @@ final class TrainingReader implements AutoCloseable {
     }
   }
 
-  /** {@code backup-type/backup-id/backup-time} of a reader request, as a directory. */
-  private Path snapshot(QueryStringDecoder uri) {
-    String type = first(uri, "backup-type");
-    String id = first(uri, "backup-id");
-    String time = first(uri, "backup-time");
-    if (!safe(type) || !safe(id) || time == null || !time.chars().allMatch(Character::isDigit)) {
-      return root.resolve("missing");
-    }
-    return root.resolve(type)
-        .resolve(id)
-        .resolve(Instant.ofEpochSecond(Long.parseLong(time)).toString());
-  }
-
-  /** The listing's JSON: every TYPE/ID/TIME directory with its files. */
+  /** The listing's JSON: the store's snapshots, each with the manifest a client looks for. */
   private String listing() throws IOException {
-    StringBuilder json = new StringBuilder("{\"data\":[");
-    String sep = "";
-    for (Path type : dirs(root)) {
-      for (Path id : dirs(type)) {
-        for (Path time : dirs(id)) {
-          long epoch;
-          try {
-            epoch = Instant.parse(time.getFileName().toString()).getEpochSecond();
-          } catch (java.time.DateTimeException e) {
-            continue;
-          }
-          json.append(sep)
-              .append("{\"backup-type\":\"")
-              .append(type.getFileName())
-              .append("\",\"backup-id\":\"")
-              .append(id.getFileName())
-              .append("\",\"backup-time\":")
-              .append(epoch)
-              .append(",\"files\":[");
-          String fsep = "";
-          try (Stream<Path> files = Files.list(time)) {
-            for (Path f :
-                files
-                    .filter(f -> Files.isRegularFile(f) && safe(f.getFileName().toString()))
-                    .toList()) {
-              json.append(fsep)
-                  .append("{\"filename\":\"")
-                  .append(f.getFileName())
-                  .append("\",\"crypt-mode\":\"none\",\"size\":")
-                  .append(Files.size(f))
-                  .append('}');
-              fsep = ",";
-            }
-          }
-          json.append("]}");
-          sep = ",";
-        }
-      }
+    ObjectNode json = JSON.createObjectNode();
+    ArrayNode data = json.putArray("data");
+    for (SnapshotPath s : store.listSnapshots()) {
+      ObjectNode e = data.addObject();
+      e.put("backup-type", s.type()).put("backup-id", s.id());
+      e.put("backup-time", s.time().getEpochSecond());
+      e.putArray("files").addObject().put("filename", PbsStore.MANIFEST).put("crypt-mode", "none");
     }
-    return json.append("]}").toString();
+    return JSON.writeValueAsString(json);
   }
 
-  private static List<Path> dirs(Path dir) throws IOException {
-    try (Stream<Path> s = Files.list(dir)) {
-      return s.filter(p -> Files.isDirectory(p) && safe(p.getFileName().toString())).toList();
-    }
-  }
-
+  /** The one value of a query parameter (null when it has none or several). */
   private static String first(QueryStringDecoder uri, String name) {
     List<String> v = uri.parameters().get(name);
-    return v == null || v.isEmpty() ? null : v.get(0);
-  }
-
-  /** A name that is one plain path element (no separators, no dot files). */
-  private static boolean safe(String s) {
-    return s != null
-        && !s.isEmpty()
-        && !s.startsWith(".")
-        && s.chars().allMatch(c -> Character.isLetterOrDigit(c) || "-_.:".indexOf(c) >= 0);
-  }
-
-  private static boolean hex(String s) {
-    return s.length() == 64 && s.chars().allMatch(c -> Character.digit(c, 16) >= 0);
+    return v == null || v.size() != 1 ? null : v.get(0);
   }
 
   private static void reply(ChannelHandlerContext ctx, HttpResponseStatus status, String body) {
