@@ -74,7 +74,10 @@ expect_ok fls files ls --repository "$REPO" "$fsnap" fs.img /etc
 assert_file_contains "$T/fls.out" ' hostname$' "files ls lists a directory through the reader"
 expect_ok fcp files cp --repository "$REPO" "$fsnap" fs.img /etc/deep/numbers.txt numbers.txt
 cmp fsroot/etc/deep/numbers.txt numbers.txt || fail "the file copied out through the reader differs"
-pass "files cp copies a single file out through the reader"
+read -r got all < <(sed -n 's/^thaw: fetched \([0-9]*\) of the \([0-9]*\) non-zero chunks.*/\1 \2/p' "$T/fcp.err")
+[ -n "${got:-}" ] && [ "$got" -lt "$all" ] ||
+  { cat "$T/fcp.err" >&2; fail "files cp fetched ${got:-?} of ${all:-?} chunks, not only those the path needs"; }
+pass "files cp copies a single file out through the reader, fetching $got of $all chunks"
 
 if [ -e /dev/fuse ] && command -v fusermount >/dev/null; then
   mount_thaw m1 "$T/mnt" --store "pbs://$REPO" "$snap"
