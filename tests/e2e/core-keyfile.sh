@@ -29,6 +29,18 @@ cmp a.img b.img || fail "encrypted restore differs"
 pass "cmp a.img b.img (encrypted)"
 expect_ok verify1 verify --store "$DS" --keyfile key1.json "$snap"
 
+echo "== OpenSSL's AES-GCM and the JDK's read each other's blobs"
+THAW_DEBUG=1 expect_ok gcm-native restore --store "$DS" --keyfile key1.json "$snap" a.img gcm1.img
+err_contains gcm-native 'AES-GCM by OpenSSL [0-9]' "the restore names libcrypto's AES-GCM"
+THAW_GCM=jdk THAW_DEBUG=1 expect_ok gcm-jdk restore --store "$DS" --keyfile key1.json "$snap" a.img gcm2.img
+err_contains gcm-jdk "AES-GCM by the JDK's .*THAW_GCM=jdk" "THAW_GCM=jdk names the JDK's AES-GCM"
+cmp a.img gcm2.img || fail "the JDK's AES-GCM restores another image from libcrypto's blobs"
+THAW_GCM=jdk expect_ok gcm-jdk-backup backup --store "$T/ds-jdk" --id vm/300 --keyfile key1.json a.img:a.img
+expect_ok gcm-cross restore --store "$T/ds-jdk" --keyfile key1.json "$(last_line "$T/gcm-jdk-backup.out")" a.img gcm3.img
+cmp a.img gcm3.img || fail "libcrypto's AES-GCM restores another image from the JDK's blobs"
+pass "cmp: blobs sealed by either AES-GCM restore through the other"
+rm -f gcm1.img gcm2.img gcm3.img
+
 # Encrypted chunks must not be stored in plain text: the digest of the first
 # (random) 4 MiB of the image must not be a chunk name.
 plain_digest=$(sha256_range a.img 0 4194304)

@@ -73,7 +73,11 @@ final class KeyOptions {
     }
     KeyFile file = parse();
     try {
-      return file.open(this::passphrase);
+      CryptConfig key = file.open(this::passphrase);
+      if (env.get("THAW_DEBUG") != null) {
+        System.err.println("thaw: AES-GCM by " + CryptConfig.gcmImplementation());
+      }
+      return key;
     } catch (IOException e) {
       throw new IOException("key file " + keyfile + ": " + e.getMessage(), e);
     }

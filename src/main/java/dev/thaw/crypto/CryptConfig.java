@@ -1,5 +1,6 @@
 package dev.thaw.crypto;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
@@ -19,8 +20,13 @@ import org.bouncycastle.crypto.params.KeyParameter;
  * from it (PBKDF2-HMAC-SHA256, salt {@code "_id_key"}, 10 iterations) that keys chunk digests and
  * the manifest signature.
  *
- * <p>Immutable and thread-safe: every operation creates its own JCA objects. {@link #toString()}
- * shows only the fingerprint; key bytes never appear in messages.
+ * <p>Blobs are encrypted and decrypted by the system's OpenSSL libcrypto when it loads and passes
+ * its known-answer check ({@link OpenSslGcm}), else by the JDK; {@code THAW_GCM=jdk} in the
+ * environment chooses the JDK. The choice is made once per process ({@link #gcmImplementation()}
+ * names it).
+ *
+ * <p>Immutable and thread-safe: every operation creates its own JCA objects or cipher context.
+ * {@link #toString()} shows only the fingerprint; key bytes never appear in messages.
  */
 public final class CryptConfig {
   /** Length of the GCM IV and tag as stored in blobs and key files. */
@@ -32,16 +38,25 @@ public final class CryptConfig {
       sha256("Proxmox Backup Encryption Key Fingerprint".getBytes(StandardCharsets.US_ASCII));
 
   private final SecretKeySpec encKey;
+  private final byte[] rawKey;
+  private final OpenSslGcm openssl;
   private final byte[] idKey;
   private final SecretKeySpec macKey;
   private final byte[] fingerprint;
 
   /** Builds the keys from a raw 32-byte encryption key (the array is copied). */
   public CryptConfig(byte[] rawKey) {
+    this(rawKey, Gcm.OPENSSL);
+  }
+
+  /** As {@link #CryptConfig(byte[])}, decrypting with {@code openssl}, or the JDK when null. */
+  CryptConfig(byte[] rawKey, OpenSslGcm openssl) {
     if (rawKey.length != 32) {
       throw new IllegalArgumentException("an encryption key has 32 bytes, not " + rawKey.length);
     }
-    this.encKey = new SecretKeySpec(rawKey.clone(), "AES");
+    this.rawKey = rawKey.clone();
+    this.openssl = openssl;
+    this.encKey = new SecretKeySpec(this.rawKey, "AES");
     this.idKey = pbkdf2Sha256(rawKey, "_id_key".getBytes(StandardCharsets.US_ASCII), 10);
     this.macKey = new SecretKeySpec(idKey, "HmacSHA256");
     this.fingerprint = digest(FINGERPRINT_INPUT, 0, FINGERPRINT_INPUT.length);
@@ -98,6 +113,15 @@ public final class CryptConfig {
 
   /** Encrypts {@code plain}: returns tag(16) || ciphertext, the order in which blobs store them. */
   public byte[] encrypt(byte[] plain, int offset, int length, byte[] iv) {
+    if (iv.length != IV_LENGTH) {
+      throw new IllegalArgumentException(
+          "a blob's IV has " + IV_LENGTH + " bytes, not " + iv.length);
+    }
+    if (openssl != null) {
+      byte[] res = new byte[TAG_LENGTH + length];
+      openssl.encrypt(rawKey, iv, 0, plain, offset, length, res, TAG_LENGTH, res, 0);
+      return res;
+    }
     try {
       Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
       c.init(Cipher.ENCRYPT_MODE, encKey, new GCMParameterSpec(TAG_LENGTH * 8, iv));
@@ -131,8 +155,8 @@ public final class CryptConfig {
    * Decrypts and authenticates {@code ctLen} bytes of {@code buf} at {@code ctOff} into {@code out}
    * at {@code outOff}; {@code tag} holds the 16-byte tag at {@code tagOff}, and {@code iv} the
    * 16-byte IV at {@code ivOff}. The JCA wants the tag right behind the ciphertext: it is copied to
-   * {@code buf[ctOff + ctLen, +16)}, which must be free for it, so that the ciphertext itself is
-   * never copied. {@code out} must not overlap the ciphertext.
+   * {@code buf[ctOff + ctLen, +16)}, which must be free for it (whichever implementation runs), so
+   * that the ciphertext itself is never copied. {@code out} must not overlap the ciphertext.
    *
    * @throws AEADBadTagException when the data or tag was altered, or the key is wrong
    */
@@ -150,6 +174,12 @@ public final class CryptConfig {
     if (buf.length - ctOff - ctLen < TAG_LENGTH) {
       throw new IllegalArgumentException("no room for the tag behind the ciphertext");
     }
+    if (openssl != null) {
+      if (!openssl.decrypt(rawKey, iv, ivOff, tag, tagOff, buf, ctOff, ctLen, out, outOff)) {
+        throw new AEADBadTagException("Tag mismatch");
+      }
+      return;
+    }
     System.arraycopy(tag, tagOff, buf, ctOff + ctLen, TAG_LENGTH);
     try {
       Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
@@ -160,6 +190,41 @@ public final class CryptConfig {
       throw e;
     } catch (GeneralSecurityException e) {
       throw new IllegalStateException("AES-GCM failed", e);
+    }
+  }
+
+  /**
+   * What encrypts and decrypts blobs in this process: {@code "OpenSSL 3.0.17 1 Jul 2025
+   * (libcrypto.so.3)"}, or the JDK with the reason libcrypto is not used.
+   */
+  public static String gcmImplementation() {
+    return Gcm.DESCRIPTION;
+  }
+
+  /** The process's choice of AES-GCM, made on first use. */
+  private static final class Gcm {
+    static final OpenSslGcm OPENSSL;
+    static final String DESCRIPTION;
+
+    static {
+      OpenSslGcm gcm = null;
+      String why = "THAW_GCM=jdk";
+      if (!"jdk".equals(System.getenv("THAW_GCM"))) {
+        try {
+          gcm = OpenSslGcm.load();
+        } catch (IOException e) {
+          why = e.getMessage();
+        }
+      }
+      OPENSSL = gcm;
+      DESCRIPTION =
+          gcm != null
+              ? gcm.name()
+              : "the JDK's (Java "
+                  + Runtime.version().feature()
+                  + "; libcrypto not used: "
+                  + why
+                  + ")";
     }
   }
 
