@@ -19,11 +19,11 @@ import java.util.HexFormat;
  * libcrypto runs at several GB/s from the first chunk. Native-backed JCA providers do not help
  * here: Conscrypt accepts only 12-byte nonces and Proxmox's blobs carry 16-byte ones.
  *
- * <p>{@link #load()} opens the library and checks it against known answers (a correct blob decrypts
- * to the expected bytes, a blob with one bit flipped is refused); any failure leaves the JDK's
- * implementation in charge. Each call makes and frees its own cipher context, so an instance is
- * immutable and thread-safe; the arrays are pinned for the call, never copied. Key bytes go only to
- * libcrypto, which wipes its context when freed.
+ * <p>{@link #load()} opens the library and checks it against known answers (a blob seals to and
+ * opens from the bytes the JDK makes, a blob with one bit flipped is refused); any failure leaves
+ * the JDK's implementation in charge. Each call makes and frees its own cipher context, so an
+ * instance is immutable and thread-safe; the arrays are pinned for the call, never copied. Key
+ * bytes go only to libcrypto, which wipes its context when freed.
  */
 final class OpenSslGcm {
   private static final String[] LIBRARIES = {"libcrypto.so.3", "libcrypto.so.1.1"};
@@ -88,7 +88,7 @@ final class OpenSslGcm {
   }
 
   /**
-   * The first library that loads and decrypts the known answers right.
+   * The first library that loads and gives the known answers.
    *
    * @throws IOException naming why none does (no libcrypto, no jffi native stub, a wrong answer)
    */
