@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Reading straight from a Proxmox Backup Server over its reader protocol (TLS, HTTP/1.1 upgrade,
-# HTTP/2, API token): ls, verify, restore + cmp, mount + cmp, a live restore and single files out
-# of an ext4 image (partitions, files ls, files cp) through a test double of the PBS reader
-# serving a datastore thaw backup made; the server's self-signed certificate pinned by
-# PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without printing the secret; a
-# wrong fingerprint fails and shows the server's; without one, the server's certificate given as
-# --ca-file is trusted. The double is src/test/java/dev/thaw/testing/PbsReaderDouble.java
-# (Netty), or with PBS_DOUBLE=node the independent tests/tools/pbs-reader-node/reader.mjs
-# (pbs-reader-node.sh runs that).
+# HTTP/2, API token): ls, verify, restore + cmp (also of an encrypted snapshot), mount + cmp, a live
+# restore and single files out of an ext4 image (partitions, files ls, files cp) through a test
+# double of the PBS reader serving a datastore thaw backup made; the server's self-signed
+# certificate pinned by PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
+# printing the secret; a wrong fingerprint fails and shows the server's; without one, the server's
+# certificate given as --ca-file is trusted. The double is
+# src/test/java/dev/thaw/testing/PbsReaderDouble.java (Netty), or with PBS_DOUBLE=node the
+# independent tests/tools/pbs-reader-node/reader.mjs (pbs-reader-node.sh runs that).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../pbs-lib.sh"
@@ -60,6 +60,19 @@ if grep -qF "$nsnap" "$T/rootls.out"; then fail "the namespace's snapshot is lis
 PBS_NAMESPACE=team/a expect_ok nsr restore --progress none --repository "$REPO" "$nsnap" n.img n2.img
 cmp n.img n2.img || fail "the restore from a namespace differs from the source"
 pass "a namespace is read through the reader (--ns, PBS_NAMESPACE)"
+
+# an encrypted snapshot, as most PBS clients make them: its blobs and chunks come through the
+# reader as stored and are opened with the key file here
+expect_ok keynone key create --kdf none key.json
+make_image k.img 12
+expect_ok encbackup backup --store "$T/ds" --id vm/400 --keyfile key.json k.img:k.img
+esnap=$(last_line "$T/encbackup.out")
+echo 'root@pam' >"$T/ds/vm/400/owner"
+expect_ok encr restore --progress none --repository "$REPO" --keyfile key.json "$esnap" k.img k2.img
+cmp k.img k2.img || fail "the encrypted snapshot restored through the reader differs from the source"
+expect_fail enckey restore --progress none --repository "$REPO" "$esnap" k.img k3.img
+err_contains enckey 'key' "an encrypted snapshot read through the reader without its key names the key"
+pass "an encrypted snapshot restores through the reader with its key file"
 
 # single files: partitions, files ls and files cp read the filesystem inside an image through the
 # reader, fetching only the chunks the path needs
