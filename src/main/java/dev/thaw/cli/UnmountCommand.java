@@ -4,6 +4,7 @@ import dev.thaw.fuse.Mounter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
@@ -23,6 +24,12 @@ final class UnmountCommand implements Callable<Integer> {
     if (!Mounter.isMounted(mp)) {
       throw new IllegalArgumentException(mp + " is not a thaw mount");
     }
+    // the serving process, found while it is surely running: once the kernel lets go it exits,
+    // and an exiting process's command line reads empty before the process is gone
+    List<ProcessHandle> servers =
+        ProcessHandle.allProcesses()
+            .filter(h -> h.info().arguments().map(a -> isServerOf(a, mp)).orElse(false))
+            .toList();
     // a reader may be closing its files just now: a busy mount point gets two seconds of tries
     for (int attempt = 1; ; attempt++) {
       Process p =
@@ -48,11 +55,9 @@ final class UnmountCommand implements Callable<Integer> {
     while (Mounter.isMounted(mp) && System.nanoTime() < deadline) {
       Thread.sleep(50);
     }
-    // the serving process exits once the kernel has let go of the mount
-    ProcessHandle.allProcesses()
-        .filter(h -> h.info().arguments().map(a -> isServerOf(a, mp)).orElse(false))
-        .forEach(
-            h -> h.onExit().completeOnTimeout(h, 15, java.util.concurrent.TimeUnit.SECONDS).join());
+    for (ProcessHandle h : servers) {
+      h.onExit().completeOnTimeout(h, 15, java.util.concurrent.TimeUnit.SECONDS).join();
+    }
     System.err.println("thaw: unmounted " + mp);
     return 0;
   }
