@@ -6,6 +6,7 @@ import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
+import java.util.function.Supplier;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
 import javax.crypto.Mac;
@@ -39,18 +40,25 @@ public final class CryptConfig {
 
   private final SecretKeySpec encKey;
   private final byte[] rawKey;
-  private final OpenSslGcm openssl;
+
+  /**
+   * Gives libcrypto, or null for the JDK's AES-GCM; asked at each use, so an unused key loads none.
+   */
+  private final Supplier<OpenSslGcm> openssl;
+
   private final byte[] idKey;
   private final SecretKeySpec macKey;
   private final byte[] fingerprint;
 
   /** Builds the keys from a raw 32-byte encryption key (the array is copied). */
   public CryptConfig(byte[] rawKey) {
-    this(rawKey, Gcm.OPENSSL);
+    this(rawKey, () -> Gcm.OPENSSL);
   }
 
-  /** As {@link #CryptConfig(byte[])}, decrypting with {@code openssl}, or the JDK when null. */
-  CryptConfig(byte[] rawKey, OpenSslGcm openssl) {
+  /**
+   * As {@link #CryptConfig(byte[])}, with the AES-GCM {@code openssl} gives (the JDK's if null).
+   */
+  CryptConfig(byte[] rawKey, Supplier<OpenSslGcm> openssl) {
     if (rawKey.length != 32) {
       throw new IllegalArgumentException("an encryption key has 32 bytes, not " + rawKey.length);
     }
@@ -117,9 +125,10 @@ public final class CryptConfig {
       throw new IllegalArgumentException(
           "a blob's IV has " + IV_LENGTH + " bytes, not " + iv.length);
     }
-    if (openssl != null) {
+    OpenSslGcm lib = openssl.get();
+    if (lib != null) {
       byte[] res = new byte[TAG_LENGTH + length];
-      openssl.encrypt(rawKey, iv, 0, plain, offset, length, res, TAG_LENGTH, res, 0);
+      lib.encrypt(rawKey, iv, 0, plain, offset, length, res, TAG_LENGTH, res, 0);
       return res;
     }
     try {
@@ -174,8 +183,9 @@ public final class CryptConfig {
     if (buf.length - ctOff - ctLen < TAG_LENGTH) {
       throw new IllegalArgumentException("no room for the tag behind the ciphertext");
     }
-    if (openssl != null) {
-      if (!openssl.decrypt(rawKey, iv, ivOff, tag, tagOff, buf, ctOff, ctLen, out, outOff)) {
+    OpenSslGcm lib = openssl.get();
+    if (lib != null) {
+      if (!lib.decrypt(rawKey, iv, ivOff, tag, tagOff, buf, ctOff, ctLen, out, outOff)) {
         throw new AEADBadTagException("Tag mismatch");
       }
       return;
@@ -201,7 +211,7 @@ public final class CryptConfig {
     return Gcm.DESCRIPTION;
   }
 
-  /** The process's choice of AES-GCM, made on first use. */
+  /** The process's choice of AES-GCM, made when a key first encrypts or decrypts. */
   private static final class Gcm {
     static final OpenSslGcm OPENSSL;
     static final String DESCRIPTION;

@@ -38,7 +38,8 @@ class OpenSslGcmTest {
       r.nextBytes(key);
       r.nextBytes(iv);
       r.nextBytes(plain);
-      return new Sealed(key, iv, plain, new CryptConfig(key, null).encrypt(plain, 0, length, iv));
+      return new Sealed(
+          key, iv, plain, new CryptConfig(key, () -> null).encrypt(plain, 0, length, iv));
     }
 
     boolean open(OpenSslGcm g, byte[] out, int outOff) {
@@ -70,7 +71,8 @@ class OpenSslGcmTest {
       gcm.encrypt(s.key, s.iv, 0, in, 7, length, out, 16, out, 0);
       assertArrayEquals(s.tagCt, Arrays.copyOf(out, 16 + length), "length " + length);
       assertEquals(0, out[16 + length], "wrote past the output range");
-      assertArrayEquals(s.tagCt, new CryptConfig(s.key, gcm).encrypt(s.plain, 0, length, s.iv));
+      assertArrayEquals(
+          s.tagCt, new CryptConfig(s.key, () -> gcm).encrypt(s.plain, 0, length, s.iv));
     }
   }
 
@@ -150,7 +152,7 @@ class OpenSslGcmTest {
   void cryptConfigGivesTheSameAnswersWithEitherImplementation() throws Exception {
     Sealed s = Sealed.of(new Random(11), 5000);
     for (OpenSslGcm g : Arrays.asList(gcm, null)) {
-      CryptConfig c = new CryptConfig(s.key, g);
+      CryptConfig c = new CryptConfig(s.key, () -> g);
       byte[] buf = Arrays.copyOf(s.tagCt, s.tagCt.length + 16);
       byte[] out = new byte[5000];
       c.decrypt(s.iv, 0, s.tagCt, 0, buf, 16, 5000, out, 0);
@@ -159,6 +161,27 @@ class OpenSslGcmTest {
       assertThrows(
           AEADBadTagException.class, () -> c.decrypt(s.iv, 0, s.tagCt, 0, buf, 16, 5000, out, 0));
     }
+  }
+
+  @Test
+  void aKeyAsksForLibcryptoOnlyWhenItEncryptsOrDecrypts() throws Exception {
+    Sealed s = Sealed.of(new Random(13), 100);
+    int[] asked = {0};
+    CryptConfig c =
+        new CryptConfig(
+            s.key,
+            () -> {
+              asked[0]++;
+              return gcm;
+            });
+    c.digest(s.plain, 0, 100);
+    c.authTag(s.plain);
+    c.fingerprint();
+    assertEquals(0, asked[0], "a key that only digests, signs or names itself loads no libcrypto");
+    byte[] out = new byte[100];
+    c.decrypt(s.iv, 0, s.tagCt, 0, Arrays.copyOf(s.tagCt, s.tagCt.length + 16), 16, 100, out, 0);
+    assertArrayEquals(s.plain, out);
+    assertEquals(1, asked[0]);
   }
 
   @Test
