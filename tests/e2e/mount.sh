@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # thaw mount: byte-exact image, files copied out via fuse2fs and a read-only loop
 # mount, concurrent readers, EIO on exactly the reads that touch a corrupt chunk (and no
-# poisoning), clean unmount also after SIGKILL, the whole-datastore tree with a chunk shared
-# by two snapshots fetched once.
+# poisoning), clean unmount (returning once the serving process has ended) also after
+# SIGKILL, the whole-datastore tree with a chunk shared by two snapshots fetched once.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/../mount-lib.sh"
 require_cmd fusermount mkfs.ext4 sfdisk fuse2fs
@@ -89,6 +89,22 @@ expect_ok u1 unmount "$M"
 grep -q " $M fuse" /proc/mounts && fail "still mounted after thaw unmount"
 alive "$P" && fail "mount process $P still running after unmount"
 pass "thaw unmount leaves no mount and no process"
+
+# --- unmount returns only once the serving process has ended ---------------------------
+# The serving process is stopped while unmount runs: unmount must still be waiting for it.
+mount_thaw m1c "$M" --store "$DS" "$S1"
+P=$(mount_pid "$M")
+[ -n "$P" ] || fail "no mount process found"
+defer kill -CONT "$P"
+kill -STOP "$P"
+"$THAW" unmount "$M" >"$T/u1c.out" 2>&1 &
+UNMOUNT=$!
+sleep 1.5
+alive "$UNMOUNT" || { kill -CONT "$P"; cat "$T/u1c.out"; fail "unmount returned while the mount process was still there"; }
+kill -CONT "$P"
+wait "$UNMOUNT" || { cat "$T/u1c.out"; fail "unmount failed"; }
+alive "$P" && fail "mount process $P still running after unmount returned"
+pass "unmount waits for the serving process to end"
 
 # --- a corrupt chunk gives EIO on exactly the reads that touch it --------------------------
 mapfile -t DIG < <(chunk_digests "$T/disk.img")

@@ -3,9 +3,12 @@ package dev.thaw.cli;
 import dev.thaw.fuse.Mounter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
@@ -27,9 +30,7 @@ final class UnmountCommand implements Callable<Integer> {
     // the serving process, found while it is surely running: once the kernel lets go it exits,
     // and an exiting process's command line reads empty before the process is gone
     List<ProcessHandle> servers =
-        ProcessHandle.allProcesses()
-            .filter(h -> h.info().arguments().map(a -> isServerOf(a, mp)).orElse(false))
-            .toList();
+        ProcessHandle.allProcesses().filter(h -> isServer(h, mp)).toList();
     // a reader may be closing its files just now: a busy mount point gets two seconds of tries
     for (int attempt = 1; ; attempt++) {
       Process p =
@@ -56,19 +57,72 @@ final class UnmountCommand implements Callable<Integer> {
       Thread.sleep(50);
     }
     for (ProcessHandle h : servers) {
-      h.onExit().completeOnTimeout(h, 15, java.util.concurrent.TimeUnit.SECONDS).join();
+      h.onExit().completeOnTimeout(h, 15, TimeUnit.SECONDS).join();
+      if (h.isAlive()) {
+        System.err.println(
+            "thaw: warning: the mount process " + h.pid() + " has not ended 15 s after unmount");
+      }
     }
     System.err.println("thaw: unmounted " + mp);
     return 0;
   }
 
-  private static boolean isServerOf(String[] args, Path mp) {
-    boolean mount = false;
-    boolean fg = false;
-    for (String a : args) {
-      mount |= a.equals("mount");
-      fg |= a.equals("--foreground");
+  /**
+   * Whether a process serves the mount at {@code mp}: a JVM running thaw's {@code mount} whose
+   * arguments name {@code mp}, as given or relative to that process's working directory. A mount
+   * started by the launcher runs with {@code --ready-fd}, one started in the foreground with {@code
+   * --foreground}; both match, and options may follow the mount point.
+   */
+  static boolean isServerOf(String command, String[] args, Path cwd, Path mp) {
+    if (command == null || !Path.of(command).getFileName().toString().equals("java")) {
+      return false;
     }
-    return mount && fg && args.length > 0 && args[args.length - 1].equals(mp.toString());
+    int sub = -1;
+    for (int i = 0; i < args.length && sub < 0; i++) {
+      if (args[i].equals("mount")) {
+        sub = i;
+      }
+    }
+    if (sub < 0) {
+      return false;
+    }
+    for (int i = sub + 1; i < args.length; i++) {
+      if (args[i].startsWith("-") || args[i].isEmpty()) {
+        continue;
+      }
+      try {
+        Path p = Path.of(args[i]);
+        if (!p.isAbsolute()) {
+          if (cwd == null) {
+            continue;
+          }
+          p = cwd.resolve(p);
+        }
+        if (p.normalize().equals(mp)) {
+          return true;
+        }
+      } catch (InvalidPathException e) {
+        // not a path
+      }
+    }
+    return false;
+  }
+
+  private static boolean isServer(ProcessHandle h, Path mp) {
+    if (h.pid() == ProcessHandle.current().pid()) {
+      return false;
+    }
+    ProcessHandle.Info info = h.info();
+    String[] args = info.arguments().orElse(null);
+    if (args == null) {
+      return false;
+    }
+    Path cwd;
+    try {
+      cwd = Files.readSymbolicLink(Path.of("/proc", Long.toString(h.pid()), "cwd"));
+    } catch (IOException | UnsupportedOperationException e) {
+      cwd = null; // gone, or not ours to read: only an absolute mount point can match
+    }
+    return isServerOf(info.command().orElse(null), args, cwd, mp);
   }
 }
