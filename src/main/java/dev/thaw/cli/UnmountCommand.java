@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
@@ -72,8 +73,11 @@ final class UnmountCommand implements Callable<Integer> {
    * arguments name {@code mp}, as given or relative to that process's working directory. A mount
    * started by the launcher runs with {@code --ready-fd}, one started in the foreground with {@code
    * --foreground}; both match, and options may follow the mount point.
+   *
+   * @param cwd that process's working directory (null when it cannot be read), asked for at most
+   *     once and only for a relative argument of a mount
    */
-  static boolean isServerOf(String command, String[] args, Path cwd, Path mp) {
+  static boolean isServerOf(String command, String[] args, Supplier<Path> cwd, Path mp) {
     if (command == null || !Path.of(command).getFileName().toString().equals("java")) {
       return false;
     }
@@ -86,6 +90,8 @@ final class UnmountCommand implements Callable<Integer> {
     if (sub < 0) {
       return false;
     }
+    Path dir = null;
+    boolean asked = false;
     for (int i = sub + 1; i < args.length; i++) {
       if (args[i].startsWith("-") || args[i].isEmpty()) {
         continue;
@@ -93,10 +99,14 @@ final class UnmountCommand implements Callable<Integer> {
       try {
         Path p = Path.of(args[i]);
         if (!p.isAbsolute()) {
-          if (cwd == null) {
+          if (!asked) {
+            dir = cwd.get();
+            asked = true;
+          }
+          if (dir == null) {
             continue;
           }
-          p = cwd.resolve(p);
+          p = dir.resolve(p);
         }
         if (p.normalize().equals(mp)) {
           return true;
@@ -117,12 +127,14 @@ final class UnmountCommand implements Callable<Integer> {
     if (args == null) {
       return false;
     }
-    Path cwd;
+    return isServerOf(info.command().orElse(null), args, () -> cwdOf(h), mp);
+  }
+
+  private static Path cwdOf(ProcessHandle h) {
     try {
-      cwd = Files.readSymbolicLink(Path.of("/proc", Long.toString(h.pid()), "cwd"));
+      return Files.readSymbolicLink(Path.of("/proc", Long.toString(h.pid()), "cwd"));
     } catch (IOException | UnsupportedOperationException e) {
-      cwd = null; // gone, or not ours to read: only an absolute mount point can match
+      return null; // gone, or not ours to read: only an absolute mount point can match
     }
-    return isServerOf(info.command().orElse(null), args, cwd, mp);
   }
 }

@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,8 +12,18 @@ class UnmountCommandTest {
   private static final Path MP = Path.of("/tmp/t/mnt");
   private static final Path CWD = Path.of("/tmp/t");
 
+  private static int asked;
+
   private static boolean serves(String command, Path cwd, String... args) {
-    return UnmountCommand.isServerOf(command, args, cwd, MP);
+    asked = 0;
+    return UnmountCommand.isServerOf(
+        command,
+        args,
+        () -> {
+          asked++;
+          return cwd;
+        },
+        MP);
   }
 
   @Test
@@ -49,9 +60,20 @@ class UnmountCommandTest {
   @Test
   void aRelativeMountPointIsResolvedInTheServersWorkingDirectory() {
     assertTrue(serves(JAVA, CWD, "-jar", "thaw.jar", "mount", "--store", "ds", "snap", "mnt"));
+    assertEquals(1, asked);
     assertTrue(serves(JAVA, Path.of("/tmp/t/ds"), "-jar", "thaw.jar", "mount", "s", "../mnt"));
     assertFalse(serves(JAVA, Path.of("/home/u"), "-jar", "thaw.jar", "mount", "s", "mnt"));
     assertFalse(serves(JAVA, null, "-jar", "thaw.jar", "mount", "s", "mnt"));
+  }
+
+  @Test
+  void theWorkingDirectoryIsReadOnlyForARelativeArgumentOfAMount() {
+    assertTrue(serves(JAVA, CWD, "-jar", "/opt/t.jar", "mount", "--store", "/d", "/tmp/t/mnt"));
+    assertEquals(0, asked);
+    assertFalse(serves(JAVA, CWD, "-jar", "t.jar", "ls", "--store", "ds", "snap"));
+    assertEquals(0, asked);
+    assertFalse(serves("/usr/bin/bash", CWD, "/usr/bin/thaw", "mount", "s", "mnt"));
+    assertEquals(0, asked);
   }
 
   @Test
