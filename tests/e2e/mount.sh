@@ -99,8 +99,13 @@ defer kill -CONT "$P"
 kill -STOP "$P"
 "$THAW" unmount "$M" >"$T/u1c.out" 2>&1 &
 UNMOUNT=$!
-sleep 1.5
-alive "$UNMOUNT" || { kill -CONT "$P"; cat "$T/u1c.out"; fail "unmount returned while the mount process was still there"; }
+# once the kernel has let go of the mount, unmount has only the process left to wait for
+for _ in $(seq 1 300); do grep -q " $M fuse" /proc/mounts || break; sleep 0.1; done
+grep -q " $M fuse" /proc/mounts && { kill -CONT "$P"; fail "the kernel still holds the mount 30 s after unmount began"; }
+sleep 1
+if ! alive "$UNMOUNT" || grep -q "unmounted" "$T/u1c.out"; then
+  kill -CONT "$P"; cat "$T/u1c.out"; fail "unmount returned while the mount process was still there"
+fi
 kill -CONT "$P"
 wait "$UNMOUNT" || { cat "$T/u1c.out"; fail "unmount failed"; }
 alive "$P" && fail "mount process $P still running after unmount returned"

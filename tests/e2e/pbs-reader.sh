@@ -71,7 +71,7 @@ echo 'root@pam' >"$T/ds/vm/400/owner"
 expect_ok encr restore --progress none --repository "$REPO" --keyfile key.json "$esnap" k.img k2.img
 cmp k.img k2.img || fail "the encrypted snapshot restored through the reader differs from the source"
 expect_fail enckey restore --progress none --repository "$REPO" "$esnap" k.img k3.img
-err_contains enckey 'key' "an encrypted snapshot read through the reader without its key names the key"
+err_contains enckey 'give its key file with --keyfile' "an encrypted snapshot read through the reader without its key asks for it"
 pass "an encrypted snapshot restores through the reader with its key file"
 
 # single files: partitions, files ls and files cp read the filesystem inside an image through the

@@ -11,10 +11,12 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.function.BiConsumer;
 import java.util.stream.Stream;
 
 /**
@@ -135,7 +137,7 @@ public final class StartupTraining {
     String snapshot = backup(captured, "--store", ds, "--id", "vm/100", img.toString());
     String mountpoint = Files.createDirectory(dir.resolve("mnt")).toString();
     run("mount", "--rehearse", "--store", ds, snapshot, mountpoint);
-    java.util.function.BiConsumer<Map<String, String>, String[]> mount =
+    BiConsumer<Map<String, String>, String[]> mount =
         (env, store) -> run(env, with("mount", store, "--rehearse", snapshot, mountpoint));
     overHttp(dir, mount);
     overPbs(dir, mount);
@@ -166,8 +168,7 @@ public final class StartupTraining {
    * --ca-file}). An HTTP store's client, its I/O library and Kotlin's runtime are some 200 classes;
    * the JDK's TLS client some 300 more. Skipped where the JDK has no {@code jdk.httpserver}.
    */
-  private static void overHttp(
-      Path dir, java.util.function.BiConsumer<Map<String, String>, String[]> commands) {
+  private static void overHttp(Path dir, BiConsumer<Map<String, String>, String[]> commands) {
     Path root = dir.resolve("ds").toAbsolutePath().normalize();
     com.sun.net.httpserver.HttpHandler files =
         exchange -> {
@@ -232,7 +233,7 @@ public final class StartupTraining {
 
   /** {@code command}, then the store options {@code store}, then {@code rest}. */
   private static String[] with(String command, String[] store, String... rest) {
-    List<String> all = new java.util.ArrayList<>();
+    List<String> all = new ArrayList<>();
     all.add(command);
     all.addAll(List.of(store));
     all.addAll(List.of(rest));
@@ -244,8 +245,7 @@ public final class StartupTraining {
    * on 127.0.0.1: their environment (the token's secret, the server's fingerprint) and store
    * options ({@code --repository REPO}).
    */
-  private static void overPbs(
-      Path dir, java.util.function.BiConsumer<Map<String, String>, String[]> commands) {
+  private static void overPbs(Path dir, BiConsumer<Map<String, String>, String[]> commands) {
     try (ChunkStore store =
             Stores.access(Stores.Options.defaults(1))
                 .open(List.of(dir.resolve("ds").toString()), ChunkLayout.DATASTORE);
@@ -258,7 +258,7 @@ public final class StartupTraining {
 
   /** Runs {@code thaw restore STORE --progress none ARGS disk.img OUT}. */
   private static void restore(Map<String, String> env, Path out, String[] store, String... args) {
-    List<String> rest = new java.util.ArrayList<>(List.of("--progress", "none"));
+    List<String> rest = new ArrayList<>(List.of("--progress", "none"));
     rest.addAll(List.of(args));
     rest.add("disk.img");
     rest.add(out.toString());

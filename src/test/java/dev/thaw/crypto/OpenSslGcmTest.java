@@ -164,6 +164,31 @@ class OpenSslGcmTest {
   }
 
   @Test
+  void aKeyDecryptsThroughTheImplementationItIsGiven() throws Exception {
+    // only the JDK's path needs the tag behind the ciphertext: the room left for it there shows
+    // which implementation ran
+    Sealed s = Sealed.of(new Random(14), 3000);
+    byte[] out = new byte[3000];
+    byte[] viaLib = Arrays.copyOf(s.tagCt, s.tagCt.length + 16);
+    Arrays.fill(viaLib, s.tagCt.length, viaLib.length, (byte) 0x5a);
+    new CryptConfig(s.key, () -> gcm).decrypt(s.iv, 0, s.tagCt, 0, viaLib, 16, 3000, out, 0);
+    assertArrayEquals(s.plain, out);
+    byte[] untouched = new byte[16];
+    Arrays.fill(untouched, (byte) 0x5a);
+    assertArrayEquals(
+        untouched,
+        Arrays.copyOfRange(viaLib, s.tagCt.length, viaLib.length),
+        "a key given libcrypto decrypted through the JDK");
+    byte[] viaJdk = viaLib.clone();
+    new CryptConfig(s.key, () -> null).decrypt(s.iv, 0, s.tagCt, 0, viaJdk, 16, 3000, out, 0);
+    assertArrayEquals(s.plain, out);
+    assertArrayEquals(
+        Arrays.copyOf(s.tagCt, 16),
+        Arrays.copyOfRange(viaJdk, s.tagCt.length, viaJdk.length),
+        "a key given no libcrypto did not decrypt through the JDK");
+  }
+
+  @Test
   void aKeyAsksForLibcryptoOnlyWhenItEncryptsOrDecrypts() throws Exception {
     Sealed s = Sealed.of(new Random(13), 100);
     int[] asked = {0};
