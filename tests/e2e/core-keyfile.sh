@@ -84,6 +84,17 @@ fi
 cmp a.img pwfile.img || fail "restore with --password-file differs"
 pass "restore with --password-file + cmp"
 
+echo "== the PBS client's PBS_ENCRYPTION_PASSWORD (here from a descriptor, as the PBS client reads it)"
+RC=0
+env -u THAW_KEY_PASSWORD PBS_ENCRYPTION_PASSWORD_FD=7 timeout -k 10 "$THAW_CMD_TIMEOUT" "$THAW" restore \
+  --store "$DS" --keyfile key1.json "$snap" a.img pbspw.img 7<pw.txt >"$T/pbspw.out" 2>"$T/pbspw.err" </dev/null || RC=$?
+if [ "$RC" != 0 ]; then
+  cat "$T/pbspw.err" >&2
+  fail "restore with PBS_ENCRYPTION_PASSWORD_FD exited $RC"
+fi
+cmp a.img pbspw.img || fail "restore with PBS_ENCRYPTION_PASSWORD_FD differs"
+pass "restore with the key's passphrase from PBS_ENCRYPTION_PASSWORD_FD + cmp"
+
 echo "== key create --kdf none"
 unset THAW_KEY_PASSWORD
 expect_ok keycreate3 key create --kdf none key3.json

@@ -5,7 +5,8 @@
 # double of the PBS reader serving a datastore thaw backup made; the server's self-signed
 # certificate pinned by PBS_FINGERPRINT. A wrong token fails once after PBS's 3 s delay without
 # printing the secret; a wrong fingerprint fails and shows the server's; without one, the server's
-# certificate given as --ca-file is trusted. The double is
+# certificate given as --ca-file is trusted. The PBS client's other sources of the same settings work
+# too (PBS_SERVER and its siblings, PBS_PASSWORD_CMD and _FD, a systemd credential). The double is
 # src/test/java/dev/thaw/testing/PbsReaderDouble.java (Netty), or with PBS_DOUBLE=node the
 # independent tests/tools/pbs-reader-node/reader.mjs (pbs-reader-node.sh runs that).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -44,6 +45,24 @@ pass "restore through the reader equals the source"
 PBS_REPOSITORY=$REPO PBS_PASSWORD=$secret PBS_PASSWORD_FILE='' expect_ok r2 restore --progress none "$snap" a.img c.img
 cmp a.img c.img || fail "restore with PBS_REPOSITORY differs"
 pass "PBS_REPOSITORY + PBS_PASSWORD name the store and the secret"
+
+# the PBS client's other sources for the same settings: the repository made of PBS_SERVER,
+# PBS_PORT, PBS_AUTH_ID and PBS_DATASTORE; the secret from PBS_PASSWORD_CMD or from a descriptor
+# (PBS_PASSWORD_FD, read by thaw itself without the launcher); the fingerprint as a systemd credential
+mkdir -p creds && printf '%s' "$PBS_FP" >creds/proxmox-backup-client.fingerprint
+unset PBS_PASSWORD_FILE PBS_FINGERPRINT
+export CREDENTIALS_DIRECTORY=$T/creds
+PBS_SERVER=127.0.0.1 PBS_PORT=$PBS_PORT PBS_AUTH_ID='thaw@pbs!restore' PBS_DATASTORE=store1 \
+  PBS_PASSWORD_CMD="cat '$T/secret.txt'" expect_ok envls ls
+assert_eq "$snap" "$(last_line "$T/envls.out")" "ls finds the PBS through PBS_SERVER/PORT/AUTH_ID/DATASTORE"
+RC=0
+PBS_PASSWORD_FD=5 timeout 120 java -jar "${THAW_JAR:-$THAW_REPO/target/thaw.jar}" ls --repository "$REPO" 5<secret.txt >fd.out 2>fd.err || RC=$?
+[ "$RC" = 0 ] || { cat fd.err >&2; fail "ls with PBS_PASSWORD_FD (no launcher) exited $RC"; }
+assert_eq "$snap" "$(last_line "$T/fd.out")" "thaw reads the secret from PBS_PASSWORD_FD itself"
+PBS_PASSWORD_CMD="sh -c 'exit 4'" expect_fail cmdfails ls --repository "$REPO"
+assert_file_contains "$T/cmdfails.err" "PBS_PASSWORD_CMD: sh failed \(exit status 4\)" "a failing PBS_PASSWORD_CMD is named"
+export PBS_PASSWORD_FILE=$T/secret.txt PBS_FINGERPRINT=$PBS_FP
+unset CREDENTIALS_DIRECTORY
 
 # a namespace, as the PBS client names it: listed and read with --ns (the ns= parameter of the
 # listing and of the reader session), invisible from the root
@@ -97,6 +116,20 @@ if [ -e /dev/fuse ] && command -v fusermount >/dev/null; then
   cmp a.img "$T/mnt/a.img" || fail "the image mounted through the reader differs"
   "$THAW" unmount "$T/mnt" >/dev/null 2>&1
   pass "mount through the reader serves the source's bytes"
+
+  # a detached mount with the secret on descriptor 3, which the launcher itself uses to learn
+  # that the mount is ready: the launcher reads it first, and hands it over off the environment
+  unset PBS_PASSWORD_FILE
+  PBS_PASSWORD_FD=3 mount_thaw mfd "$T/mnt3" --repository "$REPO" "$snap" 3<secret.txt
+  export PBS_PASSWORD_FILE=$T/secret.txt
+  cmp a.img "$T/mnt3/a.img" || fail "the image mounted with PBS_PASSWORD_FD differs"
+  mp=$(mount_pid "$T/mnt3")
+  [ -n "$mp" ] || fail "no process serves $T/mnt3"
+  if tr '\0' '\n' <"/proc/$mp/environ" | grep -E '^PBS_PASSWORD(_FD)?='; then
+    fail "the secret's variable is in the mount process's environment"
+  fi
+  "$THAW" unmount "$T/mnt3" >/dev/null 2>&1
+  pass "mount with the secret on descriptor 3: it serves the source, and its environment holds no secret"
 
   mkdir -p target
   mount_thaw lr "$T/mnt2" --repository "$REPO" --restore-to target "$snap"

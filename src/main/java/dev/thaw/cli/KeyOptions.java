@@ -25,7 +25,8 @@ final class KeyOptions {
       description =
           "Read the key passphrase from FILE (first line). Otherwise $"
               + Passphrases.ENV
-              + " or a terminal prompt.")
+              + ", the PBS client's $PBS_ENCRYPTION_PASSWORD (or its _FD, _FILE, _CMD or"
+              + " systemd credential), or a terminal prompt.")
   Path passwordFile;
 
   /** Where the passphrase may come from ({@link Secrets#environment()}). */

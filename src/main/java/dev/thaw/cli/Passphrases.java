@@ -10,7 +10,8 @@ import java.util.Arrays;
 
 /**
  * Where passphrases come from, in order: a file named on the command line, the environment variable
- * {@value #ENV}, a prompt on the terminal. Never from argv.
+ * {@value #ENV}, for opening a key the PBS client's {@code PBS_ENCRYPTION_PASSWORD} (and its other
+ * sources, {@link PbsEnvironment}), a prompt on the terminal. Never from argv.
  */
 final class Passphrases {
   static final String ENV = "THAW_KEY_PASSWORD";
@@ -32,7 +33,8 @@ final class Passphrases {
   }
 
   /**
-   * The passphrase from {@code file}, else {@code env}'s {@value #ENV}, else a prompt on the
+   * The passphrase from {@code file}, else {@code env}'s {@value #ENV}, else (unless {@code
+   * confirm}, which makes a new key) the PBS client's encryption password, else a prompt on the
    * terminal (twice when {@code confirm}).
    */
   static byte[] read(Path file, java.util.Map<String, String> env, String prompt, boolean confirm) {
@@ -52,11 +54,22 @@ final class Passphrases {
     if (fromEnv != null) {
       return fromEnv.getBytes(StandardCharsets.UTF_8);
     }
+    if (!confirm) { // opening a key: where the PBS client looks for the key's passphrase
+      var pbs = new PbsEnvironment(env).encryptionPassword();
+      if (pbs.isPresent()) {
+        return pbs.get().getBytes(StandardCharsets.UTF_8);
+      }
+    }
     @SuppressWarnings("SystemConsoleNull") // null before JDK 22; isTerminal() decides after
     Console c = System.console();
     if (c == null || !isTerminal(c)) {
       throw new IllegalStateException(
-          "a passphrase is needed: set " + ENV + ", use --password-file, or run on a terminal");
+          "a passphrase is needed: set "
+              + ENV
+              + (confirm
+                  ? ""
+                  : " (or " + PbsEnvironment.sources(PbsEnvironment.ENCRYPTION_PASSWORD) + ")")
+              + ", use --password-file, or run on a terminal");
     }
     char[] p = c.readPassword("%s", prompt);
     if (p == null) {

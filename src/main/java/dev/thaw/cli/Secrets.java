@@ -29,7 +29,8 @@ final class Secrets {
           "THAW_STORE_PASSWORD",
           "AWS_SECRET_ACCESS_KEY",
           "AWS_SESSION_TOKEN",
-          "PBS_PASSWORD");
+          PbsEnvironment.PASSWORD,
+          PbsEnvironment.ENCRYPTION_PASSWORD);
 
   /** The system property naming the descriptor of the launcher's pipe. */
   static final String FD_PROPERTY = "thaw.secrets.fd";

@@ -45,9 +45,10 @@ final class StoreOptions {
       paramLabel = "REPO",
       description = {
         "A Proxmox Backup Server datastore as its client names it, [[AUTHID@]HOST[:PORT]:]DATASTORE "
-            + "(default: $PBS_REPOSITORY when no --store is given). AUTHID is an API token, USER@REALM!NAME; "
-            + "its secret comes from $PBS_PASSWORD or the file $PBS_PASSWORD_FILE, a self-signed server's "
-            + "certificate fingerprint from $PBS_FINGERPRINT."
+            + "(default when no --store is given: $PBS_REPOSITORY, else one made of $PBS_SERVER, $PBS_PORT, "
+            + "$PBS_AUTH_ID and $PBS_DATASTORE). AUTHID is an API token, USER@REALM!NAME; its secret comes "
+            + "from $PBS_PASSWORD, a self-signed server's certificate fingerprint from $PBS_FINGERPRINT, each "
+            + "also from NAME_FD, NAME_FILE, NAME_CMD or a systemd credential, as the PBS client reads them."
       })
   String repository;
 
@@ -108,7 +109,7 @@ final class StoreOptions {
    */
   java.util.Map<String, String> env = System.getenv();
 
-  /** Whether a datastore was named (--store, --repository or $PBS_REPOSITORY). */
+  /** Whether a datastore was named (--store, --repository, or the PBS client's environment). */
   boolean given() {
     return !named().isEmpty();
   }
@@ -127,7 +128,8 @@ final class StoreOptions {
   }
 
   /**
-   * The stores named: every --store, then --repository (or $PBS_REPOSITORY when neither is given).
+   * The stores named: every --store, then --repository (or, when neither is given, the PBS client's
+   * default repository: {@link PbsEnvironment#repository()}).
    */
   List<String> specs() {
     List<String> all = named();
@@ -142,7 +144,9 @@ final class StoreOptions {
   private List<String> named() {
     List<String> all = new ArrayList<>(stores == null ? List.of() : stores);
     String repo =
-        repository != null ? repository : all.isEmpty() ? env.get("PBS_REPOSITORY") : null;
+        repository != null
+            ? repository
+            : all.isEmpty() ? pbsEnvironment().repository().orElse(null) : null;
     if (repo != null && !repo.isBlank()) {
       all.add("pbs://" + repo.strip());
     }
@@ -193,30 +197,24 @@ final class StoreOptions {
         : o;
   }
 
-  /**
-   * The Proxmox Backup Server settings, from the environment as the PBS client reads it: the token
-   * secret is the first line of $PBS_PASSWORD or of the file $PBS_PASSWORD_FILE.
-   */
-  PbsOptions pbs() throws IOException {
-    String secret = env.get("PBS_PASSWORD");
-    if (secret == null) {
-      String file = env.get("PBS_PASSWORD_FILE");
-      if (file != null && !file.isEmpty()) {
-        try {
-          secret =
-              Files.readAllLines(Path.of(file), StandardCharsets.UTF_8).stream()
-                  .findFirst()
-                  .orElse("");
-        } catch (IOException e) {
-          throw new IOException("cannot read PBS_PASSWORD_FILE " + file + ": " + e.getMessage(), e);
-        }
-      }
-    } else {
-      secret = secret.lines().findFirst().orElse("");
+  private PbsEnvironment pbsEnvironment;
+
+  /** The PBS client's settings in {@link #env}, each looked up once. */
+  private PbsEnvironment pbsEnvironment() {
+    if (pbsEnvironment == null) {
+      pbsEnvironment = new PbsEnvironment(env);
     }
+    return pbsEnvironment;
+  }
+
+  /**
+   * The Proxmox Backup Server settings: --ns, and from the environment as the PBS client reads it
+   * ({@link PbsEnvironment}) the token's secret and the certificate's fingerprint.
+   */
+  PbsOptions pbs() {
     String ns = namespace != null ? namespace : env.get("PBS_NAMESPACE");
-    String fp = env.get("PBS_FINGERPRINT");
-    return new PbsOptions(ns, fp == null || fp.isBlank() ? null : fp, secret);
+    return new PbsOptions(
+        ns, pbsEnvironment().fingerprint().orElse(null), pbsEnvironment().password().orElse(null));
   }
 
   /** The Authorization header value from --auth-file or the environment, or null. */

@@ -99,7 +99,8 @@ final class PbsStore implements ChunkStore {
       throw new IllegalArgumentException(
           "no secret for the API token "
               + repo.authId()
-              + ": set PBS_PASSWORD or PBS_PASSWORD_FILE");
+              + ": set PBS_PASSWORD (or PBS_PASSWORD_FD, PBS_PASSWORD_FILE, PBS_PASSWORD_CMD,"
+              + " or the systemd credential proxmox-backup-client.password)");
     }
     PbsClient client =
         new PbsClient(
@@ -442,7 +443,7 @@ final class PbsStore implements ChunkStore {
               + repo.authId()
               + " ("
               + detail
-              + "): check the token's secret (PBS_PASSWORD or PBS_PASSWORD_FILE) and that"
+              + "): check the token's secret (PBS_PASSWORD or where it came from) and that"
               + " the token exists, is enabled and has not expired",
           false);
     }

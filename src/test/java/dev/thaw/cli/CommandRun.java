@@ -5,6 +5,7 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.Map;
 import picocli.CommandLine;
 
@@ -16,6 +17,19 @@ record CommandRun(int code, String out, String err) {
   /** Runs {@code args} with the process's environment. */
   static CommandRun of(String... args) {
     return of(Secrets.environment(), args);
+  }
+
+  /**
+   * Backs {@code source} up into the datastore directory {@code ds} as {@code vm/100} and returns
+   * the new snapshot's name; fails the test if the backup fails.
+   */
+  static String backup(Path ds, Path source) {
+    CommandRun b =
+        of(Map.of(), "backup", "--store", ds.toString(), "--id", "vm/100", source.toString());
+    if (b.code() != 0) {
+      throw new AssertionError("backup exited " + b.code() + ": " + b.err());
+    }
+    return b.out().strip().lines().reduce((x, y) -> y).orElseThrow().strip();
   }
 
   /** Runs {@code args}, credentials read from {@code env}. */

@@ -32,11 +32,7 @@ class TrainingReaderTest {
     new Random(7).nextBytes(image);
     Path src = Files.write(dir.resolve("disk.img"), image);
     Path ds = dir.resolve("ds");
-    CommandRun b =
-        CommandRun.of(
-            Map.of(), "backup", "--store", ds.toString(), "--id", "vm/100", src.toString());
-    assertEquals(0, b.code(), b.err());
-    String snapshot = b.out().strip().lines().reduce((x, y) -> y).orElseThrow().strip();
+    String snapshot = CommandRun.backup(ds, src);
 
     try (ChunkStore store =
             Stores.access(Stores.Options.defaults(1))
