@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -176,9 +177,13 @@ final class PbsEnvironment {
       return Files.readString(p, StandardCharsets.UTF_8);
     } catch (NoSuchFileException e) {
       throw new UncheckedIOException(
-          new IOException("cannot read " + what + ": no such file or descriptor", e));
+          new IOException("cannot read " + what + ": it does not exist", e));
+    } catch (AccessDeniedException e) {
+      throw new UncheckedIOException(
+          new IOException("cannot read " + what + ": permission denied", e));
     } catch (IOException e) {
-      throw new UncheckedIOException(new IOException("cannot read " + what + ": " + e, e));
+      throw new UncheckedIOException(
+          new IOException("cannot read " + what + ": " + e.getMessage(), e));
     }
   }
 
@@ -222,7 +227,7 @@ final class PbsEnvironment {
    * " \} or a line break, which stands for that character; elsewhere a backslash stands for the
    * character after it. Nothing is expanded.
    *
-   * @throws IllegalArgumentException for an unclosed quote
+   * @throws IllegalArgumentException for an unclosed quote or a backslash at the end
    */
   static List<String> words(String s, String what) {
     List<String> words = new ArrayList<>();
@@ -262,9 +267,10 @@ final class PbsEnvironment {
         if (c == '\'' || c == '"') {
           quote = c;
         } else if (c == '\\') {
-          if (i + 1 < s.length()) {
-            w.append(s.charAt(++i));
+          if (i + 1 == s.length()) {
+            throw new IllegalArgumentException(what + ": ends in a lone backslash");
           }
+          w.append(s.charAt(++i));
         } else {
           w.append(c);
         }

@@ -125,7 +125,9 @@ class PbsEnvironmentTest {
         assertThrows(
             UncheckedIOException.class,
             () -> env(Map.of("PBS_PASSWORD_FILE", nowhere.toString())).password());
-    assertTrue(noFile.getCause().getMessage().contains(nowhere.toString()), noFile.toString());
+    assertEquals(
+        "cannot read PBS_PASSWORD_FILE " + nowhere + ": it does not exist",
+        noFile.getCause().getMessage());
   }
 
   @Test
@@ -179,7 +181,7 @@ class PbsEnvironmentTest {
     assertEquals(
         List.of("echo", "a\"b$c\\d"), PbsEnvironment.words("echo \"a\\\"b\\$c\\\\d\"", "CMD"));
     assertEquals(List.of("echo", "$HOME", ""), PbsEnvironment.words("echo '$HOME' ''", "CMD"));
-    for (String unclosed : List.of("echo 'a", "echo \"a", "echo \"a\\")) {
+    for (String unclosed : List.of("echo 'a", "echo \"a", "echo \"a\\", "echo a\\")) {
       IllegalArgumentException e =
           assertThrows(
               IllegalArgumentException.class, () -> PbsEnvironment.words(unclosed, "PBS_X_CMD"));
