@@ -23,9 +23,9 @@ import java.util.Optional;
  * of: {@code BASE} itself, the file descriptor {@code BASE_FD}, the file {@code BASE_FILE}, the
  * standard output of the command {@code BASE_CMD} (split into words as a shell would, run without a
  * shell; it must exit 0), each taken up to its first line break; else the systemd credential {@code
- * proxmox-backup-client.NAME} in {@code $CREDENTIALS_DIRECTORY}, whole. Without {@code
- * PBS_REPOSITORY}, the repository is put together from {@code PBS_SERVER}, {@code PBS_PORT}, {@code
- * PBS_AUTH_ID} and {@code PBS_DATASTORE}.
+ * proxmox-backup-client.NAME} in {@code $CREDENTIALS_DIRECTORY}, whole. A repository may also be
+ * given by its parts ({@link Parts}): on the command line, or without {@code PBS_REPOSITORY} in
+ * {@code PBS_SERVER}, {@code PBS_PORT}, {@code PBS_AUTH_ID} and {@code PBS_DATASTORE}.
  *
  * <p>Each value is looked up once (a descriptor can be read once, a command should run once) and
  * kept. Failures name the variable or file, never a value. Not thread-safe: one command's options
@@ -73,55 +73,100 @@ final class PbsEnvironment {
   }
 
   /**
-   * The default repository, {@code [[AUTHID@]HOST[:PORT]:]DATASTORE}: {@code PBS_REPOSITORY} (from
-   * any of its sources), else one made of {@code PBS_SERVER}, {@code PBS_PORT}, {@code PBS_AUTH_ID}
-   * and {@code PBS_DATASTORE}; empty when none of them is set.
-   *
-   * @throws IllegalArgumentException for a server, port or auth-id without a datastore, or a port
-   *     that is no port number
+   * A repository given by its parts, as the PBS client's {@code --server}, {@code --port}, {@code
+   * --auth-id} and {@code --datastore} give it, or its {@code PBS_SERVER}, {@code PBS_PORT}, {@code
+   * PBS_AUTH_ID} and {@code PBS_DATASTORE}; any part may be null.
    */
-  Optional<String> repository() {
+  record Parts(String server, String port, String authId, String datastore) {
+    static final Parts NONE = new Parts(null, null, null, null);
+
+    Parts {
+      server = blankToNull(server);
+      port = blankToNull(port);
+      authId = blankToNull(authId);
+      datastore = blankToNull(datastore);
+    }
+
+    private static String blankToNull(String s) {
+      return s == null || s.isBlank() ? null : s.strip();
+    }
+
+    boolean any() {
+      return server != null || port != null || authId != null || datastore != null;
+    }
+
+    /** These parts, each missing one taken from {@code fallback}. */
+    Parts orElse(Parts fallback) {
+      return new Parts(
+          server != null ? server : fallback.server,
+          port != null ? port : fallback.port,
+          authId != null ? authId : fallback.authId,
+          datastore != null ? datastore : fallback.datastore);
+    }
+
+    /**
+     * The repository, {@code [[AUTHID@]HOST[:PORT]:]DATASTORE} (an IPv6 address in brackets).
+     *
+     * @throws IllegalArgumentException without a datastore, or for a port that is no port number
+     */
+    String repository() {
+      if (datastore == null) {
+        throw new IllegalArgumentException(
+            "a Proxmox Backup Server named by its parts (--server, --port, --auth-id or"
+                + " PBS_SERVER, PBS_PORT, PBS_AUTH_ID) needs its datastore: --datastore or"
+                + " PBS_DATASTORE (or give the whole repository with --repository or"
+                + " PBS_REPOSITORY)");
+      }
+      if (port != null && !(port.matches("[0-9]{1,5}") && validPort(Integer.parseInt(port)))) {
+        throw new IllegalArgumentException(
+            "the Proxmox Backup Server's port (--port or PBS_PORT) must be a port number, not "
+                + port);
+      }
+      StringBuilder r = new StringBuilder();
+      if (authId != null) {
+        r.append(authId).append('@');
+      }
+      if (server != null || port != null) {
+        String host = server == null ? "localhost" : server;
+        r.append(host.indexOf(':') >= 0 && !host.startsWith("[") ? "[" + host + "]" : host);
+        if (port != null) {
+          r.append(':').append(port);
+        }
+        r.append(':');
+      }
+      return r.append(datastore).toString();
+    }
+
+    private static boolean validPort(int port) {
+      return port >= 1 && port <= 65535;
+    }
+  }
+
+  /**
+   * The repository {@code [[AUTHID@]HOST[:PORT]:]DATASTORE} the PBS client would use when its
+   * {@code --repository} is not given: with {@code parts} from its command line, those parts, each
+   * missing one taken from the environment's ({@code PBS_SERVER} and its siblings); without, {@code
+   * PBS_REPOSITORY} (from any of its sources), else the environment's parts; empty when none is
+   * set.
+   *
+   * @throws IllegalArgumentException for parts without a datastore, or a port that is no port
+   *     number
+   */
+  Optional<String> repository(Parts parts) {
+    Parts fromEnv =
+        new Parts(
+            env.get("PBS_SERVER"),
+            env.get("PBS_PORT"),
+            env.get("PBS_AUTH_ID"),
+            env.get("PBS_DATASTORE"));
+    if (parts.any()) {
+      return Optional.of(parts.orElse(fromEnv).repository());
+    }
     Optional<String> url = secret(REPOSITORY, "repository").filter(s -> !s.isBlank());
     if (url.isPresent()) {
       return url.map(String::strip);
     }
-    String server = atom("PBS_SERVER");
-    String port = atom("PBS_PORT");
-    String authId = atom("PBS_AUTH_ID");
-    String datastore = atom("PBS_DATASTORE");
-    if (server == null && port == null && authId == null && datastore == null) {
-      return Optional.empty();
-    }
-    if (datastore == null) {
-      throw new IllegalArgumentException(
-          "PBS_SERVER, PBS_PORT or PBS_AUTH_ID is set but PBS_DATASTORE is not: name the"
-              + " datastore (or set PBS_REPOSITORY instead)");
-    }
-    if (port != null && !(port.matches("[0-9]{1,5}") && validPort(Integer.parseInt(port)))) {
-      throw new IllegalArgumentException("PBS_PORT must be a port number, not " + port);
-    }
-    StringBuilder r = new StringBuilder();
-    if (authId != null) {
-      r.append(authId).append('@');
-    }
-    if (server != null || port != null) {
-      String host = server == null ? "localhost" : server;
-      r.append(host.indexOf(':') >= 0 && !host.startsWith("[") ? "[" + host + "]" : host);
-      if (port != null) {
-        r.append(':').append(port);
-      }
-      r.append(':');
-    }
-    return Optional.of(r.append(datastore).toString());
-  }
-
-  private static boolean validPort(int port) {
-    return port >= 1 && port <= 65535;
-  }
-
-  private String atom(String name) {
-    String v = env.get(name);
-    return v == null || v.isBlank() ? null : v.strip();
+    return fromEnv.any() ? Optional.of(fromEnv.repository()) : Optional.empty();
   }
 
   /** The value of {@code base} from its first source that is set, or empty. */

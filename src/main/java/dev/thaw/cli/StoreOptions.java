@@ -53,6 +53,34 @@ final class StoreOptions {
   String repository;
 
   @Option(
+      names = "--server",
+      paramLabel = "HOST",
+      description =
+          "With --datastore instead of --repository, as the PBS client takes them: the Proxmox Backup"
+              + " Server's address (default: $PBS_SERVER, else localhost).")
+  String server;
+
+  @Option(
+      names = "--port",
+      paramLabel = "PORT",
+      description = "With --datastore: the server's port (default: $PBS_PORT, else 8007).")
+  String port;
+
+  @Option(
+      names = "--auth-id",
+      paramLabel = "AUTHID",
+      description = "With --datastore: the API token, USER@REALM!NAME (default: $PBS_AUTH_ID).")
+  String authId;
+
+  @Option(
+      names = "--datastore",
+      paramLabel = "STORE",
+      description =
+          "The Proxmox Backup Server datastore, with --server, --port and --auth-id instead of"
+              + " --repository (default: $PBS_DATASTORE).")
+  String datastore;
+
+  @Option(
       names = "--ns",
       paramLabel = "NS",
       description =
@@ -128,8 +156,9 @@ final class StoreOptions {
   }
 
   /**
-   * The stores named: every --store, then --repository (or, when neither is given, the PBS client's
-   * default repository: {@link PbsEnvironment#repository()}).
+   * The stores named: every --store, then --repository or the repository given by its parts (or,
+   * when none is given, the PBS client's default repository: {@link
+   * PbsEnvironment#repository(PbsEnvironment.Parts)}).
    */
   List<String> specs() {
     List<String> all = named();
@@ -143,10 +172,16 @@ final class StoreOptions {
 
   private List<String> named() {
     List<String> all = new ArrayList<>(stores == null ? List.of() : stores);
+    PbsEnvironment.Parts parts = new PbsEnvironment.Parts(server, port, authId, datastore);
+    if (repository != null && parts.any()) {
+      throw new ParameterException(
+          mixee.commandLine(),
+          "--repository and --server/--port/--auth-id/--datastore name the same thing: give one");
+    }
     String repo =
         repository != null
             ? repository
-            : all.isEmpty() ? pbsEnvironment().repository().orElse(null) : null;
+            : parts.any() || all.isEmpty() ? pbsEnvironment().repository(parts).orElse(null) : null;
     if (repo != null && !repo.isBlank()) {
       all.add("pbs://" + repo.strip());
     }

@@ -73,7 +73,7 @@ class PbsEnvironmentTest {
             "PBS_FINGERPRINT_FILE", fp.toString(),
             "PBS_ENCRYPTION_PASSWORD_CMD", "echo 'key pass 2'");
     PbsEnvironment e = env(vars);
-    assertEquals(Optional.of("tok@pbs!r@host:store"), e.repository());
+    assertEquals(Optional.of("tok@pbs!r@host:store"), e.repository(PbsEnvironment.Parts.NONE));
     assertEquals(Optional.of("ef:01"), e.fingerprint());
     assertEquals(Optional.of("key pass 2"), e.encryptionPassword());
     assertEquals(Optional.empty(), e.password());
@@ -139,30 +139,51 @@ class PbsEnvironmentTest {
                 "PBS_PORT", "8008",
                 "PBS_AUTH_ID", "tok@pbs!r",
                 "PBS_DATASTORE", "store1"))
-            .repository());
+            .repository(PbsEnvironment.Parts.NONE));
     assertEquals(
         Optional.of("[fd00::1]:store1"),
-        env(Map.of("PBS_SERVER", "fd00::1", "PBS_DATASTORE", "store1")).repository());
+        env(Map.of("PBS_SERVER", "fd00::1", "PBS_DATASTORE", "store1"))
+            .repository(PbsEnvironment.Parts.NONE));
     assertEquals(
         Optional.of("localhost:8009:store1"),
-        env(Map.of("PBS_PORT", "8009", "PBS_DATASTORE", "store1")).repository());
-    assertEquals(Optional.of("store1"), env(Map.of("PBS_DATASTORE", "store1")).repository());
+        env(Map.of("PBS_PORT", "8009", "PBS_DATASTORE", "store1"))
+            .repository(PbsEnvironment.Parts.NONE));
+    assertEquals(
+        Optional.of("store1"),
+        env(Map.of("PBS_DATASTORE", "store1")).repository(PbsEnvironment.Parts.NONE));
     assertEquals(
         Optional.of("a@pbs!b@h:s"),
-        env(Map.of("PBS_REPOSITORY", " a@pbs!b@h:s ", "PBS_DATASTORE", "other")).repository(),
+        env(Map.of("PBS_REPOSITORY", " a@pbs!b@h:s ", "PBS_DATASTORE", "other"))
+            .repository(PbsEnvironment.Parts.NONE),
         "PBS_REPOSITORY comes first");
-    assertEquals(Optional.empty(), env(Map.of()).repository());
+    assertEquals(Optional.empty(), env(Map.of()).repository(PbsEnvironment.Parts.NONE));
+
+    // parts on the command line come before PBS_REPOSITORY, each missing one from the environment
+    Map<String, String> vars =
+        Map.of(
+            "PBS_REPOSITORY", "a@pbs!b@h:s",
+            "PBS_SERVER", "pbs.example",
+            "PBS_AUTH_ID", "tok@pbs!r",
+            "PBS_DATASTORE", "store1");
+    assertEquals(
+        Optional.of("tok@pbs!r@pbs.example:8009:store2"),
+        env(vars).repository(new PbsEnvironment.Parts(null, "8009", null, "store2")));
+    assertEquals(
+        Optional.of("tok@pbs!r@other:store1"),
+        env(vars).repository(new PbsEnvironment.Parts("other", " ", "", null)));
 
     IllegalArgumentException noStore =
         assertThrows(
             IllegalArgumentException.class,
-            () -> env(Map.of("PBS_SERVER", "pbs.example")).repository());
+            () -> env(Map.of("PBS_SERVER", "pbs.example")).repository(PbsEnvironment.Parts.NONE));
     assertTrue(noStore.getMessage().contains("PBS_DATASTORE"), noStore.getMessage());
     for (String port : List.of("0", "65536", "http", "99999999")) {
       IllegalArgumentException bad =
           assertThrows(
               IllegalArgumentException.class,
-              () -> env(Map.of("PBS_PORT", port, "PBS_DATASTORE", "s")).repository(),
+              () ->
+                  env(Map.of("PBS_PORT", port, "PBS_DATASTORE", "s"))
+                      .repository(PbsEnvironment.Parts.NONE),
               port);
       assertTrue(bad.getMessage().contains("PBS_PORT"), bad.getMessage());
     }
@@ -238,6 +259,21 @@ class PbsEnvironmentTest {
       CommandRun ls = CommandRun.of(vars, "ls");
       assertEquals(0, ls.code(), ls.err());
       assertTrue(ls.out().contains(snapshot), ls.out());
+
+      // the same parts on the command line, as the PBS client 4.2 takes them, before the
+      // environment's
+      Map<String, String> elsewhere = new HashMap<>(vars);
+      elsewhere.put("PBS_PORT", "1");
+      elsewhere.put("PBS_DATASTORE", "nostore");
+      CommandRun cli =
+          CommandRun.of(
+              elsewhere, "ls", "--port", Integer.toString(pbs.port()), "--datastore", "store1");
+      assertEquals(0, cli.code(), cli.err());
+      assertTrue(cli.out().contains(snapshot), cli.out());
+      CommandRun both =
+          CommandRun.of(vars, "ls", "--repository", "x@pbs!y@h:s", "--server", "127.0.0.1");
+      assertEquals(2, both.code(), both.err());
+      assertTrue(both.err().contains("--repository and --server"), both.err());
 
       Map<String, String> wrong = new HashMap<>(vars);
       wrong.put("PBS_PASSWORD_CMD", "echo not-the-secret");
