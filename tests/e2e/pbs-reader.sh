@@ -47,8 +47,9 @@ cmp a.img c.img || fail "restore with PBS_REPOSITORY differs"
 pass "PBS_REPOSITORY + PBS_PASSWORD name the store and the secret"
 
 # the PBS client's other sources for the same settings: the repository made of PBS_SERVER,
-# PBS_PORT, PBS_AUTH_ID and PBS_DATASTORE, or of --server, --port, --auth-id and --datastore; the secret from PBS_PASSWORD_CMD or from a descriptor
-# (PBS_PASSWORD_FD, read by thaw itself without the launcher); the fingerprint as a systemd credential
+# PBS_PORT, PBS_AUTH_ID and PBS_DATASTORE, or of --server, --port, --auth-id and --datastore; the
+# secret from PBS_PASSWORD_CMD or from a descriptor (PBS_PASSWORD_FD, read by thaw itself without
+# the launcher); the fingerprint as a systemd credential
 mkdir -p creds && printf '%s' "$PBS_FP" >creds/proxmox-backup-client.fingerprint
 unset PBS_PASSWORD_FILE PBS_FINGERPRINT
 export CREDENTIALS_DIRECTORY=$T/creds
@@ -58,7 +59,7 @@ assert_eq "$snap" "$(last_line "$T/envls.out")" "ls finds the PBS through PBS_SE
 PBS_PASSWORD=$secret expect_ok partsls ls --server 127.0.0.1 --port "$PBS_PORT" --auth-id 'thaw@pbs!restore' --datastore store1
 assert_eq "$snap" "$(last_line "$T/partsls.out")" "ls finds the PBS through --server, --port, --auth-id and --datastore"
 RC=0
-PBS_PASSWORD_FD=5 timeout 120 java -jar "${THAW_JAR:-$THAW_REPO/target/thaw.jar}" ls --repository "$REPO" 5<secret.txt >fd.out 2>fd.err || RC=$?
+PBS_PASSWORD_FD=5 timeout -k 10 "$THAW_CMD_TIMEOUT" java -jar "${THAW_JAR:-$THAW_REPO/target/thaw.jar}" ls --repository "$REPO" 5<secret.txt >fd.out 2>fd.err || RC=$?
 [ "$RC" = 0 ] || { cat fd.err >&2; fail "ls with PBS_PASSWORD_FD (no launcher) exited $RC"; }
 assert_eq "$snap" "$(last_line "$T/fd.out")" "thaw reads the secret from PBS_PASSWORD_FD itself"
 PBS_PASSWORD_CMD="sh -c 'exit 4'" expect_fail cmdfails ls --repository "$REPO"
