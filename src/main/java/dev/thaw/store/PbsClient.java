@@ -56,11 +56,12 @@ import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * TLS connections to one Proxmox Backup Server. {@link #get} makes one HTTP/1.1 request on a
- * connection of its own (the API, such as the snapshot listing); {@link #openReader} sends the
- * reader protocol's upgrade request and, once the server answered 101, runs HTTP/2 with prior
- * knowledge on the same connection ({@link ReaderSession}). Every request carries the API token in
- * {@code Authorization: PBSAPIToken ID:SECRET}; the header never appears in a message. Connections
- * are Netty NIO channels on one event-loop thread of this client. Thread-safe.
+ * connection of its own (the API, such as the snapshot listing), its body read as it arrives;
+ * {@link #openReader} sends the reader protocol's upgrade request and, once the server answered
+ * 101, runs HTTP/2 with prior knowledge on the same connection ({@link ReaderSession}). Every
+ * request carries the API token in {@code Authorization: PBSAPIToken ID:SECRET}; the header never
+ * appears in a message. Connections are Netty NIO channels on one event-loop thread of this client.
+ * Thread-safe.
  */
 // Netty's channel operations return futures whose failures reach the pipeline (a failed write is
 // fired as an exception, a closed channel as channelInactive) and fail the answer there.
@@ -69,7 +70,8 @@ final class PbsClient implements AutoCloseable {
   /** The reader protocol's name in the {@code Upgrade} header. */
   static final String READER_PROTOCOL = "proxmox-backup-reader-protocol-v1";
 
-  private static final int MAX_API_BODY = 64 << 20;
+  /** The largest refusal of an upgrade that is read (its text goes into a message). */
+  private static final int MAX_API_BODY = 1 << 20;
 
   /**
    * The largest buffer one socket read fills (Netty's default: 64 KiB). A reader session brings a
@@ -200,22 +202,163 @@ final class PbsClient implements AutoCloseable {
     return peer;
   }
 
-  /** One HTTP/1.1 GET of the API on a connection of its own. */
-  ReaderSession.Reply get(String pathAndQuery) throws IOException {
-    CompletableFuture<Object> answer = new CompletableFuture<>();
+  /**
+   * One HTTP/1.1 GET of the API on a connection of its own, answered once the status line and
+   * headers are in; the body is read from the answer while it arrives. PBS streams a snapshot
+   * listing without a length, and on a large datastore it runs to many megabytes: its reader never
+   * holds it whole. Close the answer to end the connection.
+   */
+  ApiAnswer get(String pathAndQuery) throws IOException {
+    ApiAnswer a = new ApiAnswer();
     Channel ch =
         connect(
             p -> {
               p.addLast(new HttpClientCodec());
-              p.addLast(new HttpObjectAggregator(MAX_API_BODY));
-              p.addLast(new Answer(answer));
+              p.addLast(a.new Receiver());
             });
+    a.channel = ch;
     try {
       ch.writeAndFlush(request(pathAndQuery))
           .addListener(ChannelFutureListener.FIRE_EXCEPTION_ON_FAILURE);
-      return (ReaderSession.Reply) await(answer);
-    } finally {
+      await(a.head);
+      return a;
+    } catch (IOException | RuntimeException e) {
       ch.close();
+      throw e;
+    }
+  }
+
+  /**
+   * An API answer: its status and content type, and its body as a stream of the bytes as they
+   * arrive. The connection stops reading while more than {@link #PAUSE_AT} bytes wait unread, and
+   * reads on once fewer than {@link #RESUME_AT} do. One thread reads the body.
+   */
+  final class ApiAnswer extends java.io.InputStream {
+    private static final int PAUSE_AT = 8 << 20;
+    private static final int RESUME_AT = 2 << 20;
+    private static final Object END = new Object();
+
+    private final CompletableFuture<Object> head = new CompletableFuture<>();
+
+    /** Parts of the body as they arrived (byte[]), then END, or a Throwable. */
+    private final java.util.concurrent.LinkedBlockingQueue<Object> parts =
+        new java.util.concurrent.LinkedBlockingQueue<>();
+
+    private final java.util.concurrent.atomic.AtomicLong unread =
+        new java.util.concurrent.atomic.AtomicLong();
+    private volatile boolean paused;
+    private volatile int status;
+    private volatile String contentType;
+    private Channel channel;
+    private byte[] part = new byte[0];
+    private int pos;
+    private boolean ended;
+
+    int status() {
+      return status;
+    }
+
+    String contentType() {
+      return contentType;
+    }
+
+    /** The first {@code max} bytes of the body, for a refusal's message. */
+    ReaderSession.Reply reply(int max) throws IOException {
+      return new ReaderSession.Reply(status, contentType, readNBytes(max), null);
+    }
+
+    @Override
+    public int read() throws IOException {
+      byte[] one = new byte[1];
+      return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+    }
+
+    @Override
+    public int read(byte[] b, int off, int len) throws IOException {
+      java.util.Objects.checkFromIndexSize(off, len, b.length);
+      if (len == 0) {
+        return 0;
+      }
+      while (pos == part.length) {
+        if (ended) {
+          return -1;
+        }
+        Object o;
+        try {
+          o = parts.poll(readTimeout.toMillis() + 1000, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new InterruptedIOException("interrupted reading from " + peer);
+        }
+        if (o == null) {
+          throw new StoreException("timed out waiting for " + peer, true);
+        } else if (o == END) {
+          ended = true;
+        } else if (o instanceof Throwable t) {
+          throw failure(t);
+        } else {
+          part = (byte[]) o;
+          pos = 0;
+          if (unread.addAndGet(-part.length) < RESUME_AT && paused) {
+            paused = false;
+            channel.eventLoop().execute(() -> channel.config().setAutoRead(true));
+          }
+        }
+      }
+      int n = Math.min(len, part.length - pos);
+      System.arraycopy(part, pos, b, off, n);
+      pos += n;
+      return n;
+    }
+
+    @Override
+    public void close() {
+      channel.close();
+    }
+
+    /** The connection's end of the answer: on its event loop. */
+    final class Receiver extends io.netty.channel.ChannelInboundHandlerAdapter {
+      @Override
+      public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        try {
+          if (msg instanceof io.netty.handler.codec.http.HttpResponse r) {
+            status = r.status().code();
+            contentType = r.headers().get(HttpHeaderNames.CONTENT_TYPE);
+            head.complete(r);
+          }
+          if (msg instanceof io.netty.handler.codec.http.HttpContent c) {
+            int n = c.content().readableBytes();
+            if (n > 0) {
+              if (unread.addAndGet(n) > PAUSE_AT) { // paused before the part is there to take
+                paused = true;
+                ctx.channel().config().setAutoRead(false);
+              }
+              parts.add(ByteBufUtil.getBytes(c.content()));
+            }
+            if (msg instanceof io.netty.handler.codec.http.LastHttpContent) {
+              parts.add(END);
+            }
+          }
+        } finally {
+          io.netty.util.ReferenceCountUtil.release(msg);
+        }
+      }
+
+      @Override
+      public void channelInactive(ChannelHandlerContext ctx) {
+        fail(new StoreException(peer + " closed the connection before it answered", true));
+      }
+
+      @Override
+      public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        fail(cause);
+        ctx.close();
+      }
+
+      private void fail(Throwable t) {
+        head.completeExceptionally(t);
+        parts.add(t); // after END, never taken
+      }
     }
   }
 

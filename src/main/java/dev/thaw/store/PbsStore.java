@@ -1,5 +1,7 @@
 package dev.thaw.store;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.buffer.BufferPool;
@@ -93,6 +95,14 @@ final class PbsStore implements ChunkStore {
           "thaw signs in to a Proxmox Backup Server with an API token:"
               + " name it in the repository as USER@REALM!TOKEN@HOST:DATASTORE, not "
               + repo.authId());
+    }
+    if (!StandardCharsets.US_ASCII.newEncoder().canEncode(repo.authId())) {
+      // PBS reads the Authorization header as visible ASCII and refuses anything else (401)
+      throw new IllegalArgumentException(
+          "the API token id "
+              + repo.authId()
+              + " is not ASCII: it cannot go in the header a Proxmox Backup Server reads a token"
+              + " from");
     }
     PbsOptions options = o.pbs();
     if (options.secret() == null || options.secret().isEmpty()) {
@@ -192,7 +202,10 @@ final class PbsStore implements ChunkStore {
 
     synchronized ReaderSession session() throws IOException {
       if (session == null || !session.isOpen()) {
-        session = null;
+        if (session != null) {
+          session.close(); // a server may end a session (GOAWAY) and leave its connection open
+          session = null;
+        }
         try {
           session = client.openReader(query);
         } catch (PbsClient.Rejected e) {
@@ -222,8 +235,8 @@ final class PbsStore implements ChunkStore {
         throw refusal(r, file, where(snapshot, file));
       }
       if (isIndex(file)) {
-        s.registered.add(file);
         register(this, file, r.body());
+        s.registered.add(file);
       }
       return throttle(r.body());
     }
@@ -264,23 +277,37 @@ final class PbsStore implements ChunkStore {
     return file.endsWith(".fidx") || file.endsWith(".didx");
   }
 
-  /** Records the chunks of an index (once per index file of a snapshot). */
-  private void register(Reader reader, String file, byte[] index) {
+  /**
+   * Records the chunks of an index (once per index file of a snapshot).
+   *
+   * @throws StoreException if it is not an index with PBS's 4096-byte header, the only layout thaw
+   *     reads (its chunks could not be found otherwise)
+   */
+  private void register(Reader reader, String file, byte[] index) throws StoreException {
     for (Owned o : owners) {
       if (o.reader == reader && o.index.equals(file)) {
         return;
       }
     }
     long[] prefixes = prefixes(file, index);
-    if (prefixes != null) {
-      synchronized (owners) {
-        for (Owned o : owners) {
-          if (o.reader == reader && o.index.equals(file)) {
-            return;
-          }
+    if (prefixes == null) {
+      throw new StoreException(
+          file
+              + " ("
+              + index.length
+              + " bytes) is not a "
+              + (file.endsWith(".fidx") ? "fixed" : "dynamic")
+              + " index with a 4096-byte header: "
+              + where(reader.snapshot, file),
+          false);
+    }
+    synchronized (owners) {
+      for (Owned o : owners) {
+        if (o.reader == reader && o.index.equals(file)) {
+          return;
         }
-        owners.add(new Owned(reader, file, prefixes));
       }
+      owners.add(new Owned(reader, file, prefixes));
     }
   }
 
@@ -368,49 +395,81 @@ final class PbsStore implements ChunkStore {
             + enc(repo.datastore())
             + "/snapshots"
             + (namespace.isEmpty() ? "" : "?ns=" + enc(PbsRepository.namespace(namespace)));
-    ReaderSession.Reply r = client.get(path);
-    if (r.status() != 200) {
-      throw refusal(r, "snapshot listing", describe());
-    }
-    JsonNode data;
-    try {
-      data = JSON.readTree(r.body()).path("data");
-    } catch (IOException e) {
-      data = null;
-    }
-    if (data == null || !data.isArray()) {
-      throw new StoreException(
-          "snapshot listing of "
-              + describe()
-              + ": the server's answer is not"
-              + " a PBS snapshot list (no \"data\" array)",
-          false);
-    }
     List<SnapshotPath> out = new ArrayList<>();
-    for (JsonNode s : data) {
-      boolean complete = false;
-      for (JsonNode f : s.path("files")) {
-        String name = f.isTextual() ? f.asText() : f.path("filename").asText();
-        complete |= MANIFEST.equals(name);
+    try (PbsClient.ApiAnswer a = client.get(path)) {
+      if (a.status() != 200) {
+        throw refusal(a.reply(64 << 10), "snapshot listing", describe());
       }
-      JsonNode time = s.path("backup-time");
-      if (!complete || !time.canConvertToLong()) {
-        continue; // a backup in progress or aborted: no manifest, nothing to read
-      }
-      try {
-        SnapshotPath p =
-            new SnapshotPath(
-                List.of(),
-                s.path("backup-type").asText(),
-                s.path("backup-id").asText(),
-                Instant.ofEpochSecond(time.asLong()));
-        out.add(SnapshotPath.parse(p.toString())); // validated like any snapshot name
-      } catch (IllegalArgumentException | java.time.DateTimeException e) {
-        // a group thaw cannot name: skip it
+      if (!readListing(a, out)) {
+        throw new StoreException(
+            "snapshot listing of "
+                + describe()
+                + ": the server's answer is not"
+                + " a PBS snapshot list (no \"data\" array)",
+            false);
       }
     }
     Collections.sort(out);
     return out;
+  }
+
+  /**
+   * Reads {@code {"data":[...]}} one snapshot at a time, as it arrives, into {@code out}: the
+   * complete ones (with a manifest) thaw can name. False if the body is not such an object.
+   */
+  private static boolean readListing(java.io.InputStream body, List<SnapshotPath> out)
+      throws IOException {
+    boolean sawData = false;
+    try (JsonParser p = JSON.createParser(body)) {
+      if (p.nextToken() != JsonToken.START_OBJECT) {
+        return false;
+      }
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        String field = p.currentName();
+        JsonToken value = p.nextToken();
+        if (!"data".equals(field) || value != JsonToken.START_ARRAY) {
+          p.skipChildren();
+          continue;
+        }
+        sawData = true;
+        while (p.nextToken() != JsonToken.END_ARRAY) {
+          JsonNode snapshot = p.readValueAsTree();
+          SnapshotPath sp = complete(snapshot);
+          if (sp != null) {
+            out.add(sp);
+          }
+        }
+      }
+    } catch (StoreException e) {
+      throw e;
+    } catch (com.fasterxml.jackson.core.JacksonException e) {
+      return false;
+    }
+    return sawData;
+  }
+
+  /** A listed snapshot's name, or null for one without a manifest or one thaw cannot name. */
+  private static SnapshotPath complete(JsonNode s) {
+    boolean complete = false;
+    for (JsonNode f : s.path("files")) {
+      String name = f.isTextual() ? f.asText() : f.path("filename").asText();
+      complete |= MANIFEST.equals(name);
+    }
+    JsonNode time = s.path("backup-time");
+    if (!complete || !time.canConvertToLong()) {
+      return null; // a backup in progress or aborted: no manifest, nothing to read
+    }
+    try {
+      SnapshotPath p =
+          new SnapshotPath(
+              List.of(),
+              s.path("backup-type").asText(),
+              s.path("backup-id").asText(),
+              Instant.ofEpochSecond(time.asLong()));
+      return SnapshotPath.parse(p.toString()); // validated like any snapshot name
+    } catch (IllegalArgumentException | java.time.DateTimeException e) {
+      return null; // a group thaw cannot name
+    }
   }
 
   // ---- errors ----

@@ -320,13 +320,23 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       if (e.value() == p) {
         int id = e.key();
         pending.remove(id);
-        Http2Stream s = connection().stream(id);
-        if (s != null) {
-          resetStream(ctx, id, Http2Error.CANCEL.code(), ctx.newPromise());
-          flush(ctx);
-        }
+        cancelStream(id);
+        flush(ctx);
         return;
       }
+    }
+  }
+
+  /**
+   * Ends stream {@code id} from this side: a RST_STREAM for a stream the server has seen, or, for a
+   * request still queued in the encoder for a free stream slot, drops it unsent. Never a reset of a
+   * stream the server has not seen: a RST_STREAM on an idle stream is a connection error (RFC 9113
+   * 6.4), which PBS's HTTP/2 stack answers with a GOAWAY that fails every request in flight. A
+   * stream already closed is left alone.
+   */
+  private void cancelStream(int id) {
+    if (connection().stream(id) != null || id > connection().local().lastStreamCreated()) {
+      encoder().writeRstStream(ctx, id, Http2Error.CANCEL.code(), ctx.newPromise());
     }
   }
 
@@ -372,7 +382,7 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
       p.future.completeExceptionally(
           fault(
               "no complete answer in " + TimeUnit.NANOSECONDS.toSeconds(callTimeoutNanos) + " s"));
-      resetStream(ctx, id, Http2Error.CANCEL.code(), ctx.newPromise());
+      cancelStream(id);
     }
     flush(ctx); // this handler's flush: the codec writes its pending frames first
   }
@@ -472,7 +482,7 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
                         + p.maxBytes
                         + " it may have",
                     false));
-            resetStream(ctx, streamId, Http2Error.CANCEL.code(), ctx.newPromise());
+            cancelStream(streamId);
             return;
           }
           if (p.expected >= 0 && p.pool != null && p.status == 200) {
@@ -516,7 +526,7 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
         pending.remove(streamId);
         p.future.completeExceptionally(
             new StoreException("reader session with " + peer + ": " + e.getMessage(), false, e));
-        resetStream(ctx, streamId, Http2Error.CANCEL.code(), ctx.newPromise());
+        cancelStream(streamId);
         return processed;
       }
       if (endOfStream) {

@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -385,6 +386,111 @@ class PbsStoreTest {
     }
   }
 
+  /**
+   * Requests that time out together, one of them still queued for a stream slot: the queued one is
+   * dropped, never reset, since a RST_STREAM on a stream the server has not seen is a connection
+   * error that would end the session (and every other request on it). The session stays usable.
+   * Streams 1, 3 and 5 go first so that the two late ones are 7 and 9, which the session's table of
+   * requests lists in the order 9, 7: the queued one comes first.
+   */
+  @Test
+  void aQueuedRequestThatTimesOutIsDroppedWithoutResettingAStreamTheServerHasNotSeen()
+      throws Exception {
+    withOneStreamSlot(
+        Duration.ofSeconds(1),
+        (s, pool) -> {
+          for (int i = 0; i < 3; i++) {
+            assertEquals(200, s.get("/download?file-name=a.img.fidx", FILE_MAX).status());
+          }
+          pbs.delayReplies(Duration.ofSeconds(3)); // stream 7 holds the one slot past the timeout
+          Future<ReaderSession.Reply> slow =
+              pool.submit(() -> s.get("/download?file-name=a.img.fidx", FILE_MAX));
+          Thread.sleep(100);
+          Future<ReaderSession.Reply> queued =
+              pool.submit(() -> s.get("/download?file-name=index.json.blob", FILE_MAX));
+          for (Future<ReaderSession.Reply> f : List.of(slow, queued)) {
+            ExecutionException e = assertThrows(ExecutionException.class, f::get);
+            assertTrue(
+                e.getCause().getMessage().contains("no complete answer in 1 s"),
+                e.getCause().getMessage());
+          }
+          assertTrue(s.isOpen(), "the session outlives the timeouts");
+        });
+  }
+
+  /** A request given up while queued for a stream slot is never sent. */
+  @Test
+  void aQueuedRequestGivenUpIsNeverSent() throws Exception {
+    String queuedPath = "/download?file-name=index.json.blob&queued";
+    withOneStreamSlot(
+        Duration.ofSeconds(30),
+        (s, pool) -> {
+          pbs.delayReplies(Duration.ofMillis(1500));
+          Future<ReaderSession.Reply> slow =
+              pool.submit(() -> s.get("/download?file-name=a.img.fidx", FILE_MAX));
+          Thread.sleep(200);
+          Future<ReaderSession.Reply> queued = pool.submit(() -> s.get(queuedPath, FILE_MAX));
+          Thread.sleep(200);
+          queued.cancel(true); // interrupts the caller, which gives the request up
+          assertEquals(200, slow.get().status());
+        });
+    // the slot was free again before the session's last request, which the server has answered
+    assertFalse(
+        pbs.requests().stream().anyMatch(r -> r.endsWith(queuedPath)),
+        "the given-up request reached the server: " + pbs.requests());
+  }
+
+  /** What a test does on a reader session; {@code pool} runs its concurrent requests. */
+  private interface SessionTest {
+    void run(ReaderSession s, ExecutorService pool) throws Exception;
+  }
+
+  /**
+   * Runs {@code test} on a reader session of a server that allows one stream at a time, then checks
+   * that the session still serves a request.
+   */
+  private void withOneStreamSlot(Duration callTimeout, SessionTest test) throws Exception {
+    PbsClient c = reader(callTimeout);
+    ExecutorService pool = Executors.newFixedThreadPool(2);
+    pbs.streamLimit(1);
+    try {
+      ReaderSession s = c.openReader(readerPath());
+      test.run(s, pool);
+      pbs.delayReplies(Duration.ZERO);
+      assertEquals(200, s.get("/download?file-name=a.img.fidx", FILE_MAX).status());
+      s.close();
+    } finally {
+      pbs.delayReplies(Duration.ZERO);
+      pbs.streamLimit(200);
+      pool.shutdownNow();
+      c.close();
+    }
+  }
+
+  /**
+   * PBS streams a listing, without a length; a large datastore's (here about 98 MB, more than any
+   * buffer thaw would hold) is read one snapshot at a time as it arrives.
+   */
+  @Test
+  void aListingOfALargeDatastoreIsReadAsItArrives() throws Exception {
+    try (ChunkStore s = open()) {
+      List<SnapshotPath> own = s.listSnapshots();
+      pbs.padListing(200_000);
+      List<SnapshotPath> all = s.listSnapshots();
+      assertEquals(own.size() + 200_000, all.size());
+      assertTrue(all.containsAll(own));
+      assertTrue(all.contains(SnapshotPath.parse("vm/pad0/2020-09-13T12:26:40Z")));
+    } finally {
+      pbs.padListing(0);
+    }
+  }
+
+  private static String readerPath() {
+    return "/api2/json/reader?store=store1&backup-type=vm&backup-id=100&backup-time="
+        + snap.time().getEpochSecond()
+        + "&debug=false";
+  }
+
   @Test
   void aWrongSecretFailsOnceAfterTheServersDelayAndIsNeverPrinted() throws Exception {
     int failures = pbs.authFailures();
@@ -596,6 +702,13 @@ class PbsStoreTest {
                 dev.thaw.testing.TestStores.open(
                     "pbs://root@pam@127.0.0.1:store1", options(SECRET, null)));
     assertTrue(user.getMessage().contains("API token"), user.getMessage());
+    IllegalArgumentException ascii =
+        assertThrows(
+            IllegalArgumentException.class,
+            () ->
+                dev.thaw.testing.TestStores.open(
+                    "pbs://j\u00fcrgen@pbs!t@127.0.0.1:store1", options(SECRET, null)));
+    assertTrue(ascii.getMessage().contains("is not ASCII"), ascii.getMessage());
     IllegalArgumentException none =
         assertThrows(
             IllegalArgumentException.class,

@@ -1,5 +1,6 @@
 package dev.thaw.testing;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -22,6 +23,8 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.DefaultHttpContent;
+import io.netty.handler.codec.http.DefaultHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -29,6 +32,7 @@ import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.netty.handler.codec.http2.AbstractHttp2ConnectionHandlerBuilder;
 import io.netty.handler.codec.http2.DefaultHttp2Headers;
@@ -144,6 +148,8 @@ public final class PbsReaderDouble implements AutoCloseable {
   private volatile Drop drop;
   private volatile long replyDelayNanos;
   private volatile int firstStreamId;
+  private volatile int streamLimit = 200;
+  private volatile int listingPadding;
 
   /**
    * Starts a server on 127.0.0.1.
@@ -277,6 +283,23 @@ public final class PbsReaderDouble implements AutoCloseable {
   /** The id of the first stream of the last reader session. */
   public int firstStreamId() {
     return firstStreamId;
+  }
+
+  /**
+   * The most concurrent streams a reader session opened from now on allows (hyper's default, which
+   * PBS keeps: 200). A lower limit makes a client queue its requests sooner.
+   */
+  public void streamLimit(int n) {
+    streamLimit = n;
+  }
+
+  /**
+   * Lists {@code n} more complete snapshots (of groups vm/pad0 to vm/pad999, with the fields a PBS
+   * 4 listing item has) after the datastore's own, which exist in the listing only: a listing of a
+   * large datastore.
+   */
+  public void padListing(int n) {
+    listingPadding = n;
   }
 
   /** Holds every reader response this long before sending it (0: none). */
@@ -506,9 +529,54 @@ public final class PbsReaderDouble implements AutoCloseable {
     for (int i = data.size() - 1; i >= 0; i--) {
       reversed.add(data.get(i));
     }
-    ObjectNode out = JSON.createObjectNode();
-    out.set("data", reversed);
-    send(ctx, 200, out.toString(), JSON_TYPE);
+    // as PBS's streaming formatter sends it: chunked, no length, the items one after another
+    ctx.write(new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, headersOf()));
+    StringBuilder piece = new StringBuilder("{\"data\":[");
+    boolean first = true;
+    for (JsonNode item : reversed) {
+      first = appendItem(ctx, piece, item.toString(), first);
+    }
+    int pad = listingPadding;
+    for (int i = 0; i < pad; i++) {
+      String item =
+          "{\"backup-type\":\"vm\",\"backup-id\":\"pad"
+              + (i % 1000)
+              + "\",\"backup-time\":"
+              + (1_600_000_000L + i)
+              + ",\"files\":[{\"filename\":\"drive-scsi0.img.fidx\",\"crypt-mode\":\"none\","
+              + "\"size\":34359738368},{\"filename\":\"qemu-server.conf.blob\",\"crypt-mode\":"
+              + "\"none\",\"size\":612},{\"filename\":\"index.json.blob\",\"crypt-mode\":"
+              + "\"none\",\"size\":562}],\"size\":34359739542,\"owner\":\"root@pam\","
+              + "\"protected\":false,\"comment\":\"padding\",\"verification\":{\"state\":\"ok\","
+              + "\"upid\":\"UPID:pbs:00000A2B:0001F3C4:00000002:65F0A1B2:verificationjob:"
+              + "store1-v-0f1e2d3c-1a2b:root@pam:\"}}";
+      first = appendItem(ctx, piece, item, first);
+    }
+    piece.append("]}");
+    ctx.write(new DefaultHttpContent(Unpooled.copiedBuffer(piece, StandardCharsets.UTF_8)));
+    ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
+  }
+
+  private static io.netty.handler.codec.http.HttpHeaders headersOf() {
+    return new io.netty.handler.codec.http.DefaultHttpHeaders()
+        .set(HttpHeaderNames.CONTENT_TYPE, JSON_TYPE)
+        .set(
+            HttpHeaderNames.TRANSFER_ENCODING,
+            io.netty.handler.codec.http.HttpHeaderValues.CHUNKED);
+  }
+
+  /** Adds one listing item to {@code piece}, sent as a chunk once it holds 64 KiB. */
+  private static boolean appendItem(
+      ChannelHandlerContext ctx, StringBuilder piece, String item, boolean first) {
+    if (!first) {
+      piece.append(',');
+    }
+    piece.append(item);
+    if (piece.length() >= 64 << 10) {
+      ctx.write(new DefaultHttpContent(Unpooled.copiedBuffer(piece, StandardCharsets.UTF_8)));
+      piece.setLength(0);
+    }
+    return false;
   }
 
   private static List<Path> dirs(Path dir) throws IOException {
@@ -651,7 +719,7 @@ public final class PbsReaderDouble implements AutoCloseable {
       // default)
       initialSettings(
           new Http2Settings()
-              .maxConcurrentStreams(200)
+              .maxConcurrentStreams(streamLimit)
               .initialWindowSize(32 << 20)
               .maxFrameSize(4 << 20));
     }
