@@ -440,10 +440,8 @@ final class PbsStore implements ChunkStore {
           }
         }
       }
-    } catch (StoreException e) {
-      throw e;
     } catch (com.fasterxml.jackson.core.JacksonException e) {
-      return false;
+      return false; // not JSON; a fault of the connection is an IOException of another kind
     }
     return sawData;
   }

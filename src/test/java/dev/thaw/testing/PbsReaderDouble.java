@@ -530,7 +530,8 @@ public final class PbsReaderDouble implements AutoCloseable {
       reversed.add(data.get(i));
     }
     // as PBS's streaming formatter sends it: chunked, no length, the items one after another
-    ctx.write(new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, headersOf()));
+    ctx.write(
+        new DefaultHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, chunkedJsonHeaders()));
     StringBuilder piece = new StringBuilder("{\"data\":[");
     boolean first = true;
     for (JsonNode item : reversed) {
@@ -557,7 +558,7 @@ public final class PbsReaderDouble implements AutoCloseable {
     ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
   }
 
-  private static io.netty.handler.codec.http.HttpHeaders headersOf() {
+  private static io.netty.handler.codec.http.HttpHeaders chunkedJsonHeaders() {
     return new io.netty.handler.codec.http.DefaultHttpHeaders()
         .set(HttpHeaderNames.CONTENT_TYPE, JSON_TYPE)
         .set(
