@@ -252,7 +252,9 @@ final class ReaderSession extends Http2ConnectionHandler implements Http2FrameLi
     Pending p = new Pending(maxBytes, pool);
     c.executor().execute(() -> start(path, p));
     try {
-      return p.future.get(callTimeoutNanos + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
+      // a backstop: the ticker, once a second, ends a request past the call timeout on the event
+      // loop, where the request's stream is; this wait gives it a second more than that takes
+      return p.future.get(callTimeoutNanos + TimeUnit.SECONDS.toNanos(2), TimeUnit.NANOSECONDS);
     } catch (ExecutionException e) {
       if (e.getCause() instanceof IOException io) {
         throw io;

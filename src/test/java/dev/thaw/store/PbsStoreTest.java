@@ -405,7 +405,7 @@ class PbsStoreTest {
           pbs.delayReplies(Duration.ofSeconds(3)); // stream 7 holds the one slot past the timeout
           Future<ReaderSession.Reply> slow =
               pool.submit(() -> s.get("/download?file-name=a.img.fidx", FILE_MAX));
-          Thread.sleep(100);
+          Thread.sleep(20); // 7 before 9, and both late at the same tick of the session
           Future<ReaderSession.Reply> queued =
               pool.submit(() -> s.get("/download?file-name=index.json.blob", FILE_MAX));
           for (Future<ReaderSession.Reply> f : List.of(slow, queued)) {
@@ -482,6 +482,25 @@ class PbsStoreTest {
       assertTrue(all.contains(SnapshotPath.parse("vm/pad0/2020-09-13T12:26:40Z")));
     } finally {
       pbs.padListing(0);
+    }
+  }
+
+  /** A listing's reader that stops reading stops the connection: it holds a few MiB, not all. */
+  @Test
+  void aListingNotReadStopsTheServerSending() throws Exception {
+    PbsClient c = reader(Duration.ofSeconds(30));
+    pbs.padListing(200_000);
+    long before = pbs.listingBytesSent();
+    try (PbsClient.ApiAnswer a = c.get("/api2/json/admin/datastore/store1/snapshots")) {
+      Thread.sleep(1500);
+      long sent = pbs.listingBytesSent() - before;
+      // 8 MiB waiting in the answer, and what the sockets' buffers on both ends hold
+      assertTrue(sent < 40 << 20, sent + " bytes sent while nobody read");
+      long all = a.transferTo(java.io.OutputStream.nullOutputStream());
+      assertTrue(all > 90 << 20, all + " bytes in the listing");
+    } finally {
+      pbs.padListing(0);
+      c.close();
     }
   }
 

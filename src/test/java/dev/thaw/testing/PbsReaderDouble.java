@@ -150,6 +150,8 @@ public final class PbsReaderDouble implements AutoCloseable {
   private volatile int firstStreamId;
   private volatile int streamLimit = 200;
   private volatile int listingPadding;
+  private final java.util.concurrent.atomic.AtomicLong listingBytesSent =
+      new java.util.concurrent.atomic.AtomicLong();
 
   /**
    * Starts a server on 127.0.0.1.
@@ -300,6 +302,11 @@ public final class PbsReaderDouble implements AutoCloseable {
    */
   public void padListing(int n) {
     listingPadding = n;
+  }
+
+  /** Bytes of listing bodies handed to the socket so far (a client that stops reading stops it). */
+  public long listingBytesSent() {
+    return listingBytesSent.get();
   }
 
   /** Holds every reader response this long before sending it (0: none). */
@@ -554,7 +561,7 @@ public final class PbsReaderDouble implements AutoCloseable {
       first = appendItem(ctx, piece, item, first);
     }
     piece.append("]}");
-    ctx.write(new DefaultHttpContent(Unpooled.copiedBuffer(piece, StandardCharsets.UTF_8)));
+    writePiece(ctx, piece);
     ctx.writeAndFlush(LastHttpContent.EMPTY_LAST_CONTENT);
   }
 
@@ -567,17 +574,30 @@ public final class PbsReaderDouble implements AutoCloseable {
   }
 
   /** Adds one listing item to {@code piece}, sent as a chunk once it holds 64 KiB. */
-  private static boolean appendItem(
+  private boolean appendItem(
       ChannelHandlerContext ctx, StringBuilder piece, String item, boolean first) {
     if (!first) {
       piece.append(',');
     }
     piece.append(item);
     if (piece.length() >= 64 << 10) {
-      ctx.write(new DefaultHttpContent(Unpooled.copiedBuffer(piece, StandardCharsets.UTF_8)));
+      writePiece(ctx, piece);
       piece.setLength(0);
     }
     return false;
+  }
+
+  /** Writes {@code piece} as one chunk of the body, counted once the socket has taken it. */
+  private void writePiece(ChannelHandlerContext ctx, CharSequence piece) {
+    io.netty.buffer.ByteBuf b = Unpooled.copiedBuffer(piece, StandardCharsets.UTF_8);
+    int n = b.readableBytes();
+    ctx.write(new DefaultHttpContent(b))
+        .addListener(
+            f -> {
+              if (f.isSuccess()) {
+                listingBytesSent.addAndGet(n);
+              }
+            });
   }
 
   private static List<Path> dirs(Path dir) throws IOException {
