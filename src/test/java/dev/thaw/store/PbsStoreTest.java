@@ -468,11 +468,11 @@ class PbsStoreTest {
   }
 
   /**
-   * PBS streams a listing, without a length; a large datastore's (here about 98 MB, more than any
-   * buffer thaw would hold) is read one snapshot at a time as it arrives.
+   * PBS streams a listing, without a length; a large datastore's (here about 98 MB) is listed
+   * whole. That it is read as it arrives, not held, is the next test's.
    */
   @Test
-  void aListingOfALargeDatastoreIsReadAsItArrives() throws Exception {
+  void aListingOfALargeDatastoreIsReadWhole() throws Exception {
     try (ChunkStore s = open()) {
       List<SnapshotPath> own = s.listSnapshots();
       pbs.padListing(200_000);
@@ -714,27 +714,9 @@ class PbsStoreTest {
     assertEquals(List.of("a", "b"), PbsRepository.parseNamespace("a/b"));
     assertThrows(
         IllegalArgumentException.class, () -> PbsRepository.parseNamespace("a/b/c/d/e/f/g/h"));
-    IllegalArgumentException user =
-        assertThrows(
-            IllegalArgumentException.class,
-            () ->
-                dev.thaw.testing.TestStores.open(
-                    "pbs://root@pam@127.0.0.1:store1", options(SECRET, null)));
-    assertTrue(user.getMessage().contains("API token"), user.getMessage());
-    IllegalArgumentException ascii =
-        assertThrows(
-            IllegalArgumentException.class,
-            () ->
-                dev.thaw.testing.TestStores.open(
-                    "pbs://j\u00fcrgen@pbs!t@127.0.0.1:store1", options(SECRET, null)));
-    assertTrue(ascii.getMessage().contains("is not ASCII"), ascii.getMessage());
-    IllegalArgumentException none =
-        assertThrows(
-            IllegalArgumentException.class,
-            () ->
-                dev.thaw.testing.TestStores.open(
-                    "pbs://" + READER + "@127.0.0.1:store1", options(null, null)));
-    assertTrue(none.getMessage().contains("PBS_PASSWORD"), none.getMessage());
+    assertRefusedToOpen("pbs://root@pam@127.0.0.1:store1", SECRET, "API token");
+    assertRefusedToOpen("pbs://j\u00fcrgen@pbs!t@127.0.0.1:store1", SECRET, "is not ASCII");
+    assertRefusedToOpen("pbs://" + READER + "@127.0.0.1:store1", null, "PBS_PASSWORD");
     assertThrows(
         IllegalArgumentException.class,
         () -> Stores.access(options(SECRET, null)).openWritable("pbs://" + READER + "@h:store1"));
@@ -743,6 +725,16 @@ class PbsStoreTest {
         assertInstanceOf(
             IllegalArgumentException.class,
             assertThrows(IllegalArgumentException.class, () -> new PbsOptions("", "zz", SECRET))));
+  }
+
+  /** Opening {@code spec} with {@code secret} is refused with a message holding {@code why}. */
+  private static void assertRefusedToOpen(String spec, String secret, String why) {
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> dev.thaw.testing.TestStores.open(spec, options(secret, null)),
+            spec);
+    assertTrue(e.getMessage().contains(why), e.getMessage());
   }
 
   @Test
